@@ -1,0 +1,1 @@
+"""Bundled protocol drivers, one module per protocol family."""

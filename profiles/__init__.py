@@ -1,0 +1,1 @@
+"""Bundled device profiles, one TOML file per console or meter model."""

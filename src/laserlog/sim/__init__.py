@@ -1,0 +1,1 @@
+"""The simulator: any profile's console impersonated on a pseudo-terminal."""

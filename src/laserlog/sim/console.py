@@ -1,0 +1,215 @@
+"""A simulated console's state: settings, firing, shot counter, faults; seeded noise.
+
+Protocol-free: a driver module's `Device` renders this state on the wire. Values are in
+canonical units (J, J/cm^2, mm, ps, nm, Hz).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from laserlog import dosimetry
+from laserlog.profile import Profile
+
+# Error codes a simulated console answers with (profiles may map them in their fault table).
+ERR_SYNTAX = 1
+ERR_RANGE = 2
+ERR_READ_ONLY = 3
+ERR_INTERLOCK = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SimPulse:
+    """One simulated pulse, as the console would measure it."""
+
+    seq: int
+    energy_j: float
+    fluence_j_cm2: float
+    spot_mm: float
+    pulse_duration_ps: float
+    wavelength_nm: float
+    rep_rate_hz: float
+    handpiece: int
+    beamlet_energy_j: float
+
+    def field(self, name: str) -> float:
+        """Return a pulse field by its profile name (energy, fluence, spot, ...)."""
+        return {
+            "seq": self.seq, "energy": self.energy_j, "fluence": self.fluence_j_cm2,
+            "spot": self.spot_mm, "pulse_duration": self.pulse_duration_ps,
+            "wavelength": self.wavelength_nm, "rep_rate": self.rep_rate_hz,
+            "handpiece": self.handpiece, "beamlet_energy": self.beamlet_energy_j,
+        }[name]
+
+
+class Console:
+    """The simulated console's state machine."""
+
+    def __init__(self, profile: Profile, seed: int = 0, rep_rate_hz: float | None = None) -> None:
+        self.profile = profile
+        self.rng = random.Random(seed)
+        self.serial = profile.simulator.serial
+        self.firmware = profile.simulator.firmware
+        self.params: dict[str, float] = {}
+        for name, param in profile.parameters.items():
+            if param.initial is not None:
+                self.params[name] = param.initial
+            elif param.min is not None and param.max is not None:
+                self.params[name] = (param.min + param.max) / 2
+            else:
+                self.params[name] = param.min if param.min is not None else 0.0
+        hp = profile.default_handpiece
+        if hp is not None:
+            self.params["handpiece"] = float(hp.code)
+            if hp.spot_mm is not None and "spot" in profile.parameters:
+                self.params["spot"] = hp.spot_mm
+        self.rate_override_hz = rep_rate_hz
+        self.shot_counter = int(self.params.get(profile.pulses.counter or "", 0))
+        self.firing = False
+        self.streaming = profile.pulses.mode == "pushed" and "stream_on" not in profile.commands
+        self.fault_code = 0
+        self.interlock_open = False
+
+    # -- settings ---------------------------------------------------------------------------
+    @property
+    def rep_rate_hz(self) -> float:
+        if self.rate_override_hz is not None:
+            return self.rate_override_hz
+        if "rep_rate" in self.params:
+            return self.params["rep_rate"]
+        return self.profile.simulator.rep_rate_hz or self.profile.pulses.fixed.get("rep_rate", 1.0)
+
+    @property
+    def handpiece_code(self) -> int:
+        if "handpiece" in self.params:
+            return int(self.params["handpiece"])
+        hp = self.profile.default_handpiece
+        return hp.code if hp is not None else 0
+
+    def spot_mm(self) -> float:
+        hp = self.profile.handpiece(self.handpiece_code)
+        if "spot" in self.params:
+            return self.params["spot"]
+        if hp is not None and hp.spot_mm is not None:
+            return hp.spot_mm
+        return self.profile.pulses.fixed.get("spot", 1.0)
+
+    def area_cm2(self) -> float:
+        hp = self.profile.handpiece(self.handpiece_code)
+        spot = self.spot_mm()
+        return hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
+
+    def set_energy_j(self) -> float:
+        """Return the energy the console is set to deliver per pulse."""
+        p = self.params
+        transfer = self.profile.pulses.energy_transfer
+        if "energy" in p:
+            return p["energy"]
+        if "fluence" in p:
+            return p["fluence"] * self.area_cm2()
+        if transfer is not None:
+            return interpolate(transfer[1], p[transfer[0]])
+        return self.profile.pulses.fixed.get("energy", 0.0)
+
+    def value(self, name: str) -> float:
+        """Return a parameter as the console would report it (derived ones computed)."""
+        if name == self.profile.pulses.counter:
+            return float(self.shot_counter)
+        if name == "fluence" and "energy" in self.params:
+            return self.params["energy"] / self.area_cm2()
+        if name == "energy" and "energy" not in self.params:
+            return self.set_energy_j()
+        return self.params.get(name, 0.0)
+
+    def set(self, name: str, value: float) -> int:
+        """Apply a setting; return 0 or the error code the console answers with."""
+        param = self.profile.parameters.get(name)
+        if param is None or not param.settable:
+            return ERR_READ_ONLY
+        if not param.in_range(value):
+            return ERR_RANGE
+        if name == self.profile.pulses.counter:
+            self.shot_counter = int(value)
+            return 0
+        if name == "handpiece":
+            hp = self.profile.handpiece(int(value))
+            if hp is None:
+                return ERR_RANGE
+            if hp.spot_mm is not None and "spot" in self.params:
+                self.params["spot"] = hp.spot_mm
+        if name == "spot":
+            hp = self.profile.handpiece(self.handpiece_code)
+            if hp is not None and hp.spot_min_mm is not None and hp.spot_max_mm is not None:
+                if not hp.spot_min_mm <= value <= hp.spot_max_mm:
+                    return ERR_RANGE
+        self.params[name] = value
+        return 0
+
+    def run(self, command: str) -> int:
+        """Run a named command; return 0 or an error code."""
+        if command in ("fire", "fire_on", "start"):
+            if self.interlock_open:
+                return ERR_INTERLOCK
+            self.firing = True
+        elif command in ("stop", "fire_off", "standby"):
+            self.firing = False
+        elif command == "stream_on":
+            self.streaming = True
+        elif command == "stream_off":
+            self.streaming = False
+        return 0
+
+    # -- pulses and faults ----------------------------------------------------------------
+    def fire_pulse(self) -> SimPulse:
+        """Fire one pulse: count it and return what the console measured, with seeded noise."""
+        self.shot_counter += 1
+        sim = self.profile.simulator
+        energy_j = self.set_energy_j() * (1.0 + self.rng.gauss(0.0, sim.noise))
+        duration = self.params.get("pulse_duration") or self.profile.pulses.fixed.get("pulse_duration", 1.0)
+        duration *= 1.0 + self.rng.gauss(0.0, sim.pulse_duration_jitter)
+        area = self.area_cm2()
+        hp = self.profile.handpiece(self.handpiece_code)
+        beamlet_j = 0.0
+        if hp is not None and hp.fractional:
+            beamlet_j = energy_j * hp.beamlet_energy_fraction / hp.beamlet_count
+        wavelength = self.params.get("wavelength") or (self.profile.wavelengths_nm or (0.0,))[0]
+        return SimPulse(
+            seq=self.shot_counter,
+            energy_j=max(energy_j, 0.0),
+            fluence_j_cm2=max(energy_j, 0.0) / area,
+            spot_mm=self.spot_mm(),
+            pulse_duration_ps=abs(duration),
+            wavelength_nm=wavelength,
+            rep_rate_hz=self.rep_rate_hz,
+            handpiece=self.handpiece_code,
+            beamlet_energy_j=beamlet_j,
+        )
+
+    def raise_fault(self, code: int) -> None:
+        """Enter a fault from the profile's table; an interlock fault stops firing."""
+        self.fault_code = code
+        fault = self.profile.status.faults.get(code)
+        if fault is not None and fault.interlock:
+            self.interlock_open = True
+            self.firing = False
+
+    def clear_fault(self) -> None:
+        self.fault_code = 0
+        self.interlock_open = False
+
+    def power_cycle(self) -> None:
+        """Restart: firing stops and the session shot counter restarts from zero."""
+        self.firing = False
+        self.shot_counter = 0
+        self.clear_fault()
+
+
+def interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
+    """Interpolate linearly in a table of (x, y) points, clamped at both ends."""
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1]

@@ -1,0 +1,76 @@
+"""Command and reply templates that run both ways: render for the sender, parse for the reader.
+
+A template is a Python format string such as ``"EN {value:.1f} MJ"``. The simulator renders
+it; the driver compiles it once into a bytes regex that recovers the fields. One text in the
+profile therefore drives both ends of the line, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+
+_NUMBER = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_INTEGER = rb"[-+]?\d+"
+_FORMATTER = string.Formatter()
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A format string with named fields, compiled for parsing."""
+
+    text: str
+    fields: tuple[str, ...] = field(init=False)
+    integer_fields: frozenset[str] = field(init=False)
+    regex: re.Pattern[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts: list[bytes] = []
+        names: list[str] = []
+        integers: set[str] = set()
+        for literal, name, spec, conversion in _FORMATTER.parse(self.text):
+            if literal:
+                # Padding spaces in fixed-width replies may widen or narrow with the value.
+                parts.append(re.sub(rb"(\\ )+", rb" *", re.escape(literal.encode("latin-1"))))
+            if name is None:
+                continue
+            if not name.isidentifier():
+                raise ValueError(f"field {{{name}}} must be a plain name")
+            if conversion:
+                raise ValueError(f"field {{{name}}} must not use a !{conversion} conversion")
+            kind = (spec or "s")[-1]
+            if name in names:
+                parts.append(b"(?P=" + name.encode() + b")")
+                continue
+            names.append(name)
+            if kind in "dxX":
+                integers.add(name)
+                pattern = _INTEGER if kind == "d" else rb"[0-9A-Fa-f]+"
+            elif kind in "feEgG%":
+                pattern = _NUMBER
+            else:
+                pattern = rb".*?"
+            parts.append(b" *(?P<" + name.encode() + b">" + pattern + b")")
+        object.__setattr__(self, "fields", tuple(names))
+        object.__setattr__(self, "integer_fields", frozenset(integers))
+        object.__setattr__(self, "regex", re.compile(b"".join(parts) + rb"\Z", re.DOTALL))
+
+    def render(self, **values: object) -> str:
+        """Return the template filled with these values."""
+        return self.text.format(**values)
+
+    def match(self, data: bytes) -> dict[str, str] | None:
+        """Return the fields of `data` as text, or None when it does not have this shape."""
+        found = self.regex.match(data)
+        if found is None:
+            return None
+        return {k: v.decode("latin-1") for k, v in found.groupdict().items()}
+
+
+def compile_template(text: str) -> Template:
+    """Return a compiled template, raising ValueError with the reason when it is malformed."""
+    try:
+        return Template(text)
+    except (ValueError, re.error) as exc:
+        raise ValueError(f"bad template {text!r}: {exc}") from None

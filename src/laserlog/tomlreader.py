@@ -1,0 +1,129 @@
+"""Walk a parsed TOML document by key path, with typed reads and unknown-key detection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from laserlog.errors import ProfileError
+
+
+class TableReader:
+    """Read one TOML table; every read is checked, every key left unread is an error."""
+
+    def __init__(self, source: str, path: str, table: dict[str, Any]) -> None:
+        self.source = source
+        self.path = path
+        self.table = table
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        """Return the dotted path of a key in this table."""
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str, **kw: Any) -> ProfileError:
+        """Return a ProfileError located at a key of this table."""
+        return ProfileError(self.source, self.key(name), problem, **kw)
+
+    def has(self, name: str) -> bool:
+        return name in self.table
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self._seen.add(name)
+        return self.table.get(name, default)
+
+    def _required(self, name: str, kind: str) -> Any:
+        if name not in self.table:
+            raise self.error(name, "missing", expected=kind)
+        return self.raw(name)
+
+    def str(self, name: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str:
+        value = self.raw(name, default) if default is not None else self._required(name, "text")
+        if not isinstance(value, str):
+            raise self.error(name, "wrong type", value=value, expected="text")
+        if choices and value not in choices:
+            raise self.error(name, "not allowed", value=value, expected="one of " + ", ".join(choices))
+        return value
+
+    def opt_str(self, name: str) -> str | None:
+        return self.str(name) if name in self.table else self._skip(name)
+
+    def _skip(self, name: str) -> None:
+        self._seen.add(name)
+        return None
+
+    def float(self, name: str, default: float | None = None, *, positive: bool = False,
+              minimum: float | None = None, maximum: float | None = None) -> float:
+        value = self.raw(name, default) if default is not None else self._required(name, "a number")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, "wrong type", value=value, expected="a number")
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            raise self.error(name, "not a finite number", value=value, expected="a finite number")
+        if positive and number <= 0:
+            raise self.error(name, "must be positive", value=value, expected="a number above 0")
+        if minimum is not None and number < minimum:
+            raise self.error(name, "too small", value=value, expected=f"at least {minimum:g}")
+        if maximum is not None and number > maximum:
+            raise self.error(name, "too large", value=value, expected=f"at most {maximum:g}")
+        return number
+
+    def opt_float(self, name: str, **kw: Any) -> float | None:
+        return self.float(name, **kw) if name in self.table else self._skip(name)
+
+    def int(self, name: str, default: int | None = None, *, minimum: int | None = None,
+            maximum: int | None = None) -> int:
+        value = self.raw(name, default) if default is not None else self._required(name, "a whole number")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, "wrong type", value=value, expected="a whole number")
+        if minimum is not None and value < minimum:
+            raise self.error(name, "too small", value=value, expected=f"at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.error(name, "too large", value=value, expected=f"at most {maximum}")
+        return value
+
+    def opt_int(self, name: str, **kw: Any) -> int | None:
+        return self.int(name, **kw) if name in self.table else self._skip(name)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, "wrong type", value=value, expected="true or false")
+        return value
+
+    def list(self, name: str, default: list[Any] | None = None) -> list[Any]:
+        value = self.raw(name, default) if default is not None else self._required(name, "a list")
+        if not isinstance(value, list):
+            raise self.error(name, "wrong type", value=value, expected="a list")
+        return value
+
+    def sub(self, name: str, *, required: bool = False) -> TableReader:
+        if name not in self.table:
+            if required:
+                raise self.error(name, "missing table", expected=f"a [{self.key(name)}] table")
+            self._seen.add(name)
+            return TableReader(self.source, self.key(name), {})
+        value = self.raw(name)
+        if not isinstance(value, dict):
+            raise self.error(name, "wrong type", value=value, expected="a table")
+        return TableReader(self.source, self.key(name), value)
+
+    def subtables(self, name: str) -> Iterator[tuple[str, TableReader]]:
+        """Yield (key, reader) for each table inside table `name`."""
+        outer = self.sub(name)
+        for key in list(outer.table):
+            yield key, outer.sub(key)
+
+    def array_of_tables(self, name: str) -> Iterator[TableReader]:
+        for index, item in enumerate(self.list(name, [])):
+            if not isinstance(item, dict):
+                raise self.error(f"{name}[{index}]", "wrong type", value=item, expected="a table")
+            yield TableReader(self.source, f"{self.key(name)}[{index}]", item)
+
+    def done(self) -> None:
+        """Raise on the first key of this table that nothing read: a typo or an unsupported key."""
+        for name in self.table:
+            if name not in self._seen:
+                raise self.error(name, "unknown key", expected="a key this table defines "
+                                 "(see docs/profiles.md)")

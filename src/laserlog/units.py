@@ -1,0 +1,93 @@
+"""Units at the edges: one pint registry, used at profile load and in reports, never per pulse.
+
+Stored quantities use the units clinics use; a profile's units compile into plain
+multiplication factors to these.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pint
+
+# Quantity name -> (canonical unit stored in the database, pint dimensionality).
+CANONICAL: dict[str, tuple[str, str]] = {
+    "energy": ("J", "[energy]"),
+    "fluence": ("J/cm**2", "[energy] / [area]"),
+    "spot": ("mm", "[length]"),
+    "length": ("mm", "[length]"),
+    "pulse_duration": ("ps", "[time]"),
+    "time": ("s", "[time]"),
+    "wavelength": ("nm", "[length]"),
+    "rep_rate": ("Hz", "1 / [time]"),
+    "temperature": ("degC", "[temperature]"),
+    "voltage": ("V", "[electric_potential]"),
+    "count": ("dimensionless", "[]"),
+    "fraction": ("dimensionless", "[]"),
+}
+
+# Column suffix for each canonical unit, so names carry their unit.
+SUFFIX = {
+    "J": "j",
+    "J/cm**2": "j_cm2",
+    "mm": "mm",
+    "ps": "ps",
+    "s": "s",
+    "nm": "nm",
+    "Hz": "hz",
+    "degC": "c",
+    "V": "v",
+    "dimensionless": "",
+}
+
+
+@cache
+def registry() -> pint.UnitRegistry:
+    """Return the program's single pint registry (built on first use: it costs ~0.4 s)."""
+    import pint
+
+    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+def factor_to_canonical(unit: str, quantity: str) -> tuple[float, float]:
+    """Return (scale, offset) turning a value in `unit` into the canonical unit of `quantity`.
+
+    Raises ValueError with a readable reason when the unit is unknown or of the wrong dimension.
+    """
+    import pint
+
+    if quantity not in CANONICAL:
+        raise ValueError(f"unknown quantity {quantity!r}; known: {', '.join(sorted(CANONICAL))}")
+    canonical, dimension = CANONICAL[quantity]
+    ureg = registry()
+    try:
+        parsed = ureg.Quantity(1.0, unit)
+    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
+            TypeError, ValueError, AssertionError) as exc:
+        raise ValueError(f"unknown unit {unit!r} ({exc})") from None
+    if parsed.dimensionality != ureg.get_dimensionality(dimension):
+        raise ValueError(
+            f"unit {unit!r} is a {parsed.dimensionality or 'dimensionless'} quantity, "
+            f"not {quantity} ({dimension})"
+        )
+    zero = ureg.Quantity(0.0, unit).to(canonical).magnitude
+    one = ureg.Quantity(1.0, unit).to(canonical).magnitude
+    return float(one - zero), float(zero)
+
+
+def parse_quantity(text: str, quantity: str) -> float:
+    """Parse a string such as "650 ps" into a float in the canonical unit of `quantity`."""
+    import pint
+
+    ureg = registry()
+    try:
+        parsed = ureg.Quantity(text)
+    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
+            TypeError, ValueError, AssertionError) as exc:
+        raise ValueError(f"cannot read {text!r} as a quantity ({exc})") from None
+    canonical, dimension = CANONICAL[quantity]
+    if parsed.dimensionality != ureg.get_dimensionality(dimension):
+        raise ValueError(f"{text!r} is not a {quantity} ({dimension})")
+    return float(parsed.to(canonical).magnitude)
