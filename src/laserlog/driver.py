@@ -81,8 +81,9 @@ class Driver:
         self.identity: DeviceIdentity | None = None
         self.settings: dict[str, float] = {}
         self._last_counter: int | None = None
-        self._next_counter_poll = 0.0
-        self._next_settings_poll = 0.0
+        # Nothing is polled until start(): a driver used for one query must not wander off.
+        self._next_counter_poll = float("inf")
+        self._next_settings_poll = float("inf")
 
     # -- to be provided by a protocol ---------------------------------------------------
     def query_identity(self) -> DeviceIdentity:
