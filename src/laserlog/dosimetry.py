@@ -82,3 +82,13 @@ def beamlet_fluence_j_cm2(
     background. Per-beamlet fluence is never compared with flat-spot limits.
     """
     return energy_j * energy_fraction / (beamlet_count * round_area_cm2(beamlet_diameter_mm))
+
+
+def interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
+    """Interpolate linearly in a table of (x, y) points, clamped at both ends."""
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1]

@@ -304,8 +304,10 @@ def _parameter(name: str, r: TableReader) -> Parameter:
                       expected="min <= max")
     initial = r.opt_float("initial")
     if initial is not None and ((low is not None and initial < low) or (high is not None and initial > high)):
+        bounds = [f"at least {low:g}"] if low is not None else []
+        bounds += [f"at most {high:g}"] if high is not None else []
         raise r.error("initial", "outside the allowed range", value=initial,
-                      expected=f"between {low:g} and {high:g}")
+                      expected=" and ".join(bounds))
 
     def canon(x: float | None) -> float | None:
         return None if x is None else conversion.to_canonical(x)
@@ -394,20 +396,21 @@ def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
                               expected="fields among " + ", ".join(PULSE_FIELDS))
             if name not in fields and name not in ("seq", "handpiece"):
                 raise r.error(f"units.{name}", "missing", expected=f"the unit of {{{name}}}")
-    if mode == "polled":
-        if spec.counter is None:
-            raise r.error("counter", "missing", expected="the parameter that holds the shot counter")
-        if spec.counter not in parameters:
-            raise r.error("counter", "no such parameter", value=spec.counter,
-                          expected="one of " + ", ".join(parameters))
+    if mode == "polled" and spec.counter is None:
+        raise r.error("counter", "missing", expected="the parameter that holds the shot counter")
+    if spec.counter is not None and spec.counter not in parameters:
+        raise r.error("counter", "no such parameter", value=spec.counter,
+                      expected="one of " + ", ".join(parameters))
     return spec
 
 
 def _handpiece(r: TableReader) -> Handpiece:
     shape = r.str("shape", choices=SHAPES)
     rows_cols = r.list("beamlets", [0, 0])
-    if (len(rows_cols) != 2 or not all(isinstance(v, int) and v >= 0 for v in rows_cols)):
-        raise r.error("beamlets", "wrong shape", value=rows_cols, expected="[rows, columns]")
+    if (len(rows_cols) != 2 or not all(type(v) is int and v >= 0 for v in rows_cols)
+            or (rows_cols[0] == 0) != (rows_cols[1] == 0)):
+        raise r.error("beamlets", "wrong shape", value=rows_cols,
+                      expected="[rows, columns]: two whole numbers, both 0 or both positive")
     hp = Handpiece(
         code=r.int("code", minimum=0),
         name=r.str("name"),

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 from laserlog import dosimetry
+from laserlog.dosimetry import interpolate
 from laserlog.profile import Profile
 
 # Error codes a simulated console answers with (profiles may map them in their fault table).
@@ -106,6 +107,9 @@ class Console:
         transfer = self.profile.pulses.energy_transfer
         if "energy" in p:
             return p["energy"]
+        hp = self.profile.handpiece(self.handpiece_code)
+        if "beamlet_energy" in p and hp is not None and hp.fractional:
+            return p["beamlet_energy"] * hp.beamlet_count / hp.beamlet_energy_fraction
         if "fluence" in p:
             return p["fluence"] * self.area_cm2()
         if transfer is not None:
@@ -203,13 +207,3 @@ class Console:
         self.firing = False
         self.shot_counter = 0
         self.clear_fault()
-
-
-def interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
-    """Interpolate linearly in a table of (x, y) points, clamped at both ends."""
-    if x <= points[0][0]:
-        return points[0][1]
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-        if x <= x1:
-            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return points[-1][1]

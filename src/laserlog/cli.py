@@ -1,0 +1,334 @@
+"""The command line. Each command imports what it needs when it runs, so --help stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors say what was expected, exit 2, no traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"laserlog: error: {message}\n")
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH",
+                   help="database file (default: $LASERLOG_DB, else laserlog.db in the user data folder)")
+
+
+def _profiles_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profiles", metavar="DIR", action="append", default=[],
+                   help="also search this folder for profiles (first match wins; repeatable)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every command."""
+    parser = _Parser(prog="laserlog", description=(
+        "Log every pulse of an aesthetic laser console (duration and regime, fluence, spot, "
+        "energy) into SQLite, per treatment session."))
+    from laserlog import __version__
+
+    parser.add_argument("--version", action="version", version=f"laserlog {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = commands.add_parser("record", help="record one session headless and print its summary")
+    p.add_argument("--profile", required=True, help="profile name or .toml file")
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
+    p.add_argument("--operator", required=True, metavar="ID", help="operator ID")
+    p.add_argument("--client", required=True, metavar="REF", help="client pseudonym (never a name)")
+    p.add_argument("--area", metavar="TEXT", help="treatment area, e.g. 'left cheek'")
+    p.add_argument("--skin-type", metavar="I..VI", help="Fitzpatrick skin type")
+    p.add_argument("--eyewear-checked", action="store_true",
+                   help="confirm eyewear rated for this wavelength is worn by everyone present")
+    p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    stop.add_argument("--pulses", type=_positive_int, metavar="N", help="stop after N pulses")
+    _db_arg(p)
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_record)
+
+    p = commands.add_parser("simulate", help="serve a simulated console on a pseudo-terminal")
+    p.add_argument("profile", help="profile name or .toml file")
+    p.add_argument("--link", required=True, metavar="PATH", help="symlink path to the pty to create")
+    p.add_argument("--seed", type=int, default=0, help="seed for shot-to-shot noise (default 0)")
+    p.add_argument("--rate", type=_positive_float, metavar="HZ", help="override the repetition rate")
+    p.add_argument("--fire", action="store_true", help="start firing without waiting for a command")
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = commands.add_parser("demo", help="record a session from a simulated picosecond console")
+    p.add_argument("--profile", default="ps755-ref", help="profile to simulate (default ps755-ref)")
+    p.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
+                   help="seconds to record (default 5)")
+    p.add_argument("--rate", type=_positive_float, default=10.0, metavar="HZ",
+                   help="repetition rate of the simulated console (default 10)")
+    _db_arg(p)
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_demo)
+
+    sessions = commands.add_parser("sessions", help="list and show recorded sessions")
+    sub = sessions.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    p = sub.add_parser("list", help="list sessions, newest first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--limit", type=_positive_int, default=50, help="how many (default 50)")
+    _db_arg(p)
+    p.set_defaults(func=cmd_sessions_list)
+    p = sub.add_parser("show", help="show one session: details, totals, events")
+    p.add_argument("id", type=_positive_int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--pulses", action="store_true", help="also list its pulses")
+    _db_arg(p)
+    p.set_defaults(func=cmd_sessions_show)
+
+    profiles = commands.add_parser("profiles", help="list, show and check device profiles")
+    sub = profiles.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    p = sub.add_parser("list", help="list every profile found, and where")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_profiles_list)
+    p = sub.add_parser("show", help="show a profile's parameters, ranges and handpieces")
+    p.add_argument("name")
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_profiles_show)
+    p = sub.add_parser("check", help="validate profile files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_profiles_check)
+    return parser
+
+
+def _db(args: argparse.Namespace) -> str:
+    from laserlog.store import default_db_path
+
+    return args.db or str(default_db_path())
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_record(args: argparse.Namespace) -> int:
+    from laserlog.catalog import open_profile
+    from laserlog.recorder import SessionInfo
+
+    profile = open_profile(args.profile, args.profiles)
+    info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
+                       args.eyewear_checked).validated()
+    return _record(profile, args.port, info, _db(args), serial=args.serial,
+                   duration_s=args.duration, max_pulses=args.pulses)
+
+
+def _record(profile, port: str, info, db_path: str, *, serial: str | None = None,  # noqa: ANN001
+            duration_s: float | None = None, max_pulses: int | None = None,
+            before_run: Callable[[], None] | None = None) -> int:
+    import signal
+    import threading
+
+    from laserlog.recorder import Recorder
+    from laserlog.store import Store
+    from laserlog.summary import format_session
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    store = Store(db_path)
+    try:
+        recorder = Recorder(store, profile, port, expect_serial=serial)
+        recorder.connect()
+        session_id = recorder.start(info)
+        print(f"recording session {session_id} from {profile.name} "
+              f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
+              "Ctrl-C ends it", file=sys.stderr)
+        if before_run is not None:
+            before_run()
+        try:
+            recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses)
+            reason = "interrupted by signal" if stop.is_set() else "duration or pulse count reached"
+        finally:
+            recorder.end(reason if "reason" in locals() else "recorder error")
+        print(format_session(store, session_id))
+    finally:
+        store.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from laserlog.catalog import open_profile
+    from laserlog.sim.engine import Simulator
+
+    profile = open_profile(args.profile, args.profiles)
+    try:
+        sim = Simulator(profile, args.link, seed=args.seed, rate_hz=args.rate, fire=args.fire)
+    except OSError as exc:
+        from laserlog.errors import LaserlogError
+
+        raise LaserlogError(f"cannot create the simulated port at {args.link}: {exc.strerror}") from None
+    done = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: done.set())
+    sim.start()
+    print(f"simulating {profile.name} (serial {profile.simulator.serial}) on {args.link}",
+          file=sys.stderr, flush=True)
+    done.wait()
+    sim.stop()
+    print(f"stopped after {sim.pulses_sent} pulses", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from laserlog.catalog import open_profile
+    from laserlog.recorder import SessionInfo
+    from laserlog.sim.engine import Simulator
+
+    profile = open_profile(args.profile, args.profiles)
+    with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
+        link = Path(tmp) / "console"
+        with Simulator(profile, link, seed=1, rate_hz=args.rate) as sim:
+            info = SessionInfo("demo-tech", "C-0001", "left cheek", "III", eyewear_checked=True)
+            print(f"simulated {profile.name} on {link}", file=sys.stderr)
+
+            def fire() -> None:
+                sim.console.firing = True
+
+            return _record(profile, str(link), info, _db(args), duration_s=args.duration,
+                           before_run=fire)
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    from laserlog.store import Store
+    from laserlog.summary import format_sessions, to_json
+
+    with Store(_db(args), readonly=True) as store:
+        rows = store.sessions(args.limit)
+        print(to_json(rows) if args.json else format_sessions(rows))
+    return 0
+
+
+def cmd_sessions_show(args: argparse.Namespace) -> int:
+    from laserlog.errors import LaserlogError
+    from laserlog.store import Store
+    from laserlog.summary import format_pulses, format_session, session_json
+
+    with Store(_db(args), readonly=True) as store:
+        if store.session(args.id) is None:
+            raise LaserlogError(f"no session {args.id} in {store.path} "
+                                "(see `laserlog sessions list`)")
+        if args.json:
+            print(session_json(store, args.id, pulses=args.pulses))
+        else:
+            print(format_session(store, args.id))
+            if args.pulses:
+                print(format_pulses(store, args.id))
+    return 0
+
+
+def cmd_profiles_list(args: argparse.Namespace) -> int:
+    from laserlog.catalog import profile_files
+    from laserlog.errors import LaserlogError
+    from laserlog.profile import load_profile
+    from laserlog.summary import to_json
+
+    rows = []
+    for entry in profile_files(args.profiles):
+        try:
+            p = load_profile(entry.path)
+            rows.append({"name": entry.name, "title": p.name, "kind": p.kind,
+                         "protocol": p.protocol, "wavelengths_nm": list(p.wavelengths_nm),
+                         "origin": entry.origin, "path": str(entry.path), "error": None})
+        except LaserlogError as exc:
+            rows.append({"name": entry.name, "title": "", "kind": "", "protocol": "",
+                         "wavelengths_nm": [], "origin": entry.origin, "path": str(entry.path),
+                         "error": str(exc)})
+    if args.json:
+        print(to_json(rows))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        if r["error"]:
+            print(f"{r['name']:<{width}}  INVALID  {r['error']}")
+        else:
+            waves = "/".join(f"{w:g}" for w in r["wavelengths_nm"])
+            print(f"{r['name']:<{width}}  {r['kind']:<10} {r['protocol']:<12} {waves:>9} nm  "
+                  f"{r['title']}  [{r['origin']}]")
+    return 0
+
+
+def cmd_profiles_show(args: argparse.Namespace) -> int:
+    from laserlog.catalog import open_profile
+    from laserlog.summary import format_profile
+
+    print(format_profile(open_profile(args.name, args.profiles)))
+    return 0
+
+
+def cmd_profiles_check(args: argparse.Namespace) -> int:
+    from laserlog.errors import LaserlogError
+    from laserlog.profile import load_profile
+
+    failed = 0
+    for name in args.files:
+        try:
+            profile = load_profile(name)
+        except LaserlogError as exc:
+            failed += 1
+            print(f"INVALID {exc}", file=sys.stderr)
+        else:
+            print(f"ok      {name}: {profile.id} ({profile.name})")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from laserlog.errors import LaserlogError
+
+    try:
+        return int(args.func(args))
+    except LaserlogError as exc:
+        print(f"laserlog: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,0 +1,183 @@
+"""Turn what a console reported into complete pulse rows, and notice what is wrong.
+
+Whichever two of energy, fluence and spot the console reports, the third is derived; when
+it reports all three they must agree within 5 %. Sequence numbers reveal lost pulses and
+console restarts. Plain floats only: this runs once per pulse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from laserlog import dosimetry
+from laserlog.model import LinkEvent, PulseReading, SettingReading, StatusReading
+from laserlog.profile import Profile
+
+PulseRow = tuple  # in store.PULSE_COLUMNS order
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event to store (see store.EVENT_COLUMNS)."""
+
+    received_unix_s: float
+    kind: str
+    severity: str = "info"
+    code: int | None = None
+    message: str = ""
+    missing_pulses: int | None = None
+    count: int = 1
+    raw: str | None = None
+
+
+class PulseCompleter:
+    """Complete pulses from settings and handpiece; detect gaps, resets, disagreements, faults."""
+
+    def __init__(self, profile: Profile, session_id: int) -> None:
+        self.profile = profile
+        self.session_id = session_id
+        self.settings: dict[str, float] = {}
+        self.last_seq: int | None = None
+        self.fault_code = 0
+        self.interlock_open = False
+        self._fixed = profile.pulses.fixed
+        self._transfer = profile.pulses.energy_transfer
+
+    def _setting(self, name: str) -> float | None:
+        value = self.settings.get(name)
+        return value if value is not None else self._fixed.get(name)
+
+    def setting(self, reading: SettingReading) -> None:
+        self.settings[reading.name] = reading.value
+
+    def status(self, reading: StatusReading) -> list[EventRow]:
+        """Return the events a status change means (fault raised or cleared, interlock)."""
+        events: list[EventRow] = []
+        t = reading.received_unix_s
+        if reading.fault_code != self.fault_code:
+            if reading.fault_code:
+                fault = self.profile.status.faults.get(reading.fault_code)
+                if fault is None:
+                    events.append(EventRow(t, "fault", "alarm", reading.fault_code,
+                                           f"unknown fault code {reading.fault_code}"))
+                else:
+                    events.append(EventRow(t, "fault", fault.severity, fault.code,
+                                           f"{fault.name}: {fault.message}"))
+            else:
+                events.append(EventRow(t, "fault_cleared", "info", self.fault_code,
+                                       "console reports no fault"))
+            self.fault_code = reading.fault_code
+        if reading.interlock_open != self.interlock_open:
+            self.interlock_open = reading.interlock_open
+            events.append(EventRow(t, "interlock_open" if reading.interlock_open else "interlock_closed",
+                                   "alarm" if reading.interlock_open else "info", reading.fault_code or None,
+                                   "interlock open: emission stopped" if reading.interlock_open
+                                   else "interlock closed"))
+        return events
+
+    def link(self, event: LinkEvent) -> EventRow:
+        severity = "warning" if event.kind in ("garbled", "timeout") else (
+            "alarm" if event.kind == "link_lost" else "info")
+        return EventRow(event.received_unix_s, event.kind, severity, None, event.detail,
+                        raw=event.raw.decode("latin-1") if event.raw else None)
+
+    def pulse(self, r: PulseReading, events: list[EventRow]) -> PulseRow | None:
+        """Return the stored row for a pulse (None when it cannot be a pulse); append events."""
+        t = r.received_unix_s
+        seq = r.seq
+        if seq is not None:
+            last = self.last_seq
+            if last is not None and seq != last + 1:
+                if seq > last + 1:
+                    missing = seq - last - 1
+                    events.append(EventRow(t, "gap", "warning", None,
+                                           f"{missing} pulse(s) missing between {last} and {seq}",
+                                           missing_pulses=missing))
+                elif seq == last:
+                    events.append(EventRow(t, "duplicate", "warning", None,
+                                           f"pulse {seq} reported twice; kept once"))
+                    return None
+                else:
+                    missing = seq - 1
+                    events.append(EventRow(t, "counter_reset", "warning", None,
+                                           f"shot counter went back from {last} to {seq}: "
+                                           "console restarted", missing_pulses=missing or None))
+            self.last_seq = seq
+
+        profile = self.profile
+        code = r.handpiece
+        if code is None:
+            current = self.settings.get("handpiece")
+            code = int(current) if current is not None else None
+        hp = profile.handpiece(code)
+        spot = r.spot_mm
+        if spot is None:
+            spot = self._setting("spot")
+            if spot is None and hp is not None:
+                spot = hp.spot_mm
+        duration = r.pulse_duration_ps
+        if duration is None:
+            duration = self._setting("pulse_duration")
+        wavelength = r.wavelength_nm
+        if wavelength is None:
+            wavelength = self._setting("wavelength")
+            if wavelength is None and len(profile.wavelengths_nm) == 1:
+                wavelength = profile.wavelengths_nm[0]
+        rate = r.rep_rate_hz if r.rep_rate_hz is not None else self._setting("rep_rate")
+
+        if duration is None or not (duration > 0.0 and math.isfinite(duration)):
+            events.append(EventRow(t, "invalid_pulse", "warning", None,
+                                   f"pulse {seq} has no valid duration ({duration} ps): not stored"))
+            return None
+        regime = dosimetry.regime(duration)
+
+        area = None
+        if spot is not None and spot > 0.0:
+            area = hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
+        energy = r.energy_j
+        if energy is None and r.beamlet_energy_j is not None and hp is not None and hp.fractional:
+            energy = r.beamlet_energy_j * hp.beamlet_count / hp.beamlet_energy_fraction
+        fluence = r.fluence_j_cm2
+        derived = ""
+        if energy is not None and fluence is not None:
+            if area is not None:
+                off = dosimetry.disagreement(energy, fluence, area)
+                if off > dosimetry.AGREEMENT_TOLERANCE:
+                    events.append(EventRow(
+                        t, "disagreement", "warning", None,
+                        f"pulse {seq}: energy {energy:.4g} J vs fluence x area "
+                        f"{fluence * area:.4g} J ({off:.1%} apart, spot {spot:g} mm)"))
+        elif energy is not None:
+            if area is not None:
+                fluence = energy / area
+                derived = "fluence"
+        elif fluence is not None:
+            if area is not None:
+                energy = fluence * area
+                derived = "energy"
+        else:
+            energy = self._setting("energy")
+            if energy is None and self._transfer is not None:
+                source = self.settings.get(self._transfer[0])
+                if source is not None:
+                    energy = dosimetry.interpolate(self._transfer[1], source)
+            if energy is None:
+                fluence = self._setting("fluence")
+                if fluence is not None and area is not None:
+                    energy = fluence * area
+                    derived = "energy,settings"
+            elif area is not None:
+                fluence = energy / area
+                derived = "energy,fluence,settings"
+        if energy is not None and not math.isfinite(energy) or fluence is not None and not math.isfinite(fluence):
+            events.append(EventRow(t, "invalid_pulse", "warning", None,
+                                   f"pulse {seq} has a non-finite energy or fluence: not stored"))
+            return None
+
+        beamlet = None
+        if hp is not None and hp.fractional and energy is not None:
+            beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,
+                                                      hp.beamlet_count, hp.beamlet_diameter_mm)
+        return (self.session_id, seq, t, duration, regime, energy, fluence, spot, wavelength,
+                rate, code if code is not None else (hp.code if hp else None), beamlet, derived)

@@ -1,0 +1,314 @@
+"""Record one treatment session: identify the console, log every pulse, end with totals.
+
+The recorder owns the link and supervises it: when the port fails it records the loss,
+reopens with back-off, re-identifies (refusing another serial number), restarts pulses
+and records the restoration. Totals are counted here, from what is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laserlog.completion import EventRow, PulseCompleter
+from laserlog.drivers_registry import driver_module
+from laserlog.errors import IdentityMismatch, PortError, ProtocolError, SessionError
+from laserlog.model import (
+    DeviceIdentity,
+    LinkEvent,
+    Observation,
+    PulseReading,
+    SettingReading,
+    StatusReading,
+)
+from laserlog.profile import Profile
+from laserlog.store import Store
+from laserlog.transport import Link
+from laserlog.units import CANONICAL
+from laserlog.writer import FLUSH_INTERVAL_S, FLUSH_ROWS, Batch, BatchWriter
+
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
+_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
+RECONNECT_BACKOFF_S = (0.1, 0.2, 0.5, 1.0)
+
+
+def normalise_skin_type(text: str | None) -> str | None:
+    """Return a Fitzpatrick skin type as I..VI (1..6 accepted), or raise SessionError."""
+    if text is None or text == "":
+        return None
+    value = text.strip().upper()
+    if value.isdigit() and 1 <= int(value) <= 6:
+        value = SKIN_TYPES[int(value) - 1]
+    if value not in SKIN_TYPES:
+        raise SessionError(f"skin type {text!r} is not a Fitzpatrick type; expected I, II, III, "
+                           "IV, V or VI (or 1-6)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """Who treats whom, where: what a session starts with."""
+
+    operator_id: str
+    client_ref: str
+    area: str | None = None
+    skin_type: str | None = None
+    eyewear_checked: bool = False
+    checklist: dict[str, bool] = field(default_factory=dict)
+
+    def validated(self) -> SessionInfo:
+        """Return a copy with normalised fields, or raise SessionError saying what is wrong."""
+        operator = self.operator_id.strip()
+        if not operator:
+            raise SessionError("operator ID is empty; expected the operator's ID, e.g. 'tech-07'")
+        client = self.client_ref.strip()
+        if not _PSEUDONYM.fullmatch(client) or not any(ch.isdigit() for ch in client):
+            raise SessionError(
+                f"client reference {self.client_ref!r} is not a pseudonym; expected 2-40 letters, "
+                "digits, '.', '_' or '-' with at least one digit (e.g. 'C-1042'), never a name")
+        area = self.area.strip() if self.area else None
+        return SessionInfo(operator, client, area or None, normalise_skin_type(self.skin_type),
+                           self.eyewear_checked, dict(self.checklist))
+
+
+@dataclass(slots=True)
+class Totals:
+    """What the session has delivered so far, as the core counts it."""
+
+    pulses: int = 0
+    energy_j: float = 0.0
+    min_fluence_j_cm2: float | None = None
+    max_fluence_j_cm2: float | None = None
+    regimes: set[str] = field(default_factory=set)
+    missing_pulses: int = 0
+    events: int = 0
+    garbled: int = 0
+    link_losses: int = 0
+    interlock_open: bool = False
+    fault_code: int = 0
+
+
+class Recorder:
+    """Record one session from one console into one database."""
+
+    def __init__(self, store: Store, profile: Profile, port: str, *,
+                 expect_serial: str | None = None,
+                 on_event: Callable[[EventRow], None] | None = None) -> None:
+        self.store = store
+        self.profile = profile
+        self.port = port
+        self.expect_serial = expect_serial
+        self.on_event = on_event
+        self.totals = Totals()
+        self.identity: DeviceIdentity | None = None
+        self.session_id: int | None = None
+        self.link: Link | None = None
+        self.driver = None
+        self.writer: BatchWriter | None = None
+        self.completer: PulseCompleter | None = None
+        self._batch = Batch()
+        self._last_flush = time.monotonic()
+        self._link_up = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def connect(self) -> DeviceIdentity:
+        """Open the port and identify the console (before any session exists)."""
+        self.link = Link(self.port, self.profile.transport).open()
+        try:
+            self.driver = driver_module(self.profile).Driver(self.profile, self.link)
+            self.link.discard_input()
+            identity = self.driver.identify(self.expect_serial or (
+                self.identity.serial if self.identity else None))
+        except BaseException:
+            self.link.close()
+            raise
+        self.identity = identity
+        self._link_up = True
+        return identity
+
+    def start(self, info: SessionInfo) -> int:
+        """Start the session: validate its details, connect, record the start and settings."""
+        info = info.validated()
+        identity = self.connect() if self.driver is None else self.identity
+        assert identity is not None and self.driver is not None
+        device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
+                                         identity.firmware)
+        self.session_id = self.store.create_session(
+            device_id=device_id, profile_id=self.profile.id, port=self.port,
+            operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
+            skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
+            checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None)
+        self.completer = PulseCompleter(self.profile, self.session_id)
+        self.writer = BatchWriter(self.store.path, self.session_id)
+        now = time.time()
+        if not info.eyewear_checked:
+            self._event(EventRow(now, "checklist", "warning", None,
+                                 "eyewear check not confirmed at session start"))
+        self.driver.start()
+        self.ingest(self.driver.poll(0.0))
+        self.flush()
+        return self.session_id
+
+    def end(self, reason: str = "ended by operator", status: str = "ended") -> Totals:
+        """Stop pulses, commit everything and close the session with its totals."""
+        if self.driver is not None and self._link_up:
+            try:
+                self.driver.stop()
+                self.ingest(self.driver.poll(0.0))
+            except (PortError, ProtocolError):
+                pass
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+        if self.session_id is not None:
+            self.store.recount(self.session_id)
+            self.store.end_session(self.session_id, status, reason)
+        if self.link is not None:
+            self.link.close()
+        return self.totals
+
+    # -- the loop --------------------------------------------------------------------------
+    def step(self, timeout_s: float = 0.05) -> None:
+        """Read once from the console (or try to reconnect), then flush when due."""
+        if self._link_up:
+            assert self.driver is not None
+            try:
+                self.ingest(self.driver.poll(timeout_s))
+            except PortError as exc:
+                self._lost(str(exc))
+        else:
+            self._reconnect()
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S or len(self._batch) >= FLUSH_ROWS:
+            self.flush()
+
+    def run(self, stop: threading.Event, *, duration_s: float | None = None,
+            max_pulses: int | None = None) -> Totals:
+        """Record until `stop` is set, the duration has passed or enough pulses arrived."""
+        deadline = time.monotonic() + duration_s if duration_s is not None else None
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if max_pulses is not None and self.totals.pulses >= max_pulses:
+                break
+            self.step(0.05)
+        return self.totals
+
+    # -- observations ----------------------------------------------------------------------
+    def ingest(self, observations: list[Observation]) -> None:
+        """Turn observations into rows in the current batch, and totals."""
+        completer = self.completer
+        assert completer is not None
+        batch = self._batch
+        totals = self.totals
+        events: list[EventRow] = []
+        garbled: list[LinkEvent] = []
+        for obs in observations:
+            kind = type(obs)
+            if kind is PulseReading:
+                row = completer.pulse(obs, events)  # type: ignore[arg-type]
+                if row is None:
+                    continue
+                batch.pulses.append(row)
+                totals.pulses += 1
+                energy, fluence = row[5], row[6]
+                if energy is not None:
+                    totals.energy_j += energy
+                    batch.energy_j += energy
+                if fluence is not None:
+                    if batch.min_fluence_j_cm2 is None or fluence < batch.min_fluence_j_cm2:
+                        batch.min_fluence_j_cm2 = fluence
+                    if batch.max_fluence_j_cm2 is None or fluence > batch.max_fluence_j_cm2:
+                        batch.max_fluence_j_cm2 = fluence
+                totals.regimes.add(row[4])
+            elif kind is SettingReading:
+                completer.setting(obs)  # type: ignore[arg-type]
+                unit = CANONICAL[self.profile.parameters[obs.name].conversion.quantity][0] \
+                    if obs.name in self.profile.parameters else ""  # type: ignore[union-attr]
+                batch.settings.append((completer.session_id, obs.received_unix_s, obs.name,  # type: ignore[union-attr]
+                                       obs.value, unit))  # type: ignore[union-attr]
+            elif kind is StatusReading:
+                events.extend(completer.status(obs))  # type: ignore[arg-type]
+                totals.interlock_open = completer.interlock_open
+                totals.fault_code = completer.fault_code
+            elif kind is LinkEvent:
+                if obs.kind == "garbled":  # type: ignore[union-attr]
+                    garbled.append(obs)  # type: ignore[arg-type]
+                else:
+                    events.append(completer.link(obs))  # type: ignore[arg-type]
+        if garbled:
+            # Noise on the line is counted, with a sample, once per batch rather than per line.
+            first = garbled[0]
+            totals.garbled += len(garbled)
+            events.append(EventRow(first.received_unix_s, "garbled", "warning", None,
+                                   f"{len(garbled)} garbled line(s) ignored: {first.detail}",
+                                   count=len(garbled), raw=first.raw.decode("latin-1")))
+        for event in events:
+            self._event(event)
+        if totals.pulses:
+            mins = [f for f in (totals.min_fluence_j_cm2, batch.min_fluence_j_cm2) if f is not None]
+            maxs = [f for f in (totals.max_fluence_j_cm2, batch.max_fluence_j_cm2) if f is not None]
+            totals.min_fluence_j_cm2 = min(mins) if mins else None
+            totals.max_fluence_j_cm2 = max(maxs) if maxs else None
+
+    def _event(self, event: EventRow) -> None:
+        assert self.session_id is not None
+        self._batch.events.append((self.session_id, event.received_unix_s, event.kind,
+                                   event.severity, event.code, event.message,
+                                   event.missing_pulses, event.count, event.raw))
+        self.totals.events += 1
+        if event.missing_pulses:
+            self.totals.missing_pulses += event.missing_pulses
+            self._batch.missing_pulses += event.missing_pulses
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def flush(self) -> None:
+        """Hand the current batch to the writer."""
+        self._last_flush = time.monotonic()
+        if self.writer is None or not len(self._batch):
+            return
+        batch, self._batch = self._batch, Batch()
+        self.writer.submit(batch)
+
+    # -- link supervision ------------------------------------------------------------------
+    def _lost(self, detail: str) -> None:
+        self._link_up = False
+        self.totals.link_losses += 1
+        self._event(EventRow(time.time(), "link_lost", "alarm", None, detail))
+        if self.link is not None:
+            self.link.close()
+        self._attempt = 0
+        self._next_attempt = time.monotonic()
+        self.flush()
+
+    def _reconnect(self) -> None:
+        if time.monotonic() < self._next_attempt:
+            time.sleep(min(0.05, self._next_attempt - time.monotonic()))
+            return
+        delay = RECONNECT_BACKOFF_S[min(self._attempt, len(RECONNECT_BACKOFF_S) - 1)]
+        self._attempt += 1
+        self._next_attempt = time.monotonic() + delay
+        try:
+            self.connect()
+        except (PortError, ProtocolError):
+            return
+        except IdentityMismatch as exc:
+            self._link_up = False
+            self._event(EventRow(time.time(), "identity_refused", "alarm", None, str(exc)))
+            return
+        assert self.driver is not None
+        self._event(EventRow(time.time(), "link_restored", "info", None,
+                             f"reconnected to {self.identity.serial if self.identity else '?'}"))
+        if self.completer is not None:
+            self.driver.settings = {}
+        try:
+            self.driver.start()
+        except (PortError, ProtocolError) as exc:
+            self._lost(str(exc))
+
+

@@ -1,0 +1,209 @@
+"""The SQLite store: opening (WAL, synchronous=FULL, private file), migrations, queries.
+
+The database is a plain file that the sqlite3 shell, sqlite-utils or Datasette read
+without laserlog. Report queries use read-only connections with parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from laserlog.errors import StoreError
+from laserlog.schema import MIGRATIONS, SCHEMA_VERSION
+
+PULSE_COLUMNS = (
+    "session_id", "seq", "received_unix_s", "pulse_duration_ps", "regime", "energy_j",
+    "fluence_j_cm2", "spot_mm", "wavelength_nm", "rep_rate_hz", "handpiece",
+    "beamlet_fluence_j_cm2", "derived",
+)
+EVENT_COLUMNS = ("session_id", "received_unix_s", "kind", "severity", "code", "message",
+                 "missing_pulses", "count", "raw")
+SETTING_COLUMNS = ("session_id", "received_unix_s", "name", "value", "unit")
+
+INSERT_PULSE = f"INSERT INTO pulses ({', '.join(PULSE_COLUMNS)}) VALUES ({', '.join('?' * len(PULSE_COLUMNS))})"
+INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+INSERT_SETTING = f"INSERT INTO settings ({', '.join(SETTING_COLUMNS)}) VALUES ({', '.join('?' * len(SETTING_COLUMNS))})"
+
+
+def utc_now() -> str:
+    """Return the current UTC time as ISO 8601 text with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_db_path() -> Path:
+    """Return the database path: $LASERLOG_DB, else laserlog.db in the user data folder."""
+    env = os.environ.get("LASERLOG_DB")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("laserlog", appauthor=False)) / "laserlog.db"
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection with the settings every connection needs (WAL, FULL sync, timeouts)."""
+    path = Path(path)
+    try:
+        if readonly:
+            if not path.exists():
+                raise StoreError(f"database {path} does not exist (record a session first, "
+                                 "or pass --db)")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
+                                   check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Private from the first byte; SQLite gives -wal and -shm the same mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.row_factory = sqlite3.Row
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
+    """Bring the schema up to date; return the version it is now at."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a laserlog database: {exc}") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
+                         f"({SCHEMA_VERSION}); upgrade laserlog")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        with conn:
+            conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
+                               + f";PRAGMA user_version = {number};COMMIT;")
+    return SCHEMA_VERSION
+
+
+class Store:
+    """The laserlog database: sessions, devices, and reads for the views."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.conn = connect(self.path, readonly=readonly)
+        if not readonly:
+            migrate(self.conn, self.path)
+        else:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"database {self.path} has schema {version}, expected "
+                                 f"{SCHEMA_VERSION}; run any recording command to upgrade it")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self):  # noqa: ANN201 - sqlite_utils is imported only by those who need it
+        """Return a sqlite-utils view of the same connection."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    # -- writes (small and rare: the pulse path goes through the writer) -------------------
+    def device_id(self, profile_id: str, model: str, serial: str, firmware: str) -> int:
+        """Return the id of this console, recording it the first time it is seen."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO devices (profile_id, model, serial, firmware, first_seen_utc)"
+                " VALUES (?, ?, ?, ?, ?)", (profile_id, model, serial, firmware, utc_now()))
+            row = self.conn.execute("SELECT id FROM devices WHERE profile_id = ? AND serial = ?",
+                                    (profile_id, serial)).fetchone()
+        return int(row[0])
+
+    def create_session(self, *, device_id: int | None, profile_id: str, port: str,
+                       operator_id: str, client_ref: str, area: str | None,
+                       skin_type: str | None, eyewear_checked: bool,
+                       checklist_json: str | None) -> int:
+        """Record the start of a session and return its id."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO sessions (uuid, device_id, profile_id, port, operator_id, client_ref,"
+                " area, skin_type, eyewear_checked, checklist_json, started_utc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref, area,
+                 skin_type, int(eyewear_checked), checklist_json, utc_now()))
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session_id: int, status: str, reason: str) -> None:
+        """Mark a session ended (or interrupted) now."""
+        with self.conn:
+            self.conn.execute("UPDATE sessions SET ended_utc = ?, status = ?, end_reason = ?"
+                              " WHERE id = ?", (utc_now(), status, reason, session_id))
+
+    def mark_interrupted(self) -> list[int]:
+        """Mark sessions left 'recording' by a process that died; return their ids."""
+        rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'recording'").fetchall()
+        ids = [int(r[0]) for r in rows]
+        for session_id in ids:
+            self.recount(session_id)
+            self.end_session(session_id, "interrupted", "recorder stopped without ending the session")
+        return ids
+
+    def recount(self, session_id: int) -> None:
+        """Recompute a session's aggregates from its committed pulses and events."""
+        with self.conn:
+            self.conn.execute(
+                """UPDATE sessions SET
+                     pulse_count = (SELECT count(*) FROM pulses WHERE session_id = :s),
+                     total_energy_j = (SELECT coalesce(sum(energy_j), 0) FROM pulses WHERE session_id = :s),
+                     min_fluence_j_cm2 = (SELECT min(fluence_j_cm2) FROM pulses WHERE session_id = :s),
+                     max_fluence_j_cm2 = (SELECT max(fluence_j_cm2) FROM pulses WHERE session_id = :s),
+                     regimes = coalesce((SELECT group_concat(regime, ',') FROM
+                         (SELECT DISTINCT regime FROM pulses WHERE session_id = :s ORDER BY regime)), ''),
+                     missing_pulses = (SELECT coalesce(sum(missing_pulses), 0) FROM events WHERE session_id = :s),
+                     event_count = (SELECT count(*) FROM events WHERE session_id = :s)
+                   WHERE id = :s""", {"s": session_id})
+
+    # -- reads ------------------------------------------------------------------------------
+    def query(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Run a parameterised read through sqlite-utils; return the rows as dicts."""
+        return list(self.db.query(sql, params))
+
+    def sessions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the most recent sessions, newest first."""
+        return self.query(
+            "SELECT s.*, d.model, d.serial FROM sessions s LEFT JOIN devices d ON d.id = s.device_id"
+            " ORDER BY s.id DESC LIMIT ?", (limit,))
+
+    def session(self, session_id: int) -> dict[str, Any] | None:
+        """Return one session with its console's identity, or None."""
+        rows = self.query(
+            "SELECT s.*, d.model, d.serial, d.firmware FROM sessions s"
+            " LEFT JOIN devices d ON d.id = s.device_id WHERE s.id = ?", (session_id,))
+        return rows[0] if rows else None
+
+    def pulses(self, session_id: int, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Return one page of a session's pulses (keyset paging: fast at any depth)."""
+        return self.query(
+            "SELECT * FROM pulse_log WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (session_id, after_id, limit))
+
+    def events(self, session_id: int) -> list[dict[str, Any]]:
+        """Return a session's events in the order they were recorded."""
+        return self.query("SELECT * FROM event_log WHERE session_id = ? ORDER BY id", (session_id,))
+
+    def settings(self, session_id: int) -> list[dict[str, Any]]:
+        """Return a session's setting changes in order."""
+        return self.query(
+            "SELECT name, value, unit, strftime('%Y-%m-%dT%H:%M:%fZ', received_unix_s, 'unixepoch')"
+            " AS received_utc FROM settings WHERE session_id = ? ORDER BY id", (session_id,))

@@ -1,0 +1,128 @@
+"""One writer thread commits batches of rows with executemany, ~10 times a second.
+
+The recording thread never waits on the disk: it hands over a batch and goes on reading.
+Each batch is one transaction that also moves the session's running totals, so the
+totals in the sessions table always equal what is committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laserlog.errors import StoreError
+from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect
+
+#: Hand a batch to the writer after this long or this many rows, whichever comes first.
+FLUSH_INTERVAL_S = 0.1
+FLUSH_ROWS = 1000
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows for one transaction, with the session totals they add."""
+
+    pulses: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    settings: list[tuple] = field(default_factory=list)
+    energy_j: float = 0.0
+    min_fluence_j_cm2: float | None = None
+    max_fluence_j_cm2: float | None = None
+    missing_pulses: int = 0
+
+    def __len__(self) -> int:
+        return len(self.pulses) + len(self.events) + len(self.settings)
+
+
+_UPDATE_TOTALS = """
+UPDATE sessions SET
+    pulse_count = pulse_count + :pulses,
+    total_energy_j = total_energy_j + :energy,
+    min_fluence_j_cm2 = CASE WHEN :min_f IS NULL THEN min_fluence_j_cm2
+        WHEN min_fluence_j_cm2 IS NULL OR :min_f < min_fluence_j_cm2 THEN :min_f
+        ELSE min_fluence_j_cm2 END,
+    max_fluence_j_cm2 = CASE WHEN :max_f IS NULL THEN max_fluence_j_cm2
+        WHEN max_fluence_j_cm2 IS NULL OR :max_f > max_fluence_j_cm2 THEN :max_f
+        ELSE max_fluence_j_cm2 END,
+    regimes = :regimes,
+    missing_pulses = missing_pulses + :missing,
+    event_count = event_count + :events
+WHERE id = :session
+"""
+
+
+class BatchWriter:
+    """The writer thread and its queue of batches."""
+
+    def __init__(self, path: str | Path, session_id: int) -> None:
+        self.path = Path(path)
+        self.session_id = session_id
+        self.regimes: set[str] = set()
+        self.committed_pulses = 0
+        self.committed_events = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[Batch | None] = queue.Queue()
+        self._conn: sqlite3.Connection = connect(self.path)
+        self._thread = threading.Thread(target=self._run, name="laserlog-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        """Queue a batch for commit; raise if the writer has failed."""
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+        if len(batch):
+            self._queue.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is committed."""
+        self._queue.join()
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        conn = self._conn
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self.error is None:
+                    self._commit(conn, batch)
+            except (sqlite3.Error, OSError) as exc:
+                self.error = exc
+            finally:
+                self._queue.task_done()
+
+    def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        regimes = self.regimes | {row[4] for row in batch.pulses}
+        with conn:
+            if batch.pulses:
+                conn.executemany(INSERT_PULSE, batch.pulses)
+            if batch.events:
+                conn.executemany(INSERT_EVENT, batch.events)
+            if batch.settings:
+                conn.executemany(INSERT_SETTING, batch.settings)
+            conn.execute(_UPDATE_TOTALS, {
+                "pulses": len(batch.pulses), "energy": batch.energy_j,
+                "min_f": batch.min_fluence_j_cm2, "max_f": batch.max_fluence_j_cm2,
+                "regimes": ",".join(sorted(regimes)), "missing": batch.missing_pulses,
+                "events": len(batch.events), "session": self.session_id,
+            })
+        self.regimes = regimes
+        self.committed_pulses += len(batch.pulses)
+        self.committed_events += len(batch.events)
