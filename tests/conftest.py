@@ -1,0 +1,52 @@
+"""Shared fixtures: simulated consoles on real pseudo-terminals, databases in tmp_path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from laserlog.catalog import bundled_profiles_dir, open_profile
+from laserlog.profile import Profile
+from laserlog.sim.engine import Simulator
+
+CONSOLE_PROFILES = sorted(
+    p.stem for p in bundled_profiles_dir().glob("*.toml")
+    if "kind = \"meter\"" not in p.read_text()
+)
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 10.0,
+               what: str = "condition") -> object:
+    """Return the first truthy value of `condition`, or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def simulate(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
+    """Start simulators on ptys under tmp_path; stop them all at the end."""
+    started: list[Simulator] = []
+
+    def start(profile: str | Profile, **kw: object) -> Simulator:
+        p = open_profile(profile) if isinstance(profile, str) else profile
+        sim = Simulator(p, tmp_path / f"{p.id}-{len(started)}", **kw).start()  # type: ignore[arg-type]
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "laserlog.db"
