@@ -6,8 +6,8 @@ flash-lamp Nd:YAG lasers need:
 
 - Every reply template renders to exactly the declared width, at zero and at both ends of
   the parameter's range, so the simulator and the driver agree column by column.
-- `wire_scale` applies to values written only. These consoles take ``ENE110`` for 11.0 J but
-  answer ``energy    11.0J``: replies are read in the parameter's own unit.
+- Values written may be scaled (`set_scale`): these consoles take ``ENE110`` for 11.0 J but
+  answer ``energy    11.0J``.
 - The status reply is read by field name: `interlock` (nonzero = open, and the fault code
   when there is no `fault` field), `lamp` (0 stop, 1 single, 2 started, +4 with external
   trigger), and optionally `fault`, `firing`, `simmer`, `qswitch`.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from laserlog.drivers.line import Device as LineDevice
 from laserlog.drivers.line import Driver as LineDriver
-from laserlog.drivers.line import _set_reply
+from laserlog.drivers.line import _set_reply, _wire_value
 from laserlog.drivers.line import check_profile as check_line_profile
 from laserlog.errors import ProfileError, ProtocolError
 from laserlog.model import StatusReading
@@ -38,12 +38,6 @@ LAMP_STARTED = 2
 EXTERNAL_TRIGGER = 4
 
 
-def _reply_value(param: Parameter, canonical: float, template: Template) -> float | int:
-    """Return a canonical value as a reply shows it: in the parameter's unit, unscaled."""
-    value = param.conversion.from_canonical(canonical)
-    return round(value) if "value" in template.integer_fields else value
-
-
 def _lamp_firing(fields: dict[str, str]) -> bool | None:
     """Return whether the console fires, from a `firing` flag or the lamp state."""
     if "firing" in fields:
@@ -54,15 +48,7 @@ def _lamp_firing(fields: dict[str, str]) -> bool | None:
 
 
 class Driver(LineDriver):
-    """Host side of a fixed-width protocol: replies in display units, status by field."""
-
-    def get(self, name: str) -> float:
-        """Read a parameter, in its canonical unit (the reply is not wire-scaled)."""
-        param = self.profile.parameters[name]
-        if param.get is None or param.reply is None:
-            raise ProtocolError(f"parameter {name} cannot be read")
-        fields = self.exchange(param.get.render(), param.reply)
-        return param.conversion.to_canonical(float(fields["value"]))
+    """Host side of a fixed-width protocol: the line exchange, status read by field."""
 
     def read_status(self) -> StatusReading | None:
         """Query the status word; report the interlock, the fault code and whether it fires."""
@@ -97,8 +83,8 @@ class Device(LineDevice):
             if fields is None:
                 continue
             # Out of range the console keeps its setting: the reply shows the value it kept.
-            self.console.set(param.name,
-                             param.conversion.to_canonical(float(fields["value"]) / param.wire_scale))
+            raw = float(fields["value"]) / (param.wire_scale * param.set_scale)
+            self.console.set(param.name, param.conversion.to_canonical(raw))
             reply = _set_reply(param, self._ok)
             return self._render(param, reply) if reply is not None else b""
         return super().answer(line)
@@ -106,7 +92,7 @@ class Device(LineDevice):
     def _render(self, param: Parameter, template: Template) -> bytes:
         """Return a framed reply showing the console's value of `param`."""
         value = self.console.value(param.name)
-        return self.frame(template.render(value=_reply_value(param, value, template)))
+        return self.frame(template.render(value=_wire_value(param, value, template)))
 
     def _status_text(self) -> str:
         """Return the status reply rendered from the console's state."""

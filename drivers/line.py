@@ -119,8 +119,14 @@ def _set_reply(param: Parameter, ok: Template | None) -> Template | None:
     return param.set_reply or ok or param.reply
 
 
-def _wire_value(param: Parameter, canonical: float, template: Template) -> float | int:
-    value = param.conversion.from_canonical(canonical) * param.wire_scale
+def _bound(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _wire_value(param: Parameter, canonical: float, template: Template,
+                scale: float = 1.0) -> float | int:
+    """Return a canonical value as the wire shows it (times set_scale when written by set)."""
+    value = param.conversion.from_canonical(canonical) * param.wire_scale * scale
     return int(round(value)) if "value" in template.integer_fields else value
 
 
@@ -221,9 +227,10 @@ class Driver(BaseDriver):
         if param.set is None:
             raise ProtocolError(f"parameter {name} cannot be set")
         if not param.in_range(value):
-            raise ProtocolError(f"{name} {value:g} {param.conversion.quantity} is outside the "
-                                f"profile's range {param.min:g}..{param.max:g}")
-        request = param.set.render(value=_wire_value(param, value, param.set))
+            raise ProtocolError(f"{name} {value:g} is outside the profile's range "
+                                f"{_bound(param.min)}..{_bound(param.max)} "
+                                f"(canonical unit of {param.conversion.quantity})")
+        request = param.set.render(value=_wire_value(param, value, param.set, param.set_scale))
         self.exchange(request, _set_reply(param, self._ok))
         self.settings[name] = value
         return value
@@ -311,7 +318,7 @@ class Device:
                 raw = float(fields["value"])
             except (KeyError, ValueError):
                 return self.error(1)
-            value = param.conversion.to_canonical(raw / param.wire_scale)
+            value = param.conversion.to_canonical(raw / (param.wire_scale * param.set_scale))
             error = c.set(param.name, value)
             if error:
                 return self.error(error)

@@ -80,11 +80,6 @@ def test_fixed_width_columns_read_back_while_each_column_is_padded(
     assert int(fields["count"]) == count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fields are read by pattern, not by column width: "
-    "adjacent full-width numeric columns run together (reported)",
-)
 def test_full_width_adjacent_columns_are_split_by_width() -> None:
     template = compile_template("{a:05d}{b:05d}")
     assert template.match(b"0001200034") == {"a": "00012", "b": "00034"}

@@ -136,10 +136,16 @@ class PulseCompleter:
         if spot is not None and spot > 0.0:
             area = hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
         energy = r.energy_j
-        if energy is None and r.beamlet_energy_j is not None and hp is not None and hp.fractional:
-            energy = r.beamlet_energy_j * hp.beamlet_count / hp.beamlet_energy_fraction
-        fluence = r.fluence_j_cm2
         derived = ""
+        if energy is None and hp is not None and hp.fractional:
+            beamlet_j = r.beamlet_energy_j
+            if beamlet_j is None:
+                beamlet_j = self._setting("beamlet_energy")
+                derived = "settings," if beamlet_j is not None else ""
+            if beamlet_j is not None:
+                energy = beamlet_j * hp.beamlet_count / hp.beamlet_energy_fraction
+                derived += "energy,"
+        fluence = r.fluence_j_cm2
         if energy is not None and fluence is not None:
             if area is not None:
                 off = dosimetry.disagreement(energy, fluence, area)
@@ -151,11 +157,11 @@ class PulseCompleter:
         elif energy is not None:
             if area is not None:
                 fluence = energy / area
-                derived = "fluence"
+                derived += "fluence"
         elif fluence is not None:
             if area is not None:
                 energy = fluence * area
-                derived = "energy"
+                derived += "energy"
         else:
             energy = self._setting("energy")
             if energy is None and self._transfer is not None:
@@ -166,10 +172,11 @@ class PulseCompleter:
                 fluence = self._setting("fluence")
                 if fluence is not None and area is not None:
                     energy = fluence * area
-                    derived = "energy,settings"
+                    derived = "settings,energy"
             elif area is not None:
                 fluence = energy / area
-                derived = "energy,fluence,settings"
+                derived = "settings,energy,fluence"
+        derived = derived.rstrip(",")
         if energy is not None and not math.isfinite(energy) or fluence is not None and not math.isfinite(fluence):
             events.append(EventRow(t, "invalid_pulse", "warning", None,
                                    f"pulse {seq} has a non-finite energy or fluence: not stored"))

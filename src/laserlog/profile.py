@@ -81,6 +81,7 @@ class Parameter:
     set: Template | None = None
     set_reply: Template | None = None
     wire_scale: float = 1.0
+    set_scale: float = 1.0
     code: int | None = None
     encoding: str | None = None
     initial: float | None = None  # canonical unit, for the simulator
@@ -229,8 +230,14 @@ class Profile:
         return self.handpieces.get(code)
 
 
-def _unescape(text: str) -> bytes:
-    return text.encode("latin-1")
+def _bytes(reader: TableReader, name: str, default: str) -> bytes:
+    """Read a text key that goes on the wire as bytes (one byte per character, U+0000-U+00FF)."""
+    text = reader.str(name, default)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise reader.error(name, "has a character that is not a single byte", value=text,
+                           expected="characters U+0000 to U+00FF (escape bytes as \\u00XX)") from None
 
 
 def _template(reader: TableReader, name: str) -> Template | None:
@@ -277,9 +284,9 @@ def _transport(r: TableReader) -> Transport:
         bytesize=r.int("bytesize", 8, minimum=5, maximum=8),
         parity=PARITIES[parity],
         stopbits=stopbits,
-        write_terminator=_unescape(r.str("write_terminator", "\r\n")),
-        read_terminator=_unescape(r.str("read_terminator", "\r\n")),
-        reply_prefix=_unescape(r.str("reply_prefix", "")),
+        write_terminator=_bytes(r, "write_terminator", "\r\n"),
+        read_terminator=_bytes(r, "read_terminator", "\r\n"),
+        reply_prefix=_bytes(r, "reply_prefix", ""),
         reply_width=r.opt_int("reply_width", minimum=1, maximum=4096),
         command_gap_s=r.float("command_gap_ms", 0, minimum=0, maximum=10_000) / 1000.0,
         timeout_s=r.float("timeout_s", 1.0, positive=True, maximum=60),
@@ -325,6 +332,7 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         set=_template(r, "set"),
         set_reply=_template(r, "set_reply"),
         wire_scale=r.float("wire_scale", 1.0, positive=True),
+        set_scale=r.float("set_scale", 1.0, positive=True),
         code=r.opt_int("code", minimum=0, maximum=255),
         encoding=r.opt_str("encoding"),
         initial=canon(initial),
@@ -454,6 +462,12 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     name = dev.str("name")
     kind = dev.str("kind", choices=("reference", "documented", "meter"))
     protocol = dev.str("protocol")
+    from laserlog.drivers_registry import available
+
+    drivers = available()
+    if protocol not in drivers:
+        raise dev.error("protocol", "no such driver", value=protocol,
+                        expected="one of " + ", ".join(sorted(drivers)))
     description = dev.str("description", "")
     model = dev.str("model")
     wavelengths = dev.list("wavelengths_nm", [])
@@ -504,7 +518,6 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         handpieces[hp.code] = hp
 
     sr = root.sub("simulator")
-    junk = sr.str("power_on_junk", "")
     sim = SimSpec(
         serial=sr.str("serial", "SIM-0001"),
         firmware=sr.str("firmware", "1.0"),
@@ -512,7 +525,7 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         handpiece=sr.opt_int("handpiece", minimum=0),
         rep_rate_hz=sr.opt_float("rep_rate_hz", positive=True),
         pulse_duration_jitter=sr.float("pulse_duration_jitter", 0.02, minimum=0, maximum=0.5),
-        power_on_junk=_unescape(junk),
+        power_on_junk=_bytes(sr, "power_on_junk", ""),
     )
     sr.done()
     if sim.handpiece is not None and sim.handpiece not in handpieces:

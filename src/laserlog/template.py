@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 _NUMBER = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _INTEGER = rb"[-+]?\d+"
 _FORMATTER = string.Formatter()
+_WIDTH = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,8 @@ class Template:
         parts: list[bytes] = []
         names: list[str] = []
         integers: set[str] = set()
-        for literal, name, spec, conversion in _FORMATTER.parse(self.text):
+        pieces = list(_FORMATTER.parse(self.text))
+        for index, (literal, name, spec, conversion) in enumerate(pieces):
             if literal:
                 # Padding spaces in fixed-width replies may widen or narrow with the value.
                 parts.append(re.sub(rb"(\\ )+", rb" *", re.escape(literal.encode("latin-1"))))
@@ -51,6 +53,14 @@ class Template:
                 pattern = _NUMBER
             else:
                 pattern = rb".*?"
+            width = _WIDTH.match(spec or "")
+            following = pieces[index + 1] if index + 1 < len(pieces) else None
+            if width and width.group(1) and following is not None and not following[0] \
+                    and following[1] is not None:
+                # Two columns with nothing between them can only be told apart by width.
+                width_pattern = b"[ 0-9A-Za-z.+-]{" + width.group(1).encode() + b"}"
+                parts.append(b"(?P<" + name.encode() + b">" + width_pattern + b")")
+                continue
             parts.append(b" *(?P<" + name.encode() + b">" + pattern + b")")
         object.__setattr__(self, "fields", tuple(names))
         object.__setattr__(self, "integer_fields", frozenset(integers))
@@ -65,7 +75,7 @@ class Template:
         found = self.regex.match(data)
         if found is None:
             return None
-        return {k: v.decode("latin-1") for k, v in found.groupdict().items()}
+        return {k: v.decode("latin-1").strip() for k, v in found.groupdict().items()}
 
 
 def compile_template(text: str) -> Template:
