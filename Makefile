@@ -22,6 +22,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src drivers tests benchmarks
+	$(BIN)/mypy src drivers
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .hypothesis

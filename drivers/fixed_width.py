@@ -21,7 +21,7 @@ from laserlog.drivers.line import Device as LineDevice
 from laserlog.drivers.line import Driver as LineDriver
 from laserlog.drivers.line import _set_reply, _wire_value
 from laserlog.drivers.line import check_profile as check_line_profile
-from laserlog.errors import ProfileError, ProtocolError
+from laserlog.errors import ProfileError
 from laserlog.model import StatusReading
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from laserlog.drivers.binary_frame import Device, Driver, FrameSplitter, check_profile
 
 from laserlog.catalog import find_profile, open_profile
+from laserlog.drivers.binary_frame import Device, Driver, FrameSplitter, check_profile
 from laserlog.errors import IdentityMismatch, ProfileError, ProtocolError
 from laserlog.model import DeviceIdentity, LinkEvent, Observation, PulseReading, StatusReading
 from laserlog.profile import Profile, parse_profile

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 
 from laserlog import dosimetry
 from laserlog.catalog import bundled_profiles_dir
@@ -21,6 +20,8 @@ from laserlog.sim.console import interpolate
 from laserlog.sim.engine import Simulator
 from laserlog.transcript import TranscriptLink, expected_protocol
 from laserlog.transport import Link
+
+from conftest import wait_until
 
 PROFILE_PATH = bundled_profiles_dir() / "cfr-ndyag.toml"
 

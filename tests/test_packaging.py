@@ -45,7 +45,7 @@ def test_wheel_install_runs_as_module_with_every_driver(installed, tmp_path):
     out = subprocess.run([str(installed / "python"), "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, check=True).stdout.splitlines()
     assert "site-packages" in out[0]
-    assert {"line", "fixed_width", "binary_frame"} <= set(eval(out[1]))  # noqa: S307 - our own output
+    assert {"line", "fixed_width", "binary_frame"} <= set(eval(out[1]))
     listed = subprocess.run([str(installed / "python"), "-m", "laserlog", "profiles", "list"],
                             capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert "ps755-ref" in listed and "INVALID" not in listed

@@ -11,4 +11,4 @@ __version__ = "0.1.0"
 _here = Path(__file__).resolve().parent
 _checkout = _here.parent.parent
 if not (_here / "drivers").is_dir() and (_checkout / "drivers" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # noqa: F821 - __path__ is defined for packages
+    __path__.append(str(_checkout))

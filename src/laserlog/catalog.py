@@ -68,7 +68,7 @@ def find_profile(name: str, extra: list[str] | None = None) -> Path:
                           "(see `laserlog profiles list`)")
 
 
-def open_profile(name: str, extra: list[str] | None = None):  # noqa: ANN201 - avoids importing profile
+def open_profile(name: str, extra: list[str] | None = None):
     """Find, load and validate a profile by name or path."""
     from laserlog.profile import load_profile
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 EXIT_BAD_INPUT = 2
 
@@ -143,7 +144,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                    duration_s=args.duration, max_pulses=args.pulses)
 
 
-def _record(profile, port: str, info, db_path: str, *, serial: str | None = None,  # noqa: ANN001
+def _record(profile, port: str, info, db_path: str, *, serial: str | None = None,
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None) -> int:
     import signal
@@ -264,7 +265,7 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
     from laserlog.profile import load_profile
     from laserlog.summary import to_json
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in profile_files(args.profiles):
         try:
             p = load_profile(entry.path)

@@ -48,7 +48,7 @@ def pulse_builder(fields: tuple[str, ...], conversions: dict[str, Conversion]
 
     The unit factors are bound once here, so each pulse costs a multiply per field.
     """
-    plan = []
+    plan: list[tuple[int, str, float | None, float]] = []
     for index, name in enumerate(fields):
         attr = PULSE_ATTRS[name]
         if name in ("seq", "handpiece"):
@@ -199,10 +199,7 @@ class Driver:
         if last is None or count == last:
             return
         now = self.clock()
-        if count < last:
-            # A counter that went back means the console restarted: its new count is pulses.
-            first = 1
-        else:
-            first = last + 1
+        # A counter that went back means the console restarted: its whole new count is pulses.
+        first = 1 if count < last else last + 1
         for seq in range(first, count + 1):
             self.pending.append(PulseReading(now, seq=seq))

@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from laserlog.completion import EventRow, PulseCompleter
+from laserlog.driver import Driver
 from laserlog.drivers_registry import driver_module
 from laserlog.errors import IdentityMismatch, PortError, ProtocolError, SessionError
 from laserlog.model import (
@@ -108,7 +108,7 @@ class Recorder:
         self.identity: DeviceIdentity | None = None
         self.session_id: int | None = None
         self.link: Link | None = None
-        self.driver = None
+        self.driver: Driver | None = None
         self.writer: BatchWriter | None = None
         self.completer: PulseCompleter | None = None
         self._batch = Batch()
@@ -208,9 +208,8 @@ class Recorder:
         events: list[EventRow] = []
         garbled: list[LinkEvent] = []
         for obs in observations:
-            kind = type(obs)
-            if kind is PulseReading:
-                row = completer.pulse(obs, events)  # type: ignore[arg-type]
+            if isinstance(obs, PulseReading):
+                row = completer.pulse(obs, events)
                 if row is None:
                     continue
                 batch.pulses.append(row)
@@ -225,21 +224,20 @@ class Recorder:
                     if batch.max_fluence_j_cm2 is None or fluence > batch.max_fluence_j_cm2:
                         batch.max_fluence_j_cm2 = fluence
                 totals.regimes.add(row[4])
-            elif kind is SettingReading:
-                completer.setting(obs)  # type: ignore[arg-type]
-                unit = CANONICAL[self.profile.parameters[obs.name].conversion.quantity][0] \
-                    if obs.name in self.profile.parameters else ""  # type: ignore[union-attr]
-                batch.settings.append((completer.session_id, obs.received_unix_s, obs.name,  # type: ignore[union-attr]
-                                       obs.value, unit))  # type: ignore[union-attr]
-            elif kind is StatusReading:
-                events.extend(completer.status(obs))  # type: ignore[arg-type]
+            elif isinstance(obs, SettingReading):
+                completer.setting(obs)
+                param = self.profile.parameters.get(obs.name)
+                unit = CANONICAL[param.conversion.quantity][0] if param is not None else ""
+                batch.settings.append((completer.session_id, obs.received_unix_s, obs.name,
+                                       obs.value, unit))
+            elif isinstance(obs, StatusReading):
+                events.extend(completer.status(obs))
                 totals.interlock_open = completer.interlock_open
                 totals.fault_code = completer.fault_code
-            elif kind is LinkEvent:
-                if obs.kind == "garbled":  # type: ignore[union-attr]
-                    garbled.append(obs)  # type: ignore[arg-type]
-                else:
-                    events.append(completer.link(obs))  # type: ignore[arg-type]
+            elif obs.kind == "garbled":
+                garbled.append(obs)
+            else:
+                events.append(completer.link(obs))
         if garbled:
             # Noise on the line is counted, with a sample, once per batch rather than per line.
             first = garbled[0]

@@ -113,7 +113,7 @@ class Store:
         self.close()
 
     @property
-    def db(self):  # noqa: ANN201 - sqlite_utils is imported only by those who need it
+    def db(self):
         """Return a sqlite-utils view of the same connection."""
         import sqlite_utils
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -12,49 +13,68 @@ from laserlog.errors import ProfileError
 class TableReader:
     """Read one TOML table; every read is checked, every key left unread is an error."""
 
-    def __init__(self, source: str, path: str, table: dict[str, Any]) -> None:
+    def __init__(
+        self, source: builtins.str, path: builtins.str, table: dict[builtins.str, Any]
+    ) -> None:
         self.source = source
         self.path = path
         self.table = table
         self._seen: set[str] = set()
 
-    def key(self, name: str) -> str:
+    def key(self, name: builtins.str) -> builtins.str:
         """Return the dotted path of a key in this table."""
         return f"{self.path}.{name}" if self.path else name
 
-    def error(self, name: str, problem: str, **kw: Any) -> ProfileError:
+    def error(self, name: builtins.str, problem: builtins.str, **kw: Any) -> ProfileError:
         """Return a ProfileError located at a key of this table."""
         return ProfileError(self.source, self.key(name), problem, **kw)
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> builtins.bool:
         return name in self.table
 
-    def raw(self, name: str, default: Any = None) -> Any:
+    def raw(self, name: builtins.str, default: Any = None) -> Any:
         self._seen.add(name)
         return self.table.get(name, default)
 
-    def _required(self, name: str, kind: str) -> Any:
+    def _required(self, name: builtins.str, kind: builtins.str) -> Any:
         if name not in self.table:
             raise self.error(name, "missing", expected=kind)
         return self.raw(name)
 
-    def str(self, name: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str:
+    def str(
+        self,
+        name: builtins.str,
+        default: builtins.str | None = None,
+        *,
+        choices: tuple[builtins.str, ...] = (),
+    ) -> builtins.str:
         value = self.raw(name, default) if default is not None else self._required(name, "text")
         if not isinstance(value, str):
             raise self.error(name, "wrong type", value=value, expected="text")
         if choices and value not in choices:
-            raise self.error(name, "not allowed", value=value, expected="one of " + ", ".join(choices))
+            raise self.error(
+                name, "not allowed", value=value, expected="one of " + ", ".join(choices)
+            )
         return value
 
-    def opt_str(self, name: str) -> str | None:
-        return self.str(name) if name in self.table else self._skip(name)
+    def opt_str(self, name: builtins.str) -> builtins.str | None:
+        if name not in self.table:
+            self._skip(name)
+            return None
+        return self.str(name)
 
-    def _skip(self, name: str) -> None:
+    def _skip(self, name: builtins.str) -> None:
         self._seen.add(name)
-        return None
 
-    def float(self, name: str, default: float | None = None, *, positive: bool = False,
-              minimum: float | None = None, maximum: float | None = None) -> float:
+    def float(
+        self,
+        name: builtins.str,
+        default: builtins.float | None = None,
+        *,
+        positive: builtins.bool = False,
+        minimum: builtins.float | None = None,
+        maximum: builtins.float | None = None,
+    ) -> builtins.float:
         value = self.raw(name, default) if default is not None else self._required(name, "a number")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(name, "wrong type", value=value, expected="a number")
@@ -69,12 +89,25 @@ class TableReader:
             raise self.error(name, "too large", value=value, expected=f"at most {maximum:g}")
         return number
 
-    def opt_float(self, name: str, **kw: Any) -> float | None:
-        return self.float(name, **kw) if name in self.table else self._skip(name)
+    def opt_float(self, name: builtins.str, **kw: Any) -> builtins.float | None:
+        if name not in self.table:
+            self._skip(name)
+            return None
+        return self.float(name, **kw)
 
-    def int(self, name: str, default: int | None = None, *, minimum: int | None = None,
-            maximum: int | None = None) -> int:
-        value = self.raw(name, default) if default is not None else self._required(name, "a whole number")
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int | None = None,
+        *,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
+        value = (
+            self.raw(name, default)
+            if default is not None
+            else self._required(name, "a whole number")
+        )
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(name, "wrong type", value=value, expected="a whole number")
         if minimum is not None and value < minimum:
@@ -83,22 +116,27 @@ class TableReader:
             raise self.error(name, "too large", value=value, expected=f"at most {maximum}")
         return value
 
-    def opt_int(self, name: str, **kw: Any) -> int | None:
-        return self.int(name, **kw) if name in self.table else self._skip(name)
+    def opt_int(self, name: builtins.str, **kw: Any) -> builtins.int | None:
+        if name not in self.table:
+            self._skip(name)
+            return None
+        return self.int(name, **kw)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.raw(name, default)
         if not isinstance(value, bool):
             raise self.error(name, "wrong type", value=value, expected="true or false")
         return value
 
-    def list(self, name: str, default: list[Any] | None = None) -> list[Any]:
+    def list(
+        self, name: builtins.str, default: builtins.list[Any] | None = None
+    ) -> builtins.list[Any]:
         value = self.raw(name, default) if default is not None else self._required(name, "a list")
         if not isinstance(value, list):
             raise self.error(name, "wrong type", value=value, expected="a list")
         return value
 
-    def sub(self, name: str, *, required: bool = False) -> TableReader:
+    def sub(self, name: builtins.str, *, required: builtins.bool = False) -> TableReader:
         if name not in self.table:
             if required:
                 raise self.error(name, "missing table", expected=f"a [{self.key(name)}] table")
@@ -109,13 +147,13 @@ class TableReader:
             raise self.error(name, "wrong type", value=value, expected="a table")
         return TableReader(self.source, self.key(name), value)
 
-    def subtables(self, name: str) -> Iterator[tuple[str, TableReader]]:
+    def subtables(self, name: builtins.str) -> Iterator[tuple[builtins.str, TableReader]]:
         """Yield (key, reader) for each table inside table `name`."""
         outer = self.sub(name)
         for key in list(outer.table):
             yield key, outer.sub(key)
 
-    def array_of_tables(self, name: str) -> Iterator[TableReader]:
+    def array_of_tables(self, name: builtins.str) -> Iterator[TableReader]:
         for index, item in enumerate(self.list(name, [])):
             if not isinstance(item, dict):
                 raise self.error(f"{name}[{index}]", "wrong type", value=item, expected="a table")
@@ -125,5 +163,6 @@ class TableReader:
         """Raise on the first key of this table that nothing read: a typo or an unsupported key."""
         for name in self.table:
             if name not in self._seen:
-                raise self.error(name, "unknown key", expected="a key this table defines "
-                                 "(see docs/profiles.md)")
+                raise self.error(
+                    name, "unknown key", expected="a key this table defines (see docs/profiles.md)"
+                )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -53,10 +54,8 @@ class Link:
 
     def close(self) -> None:
         if self._port is not None:
-            try:
+            with contextlib.suppress(OSError):  # closing an unplugged port may fail; it is gone
                 self._port.close()
-            except OSError:
-                pass
             self._port = None
 
     def __enter__(self) -> Link:

@@ -144,9 +144,9 @@ class Console:
                 self.params["spot"] = hp.spot_mm
         if name == "spot":
             hp = self.profile.handpiece(self.handpiece_code)
-            if hp is not None and hp.spot_min_mm is not None and hp.spot_max_mm is not None:
-                if not hp.spot_min_mm <= value <= hp.spot_max_mm:
-                    return ERR_RANGE
+            if (hp is not None and hp.spot_min_mm is not None and hp.spot_max_mm is not None
+                    and not hp.spot_min_mm <= value <= hp.spot_max_mm):
+                return ERR_RANGE
         self.params[name] = value
         return 0
 
