@@ -117,9 +117,15 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be replaced'); EN
 """
 
 
+# An interrupted session can be resumed as a new session linked to it.
+_V2 = """
+ALTER TABLE sessions ADD COLUMN resumes_session_id INTEGER REFERENCES sessions(id);
+"""
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
+    _V2,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
