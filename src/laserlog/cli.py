@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", required=True, help="profile name or .toml file")
     p.add_argument("--port", required=True, metavar="URL",
                    help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
-    p.add_argument("--operator", required=True, metavar="ID", help="operator ID")
-    p.add_argument("--client", required=True, metavar="REF", help="client pseudonym (never a name)")
+    p.add_argument("--operator", metavar="ID", help="operator ID (required unless --resume)")
+    p.add_argument("--client", metavar="REF",
+                   help="client pseudonym, never a name (required unless --resume)")
+    p.add_argument("--resume", nargs="?", const="last", metavar="ID",
+                   help="continue an interrupted session (default: the last one on this port) "
+                        "as a new session linked to it")
     p.add_argument("--area", metavar="TEXT", help="treatment area, e.g. 'left cheek'")
     p.add_argument("--skin-type", metavar="I..VI", help="Fitzpatrick skin type")
     p.add_argument("--eyewear-checked", action="store_true",
@@ -83,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for shot-to-shot noise (default 0)")
     p.add_argument("--rate", type=_positive_float, metavar="HZ", help="override the repetition rate")
     p.add_argument("--fire", action="store_true", help="start firing without waiting for a command")
+    p.add_argument("--faults", metavar="SPEC", default="",
+                   help="faults to inject, seeded by --seed, e.g. 'garble=0.01,unplug=4+3,"
+                        "reboot=6,fault=10@3+2' (see laserlog.sim.faults)")
     _profiles_arg(p)
     p.set_defaults(func=cmd_simulate)
 
@@ -135,18 +142,45 @@ def _db(args: argparse.Namespace) -> str:
 # -- commands ----------------------------------------------------------------------------
 def cmd_record(args: argparse.Namespace) -> int:
     from laserlog.catalog import open_profile
+    from laserlog.errors import SessionError
     from laserlog.recorder import SessionInfo
 
+    if args.resume is None and not (args.operator and args.client):
+        raise SessionError("record needs --operator ID and --client REF (or --resume to continue "
+                           "an interrupted session)")
+    if args.resume not in (None, "last") and not args.resume.isdigit():
+        raise SessionError(f"--resume {args.resume!r}: expected a session ID or nothing")
     profile = open_profile(args.profile, args.profiles)
-    info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
-                       args.eyewear_checked).validated()
+    info = None
+    if args.resume is None:
+        info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
+                           args.eyewear_checked).validated()
     return _record(profile, args.port, info, _db(args), serial=args.serial,
-                   duration_s=args.duration, max_pulses=args.pulses)
+                   duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
+                   eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None)
+
+
+def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
+    """Return the interrupted session to resume and the details the new one carries over."""
+    from laserlog.errors import SessionError
+    from laserlog.recorder import SessionInfo
+
+    target = store.latest_interrupted(port) if resume == "last" else store.session(int(resume))
+    if target is None:
+        raise SessionError(f"no interrupted session to resume on {port}"
+                           if resume == "last" else f"no session {resume} to resume")
+    if target["status"] != "interrupted":
+        raise SessionError(f"session {target['id']} is {target['status']}, not interrupted: "
+                           "only an interrupted session can be resumed")
+    info = SessionInfo(target["operator_id"], target["client_ref"], target["area"],
+                       target["skin_type"], eyewear_checked or bool(target["eyewear_checked"]))
+    return target["id"], info
 
 
 def _record(profile, port: str, info, db_path: str, *, serial: str | None = None,
             duration_s: float | None = None, max_pulses: int | None = None,
-            before_run: Callable[[], None] | None = None) -> int:
+            before_run: Callable[[], None] | None = None, resume: str | None = None,
+            eyewear_checked: bool = False, explicit_db: bool = False) -> int:
     import signal
     import threading
 
@@ -160,11 +194,18 @@ def _record(profile, port: str, info, db_path: str, *, serial: str | None = None
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    store = Store(db_path)
+    # A --db in a folder that does not exist is more likely a typo than a wish.
+    store = Store(db_path, create_dirs=not explicit_db)
     try:
         recorder = Recorder(store, profile, port, expect_serial=serial)
         recorder.connect()
-        session_id = recorder.start(info)
+        resumes = None
+        if resume is not None:
+            resumes, info = _resumed_info(store, port, resume, eyewear_checked)
+        for interrupted in recorder.interrupted_sessions:
+            print(f"session {interrupted} on {port} was interrupted (its recorder stopped without "
+                  "ending it); `laserlog record --resume` continues it", file=sys.stderr)
+        session_id = recorder.start(info, resumes=resumes)
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
               "Ctrl-C ends it", file=sys.stderr)
@@ -189,10 +230,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from laserlog.catalog import open_profile
     from laserlog.sim.engine import Simulator
+    from laserlog.sim.faults import parse_spec
 
     profile = open_profile(args.profile, args.profiles)
+    faults = parse_spec(args.faults, args.seed)
     try:
-        sim = Simulator(profile, args.link, seed=args.seed, rate_hz=args.rate, fire=args.fire)
+        sim = Simulator(profile, args.link, seed=args.seed, rate_hz=args.rate, fire=args.fire,
+                        faults=faults)
     except OSError as exc:
         from laserlog.errors import LaserlogError
 
@@ -205,7 +249,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     done.wait()
     sim.stop()
-    print(f"stopped after {sim.pulses_sent} pulses", file=sys.stderr)
+    injected = ", ".join(f"{k} {v}" for k, v in sorted(faults.counts.items()))
+    print(f"stopped after {sim.pulses_sent} pulses" + (f"; faults injected: {injected}" if injected else ""),
+          file=sys.stderr)
     return 0
 
 

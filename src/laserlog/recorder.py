@@ -26,6 +26,7 @@ from laserlog.model import (
     SettingReading,
     StatusReading,
 )
+from laserlog.portlock import PortLock
 from laserlog.profile import Profile
 from laserlog.store import Store
 from laserlog.transport import Link
@@ -114,10 +115,16 @@ class Recorder:
         self._batch = Batch()
         self._last_flush = time.monotonic()
         self._link_up = False
+        self._port_lock = PortLock(port)
+        self.interrupted_sessions: list[int] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> DeviceIdentity:
         """Open the port and identify the console (before any session exists)."""
+        if not self._port_lock.held:
+            self._port_lock.acquire()
+            # Holding the port's lock, any session still 'recording' on it lost its recorder.
+            self.interrupted_sessions = self.store.mark_interrupted(self.port)
         self.link = Link(self.port, self.profile.transport).open()
         try:
             self.driver = driver_module(self.profile).Driver(self.profile, self.link)
@@ -131,8 +138,12 @@ class Recorder:
         self._link_up = True
         return identity
 
-    def start(self, info: SessionInfo) -> int:
-        """Start the session: validate its details, connect, record the start and settings."""
+    def start(self, info: SessionInfo, *, resumes: int | None = None) -> int:
+        """Start the session: validate its details, connect, record the start and settings.
+
+        `resumes` names an interrupted session this one continues: the first pulse's
+        sequence number then reveals how many pulses the interruption lost.
+        """
         info = info.validated()
         identity = self.connect() if self.driver is None else self.identity
         assert identity is not None and self.driver is not None
@@ -142,8 +153,11 @@ class Recorder:
             device_id=device_id, profile_id=self.profile.id, port=self.port,
             operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
             skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
-            checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None)
+            checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None,
+            resumes_session_id=resumes)
         self.completer = PulseCompleter(self.profile, self.session_id)
+        if resumes is not None:
+            self.completer.last_seq = self.store.last_seq(resumes)
         self.writer = BatchWriter(self.store.path, self.session_id)
         now = time.time()
         if not info.eyewear_checked:
@@ -170,6 +184,7 @@ class Recorder:
             self.store.end_session(self.session_id, status, reason)
         if self.link is not None:
             self.link.close()
+        self._port_lock.release()
         return self.totals
 
     # -- the loop --------------------------------------------------------------------------

@@ -45,18 +45,39 @@ def default_db_path() -> Path:
     return Path(user_data_dir("laserlog", appauthor=False)) / "laserlog.db"
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open a connection with the settings every connection needs (WAL, FULL sync, timeouts)."""
+def _explain(exc: BaseException) -> str:
+    """Return what an SQLite or OS error means for the person at the console."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return f"{text} (the file or its folder is read-only: check its permissions)"
+    if "full" in text:
+        return f"{text} (free space on the disk, or choose another --db)"
+    if "not a database" in text or "malformed" in text:
+        return f"{text} (the file is damaged or not a laserlog database; keep it for "\
+               "inspection and record into another --db)"
+    return text
+
+
+def connect(path: str | Path, *, readonly: bool = False,
+            create_dirs: bool = True) -> sqlite3.Connection:
+    """Open a connection with the settings every connection needs (WAL, FULL sync, timeouts).
+
+    A new database and a new folder for it are private (0600, 0700) whatever the umask.
+    """
     path = Path(path)
     try:
         if readonly:
             if not path.exists():
                 raise StoreError(f"database {path} does not exist (record a session first, "
                                  "or pass --db)")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
+            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10,
                                    check_same_thread=False)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                if not create_dirs:
+                    raise StoreError(f"folder {path.parent} for database {path.name} does not "
+                                     "exist; create it or choose another --db")
+                path.parent.mkdir(parents=True, mode=0o700)
             if not path.exists():
                 # Private from the first byte; SQLite gives -wal and -shm the same mode.
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -66,7 +87,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=10000")
         conn.row_factory = sqlite3.Row
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise StoreError(f"cannot open database {path}: {_explain(exc)}") from None
     except OSError as exc:
         raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
     return conn
@@ -82,19 +103,26 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
         raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
                          f"({SCHEMA_VERSION}); upgrade laserlog")
     for number in range(version + 1, SCHEMA_VERSION + 1):
-        with conn:
-            conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
-                               + f";PRAGMA user_version = {number};COMMIT;")
+        try:
+            with conn:
+                conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
+                                   + f";PRAGMA user_version = {number};COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            raise StoreError(f"cannot prepare database {path} (schema {number}): "
+                             f"{_explain(exc)}") from None
     return SCHEMA_VERSION
 
 
 class Store:
     """The laserlog database: sessions, devices, and reads for the views."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False,
+                 create_dirs: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        self.conn = connect(self.path, readonly=readonly)
+        self.conn = connect(self.path, readonly=readonly, create_dirs=create_dirs)
         if not readonly:
             migrate(self.conn, self.path)
         else:
@@ -133,15 +161,15 @@ class Store:
     def create_session(self, *, device_id: int | None, profile_id: str, port: str,
                        operator_id: str, client_ref: str, area: str | None,
                        skin_type: str | None, eyewear_checked: bool,
-                       checklist_json: str | None) -> int:
+                       checklist_json: str | None, resumes_session_id: int | None = None) -> int:
         """Record the start of a session and return its id."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO sessions (uuid, device_id, profile_id, port, operator_id, client_ref,"
-                " area, skin_type, eyewear_checked, checklist_json, started_utc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " area, skin_type, eyewear_checked, checklist_json, started_utc, resumes_session_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref, area,
-                 skin_type, int(eyewear_checked), checklist_json, utc_now()))
+                 skin_type, int(eyewear_checked), checklist_json, utc_now(), resumes_session_id))
         return int(cur.lastrowid or 0)
 
     def end_session(self, session_id: int, status: str, reason: str) -> None:
@@ -150,14 +178,30 @@ class Store:
             self.conn.execute("UPDATE sessions SET ended_utc = ?, status = ?, end_reason = ?"
                               " WHERE id = ?", (utc_now(), status, reason, session_id))
 
-    def mark_interrupted(self) -> list[int]:
-        """Mark sessions left 'recording' by a process that died; return their ids."""
-        rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'recording'").fetchall()
+    def mark_interrupted(self, port: str) -> list[int]:
+        """Mark sessions left 'recording' on a port by a recorder that died; return their ids.
+
+        Call only while holding the port's lock: then no live recorder owns them.
+        """
+        rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'recording' AND port = ?",
+                                 (port,)).fetchall()
         ids = [int(r[0]) for r in rows]
         for session_id in ids:
             self.recount(session_id)
             self.end_session(session_id, "interrupted", "recorder stopped without ending the session")
         return ids
+
+    def last_seq(self, session_id: int) -> int | None:
+        """Return the sequence number of a session's last committed pulse."""
+        row = self.conn.execute("SELECT seq FROM pulses WHERE session_id = ? ORDER BY id DESC"
+                                " LIMIT 1", (session_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def latest_interrupted(self, port: str) -> dict[str, Any] | None:
+        """Return the most recent interrupted session recorded from a port."""
+        rows = self.query("SELECT * FROM sessions WHERE status = 'interrupted' AND port = ?"
+                          " ORDER BY id DESC LIMIT 1", (port,))
+        return rows[0] if rows else None
 
     def recount(self, session_id: int) -> None:
         """Recompute a session's aggregates from its committed pulses and events."""

@@ -5,6 +5,7 @@ The protocol lives in the profile's driver module (`Device`); the engine only ke
 
 from __future__ import annotations
 
+import heapq
 import os
 import select
 import threading
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from laserlog.drivers_registry import driver_module
 from laserlog.profile import Profile
-from laserlog.sim.console import Console
+from laserlog.sim.console import Console, SimPulse
+from laserlog.sim.faults import FaultPlan, Scheduled
 from laserlog.sim.pty_link import PtyLink
 
 #: Pulses are emitted in batches of at most this many per loop turn when flooding.
@@ -25,21 +27,26 @@ class Simulator:
 
     def __init__(self, profile: Profile, link_path: str | Path, *, seed: int = 0,
                  rate_hz: float | None = None, fire: bool = False,
-                 max_pulses: int | None = None) -> None:
+                 max_pulses: int | None = None, faults: FaultPlan | None = None) -> None:
         self.profile = profile
         self.console = Console(profile, seed=seed, rep_rate_hz=rate_hz)
         self.device = driver_module(profile).Device(profile, self.console)
+        self.faults = faults if faults is not None else FaultPlan()
         self.link = PtyLink(link_path)
         self.max_pulses = max_pulses
         self.pulses_sent = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._delayed: list[tuple[float, int, bytes]] = []  # (due, order, bytes) heap
+        self._order = 0
+        self._started = time.monotonic()
+        self._schedule = list(self.faults.schedule)
+        self._undo: list[tuple[float, Scheduled]] = []
         if fire:
             self.console.streaming = True
             self.console.firing = True
-        if profile.simulator.power_on_junk:
-            self.link.write(profile.simulator.power_on_junk)
+        self._power_on()
 
     @property
     def path(self) -> Path:
@@ -69,29 +76,87 @@ class Simulator:
             self.console.raise_fault(code)
             self.link.write(self.device.fault(code))
 
+    def _power_on(self) -> None:
+        junk = self.profile.simulator.power_on_junk
+        if self.faults.junk and not junk:
+            junk = bytes(self.faults.rng.randrange(256) for _ in range(24))
+        if junk:
+            self.link.write(junk)
+
+    def _send(self, data: bytes, delay_s: float = 0.0) -> None:
+        if not data:
+            return
+        if delay_s <= 0.0 and not self._delayed:
+            self.link.write(data)
+            return
+        self._order += 1
+        heapq.heappush(self._delayed, (time.monotonic() + delay_s, self._order, data))
+
+    def _run_schedule(self, now: float) -> None:
+        elapsed = now - self._started
+        while self._schedule and self._schedule[0].at_s <= elapsed:
+            event = self._schedule.pop(0)
+            with self._lock:
+                if event.kind == "unplug":
+                    self.link.unplug()
+                elif event.kind == "reboot":
+                    self.console.power_cycle()
+                    self._power_on()
+                elif event.kind == "fault":
+                    self.console.raise_fault(event.code)
+                    self.link.write(self.device.fault(event.code))
+            if event.for_s:
+                self._undo.append((now + event.for_s, event))
+        for item in [u for u in self._undo if u[0] <= now]:
+            self._undo.remove(item)
+            event = item[1]
+            with self._lock:
+                if event.kind == "unplug":
+                    self.link.plug()
+                    self._power_on()
+                elif event.kind == "fault":
+                    self.console.clear_fault()
+                    self.link.write(self.device.fault(0))
+
+    def _silenced(self, now: float) -> bool:
+        return any(e.kind == "silent" for _, e in self._undo)
+
     def serve(self) -> None:
-        """Run until stopped: answer the host, fire pulses on schedule."""
+        """Run until stopped: answer the host, fire pulses on schedule, play the fault plan."""
         next_pulse = time.monotonic()
         console = self.console
+        faults = self.faults
         while not self._stop.is_set():
-            active = console.firing and self.profile.pulses.mode in ("pushed", "polled")
-            if active and (self.max_pulses is None or self.pulses_sent < self.max_pulses):
-                wait_s = max(0.0, next_pulse - time.monotonic())
+            now = time.monotonic()
+            if self._schedule or self._undo:
+                self._run_schedule(now)
+            while self._delayed and self._delayed[0][0] <= now:
+                self.link.write(heapq.heappop(self._delayed)[2])
+            active = console.firing and (self.max_pulses is None or self.pulses_sent < self.max_pulses)
+            if active:
+                wait_s = max(0.0, next_pulse - now)
             else:
                 wait_s = 0.05
-                next_pulse = time.monotonic()
+                next_pulse = now
+            if self._delayed:
+                wait_s = min(wait_s, max(0.0, self._delayed[0][0] - now))
             fd = self.link.master_fd
             if fd < 0:
-                time.sleep(wait_s or 0.01)
-                continue
-            readable, _, _ = select.select([fd], [], [], min(wait_s, 0.05))
-            if readable:
-                data = self.link.read()
-                if data:
-                    with self._lock:
-                        reply = self.device.receive(data)
-                    if reply:
-                        self.link.write(reply)
+                # Unplugged: the console goes on firing; nothing reaches the host.
+                time.sleep(min(wait_s, 0.05) if wait_s else 0.001)
+            else:
+                readable, _, _ = select.select([fd], [], [], min(wait_s, 0.05))
+                if readable:
+                    data = self.link.read()
+                    if data and not self._silenced(now):
+                        with self._lock:
+                            burst = b"".join(self._pulse_frame(console.fire_pulse())
+                                             for _ in range(faults.burst if console.firing else 0))
+                            reply = self.device.receive(data)
+                        self.pulses_sent += faults.burst if console.firing else 0
+                        self._send(burst)
+                        reply, delay_s = faults.reply(reply)
+                        self._send(reply, delay_s)
             if not active:
                 continue
             now = time.monotonic()
@@ -104,13 +169,25 @@ class Simulator:
             out = []
             with self._lock:
                 for _ in range(due):
-                    pulse = console.fire_pulse()
-                    if console.streaming:
-                        out.append(self.device.pulse(pulse))
+                    frame = self._pulse_frame(console.fire_pulse())
+                    if frame:
+                        out.append(frame)
             self.pulses_sent += due
             next_pulse += due * period_s
-            if out:
-                self.link.write(b"".join(out))
+            if out and self.link.master_fd >= 0:
+                self._send(b"".join(out))
+
+    def _pulse_frame(self, pulse: SimPulse) -> bytes:
+        """Return the bytes announcing a pulse, after the line's faults."""
+        if not self.console.streaming:
+            return b""
+        frame = self.device.pulse(pulse)
+        if not frame:
+            return b""
+        faults = self.faults
+        if faults.rates:
+            frame = faults.corrupt(frame) + faults.garbage_after_pulse()
+        return frame
 
 
 def wait_for_path(path: str | Path, timeout_s: float = 5.0) -> bool:
