@@ -35,7 +35,7 @@ from laserlog.writer import FLUSH_INTERVAL_S, FLUSH_ROWS, Batch, BatchWriter
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 _PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
-RECONNECT_BACKOFF_S = (0.1, 0.2, 0.5, 1.0)
+RECONNECT_BACKOFF_S = (0.1, 0.2, 0.3, 0.5)
 
 
 def normalise_skin_type(text: str | None) -> str | None:
@@ -99,12 +99,16 @@ class Recorder:
 
     def __init__(self, store: Store, profile: Profile, port: str, *,
                  expect_serial: str | None = None,
-                 on_event: Callable[[EventRow], None] | None = None) -> None:
+                 on_event: Callable[[EventRow], None] | None = None,
+                 on_pulse: Callable[[tuple], None] | None = None) -> None:
         self.store = store
         self.profile = profile
         self.port = port
         self.expect_serial = expect_serial
         self.on_event = on_event
+        # Called in the recording thread with each stored pulse row (store.PULSE_COLUMNS
+        # order); a front end passes a bounded deque's append, so the screen never slows this.
+        self.on_pulse = on_pulse
         self.totals = Totals()
         self.identity: DeviceIdentity | None = None
         self.session_id: int | None = None
@@ -228,6 +232,8 @@ class Recorder:
                 if row is None:
                     continue
                 batch.pulses.append(row)
+                if self.on_pulse is not None:
+                    self.on_pulse(row)
                 totals.pulses += 1
                 energy, fluence = row[5], row[6]
                 if energy is not None:
@@ -267,6 +273,14 @@ class Recorder:
             maxs = [f for f in (totals.max_fluence_j_cm2, batch.max_fluence_j_cm2) if f is not None]
             totals.min_fluence_j_cm2 = min(mins) if mins else None
             totals.max_fluence_j_cm2 = max(maxs) if maxs else None
+
+    def add_event(self, event: EventRow) -> None:
+        """Record an event (a note, a marker, an acknowledgement) in the current batch.
+
+        Call it from the recording thread, between steps: events stay append-only and
+        are committed with the pulses around them.
+        """
+        self._event(event)
 
     def _event(self, event: EventRow) -> None:
         assert self.session_id is not None

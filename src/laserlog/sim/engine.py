@@ -43,6 +43,8 @@ class Simulator:
         self._started = time.monotonic()
         self._schedule = list(self.faults.schedule)
         self._undo: list[tuple[float, Scheduled]] = []
+        #: What the fault plan did and when (wall-clock seconds), for tests and reports.
+        self.fault_log: list[tuple[float, str, int]] = []
         if fire:
             self.console.streaming = True
             self.console.firing = True
@@ -96,6 +98,7 @@ class Simulator:
         elapsed = now - self._started
         while self._schedule and self._schedule[0].at_s <= elapsed:
             event = self._schedule.pop(0)
+            self.fault_log.append((time.time(), event.kind, self.console.shot_counter))
             with self._lock:
                 if event.kind == "unplug":
                     self.link.unplug()
@@ -110,6 +113,7 @@ class Simulator:
         for item in [u for u in self._undo if u[0] <= now]:
             self._undo.remove(item)
             event = item[1]
+            self.fault_log.append((time.time(), f"{event.kind}_end", self.console.shot_counter))
             with self._lock:
                 if event.kind == "unplug":
                     self.link.plug()
