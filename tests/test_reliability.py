@@ -269,3 +269,76 @@ def test_read_only_database_is_a_clear_error(tmp_path):
     db.chmod(0o400)
     with pytest.raises(StoreError, match="read-only"):
         Store(db)
+
+
+def _fill_disk(rec: Recorder) -> None:
+    """Make the writer's database full: no page beyond those it has."""
+    conn = rec.writer._conn  # the writer's own connection is where the disk fills
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_disk_full_mid_session_raises_an_alarm_and_writes_everything_when_space_returns(
+        simulate, db_path):
+    sim = simulate("ps755-ref", rate_hz=500, fire=True)
+    alarms = []
+    with Store(db_path) as store:
+        rec = Recorder(store, sim.profile, str(sim.path), on_event=alarms.append)
+        rec.start(INFO)
+        wait_until(lambda: rec.step(0.02) or rec.totals.pulses >= 100, 20, "pulses")
+        _fill_disk(rec)
+        wait_until(lambda: rec.step(0.02) or rec.writer.disk_full, 20, "disk full")
+        held_at = rec.totals.pulses
+        wait_until(lambda: rec.step(0.02) or rec.totals.pulses >= held_at + 300, 20, "more pulses")
+        waiting = rec.writer.waiting_rows
+        rec.writer._conn.execute("PRAGMA max_page_count = 1073741823")
+        wait_until(lambda: rec.step(0.02) or not rec.writer.disk_full, 20, "space again")
+        rec.end()
+        pulses, events = session_rows(db_path, rec.session_id)
+    kinds = [e["kind"] for e in events]
+    figure("disk_full", rows_waiting_in_memory=waiting, stored=len(pulses), counted=rec.totals.pulses)
+    assert [a.kind for a in alarms if a.kind.startswith("disk")] == ["disk_full", "disk_space_restored"]
+    assert "disk_full" in kinds and "disk_space_restored" in kinds
+    assert waiting > 0
+    seqs = [p["seq"] for p in pulses]
+    assert len(seqs) == rec.totals.pulses and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_disk_still_full_at_the_end_spills_to_a_recovery_file_that_recover_imports(
+        simulate, db_path):
+    sim = simulate("ps755-ref", rate_hz=500, fire=True)
+    with Store(db_path) as store:
+        rec = Recorder(store, sim.profile, str(sim.path))
+        rec.start(INFO)
+        wait_until(lambda: rec.step(0.02) or rec.totals.pulses >= 50, 20, "pulses")
+        _fill_disk(rec)
+        wait_until(lambda: rec.step(0.02) or rec.writer.disk_full, 20, "disk full")
+        wait_until(lambda: rec.step(0.02) or rec.writer.waiting_rows >= 200, 20, "rows waiting")
+        with pytest.raises(StoreError, match="laserlog recover") as caught:
+            rec.end()
+        recovery = rec.writer.recovery_file
+        counted = rec.totals.pulses
+    assert recovery is not None and recovery.exists()
+    assert stat.S_IMODE(recovery.stat().st_mode) == 0o600
+    before = len(session_rows(db_path, rec.session_id)[0])
+    result = subprocess.run([*LASERLOG, "recover", str(recovery), "--db", str(db_path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    pulses, _ = session_rows(db_path, rec.session_id)
+    seqs = [p["seq"] for p in pulses]
+    figure("disk_full_spill", committed_before=before, recovered=len(pulses) - before,
+           counted=counted)
+    assert str(recovery) in str(caught.value)
+    assert len(seqs) == counted and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT pulse_count FROM sessions WHERE id = ?",
+                            (rec.session_id,)).fetchone()[0] == counted
+
+
+def test_a_damaged_recovery_file_imports_nothing(db_path, tmp_path):
+    Store(db_path).close()
+    bad = tmp_path / "x.ndjson"
+    bad.write_text('{"table": "pulses", "row": [1]}\n')
+    result = subprocess.run([*LASERLOG, "recover", str(bad), "--db", str(db_path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and f"{bad}:1" in result.stderr and "Traceback" not in result.stderr

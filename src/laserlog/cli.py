@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     _profiles_arg(p)
     p.set_defaults(func=cmd_demo)
 
+    p = commands.add_parser("recover", help="import rows a full disk left in a recovery file")
+    p.add_argument("file", metavar="FILE", help="the .ndjson recovery file named in the error")
+    _db_arg(p)
+    p.set_defaults(func=cmd_recover)
+
     sessions = commands.add_parser("sessions", help="list and show recorded sessions")
     sub = sessions.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
     p = sub.add_parser("list", help="list sessions, newest first")
@@ -275,6 +280,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             return _record(profile, str(link), info, _db(args), duration_s=args.duration,
                            before_run=fire)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from laserlog.recovery import recover
+    from laserlog.store import Store
+
+    with Store(_db(args), create_dirs=False) as store:
+        counts = recover(args.file, store)
+    print("recovered " + ", ".join(f"{n} {table}" for table, n in counts.items())
+          + f" into {_db(args)}; the recovery file can now be archived")
+    return 0
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:

@@ -120,6 +120,7 @@ class Recorder:
         self._last_flush = time.monotonic()
         self._link_up = False
         self._port_lock = PortLock(port)
+        self._disk_full = False
         self.interrupted_sessions: list[int] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -182,6 +183,9 @@ class Recorder:
                 pass
         self.flush()
         if self.writer is not None:
+            self.writer.drain()
+            self._watch_disk()  # its last word on the disk goes in with the last rows
+            self.flush()
             self.writer.close()
         if self.session_id is not None:
             self.store.recount(self.session_id)
@@ -204,6 +208,7 @@ class Recorder:
             self._reconnect()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S or len(self._batch) >= FLUSH_ROWS:
             self.flush()
+            self._watch_disk()
 
     def run(self, stop: threading.Event, *, duration_s: float | None = None,
             max_pulses: int | None = None) -> Totals:
@@ -293,6 +298,20 @@ class Recorder:
             self._batch.missing_pulses += event.missing_pulses
         if self.on_event is not None:
             self.on_event(event)
+
+    def _watch_disk(self) -> None:
+        """Raise an alarm when the disk fills (rows wait in memory) and say when it has room."""
+        writer = self.writer
+        if writer is None or writer.disk_full == self._disk_full:
+            return
+        self._disk_full = writer.disk_full
+        if self._disk_full:
+            self._event(EventRow(time.time(), "disk_full", "alarm", None,
+                                 f"disk full at {self.store.path}: recording goes on, "
+                                 f"{writer.waiting_rows} row(s) wait in memory until there is room"))
+        else:
+            self._event(EventRow(time.time(), "disk_space_restored", "info", None,
+                                 "disk has room again: waiting rows written"))
 
     def flush(self) -> None:
         """Hand the current batch to the writer."""

@@ -7,14 +7,20 @@ totals in the sessions table always equal what is committed.
 
 from __future__ import annotations
 
+import json
+import os
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from laserlog.errors import StoreError
 from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect
+
+#: How often a full disk is tried again.
+DISK_FULL_RETRY_S = 0.5
 
 #: Hand a batch to the writer after this long or this many rows, whichever comes first.
 FLUSH_INTERVAL_S = 0.1
@@ -64,6 +70,10 @@ class BatchWriter:
         self.committed_pulses = 0
         self.committed_events = 0
         self.error: BaseException | None = None
+        #: True while the disk is full: batches wait in memory and are retried.
+        self.disk_full = False
+        self.recovery_file: Path | None = None
+        self._pending: list[Batch] = []
         self._queue: queue.Queue[Batch | None] = queue.Queue()
         self._conn: sqlite3.Connection = connect(self.path)
         self._thread = threading.Thread(target=self._run, name="laserlog-writer", daemon=True)
@@ -83,10 +93,20 @@ class BatchWriter:
             raise StoreError(f"writing to {self.path} failed: {self.error}")
 
     def close(self) -> None:
-        """Commit what is queued and stop the thread."""
+        """Commit what is queued and stop the thread.
+
+        Rows the disk still has no room for go to a recovery file beside the database,
+        for `laserlog recover`; the error then names it. Nothing is dropped silently.
+        """
         self._queue.put(None)
         self._thread.join()
         self._conn.close()
+        if self._pending:
+            self.recovery_file = spill(self.path, self.session_id, self._pending)
+            self._pending = []
+            raise StoreError(f"the disk holding {self.path} is full: the session's last rows "
+                             f"are kept in {self.recovery_file}; free space, then run "
+                             f"`laserlog recover {self.recovery_file} --db {self.path}`")
         if self.error is not None:
             raise StoreError(f"writing to {self.path} failed: {self.error}")
 
@@ -95,18 +115,42 @@ class BatchWriter:
         return self._queue.qsize()
 
     def _run(self) -> None:
-        conn = self._conn
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(timeout=DISK_FULL_RETRY_S if self._pending else None)
+            except queue.Empty:
+                self._commit_pending()  # retry: space may have come back
+                continue
             try:
                 if batch is None:
+                    self._commit_pending()
                     return
-                if self.error is None:
-                    self._commit(conn, batch)
-            except (sqlite3.Error, OSError) as exc:
-                self.error = exc
+                self._pending.append(batch)
+                self._commit_pending()
             finally:
                 self._queue.task_done()
+
+    def _commit_pending(self) -> None:
+        """Commit waiting batches in order; on a full disk keep them and say so."""
+        while self._pending and self.error is None:
+            try:
+                self._commit(self._conn, self._pending[0])
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    self.error = exc
+                    return
+                self.disk_full = True
+                return
+            except (sqlite3.Error, OSError) as exc:
+                self.error = exc
+                return
+            self._pending.pop(0)
+            self.disk_full = False
+
+    @property
+    def waiting_rows(self) -> int:
+        """Return how many rows wait in memory for disk space."""
+        return sum(len(b) for b in self._pending)
 
     def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
         regimes = self.regimes | {row[4] for row in batch.pulses}
@@ -126,3 +170,24 @@ class BatchWriter:
         self.regimes = regimes
         self.committed_pulses += len(batch.pulses)
         self.committed_events += len(batch.events)
+
+
+def spill(db_path: Path, session_id: int, batches: list[Batch]) -> Path:
+    """Write batches that could not be committed to a recovery file (JSON lines, fsynced)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = db_path.with_name(f"{db_path.name}.recovery-{session_id}-{stamp}.ndjson")
+    try:
+        fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    except OSError:
+        # No room even for the file: the home folder is the last place left.
+        target = Path.home() / target.name
+        fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        for batch in batches:
+            for table, rows in (("pulses", batch.pulses), ("events", batch.events),
+                                ("settings", batch.settings)):
+                for row in rows:
+                    out.write(json.dumps({"table": table, "row": list(row)}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return target
