@@ -11,11 +11,13 @@ FULL = {
     "startup.py": [],
     "parse.py": [],
     "ingest.py": ["--profile", "ps755-ref", "--profile", "ps1064-ref"],
+    "fuzz.py": [],
 }
 SMOKE = {
     "startup.py": ["--runs", "3"],
     "parse.py": ["--frames", "2000", "--repeat", "1"],
     "ingest.py": ["--pulses", "2000", "--repeat", "1", "--rate", "20000"],
+    "fuzz.py": ["--inputs", "4000"],
 }
 
 

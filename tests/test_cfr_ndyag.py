@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from laserlog import dosimetry
 from laserlog.catalog import bundled_profiles_dir
@@ -306,3 +308,22 @@ def test_fired_pulses_arrive_from_the_qswitch_counter(profile: Profile, simulato
     assert seqs == list(range(baseline + 1, final + 1))
     assert len(pulses) == final - baseline == simulator.pulses_sent
     assert driver.get("qswitch_counter") == final
+
+
+@given(st.lists(st.integers(min_value=0, max_value=999_999_999), min_size=1, max_size=20),
+       st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
+       st.binary(max_size=30))
+def test_fixed_width_framer_cuts_replies_under_any_chunking_and_junk(counts, cuts, junk):
+    from laserlog.drivers.line import FixedWidthFramer
+
+    replies = [f"ct QS {n:09d}".encode() for n in counts]
+    junk = junk.replace(b"\r\n", b"")
+    stream = junk + b"".join(b"\r\n" + r for r in replies)
+    framer = FixedWidthFramer(b"\r\n", 15)
+    frames: list[bytes] = []
+    pos, index = 0, 0
+    while pos < len(stream):
+        size = cuts[index % len(cuts)]
+        frames.extend(framer.feed(stream[pos:pos + size]))
+        pos, index = pos + size, index + 1
+    assert [f for f in frames if f.startswith(b"ct QS ")] == replies

@@ -342,3 +342,42 @@ def test_a_damaged_recovery_file_imports_nothing(db_path, tmp_path):
     result = subprocess.run([*LASERLOG, "recover", str(bad), "--db", str(db_path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"{bad}:1" in result.stderr and "Traceback" not in result.stderr
+
+
+_FSYNC_PROBE = """
+import sys
+from laserlog.store import Store
+from laserlog.writer import Batch, BatchWriter
+store = Store(sys.argv[1])
+sid = store.create_session(device_id=None, profile_id="p", port="x", operator_id="o",
+                           client_ref="C-1", area=None, skin_type=None, eyewear_checked=True,
+                           checklist_json=None)
+writer = BatchWriter(store.path, sid)
+for i in range(int(sys.argv[2])):
+    batch = Batch()
+    batch.pulses.append((sid, i, 0.0, 650.0, "ps", 0.1, 0.8, 4.0, 755.0, 5.0, 1, None, ""))
+    writer.submit(batch)
+    writer.drain()
+writer.close()
+"""
+
+
+def _fsyncs(tmp_path, commits: int) -> int:
+    db = tmp_path / f"fsync-{commits}.db"
+    result = subprocess.run(["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync",
+                             sys.executable, "-c", _FSYNC_PROBE, str(db), str(commits)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return sum(int(line.split()[3]) for line in result.stderr.splitlines()
+               if line.strip().endswith(("fsync", "fdatasync")) and line.split()[3].isdigit())
+
+
+def test_every_commit_is_fsynced_for_power_loss(tmp_path):
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed: fsyncs per commit cannot be counted here")
+    few, many = _fsyncs(tmp_path, 10), _fsyncs(tmp_path, 60)
+    per_commit = (many - few) / 50
+    figure("fsync", per_commit=round(per_commit, 2), commits_10=few, commits_60=many)
+    assert per_commit >= 1.0
