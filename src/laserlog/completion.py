@@ -39,6 +39,12 @@ class PulseCompleter:
         self.session_id = session_id
         self.settings: dict[str, float] = {}
         self.last_seq: int | None = None
+        self._last_reading: PulseReading | None = None
+        #: Set while the recorder could not see the console (link down, recorder restarted):
+        #: a counter that restarted meanwhile hides how many pulses came before the restart.
+        self.blind = False
+        #: The console's counter at the start: pulses fired before the first one seen are a gap.
+        self.baseline_seq: int | None = None
         self.fault_code = 0
         self.interlock_open = False
         self._fixed = profile.pulses.fixed
@@ -82,28 +88,50 @@ class PulseCompleter:
         return EventRow(event.received_unix_s, event.kind, severity, None, event.detail,
                         raw=event.raw.decode("latin-1") if event.raw else None)
 
+    def _same_pulse(self, r: PulseReading) -> bool:
+        """Tell a line sent twice (same measurements) from a restarted counter (new ones)."""
+        last = self._last_reading
+        return last is not None and (
+            last.energy_j, last.fluence_j_cm2, last.spot_mm, last.pulse_duration_ps,
+            last.beamlet_energy_j) == (r.energy_j, r.fluence_j_cm2, r.spot_mm,
+                                       r.pulse_duration_ps, r.beamlet_energy_j)
+
     def pulse(self, r: PulseReading, events: list[EventRow]) -> PulseRow | None:
         """Return the stored row for a pulse (None when it cannot be a pulse); append events."""
         t = r.received_unix_s
         seq = r.seq
         if seq is not None:
             last = self.last_seq
+            if last is None and self.baseline_seq is not None and seq > self.baseline_seq + 1:
+                missing = seq - self.baseline_seq - 1
+                events.append(EventRow(t, "gap", "warning", None,
+                                       f"{missing} pulse(s) missing between the counter at start "
+                                       f"({self.baseline_seq}) and {seq}", missing_pulses=missing))
             if last is not None and seq != last + 1:
                 if seq > last + 1:
                     missing = seq - last - 1
                     events.append(EventRow(t, "gap", "warning", None,
                                            f"{missing} pulse(s) missing between {last} and {seq}",
                                            missing_pulses=missing))
-                elif seq == last:
+                elif seq == last and self._same_pulse(r):
                     events.append(EventRow(t, "duplicate", "warning", None,
                                            f"pulse {seq} reported twice; kept once"))
                     return None
                 else:
                     missing = seq - 1
-                    events.append(EventRow(t, "counter_reset", "warning", None,
-                                           f"shot counter went back from {last} to {seq}: "
-                                           "console restarted", missing_pulses=missing or None))
+                    if self.blind:
+                        events.append(EventRow(
+                            t, "counter_reset", "alarm", None,
+                            f"shot counter went back from {last} to {seq}: the console restarted "
+                            f"while the link was down; pulses it fired after {last} and before "
+                            "the restart cannot be counted", missing_pulses=missing or None))
+                    else:
+                        events.append(EventRow(t, "counter_reset", "warning", None,
+                                               f"shot counter went back from {last} to {seq}: "
+                                               "console restarted", missing_pulses=missing or None))
             self.last_seq = seq
+            self._last_reading = r
+            self.blind = False
 
         profile = self.profile
         code = r.handpiece

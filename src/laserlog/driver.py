@@ -81,9 +81,12 @@ class Driver:
         self.identity: DeviceIdentity | None = None
         self.settings: dict[str, float] = {}
         self._last_counter: int | None = None
+        #: The console's shot counter when the session started (pushed consoles that have one).
+        self.counter_at_start: int | None = None
         # Nothing is polled until start(): a driver used for one query must not wander off.
         self._next_counter_poll = float("inf")
         self._next_settings_poll = float("inf")
+        self._next_keepalive = float("inf")
 
     # -- to be provided by a protocol ---------------------------------------------------
     def query_identity(self) -> DeviceIdentity:
@@ -146,6 +149,9 @@ class Driver:
         """Prepare for a session: read settings, start pushed pulses or take the counter baseline."""
         self.read_settings()
         if self.profile.pulses.mode == "pushed":
+            counter = self.profile.parameters.get(self.profile.pulses.counter or "")
+            if counter is not None and (counter.get is not None or counter.code is not None):
+                self.counter_at_start = self._read_counter()
             if "stream_on" in self.profile.commands:
                 self.command("stream_on")
         else:
@@ -153,6 +159,8 @@ class Driver:
         now = time.monotonic()
         self._next_settings_poll = now + SETTINGS_POLL_S
         self._next_counter_poll = now + self.profile.pulses.poll_interval_s
+        if self.profile.keepalive is not None:
+            self._next_keepalive = now + self.profile.keepalive.interval_s
 
     def stop(self) -> None:
         """Stop pushed pulses where the console supports it."""
@@ -163,6 +171,8 @@ class Driver:
         """Return everything observed since the last call, polling counters and settings when due."""
         now = time.monotonic()
         pulses = self.profile.pulses
+        if now >= self._next_keepalive:
+            self._send_keepalive(now)
         if pulses.mode == "polled" and now >= self._next_counter_poll:
             self._next_counter_poll = now + pulses.poll_interval_s
             self._poll_counter()
@@ -184,6 +194,16 @@ class Driver:
         out = list(self.pending)
         self.pending.clear()
         return out
+
+    def _send_keepalive(self, now: float) -> None:
+        """Send the profile's keep-alive command, so the console's watchdog stays content."""
+        keepalive = self.profile.keepalive
+        assert keepalive is not None
+        self._next_keepalive = now + keepalive.interval_s
+        try:
+            self.command(keepalive.command)
+        except ProtocolError as exc:
+            self.pending.append(LinkEvent(self.clock(), "timeout", str(exc)))
 
     def _read_counter(self) -> int:
         return int(round(self.get(self.profile.pulses.counter or "")))

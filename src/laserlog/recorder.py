@@ -163,12 +163,15 @@ class Recorder:
         self.completer = PulseCompleter(self.profile, self.session_id)
         if resumes is not None:
             self.completer.last_seq = self.store.last_seq(resumes)
+            self.completer.blind = True
         self.writer = BatchWriter(self.store.path, self.session_id)
         now = time.time()
         if not info.eyewear_checked:
             self._event(EventRow(now, "checklist", "warning", None,
                                  "eyewear check not confirmed at session start"))
         self.driver.start()
+        if resumes is None:
+            self.completer.baseline_seq = self.driver.counter_at_start
         self.ingest(self.driver.poll(0.0))
         self.flush()
         return self.session_id
@@ -181,18 +184,20 @@ class Recorder:
                 self.ingest(self.driver.poll(0.0))
             except (PortError, ProtocolError):
                 pass
-        self.flush()
-        if self.writer is not None:
-            self.writer.drain()
-            self._watch_disk()  # its last word on the disk goes in with the last rows
+        try:
             self.flush()
-            self.writer.close()
-        if self.session_id is not None:
-            self.store.recount(self.session_id)
-            self.store.end_session(self.session_id, status, reason)
-        if self.link is not None:
-            self.link.close()
-        self._port_lock.release()
+            if self.writer is not None:
+                self.writer.drain()
+                self._watch_disk()  # its last word on the disk goes in with the last rows
+                self.flush()
+                self.writer.close()
+            if self.session_id is not None:
+                self.store.recount(self.session_id)
+                self.store.end_session(self.session_id, status, reason)
+        finally:
+            if self.link is not None:
+                self.link.close()
+            self._port_lock.release()
         return self.totals
 
     # -- the loop --------------------------------------------------------------------------
@@ -324,6 +329,8 @@ class Recorder:
     # -- link supervision ------------------------------------------------------------------
     def _lost(self, detail: str) -> None:
         self._link_up = False
+        if self.completer is not None:
+            self.completer.blind = True
         self.totals.link_losses += 1
         self._event(EventRow(time.time(), "link_lost", "alarm", None, detail))
         if self.link is not None:

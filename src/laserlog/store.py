@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from laserlog import chain
 from laserlog.errors import StoreError
 from laserlog.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -177,6 +178,8 @@ class Store:
         with self.conn:
             self.conn.execute("UPDATE sessions SET ended_utc = ?, status = ?, end_reason = ?"
                               " WHERE id = ?", (utc_now(), status, reason, session_id))
+            head = chain.seal(self.conn, session_id)  # the session as it ended, into the chain
+        chain.write_anchor(self.path, head)
 
     def mark_interrupted(self, port: str) -> list[int]:
         """Mark sessions left 'recording' on a port by a recorder that died; return their ids.
@@ -192,10 +195,18 @@ class Store:
         return ids
 
     def last_seq(self, session_id: int) -> int | None:
-        """Return the sequence number of a session's last committed pulse."""
-        row = self.conn.execute("SELECT seq FROM pulses WHERE session_id = ? ORDER BY id DESC"
-                                " LIMIT 1", (session_id,)).fetchone()
-        return None if row is None else row[0]
+        """Return the sequence number of the last committed pulse of a session or, when it
+        has none, of the sessions it resumes."""
+        current: int | None = session_id
+        while current is not None:
+            row = self.conn.execute("SELECT seq FROM pulses WHERE session_id = ? ORDER BY id DESC"
+                                    " LIMIT 1", (current,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            link = self.conn.execute("SELECT resumes_session_id FROM sessions WHERE id = ?",
+                                     (current,)).fetchone()
+            current = link[0] if link else None
+        return None
 
     def latest_interrupted(self, port: str) -> dict[str, Any] | None:
         """Return the most recent interrupted session recorded from a port."""
@@ -217,6 +228,9 @@ class Store:
                      missing_pulses = (SELECT coalesce(sum(missing_pulses), 0) FROM events WHERE session_id = :s),
                      event_count = (SELECT count(*) FROM events WHERE session_id = :s)
                    WHERE id = :s""", {"s": session_id})
+            # Recounted after it ended (rows recovered or added later): seal it again.
+            head = chain.reseal_if_sealed(self.conn, session_id)
+        chain.write_anchor(self.path, head)
 
     # -- reads ------------------------------------------------------------------------------
     def query(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
