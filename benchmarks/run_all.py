@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FULL = {
-    "startup.py": [],
-    "parse.py": [],
-    "ingest.py": ["--profile", "ps755-ref", "--profile", "ps1064-ref"],
-    "fuzz.py": [],
-}
-SMOKE = {
-    "startup.py": ["--runs", "3"],
-    "parse.py": ["--frames", "2000", "--repeat", "1"],
-    "ingest.py": ["--pulses", "2000", "--repeat", "1", "--rate", "20000"],
-    "fuzz.py": ["--inputs", "4000"],
-}
+FULL: list[tuple[str, list[str]]] = [
+    ("startup.py", []),
+    ("parse.py", []),
+    ("ingest.py", ["--profile", "ps755-ref", "--profile", "ps1064-ref"]),
+    ("latency.py", []),
+    ("latency.py", ["--memory"]),
+    ("scale.py", []),
+    ("fuzz.py", []),
+    ("tui_latency.py", []),
+    ("verify.py", []),
+]
+SMOKE: list[tuple[str, list[str]]] = [
+    ("startup.py", ["--runs", "3"]),
+    ("parse.py", ["--frames", "2000", "--repeat", "1"]),
+    ("ingest.py", ["--pulses", "2000", "--repeat", "1", "--rate", "20000"]),
+    ("latency.py", ["--seconds", "1"]),
+    ("latency.py", ["--memory", "--pulses", "5000"]),
+    ("scale.py", ["--pulses", "20000", "--sessions", "200", "--runs", "1", "--db", "{tmp}/scale.db"]),
+    ("fuzz.py", ["--inputs", "4000"]),
+    ("tui_latency.py", ["--pulses", "1500", "--warmup", "500"]),
+    ("verify.py", ["--rows", "2000", "--repeat", "1"]),
+]
 
 
 def main() -> int:
     plan = SMOKE if "--smoke" in sys.argv else FULL
     status = 0
-    for script, args in plan.items():
-        status |= subprocess.run([sys.executable, str(HERE / script), *args]).returncode
+    with tempfile.TemporaryDirectory() as tmp:
+        for script, args in plan:
+            if not (HERE / script).exists():
+                continue
+            args = [a.replace("{tmp}", tmp) for a in args]
+            status |= subprocess.run([sys.executable, str(HERE / script), *args]).returncode
     return status
 
 
