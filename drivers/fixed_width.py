@@ -15,11 +15,12 @@ flash-lamp Nd:YAG lasers need:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from laserlog.drivers.line import Device as LineDevice
 from laserlog.drivers.line import Driver as LineDriver
-from laserlog.drivers.line import _set_reply, _wire_value
+from laserlog.drivers.line import _set_reply, _wire_value, status_reading
 from laserlog.drivers.line import check_profile as check_line_profile
 from laserlog.errors import ProfileError
 from laserlog.model import StatusReading
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Device", "Driver", "check_profile"]
 
 #: Fields a status reply may carry; the simulator renders each from the console's state.
-STATUS_FIELDS = frozenset({"fault", "interlock", "firing", "lamp", "simmer", "qswitch"})
+STATUS_FIELDS = frozenset({"fault", "interlock", "firing", "lamp", "simmer", "qswitch", "word"})
 LAMP_STOPPED = 0
 LAMP_STARTED = 2
 #: The lamp state adds this when it runs from an external trigger.
@@ -56,6 +57,10 @@ class Driver(LineDriver):
         if st.get is None or st.reply is None:
             return None
         fields = self.exchange(st.get.render(), st.reply)
+        if "word" in fields:
+            reading = status_reading(self.profile, st.reply, fields, self.clock())
+            firing = _lamp_firing(fields)
+            return reading if firing is None else replace(reading, firing=firing)
         interlock = int(fields.get("interlock", "0"))
         # Without a fault field the interlock code is the only fault the console reports.
         code = int(fields["fault"]) if "fault" in fields else interlock
@@ -103,7 +108,9 @@ class Device(LineDevice):
         started = LAMP_STARTED if c.firing else LAMP_STOPPED
         return reply.render(fault=c.fault_code, interlock=int(c.interlock_open),
                             firing=int(c.firing), lamp=started, simmer=int(c.firing),
-                            qswitch=started)
+                            qswitch=started,
+                            word=self.profile.status.encode_word(c.fault_code, c.interlock_open,
+                                                                 c.firing))
 
 
 def _render_width(template: Template, profile: Profile, key: str, value: float = 0.0) -> str:
@@ -129,7 +136,7 @@ def _samples(param: Parameter) -> list[float]:
 
 def check_profile(profile: Profile) -> None:
     """Check the line keys, then that every reply template has the declared width."""
-    check_line_profile(profile)
+    check_line_profile(profile, STATUS_FIELDS)
     width = profile.transport.reply_width
     if width is None:
         raise ProfileError(profile.source, "transport.reply_width", "missing",

@@ -1,19 +1,33 @@
 """Text line protocols: query/set templates, an OK/ERR convention, pushed pulse and fault lines.
 
 Both ends live here: `Driver` talks to a console, `Device` is the console's side for the
-simulator. Both read the same templates from the profile.
+simulator. Both read the same templates from the profile, and the same `[line]` options
+(`line_options`), which describe how a console wraps its exchange:
+
+- `ok` / `error`: the acknowledgement and the refusal of a set or a command;
+- `echo`: the console repeats each command, as a line of its own, before answering;
+- `reply_end`: every answer ends with a line carrying a code, 0 when accepted
+  (`NAME = value` replies followed by a status line);
+- `error_query` / `error_query_reply`: sets and commands are not answered, the host reads the
+  console's error queue instead (SCPI's `SYST:ERR?`);
+- `[line.address]`: every line is wrapped with its sender and receiver, e.g. `[PC>L1]EN?`;
+- `[line.error_codes]`: the codes this console refuses with, for the simulator.
+
+A reply template that contains the read terminator spans that many lines plus one.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from laserlog.driver import Driver as BaseDriver
 from laserlog.driver import pulse_builder
 from laserlog.errors import ProfileError, ProtocolError
 from laserlog.model import DeviceIdentity, LinkEvent, StatusReading
+from laserlog.sim.console import ERR_INTERLOCK, ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX
 from laserlog.template import Template, compile_template
 
 if TYPE_CHECKING:
@@ -21,29 +35,233 @@ if TYPE_CHECKING:
     from laserlog.sim.console import Console, SimPulse
     from laserlog.transport import Link
 
-OPTION_KEYS = {"ok", "error"}
+OPTION_KEYS = {"ok", "error", "echo", "reply_end", "error_query", "error_query_reply",
+               "address", "error_codes"}
+ADDRESS_KEYS = ("frame", "host", "console")
+#: The simulator's refusals by their names in [line.error_codes], with what they mean.
+REFUSALS = {
+    "syntax": (ERR_SYNTAX, "command not understood"),
+    "range": (ERR_RANGE, "value out of range"),
+    "read_only": (ERR_READ_ONLY, "parameter is read-only"),
+    "interlock": (ERR_INTERLOCK, "interlock open: emission refused"),
+}
+#: Fields a text status reply may carry.
+STATUS_FIELDS = frozenset({"fault", "interlock", "firing", "word"})
+_BODY = "\uffff"  # never in a template: templates are one byte per character
 
 
-def check_profile(profile: Profile) -> None:
-    """Check the keys this protocol needs: templates for what the driver must ask."""
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Addressed framing: every line carries its sender and receiver, e.g. `[PC>L1]body`."""
+
+    frame: Template
+    host: str
+    console: str
+    to_console: tuple[bytes, bytes]  # what the host's lines start and end with
+    to_host: tuple[bytes, bytes]  # what the console's lines start and end with
+
+    @classmethod
+    def build(cls, frame: Template, host: str, console: str) -> Address:
+        def ends(sender: str, receiver: str) -> tuple[bytes, bytes]:
+            before, after = frame.render(sender=sender, receiver=receiver, body=_BODY).split(_BODY)
+            return before.encode("latin-1"), after.encode("latin-1")
+
+        return cls(frame, host, console, ends(host, console), ends(console, host))
+
+    @staticmethod
+    def wrap(body: bytes, ends: tuple[bytes, bytes]) -> bytes:
+        return ends[0] + body + ends[1]
+
+    @staticmethod
+    def unwrap(line: bytes, ends: tuple[bytes, bytes]) -> bytes | None:
+        """Return the body of a line with these ends, or None when it has others."""
+        before, after = ends
+        if not line.startswith(before) or len(line) < len(before) + len(after):
+            return None
+        if not after:
+            return line[len(before):]
+        return line[len(before):-len(after)] if line.endswith(after) else None
+
+
+@dataclass(frozen=True, slots=True)
+class LineOptions:
+    """The protocol options table ([line] or [fixed_width]), compiled."""
+
+    ok: Template | None = None
+    error: Template | None = None
+    echo: bool = False
+    reply_end: Template | None = None
+    error_query: str | None = None
+    error_query_reply: Template | None = None
+    address: Address | None = None
+    #: The simulator's refusal code -> the code this console answers with.
+    error_codes: dict[int, int] = field(default_factory=dict)
+
+    def meaning(self, console_code: int) -> str:
+        """Return what a console's refusal code means, when [line.error_codes] says."""
+        for ours, text in REFUSALS.values():
+            if self.error_codes.get(ours) == console_code:
+                return text
+        return ""
+
+
+def _fail(profile: Profile, key: str, problem: str, **kw: Any) -> ProfileError:
+    return ProfileError(profile.source, f"{profile.protocol}.{key}", problem, **kw)
+
+
+def _option_template(profile: Profile, options: dict[str, Any], key: str,
+                     fields: tuple[set[str], set[str]] | None = None) -> Template | None:
+    """Compile a template option; `fields` = (required, allowed) field names."""
+    if key not in options:
+        return None
+    text = options[key]
+    if not isinstance(text, str):
+        raise _fail(profile, key, "wrong type", value=text, expected="a template (text)")
+    try:
+        template = compile_template(text)
+    except ValueError as exc:
+        raise _fail(profile, key, str(exc), value=text) from None
+    if fields is not None:
+        required, allowed = fields
+        missing = sorted(required - set(template.fields))
+        if missing:
+            raise _fail(profile, key, f"has no {{{missing[0]}}} field", value=text,
+                        expected="a template with " + ", ".join(f"{{{f}}}" for f in sorted(required)))
+        extra = sorted(set(template.fields) - allowed)
+        if extra:
+            raise _fail(profile, key, f"unknown field {{{extra[0]}}}", value=text,
+                        expected="fields among " + ", ".join(f"{{{f}}}" for f in sorted(allowed)))
+    return template
+
+
+def _address(profile: Profile, table: object) -> Address:
+    if not isinstance(table, dict):
+        raise _fail(profile, "address", "wrong type", value=table, expected="a table")
+    for key in table:
+        if key not in ADDRESS_KEYS:
+            raise _fail(profile, f"address.{key}", "unknown key",
+                        expected="one of " + ", ".join(ADDRESS_KEYS))
+    frame = _option_template(profile, {f"address.{k}": v for k, v in table.items()}, "address.frame",
+                             ({"sender", "receiver", "body"}, {"sender", "receiver", "body"}))
+    if frame is None:
+        raise _fail(profile, "address.frame", "missing",
+                    expected="a template such as '[{sender}>{receiver}]{body}'")
+    if frame.text.count("{body") != 1:
+        raise _fail(profile, "address.frame", "must carry {body} exactly once", value=frame.text)
+    names: list[str] = []
+    for key in ("host", "console"):
+        name = table.get(key)
+        if not isinstance(name, str) or not name:
+            raise _fail(profile, f"address.{key}", "missing" if name is None else "wrong type",
+                        value=name, expected="the address as text, e.g. 'PC' or '01'")
+        try:
+            name.encode("latin-1")
+        except UnicodeEncodeError:
+            raise _fail(profile, f"address.{key}", "has a character that is not a single byte",
+                        value=name) from None
+        names.append(name)
+    if names[0] == names[1]:
+        raise _fail(profile, "address.console", "same as the host's address", value=names[1],
+                    expected="an address other than address.host")
+    return Address.build(frame, names[0], names[1])
+
+
+def _error_codes(profile: Profile, table: object) -> dict[int, int]:
+    if not isinstance(table, dict):
+        raise _fail(profile, "error_codes", "wrong type", value=table, expected="a table")
+    codes: dict[int, int] = {}
+    for name, code in table.items():
+        if name not in REFUSALS:
+            raise _fail(profile, f"error_codes.{name}", "unknown key",
+                        expected="one of " + ", ".join(REFUSALS))
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise _fail(profile, f"error_codes.{name}", "wrong type", value=code,
+                        expected="a whole number")
+        codes[REFUSALS[name][0]] = code
+    return codes
+
+
+def line_options(profile: Profile) -> LineOptions:
+    """Return the compiled options table, raising ProfileError naming the key at fault."""
     options = profile.protocol_options
     for key in options:
         if key not in OPTION_KEYS:
-            raise ProfileError(profile.source, f"{profile.protocol}.{key}", "unknown key",
-                               expected="one of " + ", ".join(sorted(OPTION_KEYS)))
-    for key in OPTION_KEYS & set(options):
-        try:
-            compile_template(options[key])
-        except (ValueError, AttributeError) as exc:
-            raise ProfileError(profile.source, f"{profile.protocol}.{key}", str(exc),
-                               value=options[key]) from None
+            raise _fail(profile, key, "unknown key",
+                        expected="one of " + ", ".join(sorted(OPTION_KEYS)))
+    echo = options.get("echo", False)
+    if not isinstance(echo, bool):
+        raise _fail(profile, "echo", "wrong type", value=echo, expected="true or false")
+    query = options.get("error_query")
+    if query is not None and (not isinstance(query, str) or not query):
+        raise _fail(profile, "error_query", "wrong type", value=query,
+                    expected="the command that reads the error queue, e.g. 'SYST:ERR?'")
+    query_reply = _option_template(profile, options, "error_query_reply",
+                                   ({"code"}, {"code", "message"}))
+    if query is not None and query_reply is None:
+        raise _fail(profile, "error_query_reply", "missing",
+                    expected="the error queue's reply, e.g. '{code:d},\"{message}\"'")
+    if query is None and query_reply is not None:
+        raise _fail(profile, "error_query", "missing", expected="the command whose reply "
+                    "error_query_reply describes")
+    return LineOptions(
+        ok=_option_template(profile, options, "ok", (set(), set())),
+        error=_option_template(profile, options, "error", ({"code"}, {"code"})),
+        echo=echo,
+        reply_end=_option_template(profile, options, "reply_end", ({"code"}, {"code"})),
+        error_query=query,
+        error_query_reply=query_reply,
+        address=_address(profile, options["address"]) if "address" in options else None,
+        error_codes=_error_codes(profile, options.get("error_codes", {})),
+    )
+
+
+def check_profile(profile: Profile, status_fields: frozenset[str] = STATUS_FIELDS) -> None:
+    """Check the keys this protocol needs: templates for what the driver must ask."""
+    options = line_options(profile)
+    if profile.transport.reply_width is not None:
+        for key, used in (("echo", options.echo), ("reply_end", options.reply_end),
+                          ("address", options.address)):
+            if used:
+                raise _fail(profile, key, "needs replies framed by lines",
+                            expected="no transport.reply_width (fixed-width replies)")
     for name, param in profile.parameters.items():
         if param.get is None and param.set is None:
             raise ProfileError(profile.source, f"parameters.{name}", "neither get nor set",
                                expected="a get template, a set template or both")
+        if param.set is not None and "value" not in param.set.fields:
+            raise ProfileError(profile.source, f"parameters.{name}.set", "has no {value} field",
+                               value=param.set.text, expected="a set command such as "
+                               "'EN {value:.1f}'")
     if profile.pulses.mode == "pushed" and profile.pulses.line is None:
         raise ProfileError(profile.source, "pulses.line", "missing",
                            expected="the template of a pushed pulse line")
+    ident = profile.identity
+    if (ident.get is None) != (ident.reply is None):
+        missing = "get" if ident.get is None else "reply"
+        raise ProfileError(profile.source, f"identity.{missing}", "missing",
+                           expected="identity.get and identity.reply together")
+    if ident.reply is not None:
+        unknown = sorted(set(ident.reply.fields) - {"model", "serial", "firmware"})
+        if unknown:
+            raise ProfileError(profile.source, "identity.reply", f"unknown field {{{unknown[0]}}}",
+                               value=ident.reply.text,
+                               expected="fields among {model}, {serial}, {firmware}")
+    status = profile.status.reply
+    if status is not None:
+        unknown = sorted(set(status.fields) - status_fields)
+        if unknown:
+            raise ProfileError(profile.source, "status.reply", f"unknown field {{{unknown[0]}}}",
+                               value=status.text,
+                               expected="fields among " + ", ".join(sorted(status_fields)))
+    if (profile.status.get is None) != (status is None):
+        missing = "get" if profile.status.get is None else "reply"
+        raise ProfileError(profile.source, f"status.{missing}", "missing",
+                           expected="status.get and status.reply together")
+    fault_line = profile.status.fault_line
+    if fault_line is not None and "code" not in fault_line.fields:
+        raise ProfileError(profile.source, "status.fault_line", "has no {code} field",
+                           value=fault_line.text, expected="a pushed fault line such as "
+                           "'FAULT {code:d}'")
 
 
 class LineFramer:
@@ -109,14 +327,17 @@ def make_framer(profile: Profile, incoming: bool) -> LineFramer | FixedWidthFram
 
 
 def _options(profile: Profile) -> tuple[Template | None, Template | None]:
-    o = profile.protocol_options
-    ok = compile_template(o["ok"]) if "ok" in o else None
-    err = compile_template(o["error"]) if "error" in o else None
-    return ok, err
+    options = line_options(profile)
+    return options.ok, options.error
 
 
-def _set_reply(param: Parameter, ok: Template | None) -> Template | None:
-    return param.set_reply or ok or param.reply
+def _set_reply(param: Parameter, ok: Template | None,
+               options: LineOptions | None = None) -> Template | None:
+    """Return what answers a set: its set_reply, else ok, else its reply (unless the
+    console is asked for errors instead)."""
+    if param.set_reply is not None or ok is not None:
+        return param.set_reply or ok
+    return None if options is not None and options.error_query else param.reply
 
 
 def _bound(value: float | None) -> str:
@@ -130,6 +351,32 @@ def _wire_value(param: Parameter, canonical: float, template: Template,
     return int(round(value)) if "value" in template.integer_fields else value
 
 
+def reply_lines(template: Template | None, terminator: bytes) -> int:
+    """Return how many lines a reply template spans (its text may hold the terminator)."""
+    if template is None or not terminator:
+        return 1
+    return template.text.count(terminator.decode("latin-1")) + 1
+
+
+def status_reading(profile: Profile, template: Template, fields: dict[str, str],
+                   now: float) -> StatusReading:
+    """Return the status a reply's fields show: explicit fields first, else the status word."""
+    st = profile.status
+    code, interlock, firing = 0, None, None
+    if "word" in fields:
+        code, interlock, firing = st.decode_word(template.integer("word", fields["word"]))
+    if "fault" in fields:
+        code = int(fields["fault"])
+    if "interlock" in fields:
+        interlock = bool(int(fields["interlock"]))
+    if "firing" in fields:
+        firing = bool(int(fields["firing"]))
+    if interlock is None:
+        fault = st.faults.get(code)
+        interlock = bool(fault and fault.interlock)
+    return StatusReading(now, code, interlock, firing)
+
+
 class Driver(BaseDriver):
     """Host side of a text line protocol."""
 
@@ -138,13 +385,19 @@ class Driver(BaseDriver):
         self.framer = make_framer(profile, incoming=True)
         self.replies: deque[bytes] = deque()
         self._awaiting = False
-        self._ok, self._error = _options(profile)
+        self.options = line_options(profile)
+        self._ok, self._error = self.options.ok, self.options.error
         pulses = profile.pulses
         self._pulse_regex = pulses.line.regex if pulses.line is not None else None
         self._build_pulse = (pulse_builder(pulses.line.fields, pulses.fields)
                              if pulses.line is not None else None)
         self._fault_regex = profile.status.fault_line.regex if profile.status.fault_line else None
+        # Echoes and addresses are peeled off before lines are classified; plain consoles
+        # skip that step entirely.
+        self._peel = self.options.echo or self.options.address is not None
+        self._echoes: deque[bytes] = deque(maxlen=8)  # commands whose echo has not come
         self.garbled = 0
+        self.foreign = 0  # lines between other parties on an addressed bus
 
     # -- reading --------------------------------------------------------------------------
     def pump(self, timeout_s: float) -> None:
@@ -157,7 +410,10 @@ class Driver(BaseDriver):
         now = self.clock()
         pulse_regex, build, fault_regex = self._pulse_regex, self._build_pulse, self._fault_regex
         pending = self.pending
-        for frame in self.framer.feed(data):
+        frames = self.framer.feed(data)
+        if self._peel:
+            frames = self._peeled(frames)
+        for frame in frames:
             if pulse_regex is not None:
                 found = pulse_regex.match(frame)
                 if found is not None:
@@ -176,35 +432,116 @@ class Driver(BaseDriver):
                 self.garbled += 1
                 pending.append(LinkEvent(now, "garbled", "unexpected line", frame[:200]))
 
+    def _peeled(self, frames: list[bytes]) -> list[bytes]:
+        """Return the frames without the echo of our last command, and without addresses."""
+        address = self.options.address
+        out: list[bytes] = []
+        for frame in frames:
+            if self._echoes and frame in self._echoes:
+                self._echoes.remove(frame)
+                continue
+            if address is not None:
+                body = address.unwrap(frame, address.to_host)
+                if body is None:
+                    if address.frame.match(frame) is not None:
+                        self.foreign += 1  # addressed to someone else on the bus
+                    elif frame.strip():
+                        self._garbled("line without the bus address", frame)
+                    continue
+                frame = body
+            out.append(frame)
+        return out
+
     def exchange(self, request: str, expect: Template | None) -> dict[str, str]:
         """Send one command and wait for the reply matching `expect` (or an error reply)."""
-        t = self.profile.transport
+        options = self.options
         self.replies.clear()
-        self._awaiting = expect is not None
+        waits = expect is not None or options.reply_end is not None
+        self._awaiting = waits
         try:
-            self.link.write(request.encode("latin-1") + t.write_terminator)
-            if expect is None:
-                return {}
-            deadline = time.monotonic() + t.timeout_s
-            while True:
-                while self.replies:
-                    frame = self.replies.popleft()
-                    fields = expect.match(frame)
-                    if fields is not None:
-                        return fields
-                    if self._error is not None and (err := self._error.match(frame)) is not None:
-                        raise ProtocolError(f"console refused {request!r}: error {err.get('code', frame.decode('latin-1'))}")
-                    if frame.strip():
-                        self.garbled += 1
-                        self.pending.append(LinkEvent(self.clock(), "garbled",
-                                                      f"unexpected reply to {request!r}", frame[:200]))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s "
-                                        f"on {self.link.url}")
-                self.pump(min(left, 0.05))
+            raw = request.encode("latin-1")
+            if options.address is not None:
+                raw = options.address.wrap(raw, options.address.to_console)
+            if options.echo:
+                self._echoes.append(raw)
+            self.link.write(self.wire(raw))
+            fields = self._await_reply(request, expect) if waits else {}
         finally:
             self._awaiting = False
+        if expect is None and options.error_query is not None and request != options.error_query:
+            self._check_error_queue(request)
+        return fields
+
+    def wire(self, request: bytes) -> bytes:
+        """Return a request as it goes on the wire; a plugin driver may frame it otherwise."""
+        return request + self.profile.transport.write_terminator
+
+    def _await_reply(self, request: str, expect: Template | None) -> dict[str, str]:
+        """Collect the reply's lines until they match `expect` (or the reply_end line)."""
+        t = self.profile.transport
+        end = self.options.reply_end
+        need = reply_lines(expect, t.read_terminator)
+        lines: list[bytes] = []
+        deadline = time.monotonic() + t.timeout_s
+        while True:
+            while self.replies:
+                frame = self.replies.popleft()
+                if end is not None and (ended := end.match(frame)) is not None:
+                    return self._ended(request, expect, lines, int(ended["code"]))
+                lines.append(frame)
+                if expect is not None and end is None and len(lines) == need:
+                    fields = expect.match(t.read_terminator.join(lines))
+                    if fields is not None:
+                        return fields
+                if self._error is not None and (err := self._error.match(frame)) is not None:
+                    self._refused(request, err.get("code", frame.decode("latin-1")))
+                if end is None and len(lines) == need:
+                    stale = lines.pop(0)
+                    if stale.strip():
+                        self._garbled(f"unexpected reply to {request!r}", stale)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s "
+                                    f"on {self.link.url}")
+            self.pump(min(left, 0.05))
+
+    def _ended(self, request: str, expect: Template | None, lines: list[bytes],
+               code: int) -> dict[str, str]:
+        """Return the reply that a reply_end line closed, or raise when its code refuses."""
+        if code != 0:
+            self._refused(request, str(code))
+        if expect is None:
+            for line in lines:
+                if line.strip():
+                    self._garbled(f"unexpected reply to {request!r}", line)
+            return {}
+        body = self.profile.transport.read_terminator.join(lines)
+        fields = expect.match(body)
+        if fields is None:
+            self._garbled(f"reply to {request!r} not understood", body)
+            raise ProtocolError(f"console answered {request!r} with {body!r}, expected "
+                                f"{expect.text!r}")
+        return fields
+
+    def _refused(self, request: str, code: str) -> NoReturn:
+        meaning = self.options.meaning(int(code)) if code.lstrip("+-").isdigit() else ""
+        raise ProtocolError(f"console refused {request!r}: error {code}"
+                            + (f", {meaning}" if meaning else ""))
+
+    def _garbled(self, detail: str, raw: bytes) -> None:
+        self.garbled += 1
+        self.pending.append(LinkEvent(self.clock(), "garbled", detail, raw[:200]))
+
+    def _check_error_queue(self, request: str) -> None:
+        """Ask the console's error queue whether the last command was taken (SCPI style)."""
+        options = self.options
+        assert options.error_query is not None and options.error_query_reply is not None
+        fields = self.exchange(options.error_query, options.error_query_reply)
+        code = int(fields["code"])
+        if code != 0:
+            message = fields.get("message") or options.meaning(code)
+            raise ProtocolError(f"console refused {request!r}: error {code}"
+                                + (f", {message}" if message else ""))
 
     # -- commands -------------------------------------------------------------------------
     def query_identity(self) -> DeviceIdentity:
@@ -231,7 +568,7 @@ class Driver(BaseDriver):
                                 f"{_bound(param.min)}..{_bound(param.max)} "
                                 f"(canonical unit of {param.conversion.quantity})")
         request = param.set.render(value=_wire_value(param, value, param.set, param.set_scale))
-        self.exchange(request, _set_reply(param, self._ok))
+        self.exchange(request, _set_reply(param, self._ok, self.options))
         self.settings[name] = value
         return value
 
@@ -244,13 +581,7 @@ class Driver(BaseDriver):
         if st.get is None or st.reply is None:
             return None
         fields = self.exchange(st.get.render(), st.reply)
-        code = int(fields.get("fault", "0"))
-        fault = st.faults.get(code)
-        interlock = fields.get("interlock")
-        firing = fields.get("firing")
-        return StatusReading(self.clock(), code,
-                             bool(int(interlock)) if interlock is not None else bool(fault and fault.interlock),
-                             bool(int(firing)) if firing is not None else None)
+        return status_reading(self.profile, st.reply, fields, self.clock())
 
 
 class Device:
@@ -260,7 +591,12 @@ class Device:
         self.profile = profile
         self.console = console
         self.framer = make_framer(profile, incoming=False)
-        self._ok, self._error = _options(profile)
+        self.options = line_options(profile)
+        self._ok, self._error = self.options.ok, self.options.error
+        #: When each command arrived (monotonic seconds) and its bytes, newest last.
+        self.heard: deque[tuple[float, bytes]] = deque(maxlen=1000)
+        self._errors: deque[tuple[int, str]] = deque(maxlen=32)  # read by error_query
+        self._refusal: int | None = None  # the code of the command being refused
         self._gets: dict[bytes, tuple[str, str]] = {}
         self._sets: list[tuple[Template, Parameter]] = []
         for name, param in profile.parameters.items():
@@ -274,17 +610,53 @@ class Device:
             self._gets[profile.identity.get.render().encode("latin-1")] = ("identity", "")
         if profile.status.get is not None:
             self._gets[profile.status.get.render().encode("latin-1")] = ("status", "")
+        if self.options.error_query is not None:
+            self._gets[self.options.error_query.encode("latin-1")] = ("error_query", "")
 
     def frame(self, text: str) -> bytes:
+        """Return one reply (which may span lines) as the console sends it."""
         t = self.profile.transport
-        return t.reply_prefix + text.encode("latin-1") + t.read_terminator
+        data = text.encode("latin-1")
+        address = self.options.address
+        if address is not None:
+            lines = data.split(t.read_terminator) if t.read_terminator else [data]
+            data = t.read_terminator.join(address.wrap(line, address.to_host) for line in lines)
+        return t.reply_prefix + data + t.read_terminator
 
     def error(self, code: int) -> bytes:
-        return self.frame(self._error.render(code=code)) if self._error is not None else b""
+        """Return the refusal of the command being answered (a simulator error code)."""
+        options = self.options
+        console_code = options.error_codes.get(code, code)
+        self._refusal = console_code
+        if options.error_query is not None:
+            meaning = next((text for ours, text in REFUSALS.values() if ours == code), "")
+            self._errors.append((console_code, meaning))
+        if options.reply_end is not None or options.error_query is not None:
+            return b""  # the reply_end line, or the error queue, tells
+        return self.frame(self._error.render(code=console_code)) if self._error is not None else b""
 
     def receive(self, data: bytes) -> bytes:
         """Return the console's answer to what the host sent."""
-        return b"".join(self.answer(line) for line in self.framer.feed(data) if line)
+        options = self.options
+        t = self.profile.transport
+        out: list[bytes] = []
+        now = time.monotonic()
+        for line in self.framer.feed(data):
+            if not line:
+                continue
+            self.heard.append((now, line))
+            if options.echo:
+                out.append(line + t.read_terminator)
+            if options.address is not None:
+                body = options.address.unwrap(line, options.address.to_console)
+                if body is None:
+                    continue  # for another device on the bus: not ours to answer
+                line = body
+            self._refusal = None
+            out.append(self.answer(line))
+            if options.reply_end is not None:
+                out.append(self.frame(options.reply_end.render(code=self._refusal or 0)))
+        return b"".join(out)
 
     def answer(self, line: bytes) -> bytes:
         c = self.console
@@ -297,9 +669,16 @@ class Device:
                 return self.frame(ident.reply.render(model=ident.model, serial=c.serial,
                                                      firmware=c.firmware))
             if kind == "status":
-                assert self.profile.status.reply is not None
-                return self.frame(self.profile.status.reply.render(
-                    fault=c.fault_code, interlock=int(c.interlock_open), firing=int(c.firing)))
+                st = self.profile.status
+                assert st.reply is not None
+                return self.frame(st.reply.render(
+                    fault=c.fault_code, interlock=int(c.interlock_open), firing=int(c.firing),
+                    word=st.encode_word(c.fault_code, c.interlock_open, c.firing)))
+            if kind == "error_query":
+                code, message = self._errors.popleft() if self._errors else (0, "no error")
+                assert self.options.error_query_reply is not None
+                return self.frame(self.options.error_query_reply.render(code=code,
+                                                                        message=message))
             if kind == "command":
                 error = c.run(name)
                 if error:
@@ -317,16 +696,16 @@ class Device:
             try:
                 raw = float(fields["value"])
             except (KeyError, ValueError):
-                return self.error(1)
+                return self.error(ERR_SYNTAX)
             value = param.conversion.to_canonical(raw / (param.wire_scale * param.set_scale))
             error = c.set(param.name, value)
             if error:
                 return self.error(error)
-            reply = _set_reply(param, self._ok)
+            reply = _set_reply(param, self._ok, self.options)
             if reply is None:
                 return b""
             return self.frame(reply.render(value=_wire_value(param, c.value(param.name), reply)))
-        return self.error(1)
+        return self.error(ERR_SYNTAX)
 
     def pulse(self, pulse: SimPulse) -> bytes:
         """Return the pushed line announcing a pulse."""

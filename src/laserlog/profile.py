@@ -7,8 +7,7 @@ conversion factors, so nothing per pulse needs pint. See docs/profiles.md.
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,12 @@ PULSE_FIELDS = {
     "handpiece": "count",
     "beamlet_energy": "energy",
 }
+QUANTITY_EXAMPLES = {"energy": "'200 mJ'", "fluence": "'3 J/cm^2'", "spot": "'4 mm'",
+                     "pulse_duration": "'650 ps'", "wavelength": "'1064 nm'",
+                     "rep_rate": "'10 Hz'"}
 SEVERITIES = ("info", "warning", "alarm")
+#: Status-word bits with a meaning of their own; every other bit names a fault.
+STATUS_BITS = ("interlock", "firing")
 SHAPES = ("round", "square", "rect")
 
 
@@ -89,6 +93,12 @@ class Parameter:
     @property
     def settable(self) -> bool:
         return self.set is not None or self.code is not None
+
+    def shown(self, canonical: float) -> str:
+        """Return a canonical value as text in the console's own unit, e.g. '250 mJ'."""
+        unit = self.conversion.unit
+        value = self.conversion.from_canonical(canonical)
+        return f"{value:.6g}" + ("" if unit == "dimensionless" else f" {unit}")
 
     def in_range(self, value: float) -> bool:
         # Bounds compiled through a unit factor carry float noise (999 us -> 0.000998999... s).
@@ -172,6 +182,63 @@ class StatusSpec:
     faults: dict[int, Fault] = field(default_factory=dict)
     code: int | None = None
     fault_code: int | None = None
+    #: Named bits of a status word ({word} in the reply): name -> bit number.
+    bits: dict[str, int] = field(default_factory=dict)
+
+    def decode_word(self, word: int) -> tuple[int, bool | None, bool | None]:
+        """Return (fault code, interlock open, firing) from a status word's named bits.
+
+        The fault is the first fault-table entry, in bit order, whose bit is set (else, with
+        the interlock bit set, the table's interlock fault). The interlock is open when the
+        `interlock` bit or the bit of an interlock fault is set; interlock and firing are
+        None when the word has no bit that tells.
+        """
+        bits = self.bits
+        codes = self._fault_codes()
+        fault = 0
+        for name, bit in sorted(bits.items(), key=lambda item: item[1]):
+            if word >> bit & 1 and name not in STATUS_BITS:
+                fault = codes[name]
+                break
+        interlock_bits = [bit for name, bit in bits.items()
+                          if name == "interlock" or (name in codes and
+                                                     self.faults[codes[name]].interlock)]
+        interlock: bool | None = None
+        if interlock_bits:
+            interlock = any(word >> bit & 1 for bit in interlock_bits)
+        elif fault:
+            interlock = self.faults[fault].interlock
+        if interlock and not fault:
+            # The interlock bit alone: report it as the table's interlock fault, if any.
+            fault = next((code for code, f in self.faults.items() if f.interlock), 0)
+        firing = bool(word >> bits["firing"] & 1) if "firing" in bits else None
+        return fault, interlock, firing
+
+    def encode_word(self, fault_code: int, interlock_open: bool, firing: bool) -> int:
+        """Return the status word a console in this state shows (the simulator's side)."""
+        word = 0
+        bits = self.bits
+        if interlock_open and "interlock" in bits:
+            word |= 1 << bits["interlock"]
+        if firing and "firing" in bits:
+            word |= 1 << bits["firing"]
+        fault = self.faults.get(fault_code)
+        if fault is not None and fault.name in bits:
+            word |= 1 << bits[fault.name]
+        return word
+
+    def _fault_codes(self) -> dict[str, int]:
+        return {fault.name: code for code, fault in self.faults.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """A command the host repeats so the console's watchdog keeps it enabled."""
+
+    command: str
+    interval_s: float
+    timeout_s: float | None = None  # the console's watchdog, for the simulator
+    fault: int | None = None  # the fault the console raises when its watchdog trips
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +284,8 @@ class Profile:
     handpieces: dict[int, Handpiece]
     simulator: SimSpec
     protocol_options: dict[str, Any] = field(default_factory=dict)
+    keepalive: KeepAlive | None = None
+    extends: tuple[str, ...] = ()  # the files this profile inherits from, nearest first
 
     @property
     def default_handpiece(self) -> Handpiece | None:
@@ -228,6 +297,11 @@ class Profile:
         if code is None:
             return self.default_handpiece
         return self.handpieces.get(code)
+
+    def without_ranges(self) -> Profile:
+        """Return a copy whose parameters have no range, to see what the console refuses."""
+        return replace(self, parameters={name: replace(p, min=None, max=None)
+                                         for name, p in self.parameters.items()})
 
 
 def _bytes(reader: TableReader, name: str, default: str) -> bytes:
@@ -269,7 +343,9 @@ def _quantity(reader: TableReader, key: str, quantity: str) -> float:
     try:
         return parse_quantity(text, quantity)
     except ValueError as exc:
-        raise reader.error(key, str(exc), value=text, expected=f"a {quantity} such as '650 ps'") from None
+        example = QUANTITY_EXAMPLES.get(quantity, "'1 mm'")
+        raise reader.error(key, str(exc), value=text,
+                           expected=f"a {quantity} such as {example}") from None
 
 
 def _transport(r: TableReader) -> Transport:
@@ -454,6 +530,9 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     if version != FORMAT_VERSION:
         raise root.error("format", "unsupported profile format", value=version,
                          expected=str(FORMAT_VERSION))
+    if root.has("extends"):
+        raise root.error("extends", "cannot be followed here", value=root.raw("extends"),
+                         expected="a profile file loaded with load_profile()")
     dev = root.sub("device", required=True)
     profile_id = dev.str("id")
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", profile_id):
@@ -505,8 +584,15 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     status = StatusSpec(get=_template(st, "get"), reply=_template(st, "reply"),
                         fault_line=_template(st, "fault_line"), faults=faults,
                         code=st.opt_int("code", minimum=0, maximum=255),
-                        fault_code=st.opt_int("fault_code", minimum=0, maximum=255))
+                        fault_code=st.opt_int("fault_code", minimum=0, maximum=255),
+                        bits=_status_bits(st.sub("bits"), faults))
     st.done()
+    if status.reply is not None and "word" in status.reply.fields and not status.bits:
+        raise st.error("bits", "missing", expected="a [status.bits] table naming the bits of "
+                       "{word}")
+    if status.bits and (status.reply is None or "word" not in status.reply.fields):
+        raise st.error("reply", "has no {word} field", value=status.reply and status.reply.text,
+                       expected="a status reply carrying the word, e.g. 'STB {word:04X}'")
 
     pulses = _pulses(root.sub("pulses", required=True), parameters)
 
@@ -532,37 +618,141 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         raise sr.error("handpiece", "no such handpiece code", value=sim.handpiece,
                        expected="one of " + ", ".join(str(c) for c in handpieces))
 
+    keepalive = _keepalive(root.sub("keepalive"), commands, faults)
+
     options = root.raw(protocol, {})
     if not isinstance(options, dict):
         raise root.error(protocol, "wrong type", value=options, expected="a table")
     root.done()
-    return Profile(
+    profile = Profile(
         id=profile_id, name=name, kind=kind, protocol=protocol, source=source,
         description=description, wavelengths_nm=tuple(float(w) for w in wavelengths),
         transport=transport, identity=identity, parameters=parameters, commands=commands,
         status=status, pulses=pulses, handpieces=handpieces, simulator=sim,
-        protocol_options=options,
+        protocol_options=options, keepalive=keepalive,
     )
+    if transport.bytesize < 8:
+        _check_data_bits(profile)
+    return profile
 
 
-def load_profile(path: str | Path) -> Profile:
-    """Read, validate and compile the profile at `path`, checked by its protocol's driver too."""
+def _status_bits(r: TableReader, faults: dict[int, Fault]) -> dict[str, int]:
+    """Read [status.bits]: name = bit number, each name `interlock`, `firing` or a fault's."""
+    names = {fault.name for fault in faults.values()}
+    bits: dict[str, int] = {}
+    for name in list(r.table):
+        bit = r.int(name, minimum=0, maximum=63)
+        if name not in STATUS_BITS and name not in names:
+            raise r.error(name, "not a bit this profile knows", value=name,
+                          expected="interlock, firing or the name of a [[status.faults]] "
+                                   "entry" + (f" ({', '.join(sorted(names))})" if names else ""))
+        if bit in bits.values():
+            raise r.error(name, "bit used twice", value=bit, expected="one name per bit")
+        bits[name] = bit
+    r.done()
+    return bits
+
+
+def _keepalive(r: TableReader, commands: dict[str, Command],
+               faults: dict[int, Fault]) -> KeepAlive | None:
+    """Read [keepalive]: the command the host repeats, how often, the console's watchdog."""
+    if not r.table:
+        r.done()
+        return None
+    command = r.str("command")
+    if command not in commands:
+        raise r.error("command", "no such command", value=command,
+                      expected="one of the [commands] tables" +
+                      (f": {', '.join(commands)}" if commands else " (define one)"))
+    keepalive = KeepAlive(
+        command=command,
+        interval_s=r.float("interval_ms", positive=True, maximum=600_000) / 1000.0,
+        timeout_s=(None if (t := r.opt_float("watchdog_ms", positive=True, maximum=3_600_000))
+                   is None else t / 1000.0),
+        fault=r.opt_int("fault", minimum=0),
+    )
+    r.done()
+    if keepalive.timeout_s is not None and keepalive.interval_s >= keepalive.timeout_s:
+        raise r.error("interval_ms", "not shorter than the console's watchdog",
+                      value=keepalive.interval_s * 1000,
+                      expected=f"less than watchdog_ms ({keepalive.timeout_s * 1000:g})")
+    if keepalive.fault is not None and keepalive.fault not in faults:
+        raise r.error("fault", "no such fault code", value=keepalive.fault,
+                      expected="a code from [[status.faults]]")
+    return keepalive
+
+
+def _check_data_bits(profile: Profile) -> None:
+    """Refuse text the line cannot carry: 7 data bits carry ASCII only (5 or 6, less)."""
+    limit = 1 << profile.transport.bytesize
+    texts: list[tuple[str, str]] = [
+        ("transport.write_terminator", profile.transport.write_terminator.decode("latin-1")),
+        ("transport.read_terminator", profile.transport.read_terminator.decode("latin-1")),
+        ("transport.reply_prefix", profile.transport.reply_prefix.decode("latin-1")),
+    ]
+    ident = profile.identity
+    texts += [(f"identity.{k}", t.text) for k, t in (("get", ident.get), ("reply", ident.reply)) if t]
+    for name, param in profile.parameters.items():
+        for attr in ("get", "reply", "set", "set_reply"):
+            template = getattr(param, attr)
+            if template is not None:
+                texts.append((f"parameters.{name}.{attr}", template.text))
+    for name, cmd in profile.commands.items():
+        texts.append((f"commands.{name}.send", cmd.send))
+        if cmd.reply is not None:
+            texts.append((f"commands.{name}.reply", cmd.reply.text))
+    st = profile.status
+    texts += [(f"status.{k}", t.text) for k, t in
+              (("get", st.get), ("reply", st.reply), ("fault_line", st.fault_line)) if t]
+    if profile.pulses.line is not None:
+        texts.append(("pulses.line", profile.pulses.line.text))
+    texts += [(f"{profile.protocol}.{k}", v) for k, v in profile.protocol_options.items()
+              if isinstance(v, str)]
+    for key, text in texts:
+        wide = next((ch for ch in text if ord(ch) >= limit), None)
+        if wide is not None:
+            raise ProfileError(profile.source, key, f"has a character that {profile.transport.bytesize} "
+                               "data bits cannot carry", value=text,
+                               expected=f"characters below U+{limit:04X} "
+                                        f"(transport.bytesize = {profile.transport.bytesize})")
+
+
+def load_profile(path: str | Path, extra_dirs: list[str] | None = None) -> Profile:
+    """Read, validate and compile the profile at `path`, checked by its protocol's driver too.
+
+    A profile that `extends` another is merged over it first (see laserlog.family); the
+    parent is looked for beside the file, then in `extra_dirs` and the profile search path.
+    An error names the line of the key when the file has it.
+    """
+    from laserlog.family import load_family, read_toml
+
     path = Path(path)
     source = str(path)
+    data, text = read_toml(path, source)
+    family = load_family(path, data, text, source, extra_dirs)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(source, "", f"cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ProfileError(source, "", "not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ProfileError(source, "", f"TOML syntax error: {exc}",
-                           line=int(match.group(1)) if match else None) from None
-    profile = parse_profile(data, source)
-    from laserlog.drivers_registry import driver_module
+        profile = parse_profile(family.data, source)
+        from laserlog.drivers_registry import driver_module
 
-    driver_module(profile).check_profile(profile)
+        driver_module(profile).check_profile(profile)
+    except ProfileError as exc:
+        raise _located(exc, family) from None
+    if len(family.chain) > 1:
+        profile = replace(profile, extends=tuple(str(p) for p in family.chain[1:]))
     return profile
+
+
+def _located(error: ProfileError, family: Any) -> ProfileError:
+    """Return the error with the line of its key, naming the parent file it was inherited from."""
+    from laserlog.tomlreader import key_line
+
+    if error.line is not None or not error.key or error.source != str(family.chain[0]):
+        return error
+    origin = family.source_of(error.key) or error.source
+    line = key_line(family.texts.get(origin, ""), family.local_key(error.key, origin))
+    if origin == error.source:
+        return ProfileError(error.source, error.key, error.problem, value=error.value,
+                            expected=error.expected, line=line)
+    where = f"{origin}:{line}" if line else origin
+    return ProfileError(error.source, error.key, f"{error.problem} (inherited from {where})",
+                        value=error.value, expected=error.expected)

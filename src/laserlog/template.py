@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 _NUMBER = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _INTEGER = rb"[-+]?\d+"
 _FORMATTER = string.Formatter()
+_INTEGER_PATTERNS = {"d": _INTEGER, "x": rb"[0-9A-Fa-f]+", "X": rb"[0-9A-Fa-f]+",
+                     "o": rb"[0-7]+", "b": rb"[01]+"}
+_BASES = {"d": 10, "x": 16, "X": 16, "o": 8, "b": 2}
 _WIDTH = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d+)")
 
 
@@ -25,11 +28,14 @@ class Template:
     fields: tuple[str, ...] = field(init=False)
     integer_fields: frozenset[str] = field(init=False)
     regex: re.Pattern[bytes] = field(init=False)
+    #: The base each integer field is written in: 10 (d), 16 (x, X), 8 (o) or 2 (b).
+    bases: dict[str, int] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         parts: list[bytes] = []
         names: list[str] = []
         integers: set[str] = set()
+        bases: dict[str, int] = {}
         pieces = list(_FORMATTER.parse(self.text))
         for index, (literal, name, spec, conversion) in enumerate(pieces):
             if literal:
@@ -46,9 +52,10 @@ class Template:
                 parts.append(b"(?P=" + name.encode() + b")")
                 continue
             names.append(name)
-            if kind in "dxX":
+            if kind in _INTEGER_PATTERNS:
                 integers.add(name)
-                pattern = _INTEGER if kind == "d" else rb"[0-9A-Fa-f]+"
+                bases[name] = _BASES[kind]
+                pattern = _INTEGER_PATTERNS[kind]
             elif kind in "feEgG%":
                 pattern = _NUMBER
             else:
@@ -64,11 +71,16 @@ class Template:
             parts.append(b" *(?P<" + name.encode() + b">" + pattern + b")")
         object.__setattr__(self, "fields", tuple(names))
         object.__setattr__(self, "integer_fields", frozenset(integers))
+        object.__setattr__(self, "bases", bases)
         object.__setattr__(self, "regex", re.compile(b"".join(parts) + rb"\Z", re.DOTALL))
 
     def render(self, **values: object) -> str:
         """Return the template filled with these values."""
         return self.text.format(**values)
+
+    def integer(self, name: str, text: str) -> int:
+        """Return an integer field read by `match`, in the base its spec writes it."""
+        return int(text, self.bases.get(name, 10))
 
     def match(self, data: bytes) -> dict[str, str] | None:
         """Return the fields of `data` as text, or None when it does not have this shape."""

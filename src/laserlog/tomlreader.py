@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,3 +167,79 @@ class TableReader:
                 raise self.error(
                     name, "unknown key", expected="a key this table defines (see docs/profiles.md)"
                 )
+
+
+_HEADER = re.compile(r"\s*(\[\[?)\s*([^\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"""\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_INDEX = re.compile(r"\[\d+\]$")
+
+
+def _dotted(text: builtins.str) -> builtins.str:
+    """Return a TOML dotted key with quotes and spaces removed: `a . "b"` -> `a.b`."""
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", text)
+    return ".".join(p.strip("\"'") for p in parts)
+
+
+def key_lines(text: builtins.str) -> dict[builtins.str, builtins.int]:
+    """Return the line (from 1) where each table and key of a TOML text is defined.
+
+    Paths use the loader's notation: `parameters.energy.max`, `handpieces[1].spot_mm`.
+    Best effort, for error messages: a key defined inside an inline table is not listed.
+    """
+    lines: dict[str, int] = {}
+    table = ""
+    counts: dict[str, int] = {}
+    in_string: str | None = None
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string is not None:
+            if in_string in line:
+                in_string = None
+            continue
+        if depth > 0:
+            depth += line.count("[") - line.count("]")
+            continue
+        header = _HEADER.match(line)
+        if header:
+            name = _dotted(header.group(2))
+            if header.group(1) == "[[":
+                counts[name] = counts.get(name, 0) + 1
+            # A path below an array of tables points at its latest element.
+            table = _resolve(name, counts)
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if not key:
+            continue
+        path = f"{table}.{_dotted(key.group(1))}" if table else _dotted(key.group(1))
+        lines.setdefault(path, number)
+        rest = line[key.end():]
+        for quote in ('"""', "'''"):
+            if rest.count(quote) == 1:
+                in_string = quote
+        depth = max(0, rest.split("#")[0].count("[") - rest.split("#")[0].count("]"))
+    return lines
+
+
+def _resolve(name: builtins.str, counts: dict[builtins.str, builtins.int]) -> builtins.str:
+    """Return a header's path with the index of each array of tables it passes through."""
+    parts = name.split(".")
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[: i + 1])
+        out.append(f"{part}[{counts[prefix] - 1}]" if prefix in counts else part)
+    return ".".join(out)
+
+
+def key_line(text: builtins.str, key: builtins.str) -> builtins.int | None:
+    """Return the line of `key` in a TOML text, else of the nearest table holding it."""
+    lines = key_lines(text)
+    path = key
+    while path:
+        if path in lines:
+            return lines[path]
+        if _INDEX.search(path):
+            path = _INDEX.sub("", path)
+            continue
+        path = path.rpartition(".")[0]
+    return None
