@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from laserlog import dosimetry
 from laserlog.model import LinkEvent, PulseReading, SettingReading, StatusReading
 from laserlog.profile import Profile
+
+if TYPE_CHECKING:
+    from laserlog.limits import LimitSet
 
 PulseRow = tuple  # in store.PULSE_COLUMNS order
 
@@ -34,7 +38,8 @@ class EventRow:
 class PulseCompleter:
     """Complete pulses from settings and handpiece; detect gaps, resets, disagreements, faults."""
 
-    def __init__(self, profile: Profile, session_id: int) -> None:
+    def __init__(self, profile: Profile, session_id: int, *,
+                 limits: LimitSet | None = None) -> None:
         self.profile = profile
         self.session_id = session_id
         self.settings: dict[str, float] = {}
@@ -49,6 +54,8 @@ class PulseCompleter:
         self.interlock_open = False
         self._fixed = profile.pulses.fixed
         self._transfer = profile.pulses.energy_transfer
+        # Compiled profile and site limits (laserlog.limits); None checks nothing.
+        self.limits = limits if limits else None
 
     def _setting(self, name: str) -> float | None:
         value = self.settings.get(name)
@@ -214,5 +221,8 @@ class PulseCompleter:
         if hp is not None and hp.fractional and energy is not None:
             beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,
                                                       hp.beamlet_count, hp.beamlet_diameter_mm)
-        return (self.session_id, seq, t, duration, regime, energy, fluence, spot, wavelength,
-                rate, code if code is not None else (hp.code if hp else None), beamlet, derived)
+        row = (self.session_id, seq, t, duration, regime, energy, fluence, spot, wavelength,
+               rate, code if code is not None else (hp.code if hp else None), beamlet, derived)
+        if self.limits is not None:
+            self.limits.check(row, events)
+        return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from laserlog import chain
 from laserlog.errors import LaserlogError
 from laserlog.store import (
     EVENT_COLUMNS,
@@ -40,10 +41,18 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
                                 "was imported") from None
         rows[table].append(tuple(row))
         sessions.add(int(row[0]))
+    head = None
     with store.conn:
-        for table, (sql, _) in _TABLES.items():
-            if rows[table]:
-                store.conn.executemany(sql, rows[table])
+        # One hash-chain link per session, as its writer would have made (laserlog.chain).
+        for session_id in sorted(sessions):
+            counts: dict[str, int] = {}
+            for table, (sql, _) in _TABLES.items():
+                mine = [r for r in rows[table] if int(r[0]) == session_id]
+                if mine:
+                    store.conn.executemany(sql, mine)
+                counts[table] = len(mine)
+            head = chain.append_batch(store.conn, session_id, counts)
+    chain.write_anchor(store.path, head)
     for session_id in sessions:
         store.recount(session_id)
     return {table: len(r) for table, r in rows.items()}

@@ -32,7 +32,8 @@ def format_sessions(rows: list[dict[str, Any]]) -> str:
             f"{r['id']:>5}  {r['started_utc']:<24} {r['status']:<11} {r['profile_id']:<12} "
             f"{r['operator_id']:<10} {r['client_ref']:<10} {r['pulse_count']:>7} "
             f"{r['total_energy_j']:>10.3f} {_num(r['max_fluence_j_cm2'], '.3f'):>11} "
-            f"{r['regimes'] or '-'}")
+            f"{r['regimes'] or '-'}"
+            + (f"  signed {r['signatures']}" if r.get("signatures", "-") != "-" else ""))
     return "\n".join(lines)
 
 
@@ -65,6 +66,9 @@ def format_session(store: Store, session_id: int) -> str:
             count = f" x{e['count']}" if e["count"] > 1 else ""
             lines.append(f"  {mark} {e['received_utc']} {e['severity'].upper():<7} "
                          f"{e['kind']}{count}: {e['message']}")
+    from laserlog.signoff import review_lines
+
+    lines += review_lines(store.conn, session_id)  # corrections, signatures (VALID/INVALID)
     return "\n".join(lines)
 
 
@@ -93,6 +97,9 @@ def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
     data: dict[str, Any] = dict(store.session(session_id) or {})
     data["events"] = store.events(session_id)
     data["settings"] = store.settings(session_id)
+    from laserlog.signoff import review_data
+
+    data.update(review_data(store.conn, session_id))
     if pulses:
         rows: list[dict[str, Any]] = []
         after = 0

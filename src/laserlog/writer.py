@@ -16,8 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from laserlog import chain
 from laserlog.errors import StoreError
 from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect
+
+#: Batches handed over but not yet committed, at most.
+MAX_QUEUED_BATCHES = 16
 
 #: How often a full disk is tried again.
 DISK_FULL_RETRY_S = 0.5
@@ -74,7 +78,9 @@ class BatchWriter:
         self.disk_full = False
         self.recovery_file: Path | None = None
         self._pending: list[Batch] = []
-        self._queue: queue.Queue[Batch | None] = queue.Queue()
+        # Bounded: a reader faster than the disk waits here (the console's bytes wait in the
+        # port's buffer) instead of queueing batches until memory runs out.
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=MAX_QUEUED_BATCHES)
         self._conn: sqlite3.Connection = connect(self.path)
         self._thread = threading.Thread(target=self._run, name="laserlog-writer", daemon=True)
         self._thread.start()
@@ -167,6 +173,11 @@ class BatchWriter:
                 "regimes": ",".join(sorted(regimes)), "missing": batch.missing_pulses,
                 "events": len(batch.events), "session": self.session_id,
             })
+            # Tamper evidence: this commit's rows join the hash chain in the same transaction.
+            head = chain.append_batch(conn, self.session_id, {
+                "pulses": len(batch.pulses), "events": len(batch.events),
+                "settings": len(batch.settings)})
+        chain.write_anchor(self.path, head)
         self.regimes = regimes
         self.committed_pulses += len(batch.pulses)
         self.committed_events += len(batch.events)

@@ -1,0 +1,86 @@
+"""Helpers for the safety-officer tests: record real sessions, add users, run the CLI."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from laserlog.recorder import Recorder, SessionInfo
+from laserlog.store import Store
+from laserlog.users import User, add_user
+
+from conftest import wait_until
+
+LASERLOG = [sys.executable, "-m", "laserlog"]
+PASSPHRASES = {"lso-01": "officer passphrase 1", "lso-02": "officer passphrase 2",
+               "tech-01": "technician pass 1", "tech-02": "technician pass 2",
+               "eng-01": "engineer passphrase"}
+ROLES = {"lso": "officer", "tech": "technician", "eng": "engineer"}
+
+
+def record(store: Store, sim, info: SessionInfo, *, pulses: int,
+           during: Callable[[Recorder], None] | None = None, timeout_s: float = 30.0) -> Recorder:
+    """Record from a simulator until at least `pulses` pulses are in; return the ended recorder."""
+    recorder = Recorder(store, sim.profile, str(sim.path))
+    recorder.start(info)
+    sim.console.firing = True
+
+    def step() -> bool:
+        recorder.step(0.02)
+        if during is not None:
+            during(recorder)
+        return recorder.totals.pulses >= pulses
+
+    wait_until(step, timeout_s, f"{pulses} pulses")
+    with sim._lock:
+        sim.console.firing = False
+    recorder.end("test done")
+    return recorder
+
+
+def user(store: Store, user_id: str, name: str | None = None) -> User:
+    """Add a user whose role follows its ID prefix (lso-, tech-, eng-)."""
+    role = ROLES[user_id.split("-")[0]]
+    return add_user(store, user_id, name or f"Name of {user_id}", role, PASSPHRASES[user_id])
+
+
+def cli(*args: str, passphrase: str | None = None, stdin: str | None = None,
+        env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run laserlog as a user would; the passphrase goes through $LASERLOG_PASSPHRASE."""
+    full_env = {k: v for k, v in os.environ.items() if k != "LASERLOG_PASSPHRASE"}
+    if passphrase is not None:
+        full_env["LASERLOG_PASSPHRASE"] = passphrase
+    full_env.update(env or {})
+    return subprocess.run([*LASERLOG, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, input=stdin if stdin is not None else "")
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Check a refusal: exit 2, no traceback, a message naming what was wrong."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def counts(db: Path) -> dict[str, int]:
+    """Return the row count of every table a review command may write."""
+    with sqlite3.connect(db) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("pulses", "events", "settings", "sessions", "chain", "users",
+                          "signoffs", "corrections", "calibrations", "calibration_shots")}
+
+
+def tamper(db: Path, *statements: str) -> None:
+    """Change the database behind laserlog's back, as someone with the sqlite3 shell could."""
+    conn = sqlite3.connect(db)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
