@@ -72,4 +72,4 @@ def open_profile(name: str, extra: list[str] | None = None):
     """Find, load and validate a profile by name or path."""
     from laserlog.profile import load_profile
 
-    return load_profile(find_profile(name, extra))
+    return load_profile(find_profile(name, extra), extra)  # extra also finds its parents

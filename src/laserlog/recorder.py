@@ -28,6 +28,7 @@ from laserlog.model import (
 )
 from laserlog.portlock import PortLock
 from laserlog.profile import Profile
+from laserlog.sessionreview import session_review
 from laserlog.store import Store
 from laserlog.transport import Link
 from laserlog.units import CANONICAL
@@ -100,8 +101,11 @@ class Recorder:
     def __init__(self, store: Store, profile: Profile, port: str, *,
                  expect_serial: str | None = None,
                  on_event: Callable[[EventRow], None] | None = None,
-                 on_pulse: Callable[[tuple], None] | None = None) -> None:
+                 on_pulse: Callable[[tuple], None] | None = None,
+                 wrap_link: Callable[[Link], Link] | None = None) -> None:
         self.store = store
+        # Wraps each link the recorder opens, e.g. a transcript spy (laserlog.transcript_file).
+        self.wrap_link = wrap_link
         self.profile = profile
         self.port = port
         self.expect_serial = expect_serial
@@ -131,6 +135,8 @@ class Recorder:
             # Holding the port's lock, any session still 'recording' on it lost its recorder.
             self.interrupted_sessions = self.store.mark_interrupted(self.port)
         self.link = Link(self.port, self.profile.transport).open()
+        if self.wrap_link is not None:
+            self.link = self.wrap_link(self.link)
         try:
             self.driver = driver_module(self.profile).Driver(self.profile, self.link)
             self.link.discard_input()
@@ -154,13 +160,15 @@ class Recorder:
         assert identity is not None and self.driver is not None
         device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
                                          identity.firmware)
+        # The officer's limits and calibration policy (site file); refuses a broken site file.
+        limits, review_events = session_review(self.store, self.profile, device_id)
         self.session_id = self.store.create_session(
             device_id=device_id, profile_id=self.profile.id, port=self.port,
             operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
             skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
             checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None,
             resumes_session_id=resumes)
-        self.completer = PulseCompleter(self.profile, self.session_id)
+        self.completer = PulseCompleter(self.profile, self.session_id, limits=limits)
         if resumes is not None:
             self.completer.last_seq = self.store.last_seq(resumes)
             self.completer.blind = True
@@ -169,6 +177,8 @@ class Recorder:
         if not info.eyewear_checked:
             self._event(EventRow(now, "checklist", "warning", None,
                                  "eyewear check not confirmed at session start"))
+        for event in review_events:  # console never checked, check overdue or failed
+            self._event(event)
         self.driver.start()
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 
     from laserlog.profile import Transport
 
+try:
+    from termios import error as _termios_error
+
+    _TTY_REFUSALS: tuple[type[Exception], ...] = (_termios_error,)
+except ImportError:  # no termios on Windows
+    _TTY_REFUSALS = ()
+
 
 class Link:
     """An open serial port. Reads in bulk; framing is the driver's job."""
@@ -87,7 +94,11 @@ class Link:
             if waiting:
                 return port.read(waiting)
             if timeout_s != self._timeout_s:  # pyserial reconfigures the tty on every change
-                port.timeout = self._timeout_s = timeout_s
+                self._timeout_s = timeout_s
+                # pyserial keeps the new timeout even when the tty then refuses settings it
+                # took at open (some kernels' ptys refuse 7 data bits or parity).
+                with contextlib.suppress(*_TTY_REFUSALS):
+                    port.timeout = timeout_s
             first = port.read(1)
             if not first:
                 return b""

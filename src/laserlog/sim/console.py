@@ -7,7 +7,7 @@ canonical units (J, J/cm^2, mm, ps, nm, Hz).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from laserlog import dosimetry
 from laserlog.dosimetry import interpolate
@@ -20,9 +20,8 @@ ERR_READ_ONLY = 3
 ERR_INTERLOCK = 5
 
 
-@dataclass(frozen=True, slots=True)
-class SimPulse:
-    """One simulated pulse, as the console would measure it."""
+class SimPulse(NamedTuple):
+    """One simulated pulse, as the console would measure it (a named tuple: made per pulse)."""
 
     seq: int
     energy_j: float
@@ -36,12 +35,23 @@ class SimPulse:
 
     def field(self, name: str) -> float:
         """Return a pulse field by its profile name (energy, fluence, spot, ...)."""
-        return {
-            "seq": self.seq, "energy": self.energy_j, "fluence": self.fluence_j_cm2,
-            "spot": self.spot_mm, "pulse_duration": self.pulse_duration_ps,
-            "wavelength": self.wavelength_nm, "rep_rate": self.rep_rate_hz,
-            "handpiece": self.handpiece, "beamlet_energy": self.beamlet_energy_j,
-        }[name]
+        return self[FIELD_INDEX[name]]
+
+
+#: Profile pulse-field name -> position in SimPulse.
+FIELD_INDEX = {"seq": 0, "energy": 1, "fluence": 2, "spot": 3, "pulse_duration": 4,
+               "wavelength": 5, "rep_rate": 6, "handpiece": 7, "beamlet_energy": 8}
+NOISE_TABLE_SIZE = 4096
+
+
+class Settings(dict[str, float]):
+    """A console's settings, counting their changes so derived values are recomputed only then."""
+
+    version = 0
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        self.version += 1
 
 
 class Console:
@@ -52,7 +62,14 @@ class Console:
         self.rng = random.Random(seed)
         self.serial = profile.simulator.serial
         self.firmware = profile.simulator.firmware
-        self.params: dict[str, float] = {}
+        self.params: Settings = Settings()
+        # Gaussian noise drawn once from the seed: flooding at 100 k pulses/s cannot afford
+        # two gauss() calls per pulse, and a 4096-sample cycle is noise enough for a console.
+        self._noise = [self.rng.gauss(0.0, 1.0) for _ in range(NOISE_TABLE_SIZE)]
+        self._noise_at = 0
+        self._setpoint_key: tuple[int, float | None] | None = None
+        self._setpoint: tuple[float, float, float, float, float, float, float, int] = (
+            0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0)
         for name, param in profile.parameters.items():
             if param.initial is not None:
                 self.params[name] = param.initial
@@ -71,6 +88,7 @@ class Console:
         self.streaming = profile.pulses.mode == "pushed" and "stream_on" not in profile.commands
         self.fault_code = 0
         self.interlock_open = False
+        self.host_seen_s: float | None = None  # monotonic time the host last sent anything
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -165,30 +183,60 @@ class Console:
         return 0
 
     # -- pulses and faults ----------------------------------------------------------------
+    def setpoint(self) -> tuple[float, float, float, float, float, float, float, int]:
+        """Return what every pulse shares until a setting changes: energy (J), duration (ps),
+        area (cm^2), spot (mm), beamlet share of energy, wavelength (nm), rate (Hz), handpiece."""
+        key = (self.params.version, self.rate_override_hz)
+        if key != self._setpoint_key:
+            hp = self.profile.handpiece(self.handpiece_code)
+            share = (hp.beamlet_energy_fraction / hp.beamlet_count
+                     if hp is not None and hp.fractional else 0.0)
+            duration = (self.params.get("pulse_duration")
+                        or self.profile.pulses.fixed.get("pulse_duration", 1.0))
+            wavelength = self.params.get("wavelength") or (self.profile.wavelengths_nm or (0.0,))[0]
+            self._setpoint = (self.set_energy_j(), duration, self.area_cm2(), self.spot_mm(),
+                              share, wavelength, self.rep_rate_hz, self.handpiece_code)
+            self._setpoint_key = key
+        return self._setpoint
+
     def fire_pulse(self) -> SimPulse:
         """Fire one pulse: count it and return what the console measured, with seeded noise."""
         self.shot_counter += 1
+        energy, duration, area, spot, share, wavelength, rate, handpiece = self.setpoint()
         sim = self.profile.simulator
-        energy_j = self.set_energy_j() * (1.0 + self.rng.gauss(0.0, sim.noise))
-        duration = self.params.get("pulse_duration") or self.profile.pulses.fixed.get("pulse_duration", 1.0)
-        duration *= 1.0 + self.rng.gauss(0.0, sim.pulse_duration_jitter)
-        area = self.area_cm2()
-        hp = self.profile.handpiece(self.handpiece_code)
-        beamlet_j = 0.0
-        if hp is not None and hp.fractional:
-            beamlet_j = energy_j * hp.beamlet_energy_fraction / hp.beamlet_count
-        wavelength = self.params.get("wavelength") or (self.profile.wavelengths_nm or (0.0,))[0]
-        return SimPulse(
-            seq=self.shot_counter,
-            energy_j=max(energy_j, 0.0),
-            fluence_j_cm2=max(energy_j, 0.0) / area,
-            spot_mm=self.spot_mm(),
-            pulse_duration_ps=abs(duration),
-            wavelength_nm=wavelength,
-            rep_rate_hz=self.rep_rate_hz,
-            handpiece=self.handpiece_code,
-            beamlet_energy_j=beamlet_j,
-        )
+        at = self._noise_at
+        following = at + 2
+        if following >= NOISE_TABLE_SIZE - 1:
+            following = self.rng.randrange(2)  # wrap at a seeded phase: energy and duration swap
+        self._noise_at = following
+        energy_j = energy * (1.0 + sim.noise * self._noise[at])
+        if energy_j < 0.0:
+            energy_j = 0.0
+        duration_ps = abs(duration * (1.0 + sim.pulse_duration_jitter * self._noise[at + 1]))
+        return SimPulse(self.shot_counter, energy_j, energy_j / area, spot, duration_ps,
+                        wavelength, rate, handpiece, energy_j * share)
+
+    def heard_host(self, now_s: float) -> None:
+        """Note that the host spoke; a fault its silence raised clears."""
+        self.host_seen_s = now_s
+        keepalive = self.profile.keepalive
+        if keepalive is not None and keepalive.fault and self.fault_code == keepalive.fault:
+            self.clear_fault()
+
+    def check_watchdog(self, now_s: float) -> int | None:
+        """Stop firing when the host has been silent past the profile's watchdog.
+
+        Return None while the watchdog is content, else the fault code it raised (0 for none).
+        """
+        keepalive = self.profile.keepalive
+        if (keepalive is None or keepalive.timeout_s is None or not self.firing
+                or self.host_seen_s is None or now_s - self.host_seen_s <= keepalive.timeout_s):
+            return None
+        self.firing = False
+        if keepalive.fault is None:
+            return 0
+        self.raise_fault(keepalive.fault)
+        return keepalive.fault
 
     def raise_fault(self, code: int) -> None:
         """Enter a fault from the profile's table; an interlock fault stops firing."""

@@ -134,6 +134,9 @@ class Simulator:
             now = time.monotonic()
             if self._schedule or self._undo:
                 self._run_schedule(now)
+            tripped = console.check_watchdog(now)
+            if tripped:
+                self._send(self.device.fault(tripped))
             while self._delayed and self._delayed[0][0] <= now:
                 self.link.write(heapq.heappop(self._delayed)[2])
             active = console.firing and (self.max_pulses is None or self.pulses_sent < self.max_pulses)
@@ -154,6 +157,7 @@ class Simulator:
                     data = self.link.read()
                     if data and not self._silenced(now):
                         with self._lock:
+                            console.heard_host(now)
                             burst = b"".join(self._pulse_frame(console.fire_pulse())
                                              for _ in range(faults.burst if console.firing else 0))
                             reply = self.device.receive(data)
