@@ -1,4 +1,4 @@
-# laserlog: `make demo` records a session from a simulated console, `make test` runs the tests.
+# laserlog: `make demo` opens the TUI on a simulated console, `make test` runs the tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
     stop.add_argument("--pulses", type=_positive_int, metavar="N", help="stop after N pulses")
+    p.add_argument("--transcript", metavar="FILE",
+                   help="also save the raw exchange with timestamps (for `profiles replay`)")
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_record)
@@ -93,15 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
     _profiles_arg(p)
     p.set_defaults(func=cmd_simulate)
 
-    p = commands.add_parser("demo", help="record a session from a simulated picosecond console")
+    p = commands.add_parser("demo", help="open the TUI on a simulated picosecond console "
+                            "(headless: record a few seconds and print the summary)")
     p.add_argument("--profile", default="ps755-ref", help="profile to simulate (default ps755-ref)")
-    p.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
-                   help="seconds to record (default 5)")
-    p.add_argument("--rate", type=_positive_float, default=10.0, metavar="HZ",
-                   help="repetition rate of the simulated console (default 10)")
+    p.add_argument("--headless", action="store_true",
+                   help="record without the TUI and print the summary (also when stdout is not "
+                        "a terminal, or with --duration)")
+    p.add_argument("--duration", type=_positive_float, metavar="S",
+                   help="record headless for S seconds (default 5)")
+    p.add_argument("--rate", type=_positive_float, metavar="HZ",
+                   help="repetition rate of the simulated console (headless default 10; the "
+                        "TUI uses the console's own setting)")
+    p.add_argument("--checklist", metavar="FILE", help="site checklist file for the TUI form")
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_demo)
+
+    p = commands.add_parser("live", help="open the TUI on a console: start, watch and end sessions")
+    p.add_argument("--profile", required=True, help="profile name or .toml file")
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
+    p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    p.add_argument("--checklist", metavar="FILE",
+                   help="site checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml "
+                        "in the user config folder, else the built-in checklist)")
+    _db_arg(p)
+    _profiles_arg(p)
+    p.set_defaults(func=cmd_live)
 
     p = commands.add_parser("recover", help="import rows a full disk left in a recovery file")
     p.add_argument("file", metavar="FILE", help="the .ndjson recovery file named in the error")
@@ -122,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(p)
     p.set_defaults(func=cmd_sessions_show)
 
-    profiles = commands.add_parser("profiles", help="list, show and check device profiles")
+    profiles = commands.add_parser("profiles", help="list, show, check, scaffold, test and "
+                                   "replay device profiles")
     sub = profiles.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
     p = sub.add_parser("list", help="list every profile found, and where")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -134,7 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_profiles_show)
     p = sub.add_parser("check", help="validate profile files")
     p.add_argument("files", nargs="+", metavar="FILE")
+    _profiles_arg(p)  # where the profiles they extend may be
     p.set_defaults(func=cmd_profiles_check)
+    from laserlog.cli_profiles import add_profile_commands
+
+    add_profile_commands(sub)  # new, test, replay
+    from laserlog.review_cli import add_commands as add_review_commands
+
+    # report, verify, users, signoff, correct, calibrate, export, site, simulate-bench
+    add_review_commands(commands, _db_arg, _profiles_arg, _positive_int, _positive_float)
     return parser
 
 
@@ -160,9 +189,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.resume is None:
         info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
                            args.eyewear_checked).validated()
-    return _record(profile, args.port, info, _db(args), serial=args.serial,
-                   duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
-                   eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None)
+    from laserlog.cli_profiles import transcript_wrapper
+
+    with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link:
+        return _record(profile, args.port, info, _db(args), serial=args.serial,
+                       duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
+                       eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
+                       wrap_link=wrap_link)
 
 
 def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
@@ -185,7 +218,8 @@ def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
 def _record(profile, port: str, info, db_path: str, *, serial: str | None = None,
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None, resume: str | None = None,
-            eyewear_checked: bool = False, explicit_db: bool = False) -> int:
+            eyewear_checked: bool = False, explicit_db: bool = False,
+            wrap_link: Callable[[Any], Any] | None = None) -> int:
     import signal
     import threading
 
@@ -202,7 +236,7 @@ def _record(profile, port: str, info, db_path: str, *, serial: str | None = None
     # A --db in a folder that does not exist is more likely a typo than a wish.
     store = Store(db_path, create_dirs=not explicit_db)
     try:
-        recorder = Recorder(store, profile, port, expect_serial=serial)
+        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link)
         recorder.connect()
         resumes = None
         if resume is not None:
@@ -269,17 +303,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from laserlog.sim.engine import Simulator
 
     profile = open_profile(args.profile, args.profiles)
+    if not (args.headless or args.duration is not None or not sys.stdout.isatty()):
+        from laserlog.tui.launch import run_demo
+
+        return run_demo(profile, _db(args), rate_hz=args.rate, profile_dirs=args.profiles,
+                        checklist_file=args.checklist)
     with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
         link = Path(tmp) / "console"
-        with Simulator(profile, link, seed=1, rate_hz=args.rate) as sim:
+        with Simulator(profile, link, seed=1, rate_hz=args.rate or 10.0) as sim:
             info = SessionInfo("demo-tech", "C-0001", "left cheek", "III", eyewear_checked=True)
             print(f"simulated {profile.name} on {link}", file=sys.stderr)
 
             def fire() -> None:
                 sim.console.firing = True
 
-            return _record(profile, str(link), info, _db(args), duration_s=args.duration,
+            return _record(profile, str(link), info, _db(args), duration_s=args.duration or 5.0,
                            before_run=fire)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from laserlog.catalog import open_profile
+    from laserlog.tui.launch import run_live
+
+    profile = open_profile(args.profile, args.profiles)
+    return run_live(profile, args.port, _db(args), serial=args.serial,
+                    profile_dirs=args.profiles, checklist_file=args.checklist)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -299,6 +347,9 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
 
     with Store(_db(args), readonly=True) as store:
         rows = store.sessions(args.limit)
+        from laserlog.signoff import annotate
+
+        annotate(store.conn, rows)  # each row's signatures, INVALID where the data changed
         print(to_json(rows) if args.json else format_sessions(rows))
     return 0
 
@@ -330,7 +381,7 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for entry in profile_files(args.profiles):
         try:
-            p = load_profile(entry.path)
+            p = load_profile(entry.path, args.profiles)
             rows.append({"name": entry.name, "title": p.name, "kind": p.kind,
                          "protocol": p.protocol, "wavelengths_nm": list(p.wavelengths_nm),
                          "origin": entry.origin, "path": str(entry.path), "error": None})
@@ -367,7 +418,7 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.files:
         try:
-            profile = load_profile(name)
+            profile = load_profile(name, args.profiles)
         except LaserlogError as exc:
             failed += 1
             print(f"INVALID {exc}", file=sys.stderr)

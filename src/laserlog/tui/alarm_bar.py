@@ -1,0 +1,41 @@
+"""The alarm bar every screen shows: symbol and word for each active alarm, never colour alone."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.widgets import Static
+
+from laserlog.tui.alarms import SYMBOL
+
+if TYPE_CHECKING:
+    from laserlog.tui.app import LaserlogApp
+
+
+class AlarmBar(Static):
+    """One line: the oldest unacknowledged alarm, how many more, and the key to acknowledge."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(markup=False, **kw)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        self.show_alarms()
+
+    def show_alarms(self) -> None:
+        """Redraw from the controller's active alarms."""
+        controller = cast("LaserlogApp", self.app).controller
+        alarms = controller.alarms
+        if not alarms:
+            self.set_class(False, "-alarm")
+            text = "ok  no active alarms"
+        else:
+            self.set_class(True, "-alarm")
+            first = alarms[0]
+            count = controller.alarm_count(first)
+            more = f" +{len(alarms) - 1} more" if len(alarms) > 1 else ""
+            times = f" x{count}" if count > 1 else ""
+            # Word, count and key first: a narrow screen cuts the message, never those.
+            text = f"{SYMBOL} {first.word}{times}{more}  [a] ack  {first.message}"
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)

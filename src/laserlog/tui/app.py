@@ -1,0 +1,229 @@
+"""The laserlog Textual app: one live screen, pushed screens for everything else.
+
+Pulses reach the screen through the controller's bounded deque, drained 20 times a second in
+one batch_update (one UI call per pulse stalls Textual at 1 kHz, see DESIGN.md). Alarms skip
+the batching: the recording thread posts them at once, and the bell rings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+
+from laserlog.completion import EventRow
+from laserlog.errors import LaserlogError
+from laserlog.store import Store
+from laserlog.tui.alarm_bar import AlarmBar
+from laserlog.tui.alarms import Alarm
+from laserlog.tui.checklist import DEFAULT_ITEMS, CheckItem
+from laserlog.tui.controller import LiveController
+from laserlog.tui.live_screen import LiveScreen
+from laserlog.tui.top_bar import TopBar
+
+#: How often the screen takes what the recorder produced: 20 Hz.
+DRAIN_S = 0.05
+
+
+class AlarmRaised(Message):
+    """A new alarm, posted from the recording thread."""
+
+    def __init__(self, alarm: Alarm) -> None:
+        super().__init__()
+        self.alarm = alarm
+
+
+class LaserlogApp(App[None]):
+    """The live session TUI technicians use at the machine."""
+
+    CSS_PATH = "laserlog.tcss"
+    TITLE = "laserlog"
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", id="app.help"),
+        Binding("f2", "show('live')", "Live", id="app.live"),
+        Binding("f3", "show('history')", "History", id="app.history"),
+        Binding("f4", "show('energy')", "Energy", id="app.energy"),
+        Binding("f5", "show('profiles')", "Profiles", id="app.profiles"),
+        Binding("a,f8", "acknowledge", "Ack alarms", id="app.acknowledge"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, controller: LiveController, *,
+                 checklist: Sequence[CheckItem] = DEFAULT_ITEMS,
+                 clock: Callable[[], float] = time.time,
+                 profile_dirs: list[str] | None = None,
+                 start_controller: bool = True,
+                 probe: Callable[[list[tuple]], None] | None = None) -> None:
+        super().__init__()
+        self.controller = controller
+        self.reader = Store(controller.db_path, readonly=True)
+        self.checklist = tuple(checklist)
+        self.clock = clock
+        self.profile_dirs = profile_dirs or []
+        self.last_operator = ""
+        #: Called after each drain with the pulse rows it took (the latency benchmark's hook).
+        self.probe = probe
+        self.live = LiveScreen()
+        self._start_controller = start_controller
+        self._alarm_version = -1
+
+    def get_default_screen(self) -> Screen:
+        return self.live
+
+    def on_mount(self) -> None:
+        def raised(alarm: Alarm) -> None:
+            self.post_message(AlarmRaised(alarm))  # thread-safe, and skips the 20 Hz batching
+
+        self.controller.on_alarm = raised
+        if self._start_controller:
+            self.controller.start()
+        self.set_interval(DRAIN_S, self.drain)
+
+    def on_unmount(self) -> None:
+        self.controller.on_alarm = None
+        self.reader.close()
+
+    # -- the 20 Hz drain ---------------------------------------------------------------------
+    def drain(self) -> None:
+        """Take every pulse and event the recorder produced since the last tick; redraw once."""
+        if self._closing or not self.live.is_attached:
+            return  # shutting down: the controller still ends the session and commits
+        feed, events = self.controller.feed, self.controller.events
+        rows = [feed.popleft() for _ in range(len(feed))]
+        new_events: list[EventRow] = [events.popleft() for _ in range(len(events))]
+        with self.batch_update():
+            try:
+                self.live.show(rows, new_events)
+            except NoMatches:
+                return  # the screen is being taken down
+            screen = self.screen
+            if screen is not self.live:
+                for top in screen.query(TopBar):
+                    top.show_state()
+            if self.controller.alarm_version != self._alarm_version:
+                self.show_alarms()
+        if self.probe is not None and rows:
+            self.probe(rows)
+
+    def show_alarms(self) -> None:
+        """Redraw the alarm bar on every screen in the stack."""
+        self._alarm_version = self.controller.alarm_version
+        for screen in self.screen_stack:
+            for alarm_bar in screen.query(AlarmBar):
+                alarm_bar.show_alarms()
+
+    def on_alarm_raised(self, message: AlarmRaised) -> None:
+        self.bell()
+        self.show_alarms()
+
+    # -- actions -----------------------------------------------------------------------------
+    def action_show(self, name: str) -> None:
+        """Show a screen by name over the live screen (the live screen itself for 'live')."""
+        from laserlog.tui.energy_screen import EnergyScreen
+        from laserlog.tui.history_screen import HistoryScreen
+        from laserlog.tui.profiles_screen import ProfilesScreen
+
+        screens: dict[str, type[Screen]] = {
+            "history": HistoryScreen, "energy": EnergyScreen, "profiles": ProfilesScreen}
+        target = screens.get(name)
+        if target is not None and isinstance(self.screen, target):
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if target is not None:
+            self.push_screen(target())
+
+    def action_help(self) -> None:
+        from laserlog.tui.help_screen import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def default_who(self) -> str:
+        """Return who is acknowledging by default: the session's operator, else the last one."""
+        session = self.controller.session
+        if session is not None:
+            return session.info.operator_id
+        if self.last_operator:
+            return self.last_operator
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return ""
+
+    def action_acknowledge(self) -> None:
+        from laserlog.tui.dialogs import TextDialog
+
+        alarms = self.controller.alarms
+        if not alarms:
+            self.notify("no active alarms", timeout=2)
+            return
+
+        def answered(who: str | None) -> None:
+            if who is not None and who.strip():
+                self.run_worker(self._acknowledge(who.strip()), group="acknowledge")
+
+        self.push_screen(TextDialog(f"Acknowledge {len(alarms)} alarm(s) as",
+                                    "your operator ID (Enter records it, Esc cancels)",
+                                    self.default_who()), answered)
+
+    async def _acknowledge(self, who: str) -> None:
+        try:
+            count = await asyncio.wrap_future(self.controller.acknowledge(who))
+        except LaserlogError as exc:
+            self.notify(str(exc), title="not acknowledged", severity="error")
+            return
+        self.show_alarms()
+        self.notify(f"{count} alarm(s) acknowledged by {who}", timeout=3)
+
+    async def action_quit(self) -> None:
+        from laserlog.tui.dialogs import ConfirmDialog
+
+        session = self.controller.session
+        if session is None:
+            self.exit()
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._end_and_quit(), group="quit", exclusive=True)
+
+        self.push_screen(ConfirmDialog(f"Session {session.session_id} is recording. "
+                                       "End it and quit?",
+                                       "y: end the session (everything is committed) and quit"
+                                       "   n: keep recording"), confirmed)
+
+    async def _end_and_quit(self) -> None:
+        # If this fails, shutdown ends the session anyway, committing what was recorded.
+        with contextlib.suppress(LaserlogError):
+            await asyncio.wrap_future(self.controller.end_session("ended on quit"))
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        live = self.live
+        yield SystemCommand("Start session", "Open the session form (s)",
+                            live.action_start_session)
+        yield SystemCommand("End session", "End the session and show its summary (x)",
+                            live.action_end_session)
+        yield SystemCommand("Add note", "Record a note in the session (n)", live.action_note)
+        yield SystemCommand("Add marker", "Record a numbered marker (m)", live.action_marker)
+        yield SystemCommand("Pause tail", "Pause or resume the live tail (space)",
+                            live.action_pause)
+        yield SystemCommand("Acknowledge alarms", "Record who acknowledged them (a)",
+                            self.action_acknowledge)
+        yield SystemCommand("Live", "The live screen (F2)", lambda: self.action_show("live"))
+        yield SystemCommand("History", "Past sessions (F3)", lambda: self.action_show("history"))
+        yield SystemCommand("Energy", "Energy per day or week (F4)",
+                            lambda: self.action_show("energy"))
+        yield SystemCommand("Profiles", "Console profiles (F5)",
+                            lambda: self.action_show("profiles"))
+        yield SystemCommand("Help", "Every key (F1)", self.action_help)

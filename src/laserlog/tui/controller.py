@@ -1,0 +1,418 @@
+"""Run the recorder in its own thread for a front end, and keep what the screen shows.
+
+The screen never calls the recorder. It reads this controller's state (link, settings, the
+core's Totals, active alarms), drains a bounded deque of pulse rows at its own pace (when it
+falls behind, display lines are dropped, never counts), and asks for actions (start, end,
+note, acknowledge) that the recording thread carries out between two reads of the console.
+No Textual here: the benchmark and the tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from laserlog import chain
+from laserlog.completion import EventRow
+from laserlog.errors import LaserlogError, PortError, ProtocolError
+from laserlog.model import DeviceIdentity
+from laserlog.profile import Profile
+from laserlog.recorder import Recorder, SessionInfo, Totals
+from laserlog.store import INSERT_EVENT, Store
+from laserlog.tui.alarms import Alarm, alarm_word
+
+#: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
+FEED_MAX = 20_000
+EVENT_FEED_MAX = 2_000
+#: How long one read of the console may wait: the longest an action waits for its turn.
+STEP_TIMEOUT_S = 0.02
+IDLE_SETTINGS_POLL_S = 2.0
+RECONNECT_S = 1.0
+
+# Pulse row columns (store.PULSE_COLUMNS) checked against the profile's ranges.
+_RANGE_COLUMNS = {3: "pulse_duration", 5: "energy", 6: "fluence", 7: "spot", 8: "wavelength"}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """The session being recorded now."""
+
+    session_id: int
+    info: SessionInfo
+    started_unix_s: float
+
+
+class LiveController:
+    """Own the console link and the recorder for one front end, in one background thread."""
+
+    def __init__(self, db_path: str | Path, profile: Profile, port: str, *,
+                 expect_serial: str | None = None,
+                 on_session_start: Callable[[], None] | None = None,
+                 on_session_end: Callable[[], None] | None = None) -> None:
+        self.db_path = Path(db_path)
+        self.profile = profile
+        self.port = port
+        self.expect_serial = expect_serial
+        self.on_session_start = on_session_start
+        self.on_session_end = on_session_end
+        #: Called in the recording thread when a new kind of alarm is raised.
+        self.on_alarm: Callable[[Alarm], None] | None = None
+        self.store = Store(self.db_path)
+        self.feed: deque[tuple] = deque(maxlen=FEED_MAX)
+        self.events: deque[EventRow] = deque(maxlen=EVENT_FEED_MAX)
+        self.link_state = "connecting"  # "up" | "down" | "connecting"
+        self.link_detail = ""
+        self.identity: DeviceIdentity | None = None
+        self.session: LiveSession | None = None
+        self.last_session_id: int | None = None
+        self.alarm_version = 0
+        self._alarms: list[Alarm] = []
+        self._alarm_counts: dict[int, int] = {}
+        self._alarm_number = 0
+        self._lock = threading.Lock()
+        self._recorder: Recorder | None = None
+        self._idle_settings: dict[str, float] = {}
+        self._last_totals = Totals()
+        self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
+        self._pending: list[EventRow] = []
+        self._latched: set[str] = set()
+        self._markers = 0
+        self._next_connect = 0.0
+        self._next_settings = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._checks = []
+        for index, name in _RANGE_COLUMNS.items():
+            param = profile.parameters.get(name)
+            if param is not None and (param.min is not None or param.max is not None):
+                lo = param.min if param.min is not None else float("-inf")
+                hi = param.max if param.max is not None else float("inf")
+                # Bounds compiled through a unit factor carry float noise: allow for it.
+                self._checks.append((index, name, lo - 1e-9 * abs(lo), hi + 1e-9 * abs(hi)))
+
+    # -- what the screen reads -------------------------------------------------------------
+    @property
+    def totals(self) -> Totals:
+        """Return the core's totals for the current (or last) session."""
+        return self._recorder.totals if self._recorder is not None and self.session else (
+            self._last_totals)
+
+    @property
+    def settings(self) -> dict[str, float]:
+        """Return the console's settings as last read back (canonical units)."""
+        recorder = self._recorder
+        if self.session is not None and recorder is not None and recorder.driver is not None:
+            return dict(recorder.driver.settings)
+        return dict(self._idle_settings)
+
+    @property
+    def alarms(self) -> list[Alarm]:
+        """Return the alarms waiting to be acknowledged, oldest first."""
+        with self._lock:
+            return list(self._alarms)
+
+    def alarm_count(self, alarm: Alarm) -> int:
+        """Return how many times an active alarm's kind fired since it was raised."""
+        with self._lock:
+            return self._alarm_counts.get(alarm.number, 1)
+
+    # -- actions (any thread) ----------------------------------------------------------------
+    def start_session(self, info: SessionInfo,
+                      apply_settings: dict[str, float] | None = None) -> Future[int]:
+        """Start a session (after setting the console, when asked); the future gives its id."""
+        return self._submit(self._start, info.validated(), dict(apply_settings or {}))
+
+    def end_session(self, reason: str = "ended by operator") -> Future[int]:
+        """End the session, committing everything; the future gives its id."""
+        return self._submit(self._end, reason)
+
+    def add_note(self, text: str) -> Future[None]:
+        """Record a note in the session, timed now."""
+        return self._submit(self._note, time.time(), "note", text.strip())
+
+    def add_marker(self, label: str = "") -> Future[None]:
+        """Record a numbered marker in the session, timed now."""
+        return self._submit(self._note, time.time(), "marker", label.strip())
+
+    def acknowledge(self, who: str) -> Future[int]:
+        """Acknowledge every active alarm, recorded with who and when; gives how many."""
+        return self._submit(self._acknowledge, time.time(), who.strip() or "unknown")
+
+    def start(self) -> LiveController:
+        """Run the recording thread."""
+        self._thread = threading.Thread(target=self.run, name="laserlog-live", daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread; a session still recording is ended with everything committed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        else:
+            self._close()
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        if self._stop.is_set():
+            future.set_exception(LaserlogError("the recorder has stopped"))
+        else:
+            self._calls.put((fn, args, future))
+        return future
+
+    # -- the recording thread ------------------------------------------------------------
+    def run(self) -> None:
+        """Serve actions and record until shut down."""
+        try:
+            while not self._stop.is_set():
+                self._run_calls(0.0)
+                if self.session is not None:
+                    self._step()
+                elif self.link_state != "up":
+                    if time.monotonic() >= self._next_connect:
+                        self._connect()
+                    else:
+                        self._run_calls(min(0.05, self._next_connect - time.monotonic()))
+                else:
+                    self._idle()
+        finally:
+            self._close()
+
+    def _run_calls(self, wait_s: float) -> None:
+        try:
+            item = self._calls.get(timeout=wait_s) if wait_s > 0 else self._calls.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            fn, args, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to whoever waits on the future
+                    future.set_exception(exc)
+            try:
+                item = self._calls.get_nowait()
+            except queue.Empty:
+                return
+
+    def _step(self) -> None:
+        recorder = self._recorder
+        assert recorder is not None
+        try:
+            recorder.step(STEP_TIMEOUT_S)
+            self._flush_pending()
+        except LaserlogError as exc:
+            # The writer failed (disk full, database locked for too long): say so loudly and
+            # close what can be closed; never pretend to record.
+            self._raise(EventRow(time.time(), "recorder_error", "alarm", None, str(exc)))
+            with contextlib.suppress(LaserlogError):  # already said: the alarm stays
+                self._finish(f"recorder error: {exc}", "interrupted")
+
+    def _new_recorder(self) -> Recorder:
+        return Recorder(self.store, self.profile, self.port, expect_serial=self.expect_serial,
+                        on_event=self._on_event, on_pulse=self._on_pulse)
+
+    def _connect(self) -> None:
+        recorder = self._recorder or self._new_recorder()
+        self._recorder = recorder
+        self.link_state = "connecting"
+        try:
+            self.identity = recorder.connect()
+        except LaserlogError as exc:
+            self.link_state, self.link_detail = "down", str(exc)
+            self._next_connect = time.monotonic() + RECONNECT_S
+            return
+        self.link_state, self.link_detail = "up", ""
+        self._next_settings = 0.0
+
+    def _idle(self) -> None:
+        """Between sessions: keep the settings on screen fresh and notice a lost link."""
+        recorder = self._recorder
+        assert recorder is not None and recorder.driver is not None and recorder.link is not None
+        if time.monotonic() >= self._next_settings:
+            self._next_settings = time.monotonic() + IDLE_SETTINGS_POLL_S
+            driver = recorder.driver
+            try:
+                recorder.link.discard_input()  # what a console pushes before a session is not
+                self._idle_settings = driver.read_settings()  # part of any session
+            except (PortError, ProtocolError, OSError) as exc:
+                self.link_state, self.link_detail = "down", str(exc)
+                recorder.link.close()
+                self._next_connect = time.monotonic() + RECONNECT_S
+                return
+            finally:
+                # The session start reads every setting again and records it.
+                driver.settings = {}
+                driver.pending.clear()
+        self._run_calls(0.05)
+
+    def _start(self, info: SessionInfo, apply: dict[str, float]) -> int:
+        if self.session is not None:
+            raise LaserlogError(f"session {self.session.session_id} is still recording; "
+                                "end it first")
+        if self.link_state != "up":
+            self._connect()
+            if self.link_state != "up":
+                raise PortError(f"console not reachable on {self.port}: {self.link_detail}")
+        recorder = self._recorder
+        assert recorder is not None and recorder.driver is not None
+        applied: list[str] = []
+        refused: list[str] = []
+        for name, value in apply.items():
+            param = self.profile.parameters.get(name)
+            if param is None or not param.settable or not param.in_range(value):
+                refused.append(name)
+                continue
+            try:
+                took = recorder.driver.set(name, value)
+            except ProtocolError as exc:
+                refused.append(f"{name} ({exc})")
+            else:
+                applied.append(f"{name} {took:g}")
+        recorder.driver.settings = {}
+        self._markers = 0
+        self._latched.clear()
+        try:
+            session_id = recorder.start(info)
+        except LaserlogError as exc:
+            if recorder.session_id is not None:  # the row exists: close it, never leave it open
+                recorder.end(f"could not start: {exc}", "interrupted")
+            self._recorder = None
+            self.link_state, self.link_detail = "down", str(exc)
+            self._next_connect = time.monotonic() + RECONNECT_S
+            raise
+        self.session = LiveSession(session_id, info, time.time())
+        self.last_session_id = session_id
+        if applied or refused:
+            message = "started from the last settings: " + (", ".join(applied) or "none applied")
+            if refused:
+                message += "; not applied: " + ", ".join(refused)
+            recorder.add_event(EventRow(time.time(), "settings_applied", "info", None, message))
+        if self.on_session_start is not None:
+            self.on_session_start()
+        return session_id
+
+    def _end(self, reason: str) -> int:
+        if self.session is None:
+            raise LaserlogError("no session is recording")
+        return self._finish(reason, "ended")
+
+    def _finish(self, reason: str, status: str) -> int:
+        session, recorder = self.session, self._recorder
+        assert session is not None and recorder is not None
+        if self.on_session_end is not None:
+            self.on_session_end()
+        self._flush_pending()
+        try:
+            recorder.end(reason, status)
+        finally:
+            self._last_totals = recorder.totals
+            self.session = None
+            self._recorder = None
+            self.link_state = "connecting"
+            self._next_connect = time.monotonic() + 0.05
+        return session.session_id
+
+    def _note(self, at_unix_s: float, kind: str, text: str) -> None:
+        if self.session is None or self._recorder is None:
+            raise LaserlogError(f"no session is recording: the {kind} was not recorded")
+        if kind == "marker":
+            self._markers += 1
+            text = f"marker {self._markers}" + (f": {text}" if text else "")
+        elif not text:
+            raise LaserlogError("the note is empty")
+        self._recorder.add_event(EventRow(at_unix_s, kind, "info", None, text))
+
+    def _acknowledge(self, at_unix_s: float, who: str) -> int:
+        with self._lock:
+            acked, self._alarms = self._alarms, []
+            counts, self._alarm_counts = self._alarm_counts, {}
+            self.alarm_version += 1
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at_unix_s))
+        for alarm in acked:
+            count = counts.get(alarm.number, 1)
+            event = EventRow(at_unix_s, "alarm_ack", "info", None,
+                             f"{alarm.word} acknowledged by {who} at {when}"
+                             + (f" ({count} times)" if count > 1 else "") + f": {alarm.message}",
+                             count=count)
+            if self.session is not None and self._recorder is not None and (
+                    alarm.session_id in (None, self.session.session_id)):
+                self._recorder.add_event(event)
+            else:
+                # Outside a session (or after it ended): straight into the log table.
+                with self.store.conn:
+                    self.store.conn.execute(INSERT_EVENT, (
+                        alarm.session_id, event.received_unix_s, event.kind, event.severity,
+                        None, event.message, None, event.count, None))
+                    head = chain.append_batch(self.store.conn, alarm.session_id, {"events": 1})
+                chain.write_anchor(self.store.path, head)  # tamper evidence (laserlog.chain)
+                if alarm.session_id is not None:
+                    self.store.recount(alarm.session_id)
+        self._latched.clear()  # acknowledged: the next excursion alarms again
+        return len(acked)
+
+    def _close(self) -> None:
+        try:
+            if self.session is not None:
+                self._finish("front end closed while recording", "ended")
+            elif self._recorder is not None and self._recorder.link is not None:
+                self._recorder.link.close()
+        finally:
+            self.store.close()
+            while not self._calls.empty():
+                _, _, future = self._calls.get_nowait()
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(LaserlogError("the recorder has stopped"))
+
+    # -- callbacks from the recorder (recording thread) ----------------------------------
+    def _on_pulse(self, row: tuple) -> None:
+        self.feed.append(row)
+        for index, name, lo, hi in self._checks:
+            value = row[index]
+            if value is not None and not lo <= value <= hi and name not in self._latched:
+                self._latched.add(name)
+                self._pending.append(EventRow(
+                    row[2], "out_of_range", "alarm", None,
+                    f"{name} {value:.4g} outside the console's range {lo:.4g}..{hi:.4g} "
+                    f"(pulse {row[1]})"))
+
+    def _flush_pending(self) -> None:
+        if self._pending and self._recorder is not None:
+            pending, self._pending = self._pending, []
+            for event in pending:
+                self._recorder.add_event(event)
+
+    def _on_event(self, event: EventRow) -> None:
+        self.events.append(event)
+        if event.kind == "link_lost":
+            self.link_state, self.link_detail = "down", event.message
+        elif event.kind == "link_restored":
+            self.link_state, self.link_detail = "up", ""
+        self._raise(event)
+
+    def _raise(self, event: EventRow) -> None:
+        word = alarm_word(event)
+        if word is None:
+            return
+        session_id = self.session.session_id if self.session is not None else None
+        with self._lock:
+            self.alarm_version += 1
+            for alarm in self._alarms:
+                if alarm.kind == event.kind and alarm.word == word:
+                    # The same trouble again: count it, do not ring again.
+                    self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
+                    return
+            self._alarm_number += 1
+            alarm = Alarm(self._alarm_number, event.kind, word, event.message,
+                          event.received_unix_s, session_id)
+            self._alarms.append(alarm)
+        if self.on_alarm is not None:
+            self.on_alarm(alarm)

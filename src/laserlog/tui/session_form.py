@@ -1,0 +1,247 @@
+"""The form that starts a session: who, whom, where, skin type, and the site's checklist.
+
+It refuses what the recorder would refuse, with the recorder's own reason beside the field,
+and shows a returning client's course so far (and can start from their last settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+
+from laserlog.errors import LaserlogError, SessionError
+from laserlog.recorder import SessionInfo, normalise_skin_type
+from laserlog.tui.alarm_bar import AlarmBar
+from laserlog.tui.checklist import EYEWEAR_KEY, label_for
+from laserlog.tui.queries import AreaHistory, ClientHistory, client_history
+from laserlog.tui.tick_box import TickBox
+
+if TYPE_CHECKING:
+    from laserlog.tui.app import LaserlogApp
+
+FIELDS = ("operator", "client", "area", "skin")
+_SETTING_TEXT = (("energy", "energy {} mJ", ".1f", 1000.0), ("fluence", "{} J/cm2", ".3g", 1.0),
+                 ("spot", "spot {} mm", ".1f", 1.0), ("pulse_duration", "{} ps", ".0f", 1.0),
+                 ("rep_rate", "{} Hz", "g", 1.0), ("handpiece", "HP{}", ".0f", 1.0))
+
+
+def field_errors(values: dict[str, str], checks: dict[str, bool],
+                 required: tuple[str, ...]) -> dict[str, str]:
+    """Return the reason each refused field is refused (the recorder's own words)."""
+    errors: dict[str, str] = {}
+    try:
+        SessionInfo(values["operator"], "C-0000").validated()
+    except SessionError as exc:
+        errors["operator"] = str(exc)
+    try:
+        SessionInfo("operator", values["client"]).validated()
+    except SessionError as exc:
+        errors["client"] = str(exc)
+    if not values["skin"].strip():
+        errors["skin"] = "choose the client's Fitzpatrick skin type: I-VI (or 1-6)"
+    else:
+        try:
+            normalise_skin_type(values["skin"])
+        except SessionError as exc:
+            errors["skin"] = str(exc)
+    for key in required:
+        if not checks.get(key):
+            errors[f"check-{key}"] = "required by this site's checklist"
+    return errors
+
+
+def settings_text(settings: dict[str, tuple[float, str]]) -> str:
+    """Return last settings as one short line."""
+    parts = [template.format(format(settings[name][0] * scale, fmt))
+             for name, template, fmt, scale in _SETTING_TEXT if name in settings]
+    return ", ".join(parts) or "no settings recorded"
+
+
+class SessionForm(ModalScreen[int | None]):
+    """Start a session: details, checklist, returning client's course; gives the session id."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Start session", id="form.start"),
+        Binding("escape", "cancel", "Cancel", id="form.cancel"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.touched: set[str] = set()
+        self.history: ClientHistory | None = None
+        self.last_area: AreaHistory | None = None
+
+    @property
+    def laserlog(self) -> LaserlogApp:
+        return cast("LaserlogApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        app = self.laserlog
+        profile = app.controller.profile
+        yield AlarmBar(id="alarm")
+        with VerticalScroll(id="form"):
+            yield Static(f"Start a session on {profile.name}", classes="form-title",
+                         markup=False)
+            with Grid(id="fields"):
+                for name, label, hint in (
+                        ("operator", "Operator", "your ID, e.g. tech-07"),
+                        ("client", "Client", "pseudonym, e.g. C-1042, never a name"),
+                        ("area", "Area", "e.g. left cheek"),
+                        ("skin", "Skin type", "Fitzpatrick I-VI (or 1-6)")):
+                    yield Label(label, classes="field-label")
+                    yield Input(app.last_operator if name == "operator" else "", placeholder=hint,
+                                id=name, compact=True)
+                    yield Static("", id=f"{name}-error", classes="error", markup=False)
+            yield Static("Pre-treatment checklist", classes="section")
+            for item in app.checklist:
+                with Horizontal(classes="check-row"):
+                    yield TickBox(label_for(item, profile.wavelengths_nm)
+                                   + ("" if item.required else " (optional)"),
+                                   id=f"check-{item.key}")
+                    yield Static("", id=f"check-{item.key}-error", classes="error",
+                                 markup=False)
+            yield Static("", id="returning", markup=False)
+            yield TickBox("Start from the last settings for this area", id="use-last")
+            yield Static("", id="form-error", classes="error", markup=False)
+            with Horizontal(id="form-buttons"):
+                yield Button("Start session", id="start", compact=True, variant="primary")
+                yield Button("Cancel", id="cancel", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#use-last", Checkbox).display = False
+        first = "client" if self.laserlog.last_operator else "operator"
+        self.query_one(f"#{first}", Input).focus()
+        self._show_history()
+
+    # -- reading the form -------------------------------------------------------------------
+    def values(self) -> dict[str, str]:
+        return {name: self.query_one(f"#{name}", Input).value for name in FIELDS}
+
+    def checks(self) -> dict[str, bool]:
+        return {item.key: self.query_one(f"#check-{item.key}", Checkbox).value
+                for item in self.laserlog.checklist}
+
+    def _required(self) -> tuple[str, ...]:
+        return tuple(item.key for item in self.laserlog.checklist if item.required)
+
+    def _show_errors(self, errors: dict[str, str], only: set[str] | None = None) -> None:
+        names = list(FIELDS) + [f"check-{item.key}" for item in self.laserlog.checklist]
+        for name in names:
+            if only is None or name in only:
+                self.query_one(f"#{name}-error", Static).update(errors.get(name, ""))
+
+    # -- events -----------------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        name = event.input.id or ""
+        if name in self.touched:
+            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+                              {name})
+        if name in ("client", "area"):
+            self._show_history()
+
+    def on_descendant_blur(self, event: object) -> None:
+        widget = getattr(event, "widget", None)
+        name = getattr(widget, "id", None)
+        if isinstance(widget, Input) and name in FIELDS and widget.value:
+            self.touched.add(name)
+            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+                              {name})
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        name = event.checkbox.id or ""
+        if name.startswith("check-"):
+            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+                              {name})
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def _show_history(self) -> None:
+        values = self.values()
+        client, area = values["client"].strip(), values["area"].strip()
+        box = self.query_one("#returning", Static)
+        use_last = self.query_one("#use-last", Checkbox)
+        self.history, self.last_area = None, None
+        try:
+            SessionInfo("operator", client).validated()
+        except SessionError:
+            box.update("")
+            use_last.display = False
+            return
+        history = client_history(self.laserlog.reader, client)
+        self.history = history
+        if not history.sessions:
+            box.update(f"New client {client}: no earlier sessions. This is session 1 of the "
+                       "course.")
+            use_last.display = False
+            return
+        lines = [f"Returning client {client}: {history.sessions} earlier session(s), "
+                 f"{history.energy_j:.3f} J in all."]
+        for key, a in sorted(history.areas.items(), key=lambda kv: -kv[1].last_session_id):
+            mark = ">" if area and key == area.lower() else " "
+            lines.append(f"{mark} {a.area}: {a.sessions} session(s), {a.energy_j:.3f} J, "
+                         f"{a.pulses} pulses; last {a.last_started_utc[:10]} (#{a.last_session_id}, "
+                         f"{a.last_profile_id}): {settings_text(a.last_settings)}")
+        lines.append(f"This is session {history.course_number(area or None)} of the course"
+                     + (f" for {area}." if area else "."))
+        box.update("\n".join(lines))
+        known = history.areas.get(area.lower()) if area else None
+        profile = self.laserlog.controller.profile
+        usable = known is not None and known.last_profile_id == profile.id and any(
+            name in known.last_settings and param.settable
+            for name, param in profile.parameters.items())
+        self.last_area = known if usable else None
+        use_last.display = usable
+        if not usable:
+            use_last.value = False
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        values, checks = self.values(), self.checks()
+        errors = field_errors(values, checks, self._required())
+        self.touched.update(FIELDS)
+        self._show_errors(errors)
+        if errors:
+            self.query_one("#form-error", Static).update(
+                f"{len(errors)} field(s) need attention; see beside each.")
+            first = next(iter(errors))
+            self.query_one(f"#{first}").focus()
+            return
+        info = SessionInfo(values["operator"], values["client"], values["area"] or None,
+                           values["skin"], eyewear_checked=checks.get(EYEWEAR_KEY, False),
+                           checklist=checks)
+        apply: dict[str, float] = {}
+        if self.last_area is not None and self.query_one("#use-last", Checkbox).value:
+            profile = self.laserlog.controller.profile
+            apply = {name: value for name, (value, _) in self.last_area.last_settings.items()
+                     if name in profile.parameters and profile.parameters[name].settable}
+            # The handpiece goes first: it decides which spot sizes are allowed.
+            apply = dict(sorted(apply.items(), key=lambda kv: kv[0] != "handpiece"))
+        self.query_one("#form-error", Static).update("starting...")
+        self.run_worker(self._start(info, apply), group="start", exclusive=True)
+
+    async def _start(self, info: SessionInfo, apply: dict[str, float]) -> None:
+        app = self.laserlog
+        try:
+            session_id = await asyncio.wrap_future(app.controller.start_session(info, apply))
+        except LaserlogError as exc:
+            self.query_one("#form-error", Static).update(f"not started: {exc}")
+            return
+        app.last_operator = info.operator_id.strip()
+        self.dismiss(session_id)

@@ -1,0 +1,102 @@
+"""How pulses, events and settings read on screen: plain text, units in every label."""
+
+from __future__ import annotations
+
+from laserlog.completion import EventRow
+from laserlog.profile import Profile
+from laserlog.summary import REGIME_NAMES
+
+_MARK = {"alarm": "!!", "warning": "! ", "info": "  "}
+_REGIME_WORD = {"ps": "pico", "ns": "nano", "long": "long"}
+
+
+def num(value: float | None, fmt: str = ".3g", scale: float = 1.0) -> str:
+    """Return a number formatted, or '-' when there is none."""
+    if value is None:
+        return "-"
+    return format(value * scale if scale != 1.0 else value, fmt)
+
+
+def clock_text(seconds: float) -> str:
+    """Return a duration as H:MM:SS (or MM:SS below an hour)."""
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def offset_text(seconds: float) -> str:
+    """Return a time since the session start as +MM:SS.s."""
+    seconds = max(0.0, seconds)
+    m, s = divmod(seconds, 60)
+    return f"+{int(m):02d}:{s:04.1f}"
+
+
+def pulse_line(row: tuple, started_unix_s: float) -> str:
+    """Return one tail line for a pulse row (store.PULSE_COLUMNS order)."""
+    seq, t, duration, regime = row[1], row[2], row[3], row[4]
+    energy, fluence, spot, handpiece = row[5], row[6], row[7], row[10]
+    return (f"#{num(seq, 'd'):<7} {offset_text(t - started_unix_s)} {duration:6.0f} ps "
+            f"{_REGIME_WORD.get(regime, regime):<4} "
+            f"{num(energy, '8.1f', 1000):>8} mJ {num(fluence, '6.3f'):>6} J/cm2 "
+            f"{num(spot, '4.1f'):>4} mm HP{num(handpiece, 'd')}")
+
+
+def event_line(event: EventRow, started_unix_s: float | None) -> str:
+    """Return one tail line for an event: its severity mark and word, never colour alone."""
+    when = offset_text(event.received_unix_s - started_unix_s) if started_unix_s else "       "
+    count = f" x{event.count}" if event.count > 1 else ""
+    return (f"{_MARK.get(event.severity, '  ')}{event.severity.upper():<7} {when} "
+            f"{event.kind}{count}: {event.message}")
+
+
+def regime_name(duration_ps: float | None) -> str:
+    """Return the regime name of a pulse duration (picosecond, nanosecond, long pulse)."""
+    if duration_ps is None or duration_ps <= 0:
+        return "-"
+    from laserlog.dosimetry import regime
+
+    return REGIME_NAMES.get(regime(duration_ps), "?")
+
+
+def duration_text(duration_ps: float | None) -> str:
+    """Return a pulse duration in the unit clinics read it in (ps below 1 ns, else ns or us)."""
+    if duration_ps is None:
+        return "-"
+    if duration_ps < 1000:
+        return f"{duration_ps:.0f} ps"
+    if duration_ps < 1_000_000:
+        return f"{duration_ps / 1000:.3g} ns"
+    return f"{duration_ps / 1_000_000:.3g} us"
+
+
+def current_settings(profile: Profile, settings: dict[str, float],
+                     last_pulse: tuple | None) -> dict[str, str]:
+    """Return the console's settings as labelled text: read-back first, else the last pulse."""
+    values: dict[str, float | None] = {}
+    if last_pulse is not None:
+        values.update(pulse_duration=last_pulse[3], energy=last_pulse[5], fluence=last_pulse[6],
+                      spot=last_pulse[7], wavelength=last_pulse[8], rep_rate=last_pulse[9],
+                      handpiece=last_pulse[10])
+    for name, value in profile.pulses.fixed.items():
+        values.setdefault(name, value)
+    values.update({k: v for k, v in settings.items() if v is not None})
+    if values.get("wavelength") is None and len(profile.wavelengths_nm) == 1:
+        values["wavelength"] = profile.wavelengths_nm[0]
+    hp_code = values.get("handpiece")
+    hp = profile.handpiece(int(hp_code) if hp_code is not None else None)
+    duration = values.get("pulse_duration")
+    return {
+        "wavelength": f"{num(values.get('wavelength'), 'g')} nm",
+        "duration": f"{duration_text(duration)} {regime_name(duration)}",
+        "fluence": f"{num(values.get('fluence'), '.3f')} J/cm2",
+        "spot": f"{num(values.get('spot'), '.1f')} mm",
+        "handpiece": (f"{hp.code} {hp.name}" if hp is not None else num(hp_code, "g")),
+        "energy": f"{num(values.get('energy'), '.1f', 1000)} mJ",
+        "rate": f"{num(values.get('rep_rate'), 'g')} Hz",
+    }
+
+
+def energy_text(energy_j: float) -> str:
+    """Return a cumulative energy in J with sensible digits."""
+    return f"{energy_j:,.3f} J" if energy_j < 1000 else f"{energy_j / 1000:,.3f} kJ"

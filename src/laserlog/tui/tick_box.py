@@ -1,0 +1,16 @@
+"""A checkbox that reads without colour (NO_COLOR, eyewear): `> [x]` focused and ticked."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Checkbox
+
+
+class TickBox(Checkbox):
+    """A Checkbox drawn as [x] or [ ], with > before it while it has the focus."""
+
+    @property
+    def _button(self) -> Content:
+        style = self.get_visual_style("toggle--button")
+        return Content.assemble("> " if self.has_focus else "  ", "[",
+                                ("x" if self.value else " ", style), "]")

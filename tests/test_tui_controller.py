@@ -1,0 +1,167 @@
+"""The TUI's Textual-free parts: the recording controller, checklist, queries, alarm words."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from tui_support import build_history
+
+from laserlog.catalog import open_profile
+from laserlog.completion import EventRow
+from laserlog.errors import PortError, SessionError
+from laserlog.recorder import SessionInfo
+from laserlog.store import Store
+from laserlog.tui.alarms import alarm_word
+from laserlog.tui.checklist import DEFAULT_ITEMS, ChecklistError, label_for, load_checklist
+from laserlog.tui.controller import LiveController
+from laserlog.tui.queries import client_history, energy_by_period, find_sessions
+from laserlog.tui.text import duration_text, regime_name
+
+from conftest import wait_until
+
+INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True})
+
+
+def test_controller_records_in_its_thread_and_the_screen_feed_never_grows_past_its_bound(
+        simulate, db_path):
+    sim = simulate("ps755-ref", seed=2, rate_hz=2000)
+    controller = LiveController(db_path, sim.profile, str(sim.path),
+                                on_session_start=lambda: setattr(sim.console, "firing", True))
+    controller.feed = type(controller.feed)(maxlen=50)  # a screen that never drains
+    controller.start()
+    try:
+        wait_until(lambda: controller.link_state == "up", what="the link")
+        assert controller.settings["spot"] == 4.0  # read back before any session
+        session_id = controller.start_session(INFO).result(timeout=10)
+        wait_until(lambda: controller.totals.pulses >= 500, what="500 pulses")
+        assert len(controller.feed) == 50  # display lines dropped, never counts
+        assert controller.end_session().result(timeout=10) == session_id
+    finally:
+        controller.shutdown()
+    with sqlite3.connect(db_path) as conn:
+        stored = conn.execute("SELECT count(*) FROM pulses").fetchone()[0]
+        counted = conn.execute("SELECT pulse_count FROM sessions").fetchone()[0]
+    assert stored == counted == controller.totals.pulses >= 500
+
+
+def test_refused_session_details_raise_before_anything_is_recorded(simulate, db_path):
+    sim = simulate("ps755-ref")
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        with pytest.raises(SessionError, match="not a pseudonym"):
+            controller.start_session(SessionInfo("tech-07", "Jane Doe"))
+    finally:
+        controller.shutdown()
+    assert Store(db_path).sessions() == []
+
+
+def test_unreachable_console_shows_link_down_and_refuses_to_start(tmp_path, db_path):
+    controller = LiveController(db_path, open_profile("ps755-ref"), str(tmp_path / "absent"))
+    controller.start()
+    try:
+        wait_until(lambda: controller.link_state == "down", what="the link to be down")
+        assert "absent" in controller.link_detail
+        with pytest.raises(PortError):
+            controller.start_session(INFO).result(timeout=10)
+    finally:
+        controller.shutdown()
+    assert Store(db_path).sessions() == []
+
+
+def test_shutdown_while_recording_ends_the_session_with_everything_committed(simulate, db_path):
+    sim = simulate("ps755-ref", rate_hz=200)
+    controller = LiveController(db_path, sim.profile, str(sim.path),
+                                on_session_start=lambda: setattr(sim.console, "firing", True))
+    controller.start()
+    wait_until(lambda: controller.link_state == "up")
+    controller.start_session(INFO).result(timeout=10)
+    wait_until(lambda: controller.totals.pulses >= 20)
+    controller.shutdown()
+    (row,) = Store(db_path).sessions()
+    assert row["status"] == "ended" and row["end_reason"] == "front end closed while recording"
+    assert row["pulse_count"] == controller.totals.pulses
+    with pytest.raises(Exception, match="stopped"):
+        controller.add_note("too late").result(timeout=1)
+
+
+def test_default_checklist_names_the_consoles_wavelength():
+    assert [i.key for i in DEFAULT_ITEMS] == ["eyewear", "consent", "sun_exposure"]
+    assert label_for(DEFAULT_ITEMS[0], (1064.0, 532.0)).startswith(
+        "Eyewear rated for 1064/532 nm")
+
+
+def test_site_checklist_file_replaces_the_defaults(tmp_path, monkeypatch):
+    path = tmp_path / "checklist.toml"
+    path.write_text('[[item]]\nkey = "eyewear"\nlabel = "OD 7+ eyewear at {wavelength}"\n'
+                    '[[item]]\nkey = "photos"\nlabel = "Before photos taken"\nrequired = false\n')
+    items = load_checklist(path)
+    assert [(i.key, i.required) for i in items] == [("eyewear", True), ("photos", False)]
+    monkeypatch.setenv("LASERLOG_CHECKLIST", str(path))
+    assert load_checklist() == items
+    monkeypatch.setenv("LASERLOG_CHECKLIST", str(tmp_path / "none.toml"))
+    assert load_checklist() == DEFAULT_ITEMS
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('[[item]]\nkey = "two words"\nlabel = "x"\n', "key: got 'two words'"),
+    ('[[item]]\nkey = "a"\n', "label"),
+    ('[[item]]\nkey = "a"\nlabel = "x"\nrequired = "yes"\n', "required: got 'yes'"),
+    ('[[item]]\nkey = "a"\nlabel = "x"\n[[item]]\nkey = "a"\nlabel = "y"\n', "appears twice"),
+    ("item = 3\n", "one or more [[item]]"),
+    ("[[item\n", "cannot read"),
+])
+def test_bad_checklist_file_is_named_with_what_was_expected(tmp_path, text, needle):
+    path = tmp_path / "checklist.toml"
+    path.write_text(text)
+    with pytest.raises(ChecklistError, match=str(path)) as caught:
+        load_checklist(path)
+    assert needle in str(caught.value)
+
+
+def test_client_history_counts_the_course_per_area_with_the_last_settings(tmp_path):
+    profile = open_profile("ps755-ref")
+    build_history(tmp_path / "h.db", profile)
+    with Store(tmp_path / "h.db", readonly=True) as store:
+        history = client_history(store, "C-1042")
+        assert history.sessions == 3 and set(history.areas) == {"left cheek", "right cheek"}
+        cheek = history.areas["left cheek"]
+        assert cheek.sessions == 2 and cheek.last_session_id == 3 and cheek.pulses == 100
+        assert cheek.last_settings["spot"] == (4.5, "mm")  # read back beats the last pulse
+        assert cheek.last_settings["energy"][1] == "J"
+        assert history.course_number("Left Cheek ") == 3
+        assert history.course_number("forehead") == 1
+        assert history.course_number(None) == 4
+        assert client_history(store, "C-9999").sessions == 0
+
+
+def test_session_filter_treats_wildcards_as_text_and_energy_sums_match(tmp_path):
+    build_history(tmp_path / "h.db", open_profile("ps755-ref"))
+    with Store(tmp_path / "h.db", readonly=True) as store:
+        assert len(find_sessions(store)) == 5
+        assert find_sessions(store, "%") == [] and find_sessions(store, "_") == []
+        assert {r["client_ref"] for r in find_sessions(store, "cheek")} == {"C-1042"}
+        days = energy_by_period(store, "day", "device")
+        assert sum(b.energy_j for b in days) == pytest.approx(
+            sum(s["total_energy_j"] for s in store.sessions()))
+        assert len(energy_by_period(store, "day", "operator", limit=2)) == 2
+
+
+def test_alarm_words_cover_the_issue_and_skip_warning_level_faults():
+    def word(kind: str, severity: str = "alarm") -> str | None:
+        return alarm_word(EventRow(0.0, kind, severity))
+
+    assert word("interlock_open") == "INTERLOCK"
+    assert word("gap", "warning") == "PULSE GAP"
+    assert word("link_lost") == "LINK LOST"
+    assert word("out_of_range") == "OUT OF RANGE"
+    assert word("fault", "warning") is None and word("fault") == "FAULT"
+    assert word("garbled", "warning") is None and word("note", "info") is None
+    assert word("something_new") == "SOMETHING NEW"
+
+
+def test_durations_read_in_the_unit_and_regime_clinics_use():
+    assert (duration_text(650), regime_name(650)) == ("650 ps", "picosecond")
+    assert (duration_text(6000), regime_name(6000)) == ("6 ns", "nanosecond")
+    assert (duration_text(3e8), regime_name(3e8)) == ("300 us", "long pulse")
+    assert regime_name(None) == "-"

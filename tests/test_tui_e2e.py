@@ -1,0 +1,156 @@
+"""End to end: the real `laserlog demo` in a real terminal (tmux), driven by keys.
+
+A technician's path: start a session through the form, watch pulses arrive, end it, find it
+in History, quit; then the database holds that session with its pulses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """A private tmux server running one command in a 120x36 window."""
+
+    def __init__(self, tmp_path: Path, command: str, env: dict[str, str]) -> None:
+        self.socket = str(tmp_path / "tmux.sock")
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        # COLUMNS and LINES (set by pytest) would override the real terminal size.
+        script = f"env -u COLUMNS -u LINES {exports} {command}; echo laserlog-exit=$?; sleep 60"
+        self.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", script)
+
+    def tmux(self, *args: str) -> str:
+        assert TMUX is not None
+        return subprocess.run([TMUX, "-S", self.socket, *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "e2e")
+
+    def cursor_row(self) -> int:
+        return int(self.tmux("display", "-p", "-t", "e2e", "#{cursor_y}"))
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", "e2e", *(["-l"] if literal else []), *keys)
+
+    def wait_for(self, needle: str | re.Pattern, what: str | None = None,
+                 timeout_s: float = 20) -> str:
+        def seen() -> str | None:
+            text = self.screen()
+            found = needle.search(text) if isinstance(needle, re.Pattern) else needle in text
+            return text if found else None
+
+        return str(wait_until(seen, timeout_s, what or str(needle)))
+
+    def row_of(self, label: str) -> int:
+        for number, line in enumerate(self.screen().splitlines()):
+            if line.lstrip().startswith(label):
+                return number
+        raise AssertionError(f"no line starts with {label!r}:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run([str(TMUX), "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def start_session(term: Terminal) -> None:
+    """Start session 1 through the form, key by key, as a technician would."""
+    term.wait_for("LINK UP", "the live screen with the console connected")
+    term.keys("s")
+    term.wait_for("Start a session on 755 nm", "the session form")
+    for label, text in (("Operator", "tech-07"), ("Client", "C-1042"),
+                        ("Area", "left cheek"), ("Skin type", "3")):
+        row = term.row_of(label)
+        wait_until(lambda row=row: term.cursor_row() == row, 10, f"focus on {label}")
+        term.keys(text, literal=True)
+        term.wait_for(re.compile(rf"{label}\s+{re.escape(text)}"), f"{text} typed")
+        term.keys("Tab")
+    for label in ("Eyewear rated for 755 nm", "Client consent", "Recent sun exposure"):
+        term.wait_for(f"> [ ] {label}", f"focus on the checklist item {label}")
+        term.keys("Space")
+        term.wait_for(f"> [x] {label}", f"{label} ticked")
+        term.keys("Tab")
+    term.keys("C-s")
+    term.wait_for("REC session 1", "the session to start")
+
+
+def processes_using(path: Path) -> list[int]:
+    """Return the pids whose command line names `path`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(path).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(tmp_path):
+    db = tmp_path / "demo.db"
+    env = {"TERM": "xterm-256color", "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    term = Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog demo --db "
+                              f"{shlex.quote(str(db))}", env)
+    try:
+        start_session(term)
+        term.wait_for(re.compile(r"SHOTS\s+(1\d|[2-9]\d|\d{3,})"), "ten pulses")
+        assert re.search(r"#\d+\s+\+\d\d:\d\d\.\d\s+\d+ ps pico", term.screen())
+        term.keys("x")
+        term.wait_for("End session 1 now?")
+        term.keys("y")
+        summary = term.wait_for("Session 1  [ended]", "the summary")
+        pulses = int(re.search(r"pulses\s+(\d+)", summary).group(1))  # type: ignore[union-attr]
+        assert pulses >= 10 and "regimes picosecond" in summary, summary
+        term.keys("F3")
+        history = term.wait_for("session(s), newest first", "history")
+        assert re.search(r"1\s+\S+ \S+\s+ended\s+tech-07\s+C-1042\s+left cheek", history)
+        term.keys("C-q")
+        term.wait_for("laserlog-exit=0", "laserlog to exit cleanly")
+    finally:
+        term.close()
+    with sqlite3.connect(db) as conn:
+        (row,) = conn.execute("SELECT status, operator_id, client_ref, area, skin_type,"
+                              " eyewear_checked, pulse_count, checklist_json FROM sessions")
+        stored = conn.execute("SELECT count(*), min(seq) FROM pulses WHERE session_id = 1")
+        count, first_seq = stored.fetchone()
+    assert row[:6] == ("ended", "tech-07", "C-1042", "left cheek", "III", 1)
+    assert row[6] == count == pulses and first_seq == 1
+    assert '"consent": true' in row[7]
+
+
+def test_closing_the_terminal_mid_session_ends_it_committed_and_leaves_no_process(tmp_path):
+    db = tmp_path / "hangup.db"
+    env = {"TERM": "xterm-256color", "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    term = Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog demo --db "
+                              f"{shlex.quote(str(db))}", env)
+    try:
+        start_session(term)
+        term.wait_for(re.compile(r"SHOTS\s+([3-9]|\d\d)"), "a few pulses")
+    finally:
+        term.close()  # the terminal goes away: SIGHUP
+
+    def ended() -> bool:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT status FROM sessions").fetchone()[0] == "ended"
+
+    wait_until(ended, 20, "the session to be ended")
+    wait_until(lambda: not processes_using(db), 20, "laserlog to exit")
+    with sqlite3.connect(db) as conn:
+        counted, stored = conn.execute(
+            "SELECT pulse_count, (SELECT count(*) FROM pulses) FROM sessions").fetchone()
+    assert counted == stored >= 3

@@ -1,0 +1,370 @@
+"""The live screen and the session form, driven by keys (Pilot) against a simulated console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Log, Static
+from tui_support import fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
+
+from laserlog.tui.app import LaserlogApp
+from laserlog.tui.controller import LiveController
+from laserlog.tui.history_screen import HistoryScreen
+from laserlog.tui.live_screen import LiveScreen
+from laserlog.tui.session_form import SessionForm
+from laserlog.tui.summary_screen import SummaryScreen
+
+pytestmark = pytest.mark.usefixtures("fast_keys")
+
+
+@pytest.fixture
+def live(simulate, db_path):
+    """Return a factory of apps on seeded simulated consoles that fire while a session records."""
+    controllers: list[LiveController] = []
+
+    def make(profile: str = "ps755-ref", rate_hz: float = 50.0) -> LaserlogApp:
+        sim = simulate(profile, seed=3, rate_hz=rate_hz)
+
+        def fire() -> None:
+            sim.console.firing = True
+
+        def hold() -> None:
+            sim.console.firing = False
+
+        controller = LiveController(db_path, sim.profile, str(sim.path), on_session_start=fire,
+                                    on_session_end=hold)
+        controller.sim = sim  # type: ignore[attr-defined]
+        controllers.append(controller)
+        return LaserlogApp(controller)
+
+    yield make
+    for controller in controllers:
+        controller.shutdown()
+
+
+def run(app: LaserlogApp, scenario: Callable[[Pilot], Awaitable[None]],
+        size: tuple[int, int] = (80, 24)) -> None:
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(main())
+
+
+async def type_into(pilot: Pilot, selector: str, text: str) -> None:
+    widget = pilot.app.screen.query_one(selector)
+    widget.focus()
+    await pilot.pause()
+    await pilot.press(*text)
+
+
+async def fill_form(pilot: Pilot, *, operator: str = "tech-07", client: str = "C-1042",
+                    area: str = "left cheek", skin: str = "3", ticks: bool = True,
+                    typed: bool = False) -> SessionForm:
+    """Fill the session form: typed key by key, or (faster) by setting each field's value."""
+    await pilot.press("s")
+    form = await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionForm)
+                          and pilot.app.screen, what="the session form")
+    assert isinstance(form, SessionForm)
+    await wait_for(pilot, lambda: pilot.app.controller.link_state == "up", what="the link")
+    for selector, text in (("#operator", operator), ("#client", client), ("#area", area),
+                           ("#skin", skin)):
+        if text and typed:
+            await type_into(pilot, selector, text)
+        elif text:
+            form.query_one(selector, Input).value = text
+            await pilot.pause()
+    if ticks:
+        for item in pilot.app.checklist:
+            form.query_one(f"#check-{item.key}").focus()
+            await pilot.press("space")
+    return form
+
+
+async def start_session(pilot: Pilot, **kw: object) -> int:
+    await fill_form(pilot, **kw)
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LiveScreen)
+                   and pilot.app.controller.session is not None, what="the session to start")
+    session = pilot.app.controller.session
+    assert session is not None
+    return session.session_id
+
+
+async def end_session(pilot: Pilot) -> None:
+    await pilot.press("x")
+    await pilot.pause()
+    await pilot.press("y")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
+                   what="the summary")
+
+
+def query(db: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def tail(app: LaserlogApp) -> list[str]:
+    return list(app.live.query_one("#tail", Log).lines)
+
+
+def test_session_started_from_the_form_shows_pulses_live_and_totals_equal_the_database(
+        live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot, typed=True)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.totals.pulses >= 25, what="25 pulses")
+        await wait_for(pilot, lambda: len(tail(app)) >= 20, what="the tail")
+        assert "HP1" in tail(app)[-1] and "pico" in tail(app)[-1]
+        header = str(app.live.query_one("#session-header", Static).render())
+        assert f"Session {session_id}" in header and "C-1042" in header and "skin III" in header
+        assert "picosecond" in str(app.live.query_one("#settings", Static).render())
+        await end_session(pilot)
+        totals = controller.totals
+        shown = screen_text(pilot.app)
+        assert f"pulses    {totals.pulses}" in shown
+        (row,) = query(db_path, "SELECT pulse_count, total_energy_j, eyewear_checked, "
+                       "checklist_json, skin_type, status FROM sessions WHERE id = ?", session_id)
+        assert row[0] == totals.pulses == query(
+            db_path, "SELECT count(*) FROM pulses WHERE session_id = ?", session_id)[0][0]
+        assert row[1] == pytest.approx(totals.energy_j)
+        assert row[2] == 1 and row[4] == "III" and row[5] == "ended"
+        assert json.loads(row[3]) == {"consent": True, "eyewear": True, "sun_exposure": True}
+        counters = str(app.live.query_one("#counters", Static).render())
+        assert f"{totals.pulses:,}" in counters
+
+    run(app, scenario)
+
+
+def test_form_refuses_what_the_recorder_refuses_with_the_reason_beside_the_field(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        form = await fill_form(pilot, client="Jane Doe", skin="7", ticks=False)
+        await pilot.press("ctrl+s")
+        errors = {name: str(form.query_one(f"#{name}-error", Static).render())
+                  for name in ("operator", "client", "skin", "check-eyewear", "check-consent")}
+        assert "not a pseudonym" in errors["client"]
+        assert "not a Fitzpatrick type" in errors["skin"]
+        assert errors["operator"] == ""
+        assert "required" in errors["check-eyewear"] and "required" in errors["check-consent"]
+        assert pilot.app.screen is form and pilot.app.controller.session is None
+        assert pilot.app.focused is form.query_one("#client")
+        # Mending the field clears its reason as the technician types.
+        form.query_one("#client", Input).value = "C-77"
+        await pilot.pause()
+        assert str(form.query_one("#client-error", Static).render()) == ""
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, LiveScreen)
+
+    run(app, scenario)
+    assert query(db_path, "SELECT count(*) FROM sessions") == [(0,)]
+
+
+def test_notes_and_markers_are_recorded_as_events_of_the_session(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 3)
+        await pilot.press("n")
+        await type_into(pilot, "#text", "spot ok")
+        await pilot.press("enter")
+        await pilot.press("m")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: sum("marker 2" in line for line in tail(app)),
+                       what="the markers in the tail")
+        assert any("note: spot ok" in line for line in tail(app))
+        await end_session(pilot)
+        rows = query(db_path, "SELECT kind, message FROM events WHERE session_id = ? AND kind IN"
+                     " ('note', 'marker') ORDER BY id", session_id)
+        assert rows == [("note", "spot ok"), ("marker", "marker 1"),
+                        ("marker", "marker 2")]
+
+    run(app, scenario)
+
+
+def test_space_pauses_the_tail_counting_what_it_holds_back_while_recording_goes_on(live):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: len(tail(app)) >= 5)
+        await pilot.press("space")
+        held = tail(app)
+        counted = controller.totals.pulses
+        status = app.live.query_one("#tail-status", Static)
+        await wait_for(pilot, lambda: "PAUSED +" in str(status.render())
+                       and not str(status.render()).startswith("PAUSED +0"))
+        await wait_for(pilot, lambda: controller.totals.pulses >= counted + 10)
+        assert tail(app) == held  # nothing drawn while paused
+        await pilot.press("space")
+        assert "PAUSED" not in str(status.render())
+        assert len(tail(app)) > len(held)
+        last_seq = int(re.match(r"#\s*(\d+)", tail(app)[-1]).group(1))  # type: ignore[union-attr]
+        assert last_seq >= counted + 9
+
+    run(app, scenario)
+
+
+def test_slash_filters_the_tail_and_escape_clears_it(live):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        await wait_for(pilot, lambda: len(tail(app)) >= 12)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: any("marker 1" in line for line in tail(app)))
+        await pilot.press("slash")
+        await pilot.press(*"marker")
+        assert tail(app) and all("marker" in line for line in tail(app))
+        assert "filter: marker" in str(app.live.query_one("#tail-status", Static).render())
+        await pilot.press("enter", "escape")
+        await wait_for(pilot, lambda: len(tail(app)) >= 12)
+        assert any("HP1" in line for line in tail(app))
+
+    run(app, scenario)
+
+
+def test_interlock_alarm_shows_on_every_screen_rings_and_its_acknowledgement_is_recorded(
+        live, db_path):
+    app = live()
+    bells: list[int] = []
+    app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.totals.pulses >= 3)
+        await pilot.press("f3")
+        assert isinstance(pilot.app.screen, HistoryScreen)
+        controller.sim.inject_fault(10)
+        bar = pilot.app.screen.query_one("#alarm", Static)
+        await wait_for(pilot, lambda: "!! " in str(bar.render()), what="the alarm bar")
+        assert "INTERLOCK" in str(bar.render()) or "FAULT" in str(bar.render())
+        assert bells
+        assert "!! " in str(app.live.query_one("#alarm", Static).render())
+        await pilot.press("a")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#text"))
+        assert pilot.app.screen.query_one("#text", Input).value == "tech-07"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not controller.alarms, what="acknowledgement")
+        assert str(bar.render()).startswith("ok")
+        await pilot.press("f2")
+        assert controller.totals.interlock_open
+        assert "INTERLOCK OPEN" in str(app.live.query_one("#counters", Static).render())
+        await end_session(pilot)
+        acks = query(db_path, "SELECT message FROM events WHERE session_id = ? AND"
+                     " kind = 'alarm_ack'", session_id)
+        assert acks and all("acknowledged by tech-07 at 20" in m for (m,) in acks)
+        words = " ".join(m for (m,) in acks)
+        assert "INTERLOCK" in words and "FAULT" in words
+
+    run(app, scenario)
+
+
+def test_value_outside_the_consoles_range_is_an_alarm_recorded_once_until_acknowledged(
+        live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.totals.pulses >= 3)
+        controller.sim.console.params["energy"] = 0.9  # 900 mJ: above the console's 500 mJ
+        await wait_for(pilot, lambda: any(a.word == "OUT OF RANGE" for a in controller.alarms))
+        counted = controller.totals.pulses
+        await wait_for(pilot, lambda: controller.totals.pulses >= counted + 10)
+        assert "OUT OF RANGE" in str(app.live.query_one("#alarm", Static).render())
+        await end_session(pilot)
+        rows = query(db_path, "SELECT message FROM events WHERE session_id = ? AND"
+                     " kind = 'out_of_range'", session_id)
+        assert len(rows) >= 1 and all(m.startswith(("energy", "fluence")) for (m,) in rows)
+        assert len(rows) <= 2  # latched: one per quantity, not one per pulse
+
+    run(app, scenario)
+
+
+def test_pulse_gap_and_lost_link_raise_alarms(live):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        sim = controller.sim
+        await wait_for(pilot, lambda: controller.totals.pulses >= 3)
+        with sim._lock:
+            sim.console.shot_counter += 5
+        await wait_for(pilot, lambda: any(a.word == "PULSE GAP" for a in controller.alarms))
+        sim.link.unplug()
+        await wait_for(pilot, lambda: any(a.word == "LINK LOST" for a in controller.alarms))
+        top = app.live.query_one("#top", Static)
+        await wait_for(pilot, lambda: "x LINK DOWN" in str(top.render()))
+        sim.link.plug()
+        await wait_for(pilot, lambda: controller.link_state == "up", timeout_s=15)
+        assert controller.totals.missing_pulses >= 5
+
+    run(app, scenario)
+
+
+def test_quitting_while_recording_asks_then_ends_the_session_with_everything_committed(
+        live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 5)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert "is recording" in screen_text(pilot.app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: pilot.app.controller.session is None)
+
+    run(app, scenario)
+    (row,) = query(db_path, "SELECT status, end_reason, pulse_count FROM sessions")
+    assert row[0] == "ended" and row[1] == "ended on quit"
+    assert row[2] == query(db_path, "SELECT count(*) FROM pulses")[0][0] > 0
+
+
+def test_returning_client_sees_the_course_and_can_start_from_the_last_settings(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        controller = pilot.app.controller
+        sim = controller.sim
+        with sim._lock:  # this client's area was treated at 3.0 mm, 200 mJ
+            sim.console.params.update(spot=3.0, energy=0.2)
+        await start_session(pilot)
+        await wait_for(pilot, lambda: controller.totals.pulses >= 5)
+        await end_session(pilot)
+        first_energy = controller.totals.energy_j
+        await pilot.press("escape")
+        with sim._lock:  # another client since: back to 4 mm, 120 mJ
+            sim.console.params.update(spot=4.0, energy=0.12)
+        form = await fill_form(pilot)
+        returning = str(form.query_one("#returning", Static).render())
+        assert "Returning client C-1042: 1 earlier session(s)" in returning
+        assert f"{first_energy:.3f} J" in returning
+        assert "spot 3.0 mm" in returning and "energy 200.0 mJ" in returning
+        assert "session 2 of the course for left cheek" in returning
+        use_last = form.query_one("#use-last")
+        assert use_last.display
+        use_last.focus()
+        await pilot.press("space")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: controller.session is not None)
+        assert sim.console.params["spot"] == 3.0 and sim.console.params["energy"] == 0.2
+        await wait_for(pilot, lambda: any("started from the last settings" in line
+                                          for line in tail(app)))
+
+    run(app, scenario)

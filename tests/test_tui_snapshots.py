@@ -1,0 +1,96 @@
+"""Snapshots of every main screen at 80x24 and 120x36, in the normal and the alarm state.
+
+The screens are fed by a seeded simulated console through the recorder's own ingest, with a
+fixed clock, so they repeat. Regenerate after a deliberate change with
+`pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+from tui_support import frozen_app, wait_for
+
+from laserlog.tui.session_form import SessionForm
+
+SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
+STATES = ("normal", "alarm")
+
+
+@pytest.fixture(autouse=True)
+def no_user_profiles(tmp_path, monkeypatch):
+    """Keep this machine's own profiles and checklist out of the pictures."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("LASERLOG_PROFILES", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+async def drained(pilot: Pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: not app.controller.feed and not app.controller.events
+                   and app.live.is_mounted, what="the feed to be drained")
+    await pilot.pause()
+
+
+def snapshot_app(tmp_path, screen: str, state: str):
+    alarm = state == "alarm"
+    if screen == "live":
+        return frozen_app(tmp_path, pulses=40, alarm=alarm)
+    return frozen_app(tmp_path, history=True, alarm=alarm)
+
+
+KEYS = {"history": ("f3",), "energy": ("f4",), "profiles": ("f5",), "help": ("f1",)}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("screen", ["live", "form", "history", "session", "energy", "profiles",
+                                    "help"])
+def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
+    app = snapshot_app(tmp_path, screen, state)
+
+    async def run_before(pilot: Pilot) -> None:
+        await drained(pilot)
+        if screen in KEYS:
+            await pilot.press(*KEYS[screen])
+        elif screen == "form":
+            form = SessionForm()
+            await pilot.app.push_screen(form)
+            form.query_one("#client").value = "C-1042"
+            form.query_one("#area").value = "left cheek"
+            form.query_one("#skin").value = "9"
+            form.query_one("#skin").focus()
+            await pilot.pause()
+            form.query_one("#operator").focus()  # leaving the skin field shows its reason
+        elif screen == "session":
+            await pilot.press("f3", "enter")
+        await pilot.pause()
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
+    finally:
+        app.controller.shutdown()
+
+
+@pytest.mark.parametrize("screen", ["live", "form"])
+def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch):
+    """With NO_COLOR the alarm, the link and the ticks still read: symbols and words."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = snapshot_app(tmp_path, screen, "alarm")
+    assert app.no_color
+
+    async def run_before(pilot: Pilot) -> None:
+        await drained(pilot)
+        if screen == "form":
+            form = SessionForm()
+            await pilot.app.push_screen(form)
+            form.query_one("#check-consent").value = True
+            form.query_one("#check-consent").focus()
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    finally:
+        app.controller.shutdown()
