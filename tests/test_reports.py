@@ -172,3 +172,23 @@ def test_reports_read_through_a_read_only_connection(filled):
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             store.conn.execute("INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex,"
                                " created_utc) VALUES ('x', 'x', 'officer', 'k', 's', 'k', 'n')")
+
+
+@pytest.mark.parametrize("by", ["day", "month", "device", "operator"])
+@pytest.mark.parametrize("window", [{}, {"operator": "tech-01"}, {"device": "ps755-ref"}])
+def test_energy_grouped_in_sqlite_equals_grouping_in_python(filled, by, window):
+    from laserlog.reports import energy_report, make_filters
+
+    with Store(filled, readonly=True) as store:
+        f = make_filters(**window)
+        fast = energy_report(store.conn, by, f)
+        slow = energy_report(store.conn, by, f, in_sql=False)
+    assert fast.columns == slow.columns
+    assert len(fast.rows) == len(slow.rows) > 0
+    for a, b in [*zip(fast.rows, slow.rows, strict=True), (fast.total, slow.total)]:
+        assert a.keys() == b.keys()
+        for key in a:
+            if key == "energy_j":
+                assert a[key] == pytest.approx(b[key], rel=1e-12)
+            else:
+                assert a[key] == b[key], key
