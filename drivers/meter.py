@@ -29,6 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from laserlog.driver import Driver as BaseDriver
+from laserlog.drivers.line import LineFramer, _wire_value
 from laserlog.errors import ProfileError, ProtocolError
 from laserlog.model import DeviceIdentity, StatusReading
 from laserlog.template import Template, compile_template
@@ -43,32 +44,10 @@ OPTION_KEYS = {"ok", "error", "new_data_yes", "new_data_no", "over", "setup", "e
 _EXPONENT = re.compile(r"([eE][-+])0*(\d)")
 
 
-class Lines:
-    """Split a byte stream into lines on a terminator (a meter sends nothing unasked)."""
-
-    def __init__(self, terminator: bytes, max_line_bytes: int) -> None:
-        self.terminator = terminator
-        self.max_line_bytes = max_line_bytes
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        lines = (self._buffer + data).split(self.terminator)
-        self._buffer = lines.pop()
-        if len(self._buffer) > self.max_line_bytes:
-            lines.append(self._buffer)
-            self._buffer = b""
-        return lines
-
-
 def _templates(profile: Profile) -> tuple[Template | None, Template | None]:
     options = profile.protocol_options
     return (compile_template(options["ok"]) if "ok" in options else None,
             compile_template(options["error"]) if "error" in options else None)
-
-
-def _wire_value(param: Parameter, canonical: float, template: Template) -> float | int:
-    value = param.conversion.from_canonical(canonical) * param.wire_scale
-    return int(round(value)) if "value" in template.integer_fields else value
 
 
 class MeterOverRange(ProtocolError):
@@ -137,7 +116,7 @@ class Driver(BaseDriver):
     def __init__(self, profile: Profile, link: Link, **kw: object) -> None:
         super().__init__(profile, link, **kw)  # type: ignore[arg-type]
         t = profile.transport
-        self.lines = Lines(t.read_terminator, t.max_line_bytes)
+        self.lines = LineFramer(t.read_terminator, t.max_line_bytes)
         self.replies: list[bytes] = []
         self._ok, self._error = _templates(profile)
         self.over = _opt(profile, "over")
@@ -202,7 +181,7 @@ class Driver(BaseDriver):
             raise ProtocolError(f"meter parameter {name} cannot be set")
         if not param.in_range(value):
             raise ProtocolError(f"meter {name} {value:g} is outside the profile's range")
-        self._expect(param.set.render(value=_wire_value(param, value, param.set)),
+        self._expect(param.set.render(value=_wire_value(param, value, param.set, param.set_scale)),
                      param.set_reply or self._ok)
         self.settings[name] = value
         return value
@@ -322,7 +301,7 @@ class Device:
         self.console = console
         self.head = MeterHead(profile, seed=console.rng.randrange(2**31))
         t = profile.transport
-        self.framer = Lines(t.write_terminator, t.max_line_bytes)
+        self.framer = LineFramer(t.write_terminator, t.max_line_bytes)
         self._ok, self._error = _templates(profile)
         self._digits = int(_opt(profile, "exponent_digits", 2))
         self._fields = dict(_opt(profile, "identity_fields", {}))
