@@ -381,3 +381,42 @@ def test_every_commit_is_fsynced_for_power_loss(tmp_path):
     per_commit = (many - few) / 50
     figure("fsync", per_commit=round(per_commit, 2), commits_10=few, commits_60=many)
     assert per_commit >= 1.0
+
+
+@pytest.mark.parametrize("shm", ["kept", "lost"])
+def test_truncated_wal_is_refused_at_start_with_what_is_missing(simulate, tmp_path, shm):
+    sim = simulate("ps755-ref", rate_hz=500, fire=True)
+    db = tmp_path / "log.db"
+    proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "t1", "--client", "C-1", "--db", str(db)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def committed() -> int:
+        try:
+            with sqlite3.connect(db) as conn:
+                return conn.execute("SELECT count(*) FROM chain").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    wait_until(lambda: committed() > 20, 20, "twenty commits")
+    proc.send_signal(signal.SIGKILL)  # no clean close: the WAL keeps the recent commits
+    proc.wait(timeout=10)
+    wal = db.with_name(db.name + "-wal")
+    wal_bytes = wal.stat().st_size
+    with open(wal, "r+b") as f:
+        f.truncate(wal_bytes // 2)
+    if shm == "lost":  # as after a reboot: SQLite rebuilds its index from what the WAL holds
+        db.with_name(db.name + "-shm").unlink()
+    before = (db.read_bytes(), wal.read_bytes()) if shm == "kept" else None
+    result = subprocess.run([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "t1", "--client", "C-1", "--db", str(db), "--pulses", "5"],
+                            capture_output=True, text=True, timeout=60)
+    figure("truncated_wal", shm=shm, wal_bytes=wal_bytes, kept_bytes=wal_bytes // 2,
+           exit_status=result.returncode)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    if shm == "lost":
+        assert "committed rows are missing" in result.stderr and ".anchor" in result.stderr
+    else:
+        assert "may be truncated or damaged" in result.stderr
+    if shm == "kept":  # SQLite cannot even read it: the files stay exactly as they were
+        assert (db.read_bytes(), wal.read_bytes()) == before, "nothing written"

@@ -131,6 +131,7 @@ class Recorder:
     def connect(self) -> DeviceIdentity:
         """Open the port and identify the console (before any session exists)."""
         if not self._port_lock.held:
+            self.store.check_complete()
             self._port_lock.acquire()
             # Holding the port's lock, any session still 'recording' on it lost its recorder.
             self.interrupted_sessions = self.store.mark_interrupted(self.port)

@@ -53,6 +53,9 @@ def _explain(exc: BaseException) -> str:
         return f"{text} (the file or its folder is read-only: check its permissions)"
     if "full" in text:
         return f"{text} (free space on the disk, or choose another --db)"
+    if "disk I/O error" in text:
+        return f"{text} (the -wal or -shm file beside it may be truncated or damaged: keep "\
+               "all three files for inspection, run `laserlog verify`, and record into another --db)"
     if "not a database" in text or "malformed" in text:
         return f"{text} (the file is damaged or not a laserlog database; keep it for "\
                "inspection and record into another --db)"
@@ -193,6 +196,29 @@ class Store:
             self.recount(session_id)
             self.end_session(session_id, "interrupted", "recorder stopped without ending the session")
         return ids
+
+    def check_complete(self) -> None:
+        """Refuse to record into a database that has lost committed rows.
+
+        SQLite silently ignores an incomplete WAL, so a truncated WAL or a deleted tail only
+        shows against the chain head recorded in the anchor file beside the database.
+        """
+        from laserlog import chain
+
+        anchor_file = chain.anchor_path(self.path)
+        try:
+            anchor = chain.read_anchor(anchor_file)
+        except (ValueError, OSError):
+            return  # an unreadable anchor is verify's finding; recording may go on
+        if anchor is None:
+            return
+        link, _ = chain.head(self.conn)
+        if link < int(anchor["link"]):
+            raise StoreError(
+                f"database {self.path} ends at chain link {link}, but its anchor "
+                f"{anchor_file} records link {anchor['link']}: committed rows are missing "
+                "(a truncated WAL or a deleted tail). Keep both files for inspection, run "
+                "`laserlog verify`, and record into another --db meanwhile")
 
     def last_seq(self, session_id: int) -> int | None:
         """Return the sequence number of the last committed pulse of a session or, when it
