@@ -1,0 +1,91 @@
+"""The central server's commands: `sync`, and `report`/`verify` with `--db postgresql://`.
+
+Registered by laserlog.cli; nothing here imports psycopg until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add `laserlog sync` to the main parser's subcommands."""
+    p = commands.add_parser("sync", help="ship this console's sessions, pulses, events and "
+                            "chain to a central PostgreSQL (what is not there yet)")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="the server, postgresql://user:password@host:port/database")
+    p.add_argument("--name", metavar="NAME", help="how the server names this console "
+                   "(default host:file on first sync)")
+    p.add_argument("--site", metavar="SITE", help="the clinic this console belongs to")
+    p.add_argument("--new-server", action="store_true",
+                   help="allow shipping to a server other than the one this database ships to")
+    db_arg(p)
+    p.set_defaults(func=cmd_sync)
+
+
+def _db(args: argparse.Namespace) -> str:
+    from laserlog.store import default_db_path
+
+    return args.db or str(default_db_path())
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from laserlog.central import is_url
+    from laserlog.central.sync import sync
+    from laserlog.errors import LaserlogError
+
+    if not is_url(args.to):
+        raise LaserlogError(f"--to {args.to!r}: expected postgresql://user:password@host/database")
+    result = sync(_db(args), args.to, name=args.name, site=args.site, new_server=args.new_server)
+    print(result.line())
+    return 0
+
+
+def report_energy(args: argparse.Namespace, filters: Any) -> int:
+    from laserlog.central import fleet
+    from laserlog.reports import render
+
+    print(render(fleet.energy(args.db, args.by, filters), args.format))
+    return 0
+
+
+def report_faults(args: argparse.Namespace, filters: Any, kinds: tuple[str, ...]) -> int:
+    from laserlog.central import fleet
+    from laserlog.reports import render
+
+    print(render(fleet.faults(args.db, args.by, filters, kinds), args.format))
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Recompute every console's chain on the server; exit 1 on any finding."""
+    import json
+
+    from laserlog.central import fleet
+    from laserlog.verify import MAX_LISTED
+
+    reports = fleet.verify_server(args.db)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        return 0 if all(r.ok for r in reports) else 1
+    bad = 0
+    for report in reports:
+        print(f"{report.path}: {report.links} link(s), {report.rows} row(s) recomputed, "
+              f"{report.sessions_sealed} session(s) sealed, head link {report.head_link} "
+              f"{report.head_hash[:16]}")
+        for note in report.notes:
+            print(f"  note: {note}")
+        for finding in report.findings[:MAX_LISTED]:
+            print(f"  {finding.kind}: {finding.message}")
+        bad += not report.ok
+    if not reports:
+        print("no console has synced to this server yet")
+    if bad:
+        print(f"TAMPERED or DAMAGED: {bad} of {len(reports)} console(s) have findings")
+        return 1
+    print(f"OK: {len(reports)} console(s); every chain recomputes, every seal and synced head "
+          "matches", file=sys.stdout)
+    return 0

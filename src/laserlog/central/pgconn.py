@@ -1,0 +1,160 @@
+"""One console's rows on the server, read through the sqlite3 calls laserlog already makes.
+
+`ConsoleView` is what the report and verify code gets instead of a sqlite3 connection: it
+shadows the console tables with temporary views of one console (its own ids, its own
+columns, so `SELECT * FROM sessions` reads as on the console), turns `?` and `:name`
+parameters into psycopg's, and SQLite's `strftime(..., 'unixepoch')` into `to_char`.
+Values are bound client-side by psycopg's escaping (never pasted from user text), and
+queries that stream in id order run on server-side cursors, so a 100 M pulse table is
+walked in pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from psycopg.adapt import Loader
+
+from laserlog.central.pgschema import SCHEMA, TABLES, columns
+
+_STRFTIME = re.compile(
+    r"strftime\('%Y-%m-%dT%H:%M:%fZ',\s*([\w.]+),\s*'unixepoch'\)", re.IGNORECASE)
+_ISO_MS = ("to_char(to_timestamp(round(({0}) * 1000) / 1000) AT TIME ZONE 'UTC',"
+           " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+_GROUP_CONCAT = re.compile(r"group_concat\((DISTINCT\s+)?([\w.]+)\)", re.IGNORECASE)
+_NAMED = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+
+
+def translate(sql: str) -> str:
+    """Return SQLite-flavoured SQL as psycopg SQL: placeholders, %, strftime, group_concat."""
+    sql = _STRFTIME.sub(lambda m: _ISO_MS.format(m.group(1)), sql)
+    sql = _GROUP_CONCAT.sub(lambda m: f"string_agg({m.group(1) or ''}{m.group(2)}, ',')", sql)
+    out = []
+    for index, part in enumerate(re.split(r"('(?:[^']|'')*')", sql)):
+        part = part.replace("%", "%%")
+        if index % 2 == 0:  # outside string literals
+            part = _NAMED.sub(r"%(\1)s", part.replace("?", "%s"))
+        out.append(part)
+    return "".join(out)
+
+
+class _NumericLoader(Loader):
+    """Load numeric as int when whole, else float (what SQLite returns for the same sums)."""
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode("ascii")
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+class Row(tuple):
+    """A result row read by position or by column name, like sqlite3.Row."""
+
+    _names: dict[str, int] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_class(description: Sequence[Any] | None) -> type[Row]:
+    names = {d[0]: i for i, d in enumerate(description or ())}
+    return type("Row", (Row,), {"_names": names})
+
+
+class Cursor:
+    """The part of sqlite3.Cursor laserlog uses, over a psycopg cursor."""
+
+    def __init__(self, view: ConsoleView) -> None:
+        self._view = view
+        self._cur: Any = None
+        self._row: type[Row] | None = None
+        self.row_factory: Any = "row"  # None: plain tuples (the chain hashes them as read)
+
+    def execute(self, sql: str, params: Any = None) -> Cursor:
+        text = self._view.bind(sql, params)
+        head = text.lstrip()[:6].upper()
+        stream = head == "SELECT" and "ORDER BY" in text.upper() and "LIMIT" not in text.upper()
+        if stream:
+            self._view.cursors += 1
+            self._cur = self._view.pg.cursor(name=f"laserlog_{self._view.cursors}")
+            self._cur.itersize = 8192
+        else:
+            self._cur = self._view.pg.cursor()
+        self._cur.execute(text)
+        self._row = _row_class(self._cur.description) if self.row_factory is not None else None
+        return self
+
+    @property
+    def description(self) -> Any:
+        return self._cur.description
+
+    def _wrap(self, rows: list[tuple]) -> list[Any]:
+        if self._row is None:
+            return rows
+        make = self._row
+        return [make(r) for r in rows]
+
+    def fetchone(self) -> Any:
+        row = self._cur.fetchone()
+        if row is None or self._row is None:
+            return row
+        return self._row(row)
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        return self._wrap(self._cur.fetchmany(size))
+
+    def fetchall(self) -> list[Any]:
+        return self._wrap(self._cur.fetchall())
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            rows = self.fetchmany(8192)
+            if not rows:
+                return
+            yield from rows
+
+
+class ConsoleView:
+    """A psycopg connection that shows the laserlog tables of one console, as on the console."""
+
+    def __init__(self, pg: Any, console_id: int, name: str) -> None:
+        from psycopg import ClientCursor
+
+        self.pg = pg
+        self.console_id = console_id
+        self.name = name
+        self.cursors = 0
+        self._binder = ClientCursor(pg)
+        # sum() of integers is numeric in PostgreSQL: read it back as SQLite gives it.
+        pg.adapters.register_loader("numeric", _NumericLoader)
+        for table in TABLES:
+            pg.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {', '.join(columns(table))}"
+                       f" FROM {SCHEMA}.{table} WHERE console_id = {int(console_id)}")
+
+    def bind(self, sql: str, params: Any) -> str:
+        """Return the query with its values escaped in (psycopg's client-side binding)."""
+        text = translate(sql)
+        if params is None:
+            return text.replace("%%", "%")
+        if isinstance(params, dict):
+            return str(self._binder.mogrify(text, params))
+        return str(self._binder.mogrify(text, list(params)))
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def execute(self, sql: str, params: Any = None) -> Cursor:
+        return Cursor(self).execute(sql, params)
+
+
+def consoles(pg: Any) -> list[tuple[int, str, str | None, str, int, str, str]]:
+    """Return (id, name, site, uuid, head link, head hash, last ids) of every console."""
+    return [tuple(r) for r in pg.execute(
+        f"SELECT console_id, name, site, console_uuid::text, head_link, head_hash, last_ids"
+        f" FROM {SCHEMA}.consoles ORDER BY name, console_id").fetchall()]

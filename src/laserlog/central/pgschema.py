@@ -1,0 +1,207 @@
+"""The central server's schema: numbered migrations, a version in `laserlog_meta`, roles.
+
+Every console table of the SQLite file has a twin in the `laserlog` schema with the same
+columns (units in their names, the same types) plus `console_id`; rows keep the console's
+own ids, so (console_id, id) is their stable key and the hash chain recomputes on the
+server exactly as on the console. `sync_marks` holds, per console and table, the last id
+shipped: it moves in the same transaction as the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from laserlog.errors import LaserlogError
+
+SCHEMA = "laserlog"
+
+#: Shipped tables and their columns with SQLite types, in the order they travel. Frozen
+#: against the console schema by tests/test_sync.py: a console migration that adds a column
+#: needs a server migration too.
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "devices": (("id", "INTEGER"), ("profile_id", "TEXT"), ("model", "TEXT"),
+                ("serial", "TEXT"), ("firmware", "TEXT"), ("first_seen_utc", "TEXT")),
+    "sessions": (("id", "INTEGER"), ("uuid", "TEXT"), ("device_id", "INTEGER"),
+                 ("profile_id", "TEXT"), ("port", "TEXT"), ("operator_id", "TEXT"),
+                 ("client_ref", "TEXT"), ("area", "TEXT"), ("skin_type", "TEXT"),
+                 ("eyewear_checked", "INTEGER"), ("checklist_json", "TEXT"),
+                 ("started_utc", "TEXT"), ("ended_utc", "TEXT"), ("status", "TEXT"),
+                 ("end_reason", "TEXT"), ("pulse_count", "INTEGER"), ("total_energy_j", "REAL"),
+                 ("min_fluence_j_cm2", "REAL"), ("max_fluence_j_cm2", "REAL"),
+                 ("regimes", "TEXT"), ("missing_pulses", "INTEGER"), ("event_count", "INTEGER"),
+                 ("resumes_session_id", "INTEGER")),
+    "users": (("id", "INTEGER"), ("user_id", "TEXT"), ("name", "TEXT"), ("role", "TEXT"),
+              ("kdf", "TEXT"), ("salt_hex", "TEXT"), ("key_hex", "TEXT"),
+              ("created_utc", "TEXT")),
+    "calibrations": (("id", "INTEGER"), ("device_id", "INTEGER"), ("profile_id", "TEXT"),
+                     ("console_serial", "TEXT"), ("meter_profile_id", "TEXT"),
+                     ("meter_model", "TEXT"), ("meter_serial", "TEXT"),
+                     ("meter_firmware", "TEXT"), ("user_id", "TEXT"), ("started_utc", "TEXT"),
+                     ("ended_utc", "TEXT"), ("shots", "INTEGER"), ("wavelength_nm", "REAL"),
+                     ("set_energy_j", "REAL"), ("mean_measured_energy_j", "REAL"),
+                     ("deviation", "REAL"), ("max_abs_deviation", "REAL"), ("result", "TEXT"),
+                     ("warn_deviation", "REAL"), ("fail_deviation", "REAL"),
+                     ("fired_by", "TEXT")),
+    "calibration_shots": (("id", "INTEGER"), ("calibration_id", "INTEGER"), ("shot", "INTEGER"),
+                          ("received_unix_s", "REAL"), ("set_energy_j", "REAL"),
+                          ("measured_energy_j", "REAL"), ("deviation", "REAL"),
+                          ("result", "TEXT")),
+    "settings": (("id", "INTEGER"), ("session_id", "INTEGER"), ("received_unix_s", "REAL"),
+                 ("name", "TEXT"), ("value", "REAL"), ("unit", "TEXT")),
+    "events": (("id", "INTEGER"), ("session_id", "INTEGER"), ("received_unix_s", "REAL"),
+               ("kind", "TEXT"), ("severity", "TEXT"), ("code", "INTEGER"), ("message", "TEXT"),
+               ("missing_pulses", "INTEGER"), ("count", "INTEGER"), ("raw", "TEXT")),
+    "pulses": (("id", "INTEGER"), ("session_id", "INTEGER"), ("seq", "INTEGER"),
+               ("received_unix_s", "REAL"), ("pulse_duration_ps", "REAL"), ("regime", "TEXT"),
+               ("energy_j", "REAL"), ("fluence_j_cm2", "REAL"), ("spot_mm", "REAL"),
+               ("wavelength_nm", "REAL"), ("rep_rate_hz", "REAL"), ("handpiece", "INTEGER"),
+               ("beamlet_fluence_j_cm2", "REAL"), ("derived", "TEXT")),
+    "signoffs": (("id", "INTEGER"), ("session_id", "INTEGER"), ("user_id", "TEXT"),
+                 ("printed_name", "TEXT"), ("role", "TEXT"), ("meaning", "TEXT"),
+                 ("signed_utc", "TEXT"), ("chain_id", "INTEGER"), ("chain_hash", "TEXT"),
+                 ("signature", "TEXT")),
+    "corrections": (("id", "INTEGER"), ("session_id", "INTEGER"), ("table_name", "TEXT"),
+                    ("row_id", "INTEGER"), ("column_name", "TEXT"), ("old_value", "TEXT"),
+                    ("new_value", "TEXT"), ("reason", "TEXT"), ("user_id", "TEXT"),
+                    ("corrected_utc", "TEXT")),
+    "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
+              ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
+              ("row_crcs", "BLOB"), ("hash", "TEXT")),
+}
+
+#: Session columns that move while a session records (and on a recovery); the rest are fixed.
+SESSION_MUTABLE = ("ended_utc", "status", "end_reason", "pulse_count", "total_energy_j",
+                   "min_fluence_j_cm2", "max_fluence_j_cm2", "regimes", "missing_pulses",
+                   "event_count", "resumes_session_id")
+
+_PG_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text", "BLOB": "bytea"}
+
+CONSOLE_ROLE = "laserlog_console"
+OFFICER_ROLE = "laserlog_officer"
+
+
+def columns(table: str) -> tuple[str, ...]:
+    """Return a shipped table's column names, in order."""
+    return tuple(name for name, _ in TABLES[table])
+
+
+def _v1() -> list[str]:
+    out = [
+        f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+        f"""CREATE TABLE {SCHEMA}.laserlog_meta (key text PRIMARY KEY, value text NOT NULL)""",
+        f"""CREATE TABLE {SCHEMA}.consoles (
+            console_id serial PRIMARY KEY,
+            console_uuid uuid NOT NULL UNIQUE,
+            name text NOT NULL,
+            site text,
+            first_synced_utc timestamptz NOT NULL DEFAULT now(),
+            last_synced_utc timestamptz,
+            head_link bigint NOT NULL DEFAULT 0,
+            head_hash text NOT NULL DEFAULT '',
+            last_ids text NOT NULL DEFAULT '{{}}')""",
+        f"""CREATE TABLE {SCHEMA}.sync_marks (
+            console_id integer NOT NULL REFERENCES {SCHEMA}.consoles,
+            table_name text NOT NULL,
+            last_id bigint NOT NULL,
+            PRIMARY KEY (console_id, table_name))""",
+    ]
+    for table, cols in TABLES.items():
+        body = ", ".join(f"{name} {_PG_TYPES[kind]}" for name, kind in cols)
+        out.append(f"CREATE TABLE {SCHEMA}.{table} (console_id integer NOT NULL"
+                   f" REFERENCES {SCHEMA}.consoles, {body}, PRIMARY KEY (console_id, id))")
+    out += [
+        f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
+        f"CREATE INDEX events_kind ON {SCHEMA}.events (kind, received_unix_s)",
+        f"CREATE INDEX pulses_session ON {SCHEMA}.pulses (console_id, session_id, id)",
+        f"CREATE INDEX chain_session ON {SCHEMA}.chain (console_id, session_id, id)",
+    ]
+    return out
+
+
+#: Migration N brings the server from version N-1 to N. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()),)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class CentralError(LaserlogError):
+    """Raise when the central server cannot be reached, refuses us, or disagrees with us."""
+
+
+def server_version(conn: Any) -> int:
+    """Return the server schema's version; 0 when laserlog never created it there."""
+    exists = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.laserlog_meta",)).fetchone()[0]
+    if exists is None:
+        return 0
+    row = conn.execute(f"SELECT value FROM {SCHEMA}.laserlog_meta WHERE key = 'schema_version'"
+                       ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_version(conn: Any, where: str) -> int:
+    """Refuse a server whose schema is newer than this laserlog; return its version."""
+    version = server_version(conn)
+    if version > SCHEMA_VERSION:
+        raise CentralError(f"{where} has central schema {version}, newer than this laserlog "
+                           f"understands ({SCHEMA_VERSION}): upgrade laserlog on this machine; "
+                           "nothing was written")
+    return version
+
+
+def migrate(conn: Any, where: str) -> str:
+    """Create or upgrade the server's schema and roles (one transaction); return its uuid."""
+    import psycopg
+
+    # One migrator at a time: two consoles syncing a new server race to create it.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('laserlog schema'))")
+    version = check_version(conn, where)
+    try:
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            if number == 1:
+                conn.execute(f"INSERT INTO {SCHEMA}.laserlog_meta VALUES ('server_uuid', %s)",
+                             (str(uuid.uuid4()),))
+                conn.execute(f"INSERT INTO {SCHEMA}.laserlog_meta VALUES ('schema_version', '0')")
+            conn.execute(f"UPDATE {SCHEMA}.laserlog_meta SET value = %s"
+                         " WHERE key = 'schema_version'", (str(number),))
+        if version < SCHEMA_VERSION:
+            _grant(conn)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CentralError(f"{where} has central schema {version}, this laserlog needs "
+                           f"{SCHEMA_VERSION}, and this login may not create it "
+                           f"({exc.diag.message_primary}): run `laserlog sync` once as the "
+                           "database's owner") from None
+    row = conn.execute(f"SELECT value FROM {SCHEMA}.laserlog_meta WHERE key = 'server_uuid'"
+                       ).fetchone()
+    return str(row[0])
+
+
+def _grant(conn: Any) -> None:
+    """Create the two group roles and give each what it may do, nothing more.
+
+    A console appends: it inserts rows, moves its own marks and head, and updates the
+    totals of sessions still recording; it reads no clinical rows. An officer reads
+    everything and appends sign-offs.
+    """
+    for role in (CONSOLE_ROLE, OFFICER_ROLE):
+        conn.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname ="
+                     f" '{role}') THEN CREATE ROLE {role} NOLOGIN; END IF; END $$")
+        conn.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}")
+    tables = ", ".join(f"{SCHEMA}.{t}" for t in TABLES)
+    conn.execute(f"GRANT INSERT ON {tables} TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT SELECT, INSERT ON {SCHEMA}.consoles, {SCHEMA}.sync_marks"
+                 f" TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT SELECT ON {SCHEMA}.laserlog_meta TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT UPDATE (last_id) ON {SCHEMA}.sync_marks TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT UPDATE (name, site, last_synced_utc, head_link, head_hash, last_ids)"
+                 f" ON {SCHEMA}.consoles TO {CONSOLE_ROLE}")
+    # ON CONFLICT DO UPDATE reads the columns it updates: totals and status, no clinical detail.
+    conn.execute(f"GRANT SELECT (console_id, id, {', '.join(SESSION_MUTABLE)}) ON"
+                 f" {SCHEMA}.sessions TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT UPDATE ({', '.join(SESSION_MUTABLE)}) ON {SCHEMA}.sessions"
+                 f" TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT SELECT (console_id, id, kind, hash) ON {SCHEMA}.chain TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {CONSOLE_ROLE}")
+    conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {OFFICER_ROLE}")
+    conn.execute(f"GRANT INSERT ON {SCHEMA}.signoffs TO {OFFICER_ROLE}")
