@@ -1,0 +1,91 @@
+"""The officer's dashboard (datasette-dashboards, Vega-Lite charts): energy, pulses, fluence.
+
+Energy and pulse counts come from the per-session totals, so the page stays fast on a
+clinic's years of pulses; the fluence histogram reads the most recent pulses only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from laserlog.web.queries import ISO_WEEK
+
+SLUG = "review"
+#: The fluence histogram reads this many of the most recent pulses (a rowid range: fast).
+FLUENCE_SAMPLE = 200_000
+FLUENCE_BIN_J_CM2 = 0.25
+
+_DEVICE = ("CASE WHEN d.serial IS NOT NULL AND d.serial != '' THEN s.profile_id || '/' ||"
+           " d.serial ELSE s.profile_id END")
+_PERIOD = ("[[ AND s.started_utc >= strftime('%Y-%m-%dT%H:%M:%fZ', :date_from) ]]"
+           " [[ AND s.started_utc < strftime('%Y-%m-%dT%H:%M:%fZ', :date_to, '+1 day') ]]")
+
+
+def _chart(db: str, title: str, query: str, display: dict[str, Any]) -> dict[str, Any]:
+    return {"title": title, "db": db, "query": " ".join(query.split()), "library": "vega-lite",
+            "display": display}
+
+
+def _metric(db: str, title: str, query: str, field: str, suffix: str = "") -> dict[str, Any]:
+    return {"title": title, "db": db, "query": " ".join(query.split()), "library": "metric",
+            "display": {"field": field, "prefix": "", "suffix": suffix}}
+
+
+def dashboards(db: str) -> dict[str, Any]:
+    """Return the datasette-dashboards configuration for the database named `db`."""
+    week = ISO_WEEK.replace("started_utc", "s.started_utc")
+    charts = {
+        "sessions": _metric(db, "Sessions", f"SELECT count(*) AS n FROM sessions s WHERE 1"
+                            f" {_PERIOD}", "n"),
+        "pulses": _metric(db, "Pulses", f"SELECT coalesce(sum(s.pulse_count), 0) AS n FROM"
+                          f" sessions s WHERE 1 {_PERIOD}", "n"),
+        "energy": _metric(db, "Energy delivered", f"SELECT printf('%.1f', coalesce("
+                          f"sum(s.total_energy_j), 0)) AS j FROM sessions s WHERE 1 {_PERIOD}",
+                          "j", " J"),
+        "energy-per-week": _chart(
+            db, "Energy per week per console (J)",
+            f"SELECT {week} AS week, {_DEVICE} AS device, sum(s.total_energy_j) AS energy_j,"
+            f" sum(s.pulse_count) AS pulses FROM sessions s LEFT JOIN devices d ON"
+            f" d.id = s.device_id WHERE 1 {_PERIOD} GROUP BY week, device ORDER BY week, device",
+            {"mark": {"type": "bar", "tooltip": True},
+             "encoding": {
+                 "x": {"field": "week", "type": "ordinal", "title": "ISO week (UTC)"},
+                 "y": {"field": "energy_j", "type": "quantitative", "title": "energy (J)"},
+                 "color": {"field": "device", "type": "nominal", "title": "console"}}}),
+        "pulses-per-day": _chart(
+            db, "Pulses per day",
+            f"SELECT substr(s.started_utc, 1, 10) AS day, sum(s.pulse_count) AS pulses,"
+            f" count(*) AS sessions FROM sessions s WHERE 1 {_PERIOD} GROUP BY day ORDER BY day",
+            {"mark": {"type": "bar", "tooltip": True},
+             "encoding": {
+                 "x": {"field": "day", "type": "temporal", "title": "day (UTC)"},
+                 "y": {"field": "pulses", "type": "quantitative", "title": "pulses"}}}),
+        "fluence-per-regime": _chart(
+            db, f"Fluence distribution per regime (J/cm², last {FLUENCE_SAMPLE:,} pulses)",
+            f"SELECT p.regime, round(p.fluence_j_cm2 / {FLUENCE_BIN_J_CM2}) *"
+            f" {FLUENCE_BIN_J_CM2} AS fluence_j_cm2, count(*) AS pulses FROM pulses p"
+            f" WHERE p.id > (SELECT coalesce(max(id), 0) FROM pulses) - {FLUENCE_SAMPLE}"
+            " AND p.fluence_j_cm2 IS NOT NULL"
+            " [[ AND p.received_unix_s >= CAST(strftime('%s', :date_from) AS REAL) ]]"
+            " [[ AND p.received_unix_s < CAST(strftime('%s', :date_to, '+1 day') AS REAL) ]]"
+            " GROUP BY p.regime, 2 ORDER BY p.regime, 2",
+            {"mark": {"type": "bar", "tooltip": True},
+             "encoding": {
+                 "x": {"field": "fluence_j_cm2", "type": "quantitative",
+                       "title": "fluence (J/cm², bins of 0.25)"},
+                 "y": {"field": "pulses", "type": "quantitative", "title": "pulses"},
+                 "color": {"field": "regime", "type": "nominal", "title": "regime"}}}),
+    }
+    return {SLUG: {
+        "title": "Laser safety review",
+        "description": ("Energy delivered per week and console, pulses per day and the fluence "
+                        "distribution per regime (ps below 1 ns, ns to 1 µs, long). Narrow "
+                        "the period with the dates (UTC)."),
+        "settings": {"allow_fullscreen": True},
+        "layout": [["sessions", "pulses", "energy"],
+                   ["energy-per-week", "energy-per-week", "energy-per-week"],
+                   ["pulses-per-day", "pulses-per-day", "fluence-per-regime"]],
+        "filters": {"date_from": {"name": "From (UTC)", "type": "date"},
+                    "date_to": {"name": "To (UTC, inclusive)", "type": "date"}},
+        "charts": charts,
+    }}

@@ -1,0 +1,127 @@
+"""The laserlog Datasette plugin: signature SQL functions, session report pages, links.
+
+Registered by `laserlog serve` only (laserlog.web.serve), never as an entry point, so a
+plain `datasette` run elsewhere is not changed by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from datasette import hookimpl
+from datasette.utils.asgi import Forbidden, NotFound, Request, Response
+from markupsafe import Markup, escape
+
+from laserlog.web.metadata import DATABASE
+from laserlog.web.queries import REPORT_ROUTE
+
+_local = threading.local()
+_REPORT_PATH = re.compile(r"^/-/laserlog/sessions/\d+/report$")
+
+
+def _review_conn(path: str) -> sqlite3.Connection:
+    """Return this thread's own read-only connection for chain walks (never Datasette's)."""
+    from laserlog.store import connect
+
+    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    if path not in conns:
+        conns[path] = connect(path, readonly=True)
+    return conns[path]
+
+
+def _signature(path: str, signoff_id: int) -> tuple[bool, str]:
+    from laserlog.signoff import signatures
+
+    conn = _review_conn(path)
+    row = conn.execute("SELECT session_id FROM signoffs WHERE id = ?", (signoff_id,)).fetchone()
+    if row is None:
+        return False, f"no signature {signoff_id}"
+    for sig in signatures(conn, [int(row[0])]).get(int(row[0]), []):
+        if sig.id == signoff_id:
+            return sig.valid, sig.reason
+    return False, f"no signature {signoff_id}"
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
+    """Add laserlog_signature_valid(id) and laserlog_signature_reason(id) to SQL."""
+    db = datasette.databases.get(database)
+    path = getattr(db, "path", None)
+    if not path:
+        return
+    conn.create_function("laserlog_signature_valid", 1,
+                         lambda sid: int(_signature(path, int(sid))[0]) if sid is not None
+                         else 0, deterministic=False)
+    conn.create_function("laserlog_signature_reason", 1,
+                         lambda sid: _signature(path, int(sid))[1] if sid is not None else "",
+                         deterministic=False)
+
+
+def _session_html(db_path: str, session_id: int) -> str:
+    """Return the printable HTML `laserlog export --format html --session ID` writes."""
+    from laserlog.errors import LaserlogError
+    from laserlog.export import export, select_sessions
+
+    conn = _review_conn(db_path)
+    try:
+        sessions = select_sessions(conn, session_id, None, None)
+    except LaserlogError as exc:
+        raise NotFound(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="laserlog-web-") as folder:
+        out = Path(folder) / f"session-{session_id}.html"
+        export(conn, "html", sessions, out, database=db_path)
+        return out.read_text(encoding="utf-8")
+
+
+async def session_report(request: Request, datasette: Any) -> Response:
+    """Serve one session's printable HTML report."""
+    if await datasette.permission_allowed(request.actor, "view-instance",
+                                          default=True) is False:
+        raise Forbidden("view-instance denied")
+    session_id = int(request.url_vars["session_id"])
+    db = datasette.get_database(DATABASE)
+    loop = asyncio.get_running_loop()
+    html = await loop.run_in_executor(datasette.executor, _session_html, db.path, session_id)
+    return Response.html(html)
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    return [(r"^/-/laserlog/sessions/(?P<session_id>\d+)/report$", session_report)]
+
+
+@hookimpl
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str,
+                datasette: Any) -> Markup | None:
+    """Link report routes; link a session's uuid (sessions table) to its printed report."""
+    if column == "printable_report" and isinstance(value, str) and _REPORT_PATH.match(value):
+        return Markup(f'<a href="{escape(datasette.urls.path(value))}">printable report</a>')
+    if table == "sessions" and column == "uuid" and isinstance(value, str):
+        try:
+            session_id = int(row["id"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+        href = escape(datasette.urls.path(report_url(session_id)))
+        return Markup(f'{escape(value)} <a href="{href}">(printable report)</a>')
+    return None
+
+
+@hookimpl
+def table_actions(datasette: Any, actor: Any, database: str, table: str,
+                  request: Request) -> list[dict[str, str]] | None:
+    """Offer the canned review queries from the sessions table's cog menu."""
+    if table != "sessions":
+        return None
+    return [{"href": datasette.urls.path(f"/{database}/energy_by_session"),
+             "label": "Sessions with energy, signatures and printable reports"}]
+
+
+def report_url(session_id: int) -> str:
+    """Return the path of a session's printable report."""
+    return REPORT_ROUTE.format(id=session_id)

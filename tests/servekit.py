@@ -1,0 +1,127 @@
+"""Helpers for the web view tests: a simulator-filled database and a served `laserlog serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from laserlog.recorder import SessionInfo
+from laserlog.store import Store
+
+from conftest import wait_until
+from reviewkit import record, user
+
+#: The site file beside the test database: the ps1064 console's fluence is capped low, so
+#: its pulses raise out_of_limit alarms.
+SITE = """
+[limits.ps1064-ref]
+max_fluence_j_cm2 = 0.05
+"""
+
+
+def fill(folder: Path) -> Path:
+    """Record three sessions on two simulated consoles, with a gap, a fault, out-of-limit
+    pulses, a correction, two signatures and two calibration checks; return the database."""
+    from laserlog.calibration import Check, Shot
+    from laserlog.calibration import record as record_check
+    from laserlog.catalog import open_profile
+    from laserlog.corrections import correct
+    from laserlog.signoff import sign
+    from laserlog.sim.engine import Simulator
+
+    db = folder / "laserlog.db"
+    (folder / "site.toml").write_text(SITE)
+    state = {"gap": False, "fault": False}
+
+    def incidents(recorder) -> None:
+        if recorder.totals.pulses >= 5 and not state["gap"]:
+            ps755.console.shot_counter += 7  # seven pulses the recorder never hears about
+            state["gap"] = True
+        if recorder.totals.pulses >= 10 and not state["fault"]:
+            ps755.inject_fault(10)
+            with ps755._lock:
+                ps755.console.clear_fault()
+                ps755.console.firing = True
+            state["fault"] = True
+
+    with Simulator(open_profile("ps755-ref"), folder / "ps755", seed=1, rate_hz=60) as ps755, \
+            Simulator(open_profile("ps1064-ref"), folder / "ps1064", seed=2, rate_hz=60) as ps1064, \
+            Store(db) as store:
+        record(store, ps755, SessionInfo("tech-01", "C-1", "left cheek", eyewear_checked=True),
+               pulses=30)
+        record(store, ps755, SessionInfo("tech-02", "C-1", "left cheek", eyewear_checked=True),
+               pulses=20, during=incidents)
+        record(store, ps1064, SessionInfo("tech-01", "C-2", "forehead", eyewear_checked=True),
+               pulses=15)
+        officer, technician = user(store, "lso-01"), user(store, "tech-01")
+        sign(store, 1, officer, "approved")
+        sign(store, 2, technician, "reviewed")
+        correct(store, 3, "area", "chin", "the area was entered wrongly", officer)
+        now = datetime.now(UTC)
+        for serial, profile, model, result, age_days in (
+                ("R755-0001", "ps755-ref", "PSR755", "pass", 1),
+                ("R1064-0001", "ps1064-ref", "PSR1064", "warn", 45)):
+            when = (now - timedelta(days=age_days)).isoformat(timespec="milliseconds")
+            when = when.replace("+00:00", "Z")
+            deviation = 0.02 if result == "pass" else 0.13
+            shot = Shot(1, 0.0, 0.12, 0.12 * (1 + deviation), deviation, result)
+            record_check(store, Check(0, profile, model, serial, "2.1.0", "ophir-nova2",
+                                      "PE50BF-C", "123456", "", "lso-01", when, when, 755.0,
+                                      0.12, 0.12 * (1 + deviation), deviation, deviation, result,
+                                      "laserlog", 0.1, 0.2, [shot]))
+    return db
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def served(db: Path, *extra: str, timeout_s: float = 60.0) -> Iterator[str]:
+    """Run `laserlog serve` on a free loopback port; yield its base URL; stop it after."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LASERLOG_SITE"}
+    # A file, not a pipe: nobody reads the server's log while it runs, and a full pipe
+    # would stop the server.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "laserlog", "serve", "--db", str(db),
+                                 "--port", str(port), *extra], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            def up() -> bool:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"laserlog serve exited {proc.returncode}: "
+                                         f"{log.read()}")
+                return _listening(port)
+
+            wait_until(up, timeout_s, f"laserlog serve on port {port}")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
