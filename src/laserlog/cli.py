@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 EXIT_BAD_INPUT = 2
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--pulses", type=_positive_int, metavar="N", help="stop after N pulses")
     p.add_argument("--transcript", metavar="FILE",
                    help="also save the raw exchange with timestamps (for `profiles replay`)")
+    p.add_argument("--sync", metavar="URL", help="also ship committed rows to a central "
+                   "PostgreSQL in the background (postgresql://...; retries, never blocks)")
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_record)
@@ -164,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # report, verify, users, signoff, correct, calibrate, export, site, simulate-bench
     add_review_commands(commands, _db_arg, _profiles_arg, _positive_int, _positive_float)
+    from laserlog.web.cli import add_serve_command
+
+    add_serve_command(commands, _db_arg)  # serve: the read-only web view
+    from laserlog.central.cli import add_sync_command
+
+    add_sync_command(commands, _db_arg)  # sync: ship to a central PostgreSQL
     return parser
 
 
@@ -191,11 +200,28 @@ def cmd_record(args: argparse.Namespace) -> int:
                            args.eyewear_checked).validated()
     from laserlog.cli_profiles import transcript_wrapper
 
-    with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link:
+    shipper = None
+    if args.sync:
+        from laserlog.central.shipper import Shipper
+
+        shipper = Shipper(_db(args), args.sync).start()
+    with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link, \
+            _stopping(shipper):
         return _record(profile, args.port, info, _db(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
                        eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
                        wrap_link=wrap_link)
+
+
+@contextlib.contextmanager
+def _stopping(shipper: Any) -> Iterator[None]:
+    """Ship what the session committed last when it ends; say so if the server is away."""
+    try:
+        yield
+    finally:
+        if shipper is not None and not shipper.stop():
+            print(f"laserlog: not yet shipped to the central server ({shipper.last_error}); "
+                  "`laserlog sync --to URL` ships it later", file=sys.stderr)
 
 
 def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):

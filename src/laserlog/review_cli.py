@@ -38,9 +38,10 @@ def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
                                 parser_class=type(report))
     p = sub.add_parser("energy", help="pulses, total energy, max fluence and regimes")
     p.add_argument("--by", default="session", choices=("session", "day", "week", "month",
-                                                       "device", "operator", "client", "area"),
+                                                       "device", "operator", "client", "area",
+                                                       "console", "site"),
                    help="one row per session (default) or per group; client = per client "
-                   "and area, summed across sessions")
+                   "and area, summed across sessions; console and site: on a central server")
     _filters(p)
     p.add_argument("--last", type=positive_int, metavar="N",
                    help="only the N most recent sessions that match")
@@ -50,7 +51,8 @@ def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
     p = sub.add_parser("faults", help="console faults, interlocks, link losses, gaps, "
                        "disagreements, out-of-limit pulses")
     p.add_argument("--by", default="event",
-                   choices=("event", "kind", "device", "session", "day", "month"),
+                   choices=("event", "kind", "device", "session", "day", "month", "console",
+                            "site"),
                    help="list every event (default) or count them per group")
     p.add_argument("--kind", action="append", metavar="KIND",
                    help="only this event kind (repeatable), e.g. fault, interlock_open, gap")
@@ -186,7 +188,14 @@ def _db(args: argparse.Namespace) -> str:
 
 
 def _read_store(args: argparse.Namespace):
+    from laserlog.central import is_url
+    from laserlog.errors import LaserlogError
     from laserlog.store import Store
+
+    if is_url(args.db):
+        raise LaserlogError("this command reads a console's SQLite file; on a central server "
+                            "use `report energy`, `report faults` or `verify` (--db "
+                            "postgresql://...)")
 
     return Store(_db(args), readonly=True)
 
@@ -201,6 +210,12 @@ def _write_store(args: argparse.Namespace):
     if not Path(path).exists():
         raise StoreError(f"database {path} does not exist (record a session first, or pass --db)")
     return Store(path)
+
+
+def _central(args: argparse.Namespace) -> bool:
+    from laserlog.central import is_url
+
+    return is_url(getattr(args, "db", None))
 
 
 def _filters_of(args: argparse.Namespace):
@@ -223,6 +238,10 @@ def cmd_report_energy(args: argparse.Namespace) -> int:
     from laserlog.reports import energy_report, render
 
     f = _filters_of(args)
+    if _central(args):
+        from laserlog.central.cli import report_energy
+
+        return report_energy(args, f)
     with _read_store(args) as store:
         print(render(energy_report(store.conn, args.by, f), args.format))
     return 0
@@ -233,6 +252,10 @@ def cmd_report_faults(args: argparse.Namespace) -> int:
 
     f = _filters_of(args)
     kinds = tuple(args.kind) if args.kind else FAULT_KINDS
+    if _central(args):
+        from laserlog.central.cli import report_faults
+
+        return report_faults(args, f, kinds)
     with _read_store(args) as store:
         print(render(faults_report(store.conn, args.by, f, kinds), args.format))
     return 0
@@ -275,6 +298,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from laserlog.verify import MAX_LISTED, verify_database
 
+    if _central(args):
+        from laserlog.central.cli import verify
+
+        return verify(args)
     report = verify_database(_db(args), anchor_file=args.anchor)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
