@@ -18,6 +18,8 @@ FULL: list[tuple[str, list[str]]] = [
     ("fuzz.py", []),
     ("tui_latency.py", []),
     ("verify.py", []),
+    ("serve.py", []),
+    ("sync.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -29,6 +31,9 @@ SMOKE: list[tuple[str, list[str]]] = [
     ("fuzz.py", ["--inputs", "4000"]),
     ("tui_latency.py", ["--pulses", "1500", "--warmup", "500"]),
     ("verify.py", ["--rows", "2000", "--repeat", "1"]),
+    ("serve.py", ["--pulses", "20000", "--sessions", "200", "--runs", "1", "--no-browser",
+                  "--db", "{tmp}/serve.db"]),
+    ("sync.py", ["--rows", "2000"]),
 ]
 
 
