@@ -21,14 +21,14 @@ from laserlog.errors import StoreError
 from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect
 
 #: Batches handed over but not yet committed, at most.
-MAX_QUEUED_BATCHES = 16
+MAX_QUEUED_BATCHES = 4
 
 #: How often a full disk is tried again.
 DISK_FULL_RETRY_S = 0.5
 
 #: Hand a batch to the writer after this long or this many rows, whichever comes first.
 FLUSH_INTERVAL_S = 0.1
-FLUSH_ROWS = 1000
+FLUSH_ROWS = 10_000
 
 
 @dataclass(slots=True)
