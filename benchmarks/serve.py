@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,10 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from scale import build, median_ms  # noqa: E402 - a sibling benchmark script
+
 ENERGY_QUERIES = ("energy_by_client_area", "energy_by_device", "energy_by_operator",
                   "energy_by_month", "energy_by_device_operator_month", "energy_by_session")
 
@@ -50,15 +53,6 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout_s: float = 120) ->
     raise SystemExit("laserlog serve did not start")
 
 
-def median_ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return round(statistics.median(times) * 1000, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pulses", type=int, default=10_000_000)
@@ -70,9 +64,6 @@ def main() -> None:
     db = args.db or HERE / ".cache" / f"scale-{args.pulses}-{args.sessions}.db"
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
-        sys.path.insert(0, str(HERE))
-        from scale import build
-
         build(db, args.pulses, args.sessions)
     from laserlog.web.dashboard import SLUG, dashboards
 

@@ -84,3 +84,32 @@ def tamper(db: Path, *statements: str) -> None:
         conn.commit()
     finally:
         conn.close()
+
+
+def record_three_sessions(folder: Path, store: Store) -> None:
+    """Record three sessions on two simulated consoles (in `folder`), with a gap of 7 pulses
+    and an interlock fault in the second."""
+    from laserlog.catalog import open_profile
+    from laserlog.sim.engine import Simulator
+
+    state = {"gap": False, "fault": False}
+
+    def incidents(recorder) -> None:
+        if recorder.totals.pulses >= 5 and not state["gap"]:
+            ps755.console.shot_counter += 7  # seven pulses the recorder never hears about
+            state["gap"] = True
+        if recorder.totals.pulses >= 10 and not state["fault"]:
+            ps755.inject_fault(10)
+            with ps755._lock:
+                ps755.console.clear_fault()
+                ps755.console.firing = True
+            state["fault"] = True
+
+    with Simulator(open_profile("ps755-ref"), folder / "ps755", seed=1, rate_hz=60) as ps755, \
+            Simulator(open_profile("ps1064-ref"), folder / "ps1064", seed=2, rate_hz=60) as ps1064:
+        record(store, ps755, SessionInfo("tech-01", "C-1", "left cheek", eyewear_checked=True),
+               pulses=30)
+        record(store, ps755, SessionInfo("tech-02", "C-1", "left cheek", eyewear_checked=True),
+               pulses=20, during=incidents)
+        record(store, ps1064, SessionInfo("tech-01", "C-2", "forehead", eyewear_checked=True),
+               pulses=15)

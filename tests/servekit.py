@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from laserlog.recorder import SessionInfo
 from laserlog.store import Store
 
 from conftest import wait_until
-from reviewkit import record, user
+from reviewkit import record_three_sessions, user
 
 #: The site file beside the test database: the ps1064 console's fluence is capped low, so
 #: its pulses raise out_of_limit alarms.
@@ -32,35 +31,13 @@ def fill(folder: Path) -> Path:
     pulses, a correction, two signatures and two calibration checks; return the database."""
     from laserlog.calibration import Check, Shot
     from laserlog.calibration import record as record_check
-    from laserlog.catalog import open_profile
     from laserlog.corrections import correct
     from laserlog.signoff import sign
-    from laserlog.sim.engine import Simulator
 
     db = folder / "laserlog.db"
     (folder / "site.toml").write_text(SITE)
-    state = {"gap": False, "fault": False}
-
-    def incidents(recorder) -> None:
-        if recorder.totals.pulses >= 5 and not state["gap"]:
-            ps755.console.shot_counter += 7  # seven pulses the recorder never hears about
-            state["gap"] = True
-        if recorder.totals.pulses >= 10 and not state["fault"]:
-            ps755.inject_fault(10)
-            with ps755._lock:
-                ps755.console.clear_fault()
-                ps755.console.firing = True
-            state["fault"] = True
-
-    with Simulator(open_profile("ps755-ref"), folder / "ps755", seed=1, rate_hz=60) as ps755, \
-            Simulator(open_profile("ps1064-ref"), folder / "ps1064", seed=2, rate_hz=60) as ps1064, \
-            Store(db) as store:
-        record(store, ps755, SessionInfo("tech-01", "C-1", "left cheek", eyewear_checked=True),
-               pulses=30)
-        record(store, ps755, SessionInfo("tech-02", "C-1", "left cheek", eyewear_checked=True),
-               pulses=20, during=incidents)
-        record(store, ps1064, SessionInfo("tech-01", "C-2", "forehead", eyewear_checked=True),
-               pulses=15)
+    with Store(db) as store:
+        record_three_sessions(folder, store)
         officer, technician = user(store, "lso-01"), user(store, "tech-01")
         sign(store, 1, officer, "approved")
         sign(store, 2, technician, "reviewed")

@@ -10,43 +10,19 @@ from datetime import date
 
 import pytest
 
-from laserlog.recorder import SessionInfo
 from laserlog.reports import energy_report, make_filters
 from laserlog.store import Store
 
-from reviewkit import assert_clean_error, cli, counts, record
+from reviewkit import assert_clean_error, cli, counts, record_three_sessions
 
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """Three sessions on two consoles, with a gap of 7 pulses and an interlock fault in one."""
-    from laserlog.catalog import open_profile
-    from laserlog.sim.engine import Simulator
-
     folder = tmp_path_factory.mktemp("reports")
     db = folder / "laserlog.db"
-    state = {"gap": False, "fault": False}
-
-    def incidents(recorder) -> None:
-        if recorder.totals.pulses >= 5 and not state["gap"]:
-            ps755.console.shot_counter += 7  # seven pulses the recorder never hears about
-            state["gap"] = True
-        if recorder.totals.pulses >= 10 and not state["fault"]:
-            ps755.inject_fault(10)
-            with ps755._lock:
-                ps755.console.clear_fault()
-                ps755.console.firing = True
-            state["fault"] = True
-
-    with Simulator(open_profile("ps755-ref"), folder / "ps755", seed=1, rate_hz=60) as ps755, \
-            Simulator(open_profile("ps1064-ref"), folder / "ps1064", seed=2, rate_hz=60) as ps1064, \
-            Store(db) as store:
-        record(store, ps755, SessionInfo("tech-01", "C-1", "left cheek", eyewear_checked=True),
-               pulses=30)
-        record(store, ps755, SessionInfo("tech-02", "C-1", "left cheek", eyewear_checked=True),
-               pulses=20, during=incidents)
-        record(store, ps1064, SessionInfo("tech-01", "C-2", "forehead", eyewear_checked=True),
-               pulses=15)
+    with Store(db) as store:
+        record_three_sessions(folder, store)
     return db
 
 
