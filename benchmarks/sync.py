@@ -49,7 +49,7 @@ def main() -> None:
             fleet.energy(url, "month", make_filters())
             report_s = time.perf_counter() - started
         print(json.dumps({
-            "benchmark": "sync", "pulses": first.rows["pulses"],
+            "figure": "sync", "pulses": first.rows["pulses"],
             "rows": sum(first.rows.values()), "per_link": args.per_link,
             "first_sync_s": round(first.elapsed_s, 3),
             "pulses_per_s": round(first.pulses_per_s),
