@@ -154,6 +154,8 @@ def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
     p.add_argument("--table", choices=("pulses", "events", "sessions"), default="pulses",
                    help="what a CSV export holds (default pulses)")
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--console", metavar="NAME", help="on a central server (--db postgresql://"
+                   "...): the console whose sessions these are, by name or UUID")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="show a progress bar (default: when stderr is a terminal)")
@@ -194,8 +196,7 @@ def _read_store(args: argparse.Namespace):
 
     if is_url(args.db):
         raise LaserlogError("this command reads a console's SQLite file; on a central server "
-                            "use `report energy`, `report faults` or `verify` (--db "
-                            "postgresql://...)")
+                            "use `report`, `export` or `verify` (--db postgresql://...)")
 
     return Store(_db(args), readonly=True)
 
@@ -265,6 +266,10 @@ def cmd_report_limits(args: argparse.Namespace) -> int:
     from laserlog.reports import limits_report, render
 
     f = _filters_of(args)
+    if _central(args):
+        from laserlog.central.cli import report_limits
+
+        return report_limits(args, f)
     with _read_store(args) as store:
         print(render(limits_report(store.conn, f), args.format))
     return 0
@@ -275,6 +280,10 @@ def cmd_report_calibration(args: argparse.Namespace) -> int:
     from laserlog.siteconfig import site_for
 
     f = _filters_of(args)
+    if _central(args):
+        from laserlog.central.cli import report_calibration
+
+        return report_calibration(args, f)
     with _read_store(args) as store:
         site = site_for(store.path)
         print(render(calibration_report(store.conn, f, history=args.history, site=site),
@@ -286,6 +295,10 @@ def cmd_report_signoffs(args: argparse.Namespace) -> int:
     from laserlog.reports import render, signoffs_report
 
     f = _filters_of(args)
+    if _central(args):
+        from laserlog.central.cli import report_signoffs
+
+        return report_signoffs(args, f)
     with _read_store(args) as store:
         print(render(signoffs_report(store.conn, f, user=args.user, unsigned=args.unsigned),
                      args.format))
@@ -477,6 +490,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"\rexporting [{'#' * filled}{' ' * (30 - filled)}] {share:4.0%} "
               f"{done}/{total} pulses", end="", file=sys.stderr, flush=True)
 
+    if _central(args):
+        from laserlog.central.cli import export as export_central
+
+        return export_central(args, f, progress if show else None)
+    if args.console is not None:
+        raise LaserlogError("--console picks a console on a central server (--db postgresql://...)")
     with _read_store(args) as store:
         sessions = select_sessions(store.conn, args.session, f.start_utc if f else None,
                                    f.end_utc if f else None)

@@ -60,6 +60,48 @@ def report_faults(args: argparse.Namespace, filters: Any, kinds: tuple[str, ...]
     return 0
 
 
+def report_limits(args: argparse.Namespace, filters: Any) -> int:
+    from laserlog.central import fleet
+    from laserlog.reports import render
+
+    print(render(fleet.limits(args.db, filters), args.format))
+    return 0
+
+
+def report_calibration(args: argparse.Namespace, filters: Any) -> int:
+    from laserlog.central import fleet
+    from laserlog.reports import render
+
+    print(render(fleet.calibration(args.db, filters, history=args.history), args.format))
+    return 0
+
+
+def report_signoffs(args: argparse.Namespace, filters: Any) -> int:
+    from laserlog.central import fleet
+    from laserlog.reports import render
+
+    print(render(fleet.signoffs(args.db, filters, user=args.user, unsigned=args.unsigned),
+                 args.format))
+    return 0
+
+
+def export(args: argparse.Namespace, filters: Any, progress: Any) -> int:
+    """Export one console's sessions from the server (`--console`, by the console's own ids)."""
+    from pathlib import Path
+
+    from laserlog.central import fleet
+
+    sessions, rows, name = fleet.export(
+        args.db, args.console, args.format, args.session, filters.start_utc if filters else None,
+        filters.end_utc if filters else None, Path(args.out), table=args.table,
+        progress=progress)
+    if progress is not None:
+        print(file=sys.stderr)
+    print(f"exported {sessions} session(s) of console {name}, {rows} pulse(s) to {args.out} "
+          f"({args.format})")
+    return 0
+
+
 def verify(args: argparse.Namespace) -> int:
     """Recompute every console's chain on the server; exit 1 on any finding."""
     import json

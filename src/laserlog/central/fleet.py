@@ -181,3 +181,80 @@ def _faults_total(rows: list[dict[str, Any]], first: str) -> dict[str, Any]:
     return {first: "TOTAL", "events": sum(r["events"] for r in rows),
             "count": sum(r["count"] for r in rows),
             "missing_pulses": sum(r["missing_pulses"] for r in rows)}
+
+
+# -- limits, calibration, sign-offs: one console after another ----------------------------------
+def _stacked(url: str, make: Callable[[Any], Report], title: str,
+             order: Callable[[dict[str, Any]], Any] | None = None) -> Report:
+    """Return each console's report with a `console` column in front, the rows one after another.
+
+    Rows keep the console's own order (console by console, by name), or `order` sorts them
+    across the fleet; numeric cells of the totals are summed.
+    """
+    parts = _each_console(url, lambda v, c: make(v))
+    rows = [{"console": console[1], **r} for console, part in parts for r in part.rows]
+    if order is not None:
+        rows.sort(key=order)
+    first = parts[0][1] if parts else None
+    columns = ["console", *(first.columns if first else [])]
+    total = None
+    if first is not None and first.total is not None:
+        total = {columns[1]: "TOTAL"}
+        for key, value in first.total.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total[key] = sum((part.total or {}).get(key, 0) for _, part in parts)
+    notes = sorted({n for _, part in parts for n in part.notes})
+    if rows:
+        notes = [n for n in notes if not n.startswith("no ")]
+    return Report(f"{first.title if first else title} (fleet)", columns, rows, total, notes)
+
+
+def limits(url: str, f: Filters) -> Report:
+    """Return the sessions outside their limits on every console (each console's report)."""
+    return _stacked(url, lambda v: reports.limits_report(v, f), "Sessions outside their limits")
+
+
+def calibration(url: str, f: Filters, *, history: bool) -> Report:
+    """Return each console's calibration status (or every check), console by console.
+
+    The consoles' site files stay on the consoles: the central server applies the site
+    configuration $LASERLOG_SITE names, else the defaults.
+    """
+    from laserlog.siteconfig import site_for
+
+    site = site_for(None)
+    return _stacked(url, lambda v: reports.calibration_report(v, f, history=history, site=site),
+                    "Calibration checks" if history else "Calibration status",
+                    (lambda r: (r["started_utc"], r["console"], r["check"])) if history else None)
+
+
+def signoffs(url: str, f: Filters, *, user: str | None, unsigned: bool) -> Report:
+    """Return who signed what on every console, or each console's ended unapproved sessions."""
+    return _stacked(url, lambda v: reports.signoffs_report(v, f, user=user, unsigned=unsigned),
+                    "Ended sessions without a valid approval" if unsigned else "Sign-offs")
+
+
+# -- export ------------------------------------------------------------------------------------
+def export(url: str, console: str | None, fmt: str, session_id: int | None,
+           start_utc: str | None, end_utc: str | None, out: Any, *, table: str = "pulses",
+           progress: Callable[[int, int], None] | None = None) -> tuple[int, int, str]:
+    """Export one console's sessions from the server, as from its file.
+
+    Sessions are named by the console's own ids (`--session ID --console NAME-or-UUID`).
+    Return (sessions, rows written, the console's name).
+    """
+    from laserlog import export as exporter
+    from laserlog.central.pgconn import find_console
+
+    pg = _open(url)
+    try:
+        where = redact(url)
+        found = find_console(pg, console, where)
+        view: Any = ConsoleView(pg, found[0], found[1])
+        chosen = exporter.select_sessions(view, session_id, start_utc, end_utc)
+        rows = exporter.export(view, fmt, chosen, out, table=table, progress=progress,
+                               database=f"{where} console {found[1]} ({found[3]})")
+        pg.rollback()
+        return len(chosen), rows, found[1]
+    finally:
+        pg.close()

@@ -21,8 +21,18 @@ from laserlog.central.pgschema import SCHEMA, TABLES, columns
 
 _STRFTIME = re.compile(
     r"strftime\('%Y-%m-%dT%H:%M:%fZ',\s*([\w.]+),\s*'unixepoch'\)", re.IGNORECASE)
-_ISO_MS = ("to_char(to_timestamp(round(({0}) * 1000) / 1000) AT TIME ZONE 'UTC',"
+# SQLite's 'unixepoch' keeps whole milliseconds of the Julian day, rounded in double
+# arithmetic: floor(t * 1000 + 210866760000000 + 0.5). The same sums in float8 give the
+# same millisecond, so times read on the server print exactly as on the console.
+_MS = ("(floor(({0})::float8 * 1000 + 210866760000000::float8 + 0.5::float8)"
+       " - 210866760000000::float8)")
+_ISO_MS = ("to_char(to_timestamp(" + _MS + " / 1000) AT TIME ZONE 'UTC',"
            " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+_STRFTIME_S = re.compile(
+    r"strftime\('%Y-%m-%dT%H:%M:%SZ',\s*([\w.]+),\s*'unixepoch'\)", re.IGNORECASE)
+# %S: the same millisecond, its fraction dropped.
+_ISO_S = ("to_char(to_timestamp(floor(" + _MS + " / 1000)) AT TIME ZONE 'UTC',"
+          " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
 _GROUP_CONCAT = re.compile(r"group_concat\((DISTINCT\s+)?([\w.]+)\)", re.IGNORECASE)
 _NAMED = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 
@@ -30,6 +40,7 @@ _NAMED = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 def translate(sql: str) -> str:
     """Return SQLite-flavoured SQL as psycopg SQL: placeholders, %, strftime, group_concat."""
     sql = _STRFTIME.sub(lambda m: _ISO_MS.format(m.group(1)), sql)
+    sql = _STRFTIME_S.sub(lambda m: _ISO_S.format(m.group(1)), sql)
     sql = _GROUP_CONCAT.sub(lambda m: f"string_agg({m.group(1) or ''}{m.group(2)}, ',')", sql)
     out = []
     for index, part in enumerate(re.split(r"('(?:[^']|'')*')", sql)):
@@ -136,6 +147,16 @@ class ConsoleView:
         for table in TABLES:
             pg.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {', '.join(columns(table))}"
                        f" FROM {SCHEMA}.{table} WHERE console_id = {int(console_id)}")
+        # The console schema's two readable views (laserlog.schema), over the views above.
+        pg.execute("CREATE OR REPLACE TEMP VIEW pulse_log AS SELECT p.id, p.session_id, p.seq, "
+                   + _ISO_MS.format("p.received_unix_s") + " AS received_utc,"
+                   " p.pulse_duration_ps, p.regime, p.energy_j, p.fluence_j_cm2, p.spot_mm,"
+                   " p.wavelength_nm, p.rep_rate_hz, p.handpiece, p.beamlet_fluence_j_cm2,"
+                   " p.derived FROM pg_temp.pulses p")
+        pg.execute("CREATE OR REPLACE TEMP VIEW event_log AS SELECT e.id, e.session_id, "
+                   + _ISO_MS.format("e.received_unix_s") + " AS received_utc,"
+                   " e.kind, e.severity, e.code, e.message, e.missing_pulses, e.count, e.raw"
+                   " FROM pg_temp.events e")
 
     def bind(self, sql: str, params: Any) -> str:
         """Return the query with its values escaped in (psycopg's client-side binding)."""
@@ -151,6 +172,29 @@ class ConsoleView:
 
     def execute(self, sql: str, params: Any = None) -> Cursor:
         return Cursor(self).execute(sql, params)
+
+
+def find_console(pg: Any, ref: str | None,
+                 where: str) -> tuple[int, str, str | None, str, int, str, str]:
+    """Return the console a --console value names (its name, UUID or server number).
+
+    Without one, the server must hold exactly one console.
+    """
+    from laserlog.central.pgschema import CentralError
+
+    known = consoles(pg)
+    if ref is None:
+        if len(known) == 1:
+            return known[0]
+        names = ", ".join(c[1] for c in known) or "none yet"
+        raise CentralError(f"{where} holds {len(known)} consoles ({names}): say which with "
+                           "--console NAME (or its UUID)")
+    found = [c for c in known if ref in (c[1], c[3], str(c[0]))]
+    if len(found) != 1:
+        names = ", ".join(f"{c[1]} ({c[3]})" for c in known) or "none yet"
+        what = "no console" if not found else f"{len(found)} consoles"
+        raise CentralError(f"{where} has {what} named {ref!r}; its consoles: {names}")
+    return found[0]
 
 
 def consoles(pg: Any) -> list[tuple[int, str, str | None, str, int, str, str]]:
