@@ -152,7 +152,10 @@ class Simulator:
                 # Unplugged: the console goes on firing; nothing reaches the host.
                 time.sleep(min(wait_s, 0.05) if wait_s else 0.001)
             else:
-                readable, _, _ = select.select([fd], [], [], min(wait_s, 0.05))
+                try:
+                    readable, _, _ = select.select([fd], [], [], min(wait_s, 0.05))
+                except OSError:
+                    continue  # unplugged from another thread while waiting: the fd is gone
                 if readable:
                     data = self.link.read()
                     if data and not self._silenced(now):
