@@ -10,6 +10,7 @@ import os
 import sqlite3
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +145,10 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
+    @cached_property
     def db(self):
-        """Return a sqlite-utils view of the same connection."""
+        """Return a sqlite-utils view of the same connection (made once: each one made runs
+        a PRAGMA on the connection, and every query goes through it)."""
         import sqlite_utils
 
         return sqlite_utils.Database(self.conn)
