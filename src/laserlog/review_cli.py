@@ -108,6 +108,8 @@ def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
     p.add_argument("session", type=positive_int, metavar="SESSION")
     p.add_argument("--meaning", required=True, choices=("reviewed", "approved"))
     p.add_argument("--user", required=True, metavar="ID", help="your user ID")
+    p.add_argument("--console", metavar="NAME", help="on a central server (--db postgresql://"
+                   "...): the console whose session this is, by name or UUID")
     db_arg(p)
     p.set_defaults(func=cmd_signoff)
 
@@ -196,7 +198,7 @@ def _read_store(args: argparse.Namespace):
 
     if is_url(args.db):
         raise LaserlogError("this command reads a console's SQLite file; on a central server "
-                            "use `report`, `export` or `verify` (--db postgresql://...)")
+                            "use `report`, `export`, `verify`, `signoff` or `users` (--db postgresql://...)")
 
     return Store(_db(args), readonly=True)
 
@@ -345,6 +347,10 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
     validate_user_id(args.user_id)
     passphrase = read_passphrase(f"passphrase for {args.user_id}: ", confirm=True)
+    if _central(args):
+        from laserlog.central.cli import users_add
+
+        return users_add(args, passphrase)
     with Store(_db(args)) as store:
         user = add_user(store, args.user_id, args.name, args.role, passphrase)
     print(f"added {user.role} {user.user_id} ({user.name})")
@@ -356,8 +362,13 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
     from laserlog.users import list_users
 
-    with _read_store(args) as store:
-        users = list_users(store)
+    if _central(args):
+        from laserlog.central.cli import users_list
+
+        users = users_list(args)
+    else:
+        with _read_store(args) as store:
+            users = list_users(store)
     if args.json:
         print(json.dumps([{"user_id": u.user_id, "name": u.name, "role": u.role,
                            "created_utc": u.created_utc} for u in users], indent=2))
@@ -374,6 +385,12 @@ def cmd_signoff(args: argparse.Namespace) -> int:
     from laserlog.errors import LaserlogError
     from laserlog.signoff import sign
 
+    if _central(args):
+        from laserlog.central.cli import signoff
+
+        return signoff(args)
+    if args.console is not None:
+        raise LaserlogError("--console picks a console on a central server (--db postgresql://...)")
     with _write_store(args) as store:
         if store.session(args.session) is None:
             raise LaserlogError(f"no session {args.session} in {store.path} "

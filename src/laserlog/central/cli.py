@@ -1,4 +1,4 @@
-"""The central server's commands: `sync`, and `report`/`verify` with `--db postgresql://`.
+"""The central server's commands: `sync`, and `report`/`verify`/`signoff` with `--db postgresql://`.
 
 Registered by laserlog.cli; nothing here imports psycopg until a command runs.
 """
@@ -131,3 +131,32 @@ def verify(args: argparse.Namespace) -> int:
     print(f"OK: {len(reports)} console(s); every chain recomputes, every seal and synced head "
           "matches", file=sys.stdout)
     return 0
+
+
+def signoff(args: argparse.Namespace) -> int:
+    """Sign a session of one console on the server (`--console`, by the console's own ids)."""
+    from laserlog.central.signing import sign
+    from laserlog.users import read_passphrase
+
+    signature, name = sign(args.db, args.console, args.session, args.user, args.meaning,
+                           lambda: read_passphrase(f"passphrase for {args.user}: "))
+    print(f"session {args.session} of console {name} {signature.meaning} by "
+          f"{signature.printed_name} ({signature.role}) at {signature.signed_utc} on the central "
+          f"server, bound to seal link {signature.chain_id} {signature.chain_hash[:16]}")
+    return 0
+
+
+def users_add(args: argparse.Namespace, passphrase: str) -> int:
+    """Add a person who signs on the server (as the database's owner)."""
+    from laserlog.central.signing import add_user
+
+    user = add_user(args.db, args.user_id, args.name, args.role, passphrase)
+    print(f"added {user.role} {user.user_id} ({user.name}) on the central server")
+    return 0
+
+
+def users_list(args: argparse.Namespace) -> list[Any]:
+    """Return the people who sign on the server."""
+    from laserlog.central.signing import list_users
+
+    return list_users(args.db)

@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg.adapt import Loader
 
-from laserlog.central.pgschema import SCHEMA, TABLES, columns
+from laserlog.central.pgschema import CENTRAL_SIGNOFFS, SCHEMA, TABLES, columns
 
 _STRFTIME = re.compile(
     r"strftime\('%Y-%m-%dT%H:%M:%fZ',\s*([\w.]+),\s*'unixepoch'\)", re.IGNORECASE)
@@ -132,7 +132,11 @@ class Cursor:
 
 
 class ConsoleView:
-    """A psycopg connection that shows the laserlog tables of one console, as on the console."""
+    """A psycopg connection that shows the laserlog tables of one console, as on the console.
+
+    Sign-offs given on the server show as the view `central_signoffs` (the `signoffs`
+    columns), and `central_signoffs` is True, when the server holds them.
+    """
 
     def __init__(self, pg: Any, console_id: int, name: str) -> None:
         from psycopg import ClientCursor
@@ -141,6 +145,12 @@ class ConsoleView:
         self.console_id = console_id
         self.name = name
         self.cursors = 0
+        self.central_signoffs = pg.execute(
+            "SELECT to_regclass(%s)", (f"{SCHEMA}.{CENTRAL_SIGNOFFS}",)).fetchone()[0] is not None
+        if self.central_signoffs:
+            pg.execute(f"CREATE OR REPLACE TEMP VIEW {CENTRAL_SIGNOFFS} AS SELECT"
+                       f" {', '.join(columns('signoffs'))} FROM {SCHEMA}.{CENTRAL_SIGNOFFS}"
+                       f" WHERE console_id = {int(console_id)}")
         self._binder = ClientCursor(pg)
         # sum() of integers is numeric in PostgreSQL: read it back as SQLite gives it.
         pg.adapters.register_loader("numeric", _NumericLoader)

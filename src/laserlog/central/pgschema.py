@@ -4,7 +4,8 @@ Every console table of the SQLite file has a twin in the `laserlog` schema with 
 columns (units in their names, the same types) plus `console_id`; rows keep the console's
 own ids, so (console_id, id) is their stable key and the hash chain recomputes on the
 server exactly as on the console. `sync_marks` holds, per console and table, the last id
-shipped: it moves in the same transaction as the rows.
+shipped: it moves in the same transaction as the rows. `central_users` and
+`central_signoffs` belong to the server alone (officers signing there); no sync touches them.
 """
 
 from __future__ import annotations
@@ -119,8 +120,62 @@ def _v1() -> list[str]:
     return out
 
 
+#: Tables the server keeps itself, never shipped: the people who sign on the server, and
+#: their sign-offs (beside the `signoffs` each console ships).
+CENTRAL_USERS = "central_users"
+CENTRAL_SIGNOFFS = "central_signoffs"
+#: What an officer writes into a central sign-off; `db_login` and `recorded_at` the server sets.
+CENTRAL_SIGNOFF_COLUMNS = ("console_id", "session_id", "user_id", "printed_name", "role",
+                           "meaning", "signed_utc", "chain_id", "chain_hash", "signature")
+
+
+def _v2() -> list[str]:
+    """Sign-off on the server: its own users and an append-only table of signatures."""
+    return [
+        f"""CREATE TABLE {SCHEMA}.{CENTRAL_USERS} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_id text NOT NULL UNIQUE,
+            name text NOT NULL,
+            role text NOT NULL CHECK (role IN ('technician', 'officer', 'engineer')),
+            kdf text NOT NULL,
+            salt_hex text NOT NULL,
+            key_hex text NOT NULL,
+            created_utc text NOT NULL,
+            db_login text NOT NULL DEFAULT session_user)""",
+        f"""CREATE TABLE {SCHEMA}.{CENTRAL_SIGNOFFS} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            console_id integer NOT NULL REFERENCES {SCHEMA}.consoles,
+            session_id bigint NOT NULL,
+            user_id text NOT NULL,
+            printed_name text NOT NULL,
+            role text NOT NULL,
+            meaning text NOT NULL CHECK (meaning IN ('reviewed', 'approved')),
+            signed_utc text NOT NULL,
+            chain_id bigint NOT NULL,
+            chain_hash text NOT NULL,
+            signature text NOT NULL,
+            db_login text NOT NULL DEFAULT session_user,
+            recorded_at timestamptz NOT NULL DEFAULT now())""",
+        f"CREATE INDEX central_signoffs_session ON {SCHEMA}.{CENTRAL_SIGNOFFS}"
+        " (console_id, session_id, id)",
+        # Who wrote a row is the login the server saw, whatever the client claims.
+        f"""CREATE FUNCTION {SCHEMA}.stamp_login() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.db_login := session_user; RETURN NEW; END $$""",
+        f"""CREATE FUNCTION {SCHEMA}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION '{SCHEMA}.% is append-only: % refused', TG_TABLE_NAME, TG_OP
+                  USING ERRCODE = 'insufficient_privilege'; END $$""",
+        *(statement for table in (CENTRAL_USERS, CENTRAL_SIGNOFFS) for statement in (
+            f"CREATE TRIGGER {table}_login BEFORE INSERT ON {SCHEMA}.{table}"
+            f" FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.stamp_login()",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {SCHEMA}.{table}"
+            f" FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.refuse_change()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {SCHEMA}.{table}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.refuse_change()")),
+    ]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()),)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -182,7 +237,8 @@ def _grant(conn: Any) -> None:
 
     A console appends: it inserts rows, moves its own marks and head, and updates the
     totals of sessions still recording; it reads no clinical rows. An officer reads
-    everything and appends sign-offs.
+    everything and appends sign-offs; the console role has no right on the server's own
+    sign-off tables.
     """
     for role in (CONSOLE_ROLE, OFFICER_ROLE):
         conn.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname ="
@@ -205,3 +261,7 @@ def _grant(conn: Any) -> None:
     conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {CONSOLE_ROLE}")
     conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {OFFICER_ROLE}")
     conn.execute(f"GRANT INSERT ON {SCHEMA}.signoffs TO {OFFICER_ROLE}")
+    # Central sign-offs: officers append them (the server stamps the login); consoles may not
+    # even read them. Central users are added by the database's owner only.
+    conn.execute(f"GRANT INSERT ({', '.join(CENTRAL_SIGNOFF_COLUMNS)}) ON"
+                 f" {SCHEMA}.{CENTRAL_SIGNOFFS} TO {OFFICER_ROLE}")
