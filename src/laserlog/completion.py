@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from laserlog import dosimetry
 from laserlog.model import LinkEvent, PulseReading, SettingReading, StatusReading
-from laserlog.profile import Profile
+from laserlog.profile import Handpiece, Profile
 
 if TYPE_CHECKING:
     from laserlog.limits import LimitSet
@@ -56,6 +56,11 @@ class PulseCompleter:
         self._transfer = profile.pulses.energy_transfer
         # Compiled profile and site limits (laserlog.limits); None checks nothing.
         self.limits = limits if limits else None
+        # Per-pulse lookups that only change with the handpiece or the spot, kept from the
+        # last pulse: a flood repeats them 100 000 times a second.
+        self._handpieces: dict[int | None, Handpiece | None] = {}
+        self._area_for: tuple[Handpiece | None, float] | None = None
+        self._area_cm2: float | None = None
 
     def _setting(self, name: str) -> float | None:
         value = self.settings.get(name)
@@ -145,7 +150,10 @@ class PulseCompleter:
         if code is None:
             current = self.settings.get("handpiece")
             code = int(current) if current is not None else None
-        hp = profile.handpiece(code)
+        try:
+            hp = self._handpieces[code]
+        except KeyError:
+            hp = self._handpieces[code] = profile.handpiece(code)
         spot = r.spot_mm
         if spot is None:
             spot = self._setting("spot")
@@ -169,7 +177,13 @@ class PulseCompleter:
 
         area = None
         if spot is not None and spot > 0.0:
-            area = hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
+            if self._area_for == (hp, spot):
+                area = self._area_cm2
+            else:
+                area = hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
+                if not area > 0.0:
+                    area = None  # a spot so small its area underflows to 0 gives no area
+                self._area_for, self._area_cm2 = (hp, spot), area
         energy = r.energy_j
         derived = ""
         if energy is None and hp is not None and hp.fractional:
@@ -183,12 +197,16 @@ class PulseCompleter:
         fluence = r.fluence_j_cm2
         if energy is not None and fluence is not None:
             if area is not None:
-                off = dosimetry.disagreement(energy, fluence, area)
+                implied_j = fluence * area
+                # The cheap form of disagreement(...) > tolerance; the exact one words it.
+                off = (dosimetry.disagreement(energy, fluence, area)
+                       if abs(energy - implied_j) > dosimetry.AGREEMENT_TOLERANCE
+                       * max(abs(energy), abs(implied_j)) else 0.0)
                 if off > dosimetry.AGREEMENT_TOLERANCE:
                     events.append(EventRow(
                         t, "disagreement", "warning", None,
                         f"pulse {seq}: energy {energy:.4g} J vs fluence x area "
-                        f"{fluence * area:.4g} J ({off:.1%} apart, spot {spot:g} mm)"))
+                        f"{implied_j:.4g} J ({off:.1%} apart, spot {spot:g} mm)"))
         elif energy is not None:
             if area is not None:
                 fluence = energy / area
@@ -221,8 +239,17 @@ class PulseCompleter:
         if hp is not None and hp.fractional and energy is not None:
             beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,
                                                       hp.beamlet_count, hp.beamlet_diameter_mm)
-        row = (self.session_id, seq, t, duration, regime, energy, fluence, spot, wavelength,
-               rate, code if code is not None else (hp.code if hp else None), beamlet, derived)
+        # Each REAL slot holds exactly what SQLite will give back (the chain hashes the row
+        # as it is in memory): a float (x + 0.0 turns an int into one and -0.0 into 0.0),
+        # or None where SQLite would store NULL (None, and NaN).
+        row = (self.session_id, seq, t + 0.0, duration + 0.0, regime,
+               energy + 0.0 if energy is not None else None,
+               fluence + 0.0 if fluence is not None else None,
+               spot + 0.0 if spot is not None and spot == spot else None,
+               wavelength + 0.0 if wavelength is not None and wavelength == wavelength else None,
+               rate + 0.0 if rate is not None and rate == rate else None,
+               code if code is not None else (hp.code if hp else None),
+               beamlet + 0.0 if beamlet is not None and beamlet == beamlet else None, derived)
         if self.limits is not None:
             self.limits.check(row, events)
         return row

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from laserlog import chain
 from laserlog.errors import StoreError
-from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect
+from laserlog.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect, insert_rows
 
 #: Batches handed over but not yet committed, at most.
 MAX_QUEUED_BATCHES = 4
@@ -162,7 +162,7 @@ class BatchWriter:
         regimes = self.regimes | {row[4] for row in batch.pulses}
         with conn:
             if batch.pulses:
-                conn.executemany(INSERT_PULSE, batch.pulses)
+                insert_rows(conn, INSERT_PULSE, batch.pulses)
             if batch.events:
                 conn.executemany(INSERT_EVENT, batch.events)
             if batch.settings:
@@ -176,7 +176,7 @@ class BatchWriter:
             # Tamper evidence: this commit's rows join the hash chain in the same transaction.
             head = chain.append_batch(conn, self.session_id, {
                 "pulses": len(batch.pulses), "events": len(batch.events),
-                "settings": len(batch.settings)})
+                "settings": len(batch.settings)}, written={"pulses": batch.pulses})
         chain.write_anchor(self.path, head)
         self.regimes = regimes
         self.committed_pulses += len(batch.pulses)
