@@ -54,19 +54,20 @@ class Limit:
 class LimitSet:
     """The compiled checks for one session."""
 
-    __slots__ = ("limits",)
+    __slots__ = ("_plan", "limits")
 
     def __init__(self, limits: list[Limit]) -> None:
         self.limits = tuple(limits)
+        self._plan = tuple((limit.index, limit.low, limit.high, limit) for limit in limits)
 
     def __bool__(self) -> bool:
         return bool(self.limits)
 
     def check(self, row: tuple, events: list[EventRow]) -> None:
         """Append an out_of_limit event for each limit this pulse row passes."""
-        for limit in self.limits:
-            value = row[limit.index]
-            if value is None or limit.low <= value <= limit.high:
+        for index, low, high, limit in self._plan:
+            value = row[index]
+            if value is None or low <= value <= high:
                 continue
             unit = LIMIT_COLUMNS[limit.column]
             side = "below" if value < limit.low else "above"

@@ -247,25 +247,18 @@ class Recorder:
         totals = self.totals
         events: list[EventRow] = []
         garbled: list[LinkEvent] = []
+        # A flood hands over thousands of pulses at once: the per-pulse path only completes
+        # and appends; the totals are added up once for all of them after the loop.
+        first_new = len(batch.pulses)
+        complete, append, on_pulse = completer.pulse, batch.pulses.append, self.on_pulse
         for obs in observations:
             if isinstance(obs, PulseReading):
-                row = completer.pulse(obs, events)
+                row = complete(obs, events)
                 if row is None:
                     continue
-                batch.pulses.append(row)
-                if self.on_pulse is not None:
-                    self.on_pulse(row)
-                totals.pulses += 1
-                energy, fluence = row[5], row[6]
-                if energy is not None:
-                    totals.energy_j += energy
-                    batch.energy_j += energy
-                if fluence is not None:
-                    if batch.min_fluence_j_cm2 is None or fluence < batch.min_fluence_j_cm2:
-                        batch.min_fluence_j_cm2 = fluence
-                    if batch.max_fluence_j_cm2 is None or fluence > batch.max_fluence_j_cm2:
-                        batch.max_fluence_j_cm2 = fluence
-                totals.regimes.add(row[4])
+                append(row)
+                if on_pulse is not None:
+                    on_pulse(row)
             elif isinstance(obs, SettingReading):
                 completer.setting(obs)
                 param = self.profile.parameters.get(obs.name)
@@ -280,6 +273,20 @@ class Recorder:
                 garbled.append(obs)
             else:
                 events.append(completer.link(obs))
+        new = batch.pulses[first_new:]
+        if new:
+            totals.pulses += len(new)
+            energy_j = sum([row[5] for row in new if row[5] is not None])
+            totals.energy_j += energy_j
+            batch.energy_j += energy_j
+            fluences = [row[6] for row in new if row[6] is not None]
+            if fluences:
+                low, high = min(fluences), max(fluences)
+                if batch.min_fluence_j_cm2 is None or low < batch.min_fluence_j_cm2:
+                    batch.min_fluence_j_cm2 = low
+                if batch.max_fluence_j_cm2 is None or high > batch.max_fluence_j_cm2:
+                    batch.max_fluence_j_cm2 = high
+            totals.regimes.update({row[4] for row in new})
         if garbled:
             # Noise on the line is counted, with a sample, once per batch rather than per line.
             first = garbled[0]
