@@ -20,6 +20,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("verify.py", []),
     ("serve.py", []),
     ("sync.py", []),
+    ("fleet.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -34,6 +35,7 @@ SMOKE: list[tuple[str, list[str]]] = [
     ("serve.py", ["--pulses", "20000", "--sessions", "200", "--runs", "1", "--no-browser",
                   "--db", "{tmp}/serve.db"]),
     ("sync.py", ["--rows", "2000"]),
+    ("fleet.py", ["--pulses", "200000", "--consoles", "5", "--runs", "3"]),
 ]
 
 
