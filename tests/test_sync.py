@@ -304,11 +304,13 @@ def test_console_role_only_appends_and_officer_role_only_reads_and_signs(server,
         pg.execute("DELETE FROM laserlog.pulses")
     with psycopg.connect(as_officer) as pg:
         assert pg.execute("SELECT count(*) FROM laserlog.pulses").fetchone()[0] > 0
+    # Officers sign in central_signoffs (tests/test_central_signoff.py); the shipped
+    # sign-offs are the consoles' own chained rows, which an officer may not add to.
+    with psycopg.connect(as_officer) as pg, pytest.raises(psycopg.errors.InsufficientPrivilege):
         pg.execute("INSERT INTO laserlog.signoffs (console_id, id, session_id, user_id,"
                    " printed_name, role, meaning, signed_utc, chain_id, chain_hash, signature)"
                    " VALUES (1, 9999, 1, 'lso-01', 'Jane', 'officer', 'reviewed', 'now', 1,"
                    " 'h', 's')")
-        pg.rollback()
     with psycopg.connect(as_officer) as pg, pytest.raises(psycopg.errors.InsufficientPrivilege):
         pg.execute("UPDATE laserlog.pulses SET energy_j = 0")
     assert cli("report", "energy", "--by", "console", "--db", as_officer).returncode == 0

@@ -237,7 +237,7 @@ def _grant(conn: Any) -> None:
 
     A console appends: it inserts rows, moves its own marks and head, and updates the
     totals of sessions still recording; it reads no clinical rows. An officer reads
-    everything and appends sign-offs; the console role has no right on the server's own
+    everything and appends sign-offs given on the server; the console role has no right on the server's own
     sign-off tables.
     """
     for role in (CONSOLE_ROLE, OFFICER_ROLE):
@@ -260,7 +260,9 @@ def _grant(conn: Any) -> None:
     conn.execute(f"GRANT SELECT (console_id, id, kind, hash) ON {SCHEMA}.chain TO {CONSOLE_ROLE}")
     conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {CONSOLE_ROLE}")
     conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {OFFICER_ROLE}")
-    conn.execute(f"GRANT INSERT ON {SCHEMA}.signoffs TO {OFFICER_ROLE}")
+    # The shipped sign-offs are the consoles' own rows, in their chains: an officer signs on
+    # the server in central_signoffs instead (schema 1 granted INSERT here; taken back).
+    conn.execute(f"REVOKE INSERT ON {SCHEMA}.signoffs FROM {OFFICER_ROLE}")
     # Central sign-offs: officers append them (the server stamps the login); consoles may not
     # even read them. Central users are added by the database's owner only.
     conn.execute(f"GRANT INSERT ({', '.join(CENTRAL_SIGNOFF_COLUMNS)}) ON"
