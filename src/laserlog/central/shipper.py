@@ -1,79 +1,389 @@
 """Ship a recording console's database in the background, never in the recorder's way.
 
-A daemon thread runs the same `sync` as `laserlog sync` every few seconds on its own
-SQLite read connection. When the server is down it waits longer each time (up to a
-minute) and tries again; what was not shipped simply stays in the file until it is.
-Recording never waits for it: the thread shares nothing with the recorder but the file.
+The shipping runs in a child process (`python -m laserlog.central.shipper`) at a lower CPU
+priority, so it never takes the recorder's interpreter lock and yields the processor to
+it. Every few seconds the child runs the same chunked `sync` as `laserlog sync` on its own
+SQLite read connection. While the recorder is saturated (the file grows by more than
+`busy_rows_per_s`) it defers, for at most `max_defer_s`, and catches up afterwards; when
+the server is down it waits longer each time (up to a minute) and tries again. What was
+not shipped simply stays in the file until it is.
+
+The child reads its settings as one JSON line on stdin (so no password shows in the
+process list), then "stop" when the session has ended: it ships once more and exits. It
+leaves at once when its stdin closes without a "stop" (the recorder died; the server
+rolls back a chunk in flight). It reports its state as JSON lines on stdout, which
+`Shipper` keeps for the front ends (`Shipper.status()`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import IO, Any
 
 from laserlog.errors import LaserlogError
 
 INTERVAL_S = 3.0
 MAX_BACKOFF_S = 60.0
+#: How often the child looks at how fast the file grows.
+POLL_S = 0.5
+#: Above this many new pulse and event rows a second the recorder is taken as saturated.
+BUSY_ROWS_PER_S = 20_000.0
+#: The longest shipping waits for a saturated recorder before it ships anyway: one small
+#: chunk, so the server hears from the console while the recorder keeps the processor.
+MAX_DEFER_S = 60.0
+DEFERRED_CHUNK_ROWS = 10_000
+#: How much nicer than the recorder the child runs (os.nice increment).
+NICE = 10
+#: The longest `stop` waits for the last shipment before it gives up on it.
+STOP_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShipperStatus:
+    """What the background shipping has done so far, for display."""
+
+    #: "starting", "ok", "deferred" (recorder saturated), "retrying", "stopped" or "failed".
+    state: str = "starting"
+    syncs: int = 0
+    failures: int = 0
+    last_success_unix_s: float | None = None
+    last_error: str | None = None
+    shipped_pulses: int = 0
+    #: How many times shipping waited for a saturated recorder.
+    deferrals: int = 0
+    #: When the next attempt is due (retrying), wall clock.
+    retry_unix_s: float | None = None
+
+    def text(self, now_unix_s: float | None = None) -> str:
+        """Return one line for a status bar: state, when or why, shipped count (80 columns).
+
+        The reason of a failure comes last: a narrow screen cuts it, never the state.
+        """
+        shipped = f" | {self.shipped_pulses:,} pulses shipped"
+        when = (time.strftime("%H:%M:%S UTC", time.gmtime(self.last_success_unix_s))
+                if self.last_success_unix_s is not None else None)
+        if self.state == "retrying":
+            now = time.time() if now_unix_s is None else now_unix_s
+            wait = (f" in {max(0, round(self.retry_unix_s - now))} s"
+                    if self.retry_unix_s is not None else "")
+            return f"sync retrying{wait}{shipped} | {_short(self.last_error)}"
+        if self.state == "failed":
+            return f"sync stopped{shipped} | {_short(self.last_error)}"
+        if self.state == "deferred":
+            return "sync deferred while the recorder is busy" + (
+                f" | last ok {when}" if when else "") + shipped
+        if self.state == "starting":
+            return "sync starting"
+        word = "ok" if self.state == "ok" else self.state
+        return f"sync {word}" + (f" {when}" if when else "") + shipped
+
+
+def _short(error: str | None) -> str:
+    """Return the gist of a sync error: what went wrong, without the address or the advice."""
+    if not error:
+        return "unknown error"
+    gist = error.split(" (", 1)[0].split("; ", 1)[0]
+    if gist.startswith("cannot reach the central server"):
+        return "unreachable: " + gist.rsplit(": ", 1)[-1]
+    if "refused the login" in gist:
+        return "login refused: wrong user name or password"
+    return gist
 
 
 class Shipper:
-    """The background sync of one database to one server."""
+    """The background sync of one database to one server, in a child process."""
 
     def __init__(self, db_path: str | Path, url: str, *, interval_s: float = INTERVAL_S,
-                 site: str | None = None) -> None:
+                 site: str | None = None, busy_rows_per_s: float = BUSY_ROWS_PER_S,
+                 max_defer_s: float = MAX_DEFER_S, chunk_rows: int | None = None) -> None:
         from laserlog.central import is_url
 
         if not is_url(url):
             raise LaserlogError(f"--sync {url!r}: expected postgresql://user:password@host/database")
+        if importlib.util.find_spec("psycopg") is None:
+            raise LaserlogError("--sync needs psycopg: pip install 'laserlog[central]'")
         self.db_path = Path(db_path)
         self.url = url
         self.interval_s = interval_s
         self.site = site
-        self.syncs = 0
-        self.failures = 0
-        self.last_error: str | None = None
-        self.shipped_pulses = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="laserlog-shipper", daemon=True)
+        self._settings = {"db": str(self.db_path.resolve()), "url": url, "site": site,
+                          "interval_s": interval_s, "busy_rows_per_s": busy_rows_per_s,
+                          "max_defer_s": max_defer_s, "chunk_rows": chunk_rows}
+        self._status = ShipperStatus()
+        self._lock = threading.Lock()
+        self._final = threading.Event()
+        self._final_ok = False
+        self._stopped: bool | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
 
+    # -- what the front ends read ----------------------------------------------------------
+    def status(self) -> ShipperStatus:
+        """Return the latest state the child reported."""
+        with self._lock:
+            return self._status
+
+    @property
+    def pid(self) -> int | None:
+        """Return the child process's id, None before `start`."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def syncs(self) -> int:
+        return self.status().syncs
+
+    @property
+    def failures(self) -> int:
+        return self.status().failures
+
+    @property
+    def last_error(self) -> str | None:
+        return self.status().last_error
+
+    @property
+    def shipped_pulses(self) -> int:
+        return self.status().shipped_pulses
+
+    # -- lifetime ------------------------------------------------------------------------------
     def start(self) -> Shipper:
-        self._thread.start()
+        """Start the child process; it ships at once, then every `interval_s`."""
+        import laserlog
+
+        env = dict(os.environ)
+        # The child imports this same laserlog, wherever the recorder found it.
+        source = str(Path(laserlog.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+        # Its own session: a Ctrl-C or hang-up meant for the recorder reaches it only
+        # through the recorder ("stop", or its stdin closing).
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "laserlog.central.shipper"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            start_new_session=True)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(json.dumps(self._settings) + "\n")
+        self._proc.stdin.flush()
+        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,),
+                                        name="laserlog-shipper-status", daemon=True)
+        self._reader.start()
         return self
 
-    def _once(self) -> bool:
-        from laserlog.central.sync import sync
+    def _read(self, out: IO[str]) -> None:
+        for line in out:
+            try:
+                report = json.loads(line)
+            except ValueError:
+                continue
+            final = report.pop("final", None)
+            with self._lock:
+                self._status = ShipperStatus(**report)
+            if final is not None:
+                self._final_ok = bool(final)
+                self._final.set()
+        if not self._final.is_set():
+            code = self._proc.wait() if self._proc is not None else None
+            with self._lock:
+                if self._stopped is None:  # nobody asked it to go
+                    self._status = replace(self._status, state="failed", last_error=(
+                        self._status.last_error or f"the background shipping stopped "
+                        f"(exit status {code}); `laserlog sync --to URL` ships the rest"))
+            self._final.set()
+
+    def stop(self, *, final: bool = True, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the child; with `final`, it ships once more what the session committed last.
+
+        Return True when that last shipment went through within `timeout_s`.
+        """
+        if self._stopped is not None:
+            return self._stopped
+        proc = self._proc
+        if proc is None:
+            self._stopped = False
+            return False
+        self._stopped = False
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(OSError, ValueError):
+            assert proc.stdin is not None
+            if final:
+                proc.stdin.write("stop\n")
+                proc.stdin.flush()
+            else:
+                proc.stdin.close()
+        if final:
+            self._final.wait(max(0.0, deadline - time.monotonic()))
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the server rolls back the chunk in flight
+            proc.wait()
+        with contextlib.suppress(OSError, ValueError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        if self._reader is not None:
+            self._reader.join(5)
+        ok = final and self._final_ok
+        with self._lock:
+            error = self._status.last_error
+            if final and not ok and error is None:
+                error = (f"the last shipment did not finish within {timeout_s:g} s (the chunks "
+                         "it committed stay)")
+            self._status = replace(self._status, state="stopped" if ok or not final else "failed",
+                                   last_error=error)
+        self._stopped = ok
+        return ok
+
+
+# -- the child process -----------------------------------------------------------------------
+class _Shipping:
+    """The child's loop: ship when due, defer while the recorder is saturated, back off."""
+
+    def __init__(self, settings: dict[str, Any], emit: Any) -> None:
+        self.db_path = Path(settings["db"])
+        self.url = settings["url"]
+        self.site = settings.get("site")
+        self.interval_s = float(settings.get("interval_s") or INTERVAL_S)
+        self.busy_rows_per_s = float(settings.get("busy_rows_per_s") or BUSY_ROWS_PER_S)
+        self.max_defer_s = float(settings.get("max_defer_s") or MAX_DEFER_S)
+        self.chunk_rows = settings.get("chunk_rows")
+        self.emit = emit
+        self.status = ShipperStatus()
+        self._conn: Any = None
+        self._rows: int | None = None
+        self._rows_at = 0.0
+        self._rate = 0.0
+
+    def _report(self, **changes: Any) -> None:
+        self.status = replace(self.status, **changes)
+        self.emit(asdict(self.status))
+
+    def growth_rows_per_s(self) -> float:
+        """Return how fast pulses and events were committed since the last look."""
+        from laserlog.store import connect
+
+        try:
+            if self._conn is None:
+                if not self.db_path.exists():
+                    return 0.0
+                self._conn = connect(self.db_path, readonly=True)
+            rows = sum(self._conn.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+                       for t in ("pulses", "events"))
+        except Exception:  # a file still being created, or busy: look again next time
+            return 0.0
+        now = time.monotonic()
+        if self._rows is not None and now - self._rows_at < POLL_S / 2:
+            return self._rate  # too soon to tell: commits come in batches
+        previous, previous_at = self._rows, self._rows_at
+        self._rows, self._rows_at = rows, now
+        self._rate = 0.0 if previous is None else (rows - previous) / (now - previous_at)
+        return self._rate
+
+    def once(self, *, small: bool = False) -> bool:
+        """Sync chunk by chunk (`small`: one small chunk); report how it went.
+
+        Between chunks it stops when the recorder has become saturated: the rest waits.
+        """
+        from laserlog.central.sync import CHUNK_ROWS, sync
 
         if not self.db_path.exists():
             return True  # nothing recorded yet
+        chunk_rows = int(self.chunk_rows or CHUNK_ROWS)
+        if small:
+            chunk_rows = min(chunk_rows, DEFERRED_CHUNK_ROWS)
         try:
-            result = sync(self.db_path, self.url, site=self.site, connect_timeout_s=5)
+            while True:
+                result = sync(self.db_path, self.url, site=self.site,
+                              connect_timeout_s=CONNECT_TIMEOUT_S, chunk_rows=chunk_rows,
+                              max_chunks=1)
+                self.status = replace(self.status, shipped_pulses=(
+                    self.status.shipped_pulses + result.rows.get("pulses", 0)))
+                if result.complete or small or (
+                        self.growth_rows_per_s() >= self.busy_rows_per_s):
+                    break
         except LaserlogError as exc:
-            self.failures += 1
-            self.last_error = str(exc)
-            return False
-        except Exception as exc:  # the recorder must outlive any surprise here
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return False
-        self.syncs += 1
-        self.shipped_pulses += result.rows.get("pulses", 0)
-        self.last_error = None
-        return True
+            error = str(exc)
+        except Exception as exc:  # the shipping must outlive any surprise, and say it
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            self._report(state="ok", syncs=self.status.syncs + 1, last_error=None,
+                         last_success_unix_s=time.time(), retry_unix_s=None)
+            return True
+        self.status = replace(self.status, failures=self.status.failures + 1, last_error=error)
+        return False
 
-    def _run(self) -> None:
+    def run(self, stop: threading.Event) -> bool:
+        """Ship until `stop` is set, then once more; return whether that last one went."""
+        self._report()
         wait_s = self.interval_s
-        while not self._stop.wait(wait_s):
-            ok = self._once()
-            wait_s = self.interval_s if ok else min(MAX_BACKOFF_S, max(wait_s, 1.0) * 2)
+        due = time.monotonic()  # the first sync at once: a server that is away shows early
+        deferred_since: float | None = None
+        while not stop.wait(min(POLL_S, max(0.0, due - time.monotonic()))):
+            busy = self.growth_rows_per_s() >= self.busy_rows_per_s
+            now = time.monotonic()
+            if now < due:
+                continue
+            if busy and (deferred_since is None or now - deferred_since < self.max_defer_s):
+                if deferred_since is None:
+                    deferred_since = now
+                    self._report(state="deferred", deferrals=self.status.deferrals + 1)
+                due = now + POLL_S  # look again at the next poll
+                continue
+            forced = busy  # deferred for max_defer_s already
+            deferred_since = None
+            if self.once(small=forced):
+                wait_s = self.interval_s
+            else:
+                wait_s = min(MAX_BACKOFF_S, max(wait_s, 1.0) * 2)
+                self._report(state="retrying", retry_unix_s=time.time() + wait_s)
+            due = time.monotonic() + wait_s
+        ok = self.once()
+        if not ok:
+            self._report(state="retrying", retry_unix_s=None)
+        return ok
 
-    def stop(self, *, final: bool = True, timeout_s: float = 30.0) -> bool:
-        """Stop the thread; with `final`, ship once more what the session committed last."""
-        self._stop.set()
-        self._thread.join(timeout_s)
-        if final:
-            started = time.monotonic()
-            ok = self._once()
-            return ok and time.monotonic() - started < timeout_s
-        return True
+
+def main() -> int:
+    """Run as the recorder's child: settings on stdin, state on stdout."""
+    import signal
+
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the recorder says when to stop
+    first = sys.stdin.readline()
+    if not first:
+        return 0
+    settings = json.loads(first)
+    stop = threading.Event()
+    out_lock = threading.Lock()
+
+    def emit(report: dict[str, Any]) -> None:
+        with out_lock:
+            try:
+                sys.stdout.write(json.dumps(report) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                os._exit(0)  # the recorder is gone
+
+    def watch_recorder() -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                stop.set()
+        os._exit(0)  # stdin closed: the recorder is gone (or gave up waiting)
+
+    threading.Thread(target=watch_recorder, name="laserlog-recorder-watch", daemon=True).start()
+    shipping = _Shipping(settings, emit)
+    ok = shipping.run(stop)
+    emit({**asdict(shipping.status), "final": ok})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
