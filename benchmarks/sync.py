@@ -6,13 +6,17 @@ Starts its own server (tests/pgserver.py: initdb + pg_ctl in a temporary folder)
 - `sync`: pulses/s of the first sync (everything new), the time of a second sync (nothing
   new), and the time of the energy report by month over that one console;
 - `record_with_sync`: recording throughput of a flooding simulated console (ingest.py's
-  record_flood) without and with the background shipper (`record --sync`), alternated;
+  record_flood) without and with the background shipping (`record --sync`), alternated,
+  medians; and how long the shipping then took to get it all onto the server;
+- `shipping_lag`: the same at a clinical-to-high rate (`--lag-rate`, 1 kHz): throughput is
+  the rate, so what counts is each pulse's trip from its commit to the server (median, p99);
 - `fleet_energy_by_month`: the fleet energy report by month over `--consoles` consoles of
   `--console-pulses` pulses each, whose rows are generated on the server (generate_series
   into the same tables a sync fills; sessions of `--session-pulses` pulses).
 
 Usage: python benchmarks/sync.py [--rows N] [--per-link K] [--to URL] [--record-pulses N]
-       [--consoles C] [--console-pulses P] [--session-pulses S]
+       [--record-repeat R] [--ship-interval S] [--lag-rate HZ] [--lag-seconds S]
+       [--lag-interval S] [--consoles C] [--console-pulses P] [--session-pulses S]
 With --rows below 100 000 (the smoke run) the other figures default small too.
 """
 
@@ -37,7 +41,13 @@ def main() -> None:
     parser.add_argument("--record-pulses", type=int, help="default 100000 (--rows when smaller)")
     parser.add_argument("--record-repeat", type=int, help="default 3 (1 when --rows < 100000)")
     parser.add_argument("--ship-interval", type=float, default=1.0,
-                        help="background sync interval while recording (laserlog's is 3 s)")
+                        help="background sync interval during the flood (laserlog's is 3 s)")
+    parser.add_argument("--lag-rate", type=float, default=1000.0,
+                        help="pulse rate of the shipping lag figure (default 1000 Hz)")
+    parser.add_argument("--lag-seconds", type=float,
+                        help="seconds recorded per lag run (default 20; 2 when --rows < 100000)")
+    parser.add_argument("--lag-interval", type=float,
+                        help="background sync interval of the lag figure (default laserlog's)")
     parser.add_argument("--consoles", type=int, help="default 50 (3 when --rows < 100000)")
     parser.add_argument("--console-pulses", type=int,
                         help="default 200000 (--rows when smaller)")
@@ -45,7 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     small = args.rows < 100_000  # a smoke run (run_all.py --smoke): every figure small
     args.record_pulses = args.record_pulses or min(100_000, max(1000, args.rows))
-    args.record_repeat = args.record_repeat or (1 if small else 3)
+    args.record_repeat = args.record_repeat or (1 if small else 5)
+    args.lag_seconds = args.lag_seconds or (2.0 if small else 20.0)
     args.consoles = args.consoles or (3 if small else 50)
     args.console_pulses = args.console_pulses or min(200_000, args.rows)
 
@@ -81,6 +92,11 @@ def main() -> None:
             "fleet_energy_by_month_s": round(report_s, 3)}), flush=True)
         print(json.dumps(record_with_sync(url, args.record_pulses, args.record_repeat,
                                           args.ship_interval)), flush=True)
+        from laserlog.central.shipper import INTERVAL_S
+
+        print(json.dumps(shipping_lag(url, args.lag_rate, args.lag_seconds,
+                                      1 if small else 3, args.lag_interval or INTERVAL_S)),
+              flush=True)
         print(json.dumps(fleet_report(url, args.consoles, args.console_pulses,
                                       args.session_pulses)), flush=True)
     finally:
@@ -88,8 +104,51 @@ def main() -> None:
             server.stop()
 
 
+def _server_head(url: str, db: Path) -> int:
+    """Return the chain link the server holds for this database's console (-1: none yet)."""
+    import sqlite3
+
+    import psycopg
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as lite:
+            row = lite.execute("SELECT console_uuid FROM central_identity").fetchone()
+    except sqlite3.Error:
+        return -1
+    if row is None:
+        return -1
+    with psycopg.connect(url, autocommit=True) as pg:
+        if pg.execute("SELECT to_regclass('laserlog.consoles')").fetchone()[0] is None:
+            return -1  # the first sync has not created the schema yet
+        head = pg.execute("SELECT head_link FROM laserlog.consoles WHERE console_uuid = %s",
+                          (row[0],)).fetchone()
+    return int(head[0]) if head else -1
+
+
+def _local_head(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as lite:
+        return int(lite.execute("SELECT max(id) FROM chain").fetchone()[0])
+
+
+def _wait_shipped(url: str, db: Path, timeout_s: float = 300.0) -> float:
+    """Wait until the server holds the file's whole chain; return how long that took."""
+    started = time.perf_counter()
+    target = _local_head(db)
+    while _server_head(url, db) < target:
+        if time.perf_counter() - started > timeout_s:
+            raise SystemExit(f"the background shipping did not catch up in {timeout_s:g} s")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
 def record_with_sync(url: str, pulses: int, repeat: int, interval_s: float) -> dict:
-    """Flood-record `pulses` pulses without and with background shipping, alternated."""
+    """Flood-record `pulses` pulses without and with background shipping, alternated.
+
+    With shipping, the time the shipping then took to get everything onto the server
+    (it defers while the recorder is saturated) is measured after the flood, apart.
+    """
     import statistics
 
     from ingest import record_flood  # benchmarks/ingest.py
@@ -97,7 +156,8 @@ def record_with_sync(url: str, pulses: int, repeat: int, interval_s: float) -> d
     from laserlog.central.shipper import Shipper
 
     rates: dict[bool, list[float]] = {False: [], True: []}
-    syncs = shipped = 0
+    catch_up_s: list[float] = []
+    syncs = shipped = deferrals = 0
     for _ in range(repeat):
         for shipping in (False, True):
             with tempfile.TemporaryDirectory() as folder:
@@ -107,19 +167,102 @@ def record_with_sync(url: str, pulses: int, repeat: int, interval_s: float) -> d
                 result = record_flood("ps755-ref", pulses, 1_000_000.0, tmp)
                 rates[shipping].append(result["committed"] / result["elapsed_s"])
                 if shipper is not None:
-                    if not shipper.stop():  # ships the rest, outside the timing
+                    catch_up_s.append(_wait_shipped(url, tmp / "ingest.db"))
+                    if not shipper.stop():
                         raise SystemExit(f"background sync failed: {shipper.last_error}")
-                    syncs += shipper.syncs
-                    shipped += shipper.shipped_pulses
+                    status = shipper.status()
+                    syncs += status.syncs
+                    shipped += status.shipped_pulses
+                    deferrals += status.deferrals
     without, with_sync = statistics.median(rates[False]), statistics.median(rates[True])
     return {"figure": "record_with_sync", "profile": "ps755-ref", "pulses": pulses,
             "runs": repeat, "ship_interval_s": interval_s,
             "pulses_per_s_without_sync": round(without),
             "pulses_per_s_with_sync": round(with_sync),
             "ratio": round(with_sync / without, 3), "target_ratio_at_least": 0.9,
-            "background_syncs": syncs, "pulses_shipped": shipped,
+            "catch_up_after_flood_s_median": round(statistics.median(catch_up_s), 2),
+            "note": "the shipping defers while the recorder is saturated and catches up after"
+                    " the flood (catch_up_after_flood_s: flood end to everything on the server)",
+            "background_syncs": syncs, "pulses_shipped": shipped, "deferrals": deferrals,
             "runs_without": [round(r) for r in rates[False]],
             "runs_with": [round(r) for r in rates[True]]}
+
+
+def shipping_lag(url: str, rate_hz: float, seconds: float, repeat: int,
+                 interval_s: float, poll_s: float = 0.02) -> dict:
+    """Record at `rate_hz` with and without shipping; with it, time each pulse's trip.
+
+    The lag of a pulse is from its commit (its chain link's time) to the first look at the
+    server that finds that link there (looked at every `poll_s`).
+    """
+    import sqlite3
+    import statistics
+    import threading
+
+    from ingest import record_flood  # benchmarks/ingest.py
+
+    from laserlog.central.shipper import Shipper
+    from laserlog.chain import parse_ranges
+
+    pulses = max(1, round(rate_hz * seconds))
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    lags: list[float] = []
+    medians: list[float] = []
+    p99s: list[float] = []
+    for _ in range(repeat):
+        for shipping in (False, True):
+            with tempfile.TemporaryDirectory() as folder:
+                tmp = Path(folder)
+                db = tmp / "ingest.db"
+                seen: dict[int, float] = {}  # link -> when first found on the server
+                done = threading.Event()
+
+                def watch(db: Path = db, seen: dict[int, float] = seen,
+                          done: threading.Event = done) -> None:
+                    last = -1
+                    while not done.is_set():
+                        head = _server_head(url, db) if db.exists() else -1
+                        now = time.time()
+                        for link in range(last + 1, head + 1):
+                            seen[link] = now
+                        last = max(last, head)
+                        done.wait(poll_s)
+
+                shipper = watcher = None
+                if shipping:
+                    shipper = Shipper(db, url, interval_s=interval_s).start()
+                    watcher = threading.Thread(target=watch, daemon=True)
+                    watcher.start()
+                result = record_flood("ps755-ref", pulses, rate_hz, tmp)
+                rates[shipping].append(result["committed"] / result["elapsed_s"])
+                if shipper is None or watcher is None:
+                    continue
+                _wait_shipped(url, db)
+                time.sleep(2 * poll_s)  # one more look by the watcher
+                done.set()
+                watcher.join()
+                shipper.stop()
+                with sqlite3.connect(db) as lite:
+                    links = lite.execute("SELECT id, committed_unix_s, ranges FROM chain"
+                                         " WHERE kind = 'batch'").fetchall()
+                run = sorted(lag for link, at, ranges in links if link in seen
+                             for lag in [seen[link] - at] * sum(
+                                 last - first + 1 for table, first, last in parse_ranges(ranges)
+                                 if table == "pulses"))
+                lags += run
+                medians.append(statistics.median(run))
+                p99s.append(run[min(len(run) - 1, int(0.99 * len(run)))])
+    without, with_sync = statistics.median(rates[False]), statistics.median(rates[True])
+    return {"figure": "shipping_lag", "profile": "ps755-ref", "rate_hz": rate_hz,
+            "seconds": seconds, "runs": repeat, "ship_interval_s": interval_s,
+            "pulses_per_s_without_sync": round(without),
+            "pulses_per_s_with_sync": round(with_sync),
+            "ratio": round(with_sync / without, 3),
+            "lag_s_median": round(statistics.median(medians), 3),
+            "lag_s_p99": round(statistics.median(p99s), 3),
+            "lag_s_max": round(max(lags), 3), "pulses_timed": len(lags),
+            "poll_s": poll_s,
+            "note": "lag: commit of a pulse to the first look at the server that finds it"}
 
 
 def fleet_report(url: str, consoles: int, console_pulses: int, session_pulses: int) -> dict:

@@ -30,6 +30,11 @@ def _profiles_arg(p: argparse.ArgumentParser) -> None:
                    help="also search this folder for profiles (first match wins; repeatable)")
 
 
+def _sync_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sync", metavar="URL", help="also ship committed rows to a central "
+                   "PostgreSQL in the background (postgresql://...; retries, never blocks)")
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -80,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--pulses", type=_positive_int, metavar="N", help="stop after N pulses")
     p.add_argument("--transcript", metavar="FILE",
                    help="also save the raw exchange with timestamps (for `profiles replay`)")
-    p.add_argument("--sync", metavar="URL", help="also ship committed rows to a central "
-                   "PostgreSQL in the background (postgresql://...; retries, never blocks)")
+    _sync_arg(p)
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_record)
@@ -110,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repetition rate of the simulated console (headless default 10; the "
                         "TUI uses the console's own setting)")
     p.add_argument("--checklist", metavar="FILE", help="site checklist file for the TUI form")
+    _sync_arg(p)
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_demo)
@@ -122,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checklist", metavar="FILE",
                    help="site checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml "
                         "in the user config folder, else the built-in checklist)")
+    _sync_arg(p)
     _db_arg(p)
     _profiles_arg(p)
     p.set_defaults(func=cmd_live)
@@ -200,17 +206,22 @@ def cmd_record(args: argparse.Namespace) -> int:
                            args.eyewear_checked).validated()
     from laserlog.cli_profiles import transcript_wrapper
 
-    shipper = None
-    if args.sync:
-        from laserlog.central.shipper import Shipper
-
-        shipper = Shipper(_db(args), args.sync).start()
+    shipper = _shipper(args)
     with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link, \
             _stopping(shipper):
         return _record(profile, args.port, info, _db(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
                        eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
                        wrap_link=wrap_link)
+
+
+def _shipper(args: argparse.Namespace) -> Any:
+    """Return the background shipping `--sync URL` asks for, started; None without it."""
+    if not args.sync:
+        return None
+    from laserlog.central.shipper import Shipper
+
+    return Shipper(_db(args), args.sync).start()
 
 
 @contextlib.contextmanager
@@ -333,7 +344,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from laserlog.tui.launch import run_demo
 
         return run_demo(profile, _db(args), rate_hz=args.rate, profile_dirs=args.profiles,
-                        checklist_file=args.checklist)
+                        checklist_file=args.checklist, sync_url=args.sync)
     with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
         link = Path(tmp) / "console"
         with Simulator(profile, link, seed=1, rate_hz=args.rate or 10.0) as sim:
@@ -343,8 +354,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             def fire() -> None:
                 sim.console.firing = True
 
-            return _record(profile, str(link), info, _db(args), duration_s=args.duration or 5.0,
-                           before_run=fire)
+            with _stopping(_shipper(args)):
+                return _record(profile, str(link), info, _db(args),
+                               duration_s=args.duration or 5.0, before_run=fire)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -353,7 +365,8 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     profile = open_profile(args.profile, args.profiles)
     return run_live(profile, args.port, _db(args), serial=args.serial,
-                    profile_dirs=args.profiles, checklist_file=args.checklist)
+                    profile_dirs=args.profiles, checklist_file=args.checklist,
+                    sync_url=args.sync)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:

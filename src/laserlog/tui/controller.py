@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from laserlog import chain
+from laserlog.central.shipper import Shipper
 from laserlog.completion import EventRow
 from laserlog.errors import LaserlogError, PortError, ProtocolError
 from laserlog.model import DeviceIdentity
@@ -56,7 +57,8 @@ class LiveController:
     def __init__(self, db_path: str | Path, profile: Profile, port: str, *,
                  expect_serial: str | None = None,
                  on_session_start: Callable[[], None] | None = None,
-                 on_session_end: Callable[[], None] | None = None) -> None:
+                 on_session_end: Callable[[], None] | None = None,
+                 sync_url: str | None = None) -> None:
         self.db_path = Path(db_path)
         self.profile = profile
         self.port = port
@@ -65,6 +67,10 @@ class LiveController:
         self.on_session_end = on_session_end
         #: Called in the recording thread when a new kind of alarm is raised.
         self.on_alarm: Callable[[Alarm], None] | None = None
+        #: Ships committed rows to a central server in its own process (`--sync URL`).
+        self.shipper: Shipper | None = None
+        if sync_url is not None:
+            self.shipper = Shipper(self.db_path, sync_url)  # refuses a bad URL before anything
         self.store = Store(self.db_path)
         self.feed: deque[tuple] = deque(maxlen=FEED_MAX)
         self.events: deque[EventRow] = deque(maxlen=EVENT_FEED_MAX)
@@ -147,18 +153,25 @@ class LiveController:
         return self._submit(self._acknowledge, time.time(), who.strip() or "unknown")
 
     def start(self) -> LiveController:
-        """Run the recording thread."""
+        """Run the recording thread (and the background shipping, with a sync URL)."""
+        if self.shipper is not None:
+            self.shipper.start()
         self._thread = threading.Thread(target=self.run, name="laserlog-live", daemon=True)
         self._thread.start()
         return self
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop the thread; a session still recording is ended with everything committed."""
+        """Stop the thread; a session still recording is ended with everything committed.
+
+        The background shipping then ships what was committed last (bounded in time).
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
         else:
             self._close()
+        if self.shipper is not None:
+            self.shipper.stop()
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -45,22 +46,28 @@ def _run(app: LaserlogApp, controller: LiveController) -> int:
         done.set()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    shipper = controller.shipper
+    if shipper is not None and not shipper.stop():
+        print(f"laserlog: not yet shipped to the central server ({shipper.last_error}); "
+              "`laserlog sync --to URL` ships it later", file=sys.stderr)
     return app.return_code or 0
 
 
 def run_live(profile: Profile, port: str, db_path: str, *, serial: str | None = None,
-             profile_dirs: list[str] | None = None, checklist_file: str | None = None) -> int:
-    """Run the TUI on a console; return the exit status."""
+             profile_dirs: list[str] | None = None, checklist_file: str | None = None,
+             sync_url: str | None = None) -> int:
+    """Run the TUI on a console (shipping to `sync_url` in the background); return the exit status."""
     from laserlog.tui.app import LaserlogApp
 
     checklist = load_checklist(checklist_file)
-    controller = LiveController(db_path, profile, port, expect_serial=serial)
+    controller = LiveController(db_path, profile, port, expect_serial=serial, sync_url=sync_url)
     app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
     return _run(app, controller)
 
 
 def run_demo(profile: Profile, db_path: str, *, rate_hz: float | None = None,
-             profile_dirs: list[str] | None = None, checklist_file: str | None = None) -> int:
+             profile_dirs: list[str] | None = None, checklist_file: str | None = None,
+             sync_url: str | None = None) -> int:
     """Run the TUI on a console simulated on a pty; it fires while a session records."""
     from laserlog.sim.engine import Simulator
     from laserlog.tui.app import LaserlogApp
@@ -76,7 +83,7 @@ def run_demo(profile: Profile, db_path: str, *, rate_hz: float | None = None,
                 sim.console.firing = False
 
             controller = LiveController(db_path, profile, str(link), on_session_start=fire,
-                                        on_session_end=hold)
+                                        on_session_end=hold, sync_url=sync_url)
             app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
             app.title = f"laserlog demo: {profile.name} simulated"
             return _run(app, controller)

@@ -83,12 +83,14 @@ class LiveScreen(Screen):
             yield Sparkline([], id="energy-spark")
         yield Log(max_lines=TAIL_LINES, id="tail")
         yield Static(id="tail-status", markup=False)
+        yield Static(id="sync-status", markup=False)
         yield Input(placeholder="filter the tail: Enter keeps it, Esc clears it", id="filter",
                     compact=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#sync-status", Static).display = self.laserlog.controller.shipper is not None
         self.show([], [])
 
     # -- fed by the app's timer, inside one batch_update -----------------------------------
@@ -187,6 +189,12 @@ class LiveScreen(Screen):
         if self.skipped_lines:
             status += f"  | {self.skipped_lines} lines not shown (display fell behind)"
         self._set("tail-status", status)
+        shipper = controller.shipper
+        if shipper is not None:
+            shipping = shipper.status()
+            self._set("sync-status", shipping.text(app.clock()))
+            self.query_one("#sync-status", Static).set_class(
+                shipping.state in ("retrying", "failed"), "-trouble")
         now = time.monotonic()
         if self._spark_dirty and now >= self._next_spark:
             # Trends redraw a few times a second: enough to read, and the tail keeps the CPU.
