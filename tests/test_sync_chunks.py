@@ -178,3 +178,21 @@ def test_a_sync_may_stop_after_some_chunks_and_the_next_ships_the_rest(url, cons
     assert rest.complete is True
     assert part.rows["pulses"] + rest.rows["pulses"] == _local_count(db, "pulses")
     assert _server_count(url, "pulses") == _local_count(db, "pulses")
+
+
+def test_the_sync_command_takes_a_chunk_size(url, console, tmp_path):
+    db = _copy(console, tmp_path)
+    done = cli("sync", "--to", url, "--db", str(db), "--chunk-rows", str(CHUNK_ROWS))
+    assert done.returncode == 0, done.stderr
+    chunks = int(done.stdout.rsplit(", ", 1)[1].split(" transactions")[0])
+    assert chunks > 2, done.stdout  # a small chunk size made many transactions
+    assert _server_count(url, "pulses") == _local_count(db, "pulses")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_a_bad_chunk_size_is_refused_before_anything_ships(url, console, tmp_path, value):
+    db = _copy(console, tmp_path)
+    refused = cli("sync", "--to", url, "--db", str(db), "--chunk-rows", value)
+    assert refused.returncode == 2 and "--chunk-rows" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _server_count(url, "pulses") == 0

@@ -22,8 +22,21 @@ def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], 
     p.add_argument("--site", metavar="SITE", help="the clinic this console belongs to")
     p.add_argument("--new-server", action="store_true",
                    help="allow shipping to a server other than the one this database ships to")
+    p.add_argument("--chunk-rows", type=_rows, metavar="N",
+                   help="rows of a table per transaction (default 500000): what a sync cut "
+                   "off keeps is every whole chunk before the cut")
     db_arg(p)
     p.set_defaults(func=cmd_sync)
+
+
+def _rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
 
 
 def _db(args: argparse.Namespace) -> str:
@@ -39,7 +52,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     if not is_url(args.to):
         raise LaserlogError(f"--to {args.to!r}: expected postgresql://user:password@host/database")
-    result = sync(_db(args), args.to, name=args.name, site=args.site, new_server=args.new_server)
+    from laserlog.central.sync import CHUNK_ROWS, SyncResult
+
+    def progress(so_far: SyncResult) -> None:
+        # A first sync of years of records takes a while: at a terminal, say how far each
+        # commit got (what a cut-off sync keeps).
+        print(f"  committed chunk {so_far.chunks}: {so_far.rows.get('pulses', 0):,} pulses, "
+              f"chain link {so_far.head_link}", file=sys.stderr, flush=True)
+
+    result = sync(_db(args), args.to, name=args.name, site=args.site, new_server=args.new_server,
+                  chunk_rows=args.chunk_rows or CHUNK_ROWS,
+                  on_chunk=progress if sys.stderr.isatty() else None)
     print(result.line())
     return 0
 
