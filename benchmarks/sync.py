@@ -71,6 +71,12 @@ def main() -> None:
     if url is None:
         import pgserver
 
+        if pgserver.find_bindir() is None:
+            why = ("no PostgreSQL server binaries (initdb, pg_ctl, postgres): install the "
+                   "postgresql package, or pass --to")
+            print(f"sync.py: skipped: {why}", file=sys.stderr)
+            print(json.dumps({"figure": "sync", "skipped": why}), flush=True)
+            raise SystemExit(0 if small else 2)
         server = pgserver.start()
         url = server.create_database("laserlog_bench")
     try:
