@@ -68,8 +68,9 @@ def validate_user_id(user_id: str) -> str:
     return user_id
 
 
-def add_user(store: Store, user_id: str, name: str, role: str, passphrase: str) -> User:
-    """Record a new user; refuse a taken ID, an empty name, an unknown role, a short passphrase."""
+def validate_new_user(user_id: str, name: str, role: str, passphrase: str) -> str:
+    """Return the printed name tidied; refuse a bad ID, an empty name, an unknown role or a
+    short passphrase (on a file and on the central server alike)."""
     validate_user_id(user_id)
     name = " ".join(name.split())
     if not name:
@@ -79,17 +80,41 @@ def add_user(store: Store, user_id: str, name: str, role: str, passphrase: str) 
         raise LaserlogError(f"role {role!r} is unknown; expected one of {', '.join(ROLES)}")
     if len(passphrase) < MIN_PASSPHRASE:
         raise AuthError(f"the passphrase is too short: at least {MIN_PASSPHRASE} characters")
-    if find_user(store, user_id) is not None:
-        raise LaserlogError(f"user {user_id} already exists; users cannot be replaced")
+    return name
+
+
+#: The stored columns of a user, in `user_row` order.
+USER_COLUMNS = ("user_id", "name", "role", "kdf", "salt_hex", "key_hex", "created_utc")
+
+
+def user_row(user_id: str, name: str, role: str, passphrase: str) -> tuple[str, ...]:
+    """Return a validated user's stored row (USER_COLUMNS): a fresh salt and its scrypt key."""
     salt = secrets.token_bytes(16)
     key = _derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    created = utc_now()
-    row = (user_id, name, role, f"scrypt n={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P}", salt.hex(),
-           key.hex(), created)
+    return (user_id, name, role, f"scrypt n={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P}", salt.hex(),
+            key.hex(), utc_now())
+
+
+def check_passphrase(row: tuple, passphrase: str) -> User:
+    """Return the user of a stored row (user_id, name, role, created_utc, kdf, salt_hex,
+    key_hex) when the passphrase matches; raise AuthError otherwise."""
+    params = dict(part.split("=") for part in row[4].split()[1:])
+    key = _derive(passphrase, bytes.fromhex(row[5]), int(params["n"]), int(params["r"]),
+                  int(params["p"]))
+    if not hmac.compare_digest(key, bytes.fromhex(row[6])):
+        raise AuthError(f"wrong passphrase for user {row[0]}; nothing was written")
+    return User(row[0], row[1], row[2], row[3])
+
+
+def add_user(store: Store, user_id: str, name: str, role: str, passphrase: str) -> User:
+    """Record a new user; refuse a taken ID, an empty name, an unknown role, a short passphrase."""
+    name = validate_new_user(user_id, name, role, passphrase)
+    if find_user(store, user_id) is not None:
+        raise LaserlogError(f"user {user_id} already exists; users cannot be replaced")
+    row = user_row(user_id, name, role, passphrase)
+    created = row[-1]
     with store.conn:
-        head = chain.insert(store.conn, "users", [row], ("user_id", "name", "role", "kdf",
-                                                          "salt_hex", "key_hex", "created_utc"),
-                            kind="user")
+        head = chain.insert(store.conn, "users", [row], USER_COLUMNS, kind="user")
     chain.write_anchor(store.path, head)
     return User(user_id, name, role, created)
 
@@ -113,9 +138,4 @@ def authenticate(store: Store, user_id: str, passphrase: str) -> User:
                              " FROM users WHERE user_id = ?", (user_id,)).fetchone()
     if row is None:
         raise AuthError(f"unknown user {user_id!r} (see `laserlog users list`)")
-    params = dict(part.split("=") for part in row[4].split()[1:])
-    key = _derive(passphrase, bytes.fromhex(row[5]), int(params["n"]), int(params["r"]),
-                  int(params["p"]))
-    if not hmac.compare_digest(key, bytes.fromhex(row[6])):
-        raise AuthError(f"wrong passphrase for user {user_id}; nothing was written")
-    return User(row[0], row[1], row[2], row[3])
+    return check_passphrase(row, passphrase)

@@ -10,7 +10,6 @@ no sync touches.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,18 +29,14 @@ from laserlog.central.pgschema import (
 from laserlog.central.server import open_server, redact
 from laserlog.errors import LaserlogError
 from laserlog.signoff import Signature, SignoffError, check_signable, signature_row
-from laserlog.store import utc_now
 from laserlog.users import (
-    MIN_PASSPHRASE,
-    ROLES,
-    SCRYPT_N,
-    SCRYPT_P,
-    SCRYPT_R,
+    USER_COLUMNS,
     AuthError,
     User,
-    validate_user_id,
+    check_passphrase,
+    user_row,
+    validate_new_user,
 )
-from laserlog.users import _derive as derive_key
 
 
 @contextmanager
@@ -76,17 +71,7 @@ def _server(url: str, doing: str, needs: str) -> Iterator[Any]:
 
 def add_user(url: str, user_id: str, name: str, role: str, passphrase: str) -> User:
     """Add a person who signs on the server; refuse what `laserlog users add` refuses locally."""
-    validate_user_id(user_id)
-    name = " ".join(name.split())
-    if not name:
-        raise LaserlogError("the printed name is empty; expected the name as it should appear "
-                            "under a signature")
-    if role not in ROLES:
-        raise LaserlogError(f"role {role!r} is unknown; expected one of {', '.join(ROLES)}")
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise AuthError(f"the passphrase is too short: at least {MIN_PASSPHRASE} characters")
-    import secrets
-
+    name = validate_new_user(user_id, name, role, passphrase)
     where = redact(url)
     with _server(url, "add a user", "users on the server are added by the database's owner"
                  ) as pg:
@@ -95,15 +80,11 @@ def add_user(url: str, user_id: str, name: str, role: str, passphrase: str) -> U
                       (user_id,)).fetchone():
             raise LaserlogError(f"user {user_id} already exists on {where}; users cannot be "
                                 "replaced")
-        salt = secrets.token_bytes(16)
-        key = derive_key(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-        created = utc_now()
-        pg.execute(f"INSERT INTO {SCHEMA}.{CENTRAL_USERS} (user_id, name, role, kdf, salt_hex,"
-                   " key_hex, created_utc) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                   (user_id, name, role, f"scrypt n={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P}",
-                    salt.hex(), key.hex(), created))
+        row = user_row(user_id, name, role, passphrase)
+        pg.execute(f"INSERT INTO {SCHEMA}.{CENTRAL_USERS} ({', '.join(USER_COLUMNS)})"
+                   f" VALUES ({', '.join(['%s'] * len(USER_COLUMNS))})", row)
         pg.commit()
-    return User(user_id, name, role, created)
+    return User(user_id, name, role, row[-1])
 
 
 def list_users(url: str) -> list[User]:
@@ -122,12 +103,7 @@ def _authenticate(pg: Any, where: str, user_id: str, passphrase: Callable[[], st
                         "server are its own users (see `laserlog users list --db URL`; the "
                         "database's owner adds them with `laserlog users add ID --name NAME "
                         "--role ROLE --db URL`)")
-    params = dict(part.split("=") for part in row[4].split()[1:])
-    key = derive_key(passphrase(), bytes.fromhex(row[5]), int(params["n"]), int(params["r"]),
-                     int(params["p"]))
-    if not hmac.compare_digest(key, bytes.fromhex(row[6])):
-        raise AuthError(f"wrong passphrase for user {user_id}; nothing was written")
-    return User(row[0], row[1], row[2], row[3])
+    return check_passphrase(row, passphrase())
 
 
 def sign(url: str, console: str | None, session_id: int, user_id: str, meaning: str,
