@@ -13,6 +13,7 @@ from typing import Any
 
 def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add `laserlog sync` to the main parser's subcommands."""
+    from laserlog.cli import _positive_int  # loaded: laserlog.cli is what calls this
     p = commands.add_parser("sync", help="ship this console's sessions, pulses, events and "
                             "chain to a central PostgreSQL (what is not there yet)")
     p.add_argument("--to", required=True, metavar="URL",
@@ -22,21 +23,11 @@ def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], 
     p.add_argument("--site", metavar="SITE", help="the clinic this console belongs to")
     p.add_argument("--new-server", action="store_true",
                    help="allow shipping to a server other than the one this database ships to")
-    p.add_argument("--chunk-rows", type=_rows, metavar="N",
+    p.add_argument("--chunk-rows", type=_positive_int, metavar="N",
                    help="rows of a table per transaction (default 500000): what a sync cut "
                    "off keeps is every whole chunk before the cut")
     db_arg(p)
     p.set_defaults(func=cmd_sync)
-
-
-def _rows(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return value
 
 
 def _db(args: argparse.Namespace) -> str:
