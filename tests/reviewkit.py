@@ -113,3 +113,21 @@ def record_three_sessions(folder: Path, store: Store) -> None:
                pulses=20, during=incidents)
         record(store, ps1064, SessionInfo("tech-01", "C-2", "forehead", eyewear_checked=True),
                pulses=15)
+
+
+def pre_chain_database(db: Path, pulses: int) -> None:
+    """Write a database as laserlog made it before the hash chain (schema 2): one ended
+    session holding `pulses` pulses, seq 1.. every 0.2 s. Opening it with Store migrates it."""
+    from laserlog.schema import MIGRATIONS
+
+    conn = sqlite3.connect(db)
+    for number, script in enumerate(MIGRATIONS[:2], 1):
+        conn.executescript(script + f";PRAGMA user_version = {number};")
+    conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
+                 " started_utc, status) VALUES ('u1', 'ps755-ref', 'x', 't', 'C-1', 'then',"
+                 " 'ended')")
+    conn.executemany("INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps,"
+                     " regime, energy_j) VALUES (1, ?, ?, 650, 'ps', 0.1)",
+                     [(seq, (seq - 1) * 0.2) for seq in range(1, pulses + 1)])
+    conn.commit()
+    conn.close()

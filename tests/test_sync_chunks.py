@@ -17,7 +17,7 @@ from laserlog import chain
 from laserlog.store import Store
 
 from conftest import wait_until
-from reviewkit import cli
+from reviewkit import cli, pre_chain_database
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install "
                               "'laserlog[central]')")
@@ -139,20 +139,9 @@ def test_sync_killed_after_some_chunks_keeps_them_and_the_rerun_ships_only_the_r
 
 def test_rows_from_before_the_chain_ship_in_chunks_too(url, tmp_path):
     from laserlog.central.sync import sync
-    from laserlog.schema import MIGRATIONS
 
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)
-    for number, script in enumerate(MIGRATIONS[:2], 1):
-        conn.executescript(script + f";PRAGMA user_version = {number};")
-    conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
-                 " started_utc, status) VALUES ('u1', 'ps755-ref', 'x', 't', 'C-1', 'then',"
-                 " 'ended')")
-    conn.executemany("INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps,"
-                     " regime, energy_j) VALUES (1, ?, ?, 650, 'ps', 0.1)",
-                     [(seq, seq * 0.2) for seq in range(1, 21)])
-    conn.commit()
-    conn.close()
+    pre_chain_database(db, 20)
     Store(db).close()  # migrates to the chain: those 20 pulses are hashed by no link
     _add_after_the_end(db, 1)
     on_server: list[int] = []

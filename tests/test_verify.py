@@ -10,11 +10,10 @@ import pytest
 
 from laserlog import chain
 from laserlog.recorder import SessionInfo
-from laserlog.schema import MIGRATIONS
 from laserlog.store import Store
 from laserlog.verify import verify_database
 
-from reviewkit import cli, record, tamper
+from reviewkit import cli, pre_chain_database, record, tamper
 
 INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=True)
 
@@ -217,16 +216,7 @@ def test_triggers_guard_the_review_tables(db):
 
 def test_database_from_before_the_chain_verifies_with_a_note(tmp_path):
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)
-    for number, script in enumerate(MIGRATIONS[:2], 1):
-        conn.executescript(script + f";PRAGMA user_version = {number};")
-    conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
-                 " started_utc, status) VALUES ('u1', 'ps755-ref', 'x', 't', 'C-1', 'then',"
-                 " 'ended')")
-    conn.execute("INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps, regime,"
-                 " energy_j) VALUES (1, 1, 0, 650, 'ps', 0.1)")
-    conn.commit()
-    conn.close()
+    pre_chain_database(db, 1)
     Store(db).close()  # migrates to the chain
     report = verify_database(db)
     assert report.ok, [f.message for f in report.findings]
