@@ -7,6 +7,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,28 +63,35 @@ def test_shipping_runs_in_a_nicer_child_process_and_reports_to_the_recorder(url,
     assert _gone(shipper.pid)
 
 
+@contextmanager
+def _recording_at_200_hz(db: Path, folder: Path) -> Iterator[Recorder]:
+    """Record a simulated console firing at 200 Hz into `db`; stop firing and end on exit."""
+    with Simulator(open_profile("ps755-ref"), folder / "sim", seed=4, rate_hz=200) as sim, \
+            Store(db) as store:
+        recorder = Recorder(store, sim.profile, str(sim.path))
+        recorder.start(INFO)
+        sim.console.firing = True
+        try:
+            yield recorder
+        finally:
+            with sim._lock:
+                sim.console.firing = False
+            recorder.end("test done")
+
+
 def test_shipping_defers_while_the_recorder_is_saturated_and_catches_up_after(url, tmp_path):
     db = tmp_path / "busy.db"
     Store(db).close()
     # "Saturated" here is anything above 5 rows/s: the console below fires at 200 Hz.
     shipper = Shipper(db, url, interval_s=0.2, busy_rows_per_s=5, max_defer_s=600).start()
-    with Simulator(open_profile("ps755-ref"), tmp_path / "sim", seed=4, rate_hz=200) as sim, \
-            Store(db) as store:
-        recorder = Recorder(store, sim.profile, str(sim.path))
-        recorder.start(INFO)
-        sim.console.firing = True
+    with _recording_at_200_hz(db, tmp_path) as recorder:
 
         def deferred() -> bool:
             recorder.step(0.02)
             return shipper.status().state == "deferred"
 
-        try:
-            wait_until(deferred, 30, "the shipping to defer")
-            assert "deferred while the recorder is busy" in shipper.status().text()
-        finally:
-            with sim._lock:
-                sim.console.firing = False
-            recorder.end("test done")
+        wait_until(deferred, 30, "the shipping to defer")
+        assert "deferred while the recorder is busy" in shipper.status().text()
     local = _local_pulses(db)
     assert local > 0
     try:
@@ -97,23 +106,14 @@ def test_a_long_saturation_still_ships_a_small_chunk_now_and_then(url, tmp_path)
     db = tmp_path / "long.db"
     Store(db).close()
     shipper = Shipper(db, url, interval_s=0.2, busy_rows_per_s=5, max_defer_s=0.5).start()
-    with Simulator(open_profile("ps755-ref"), tmp_path / "sim", seed=4, rate_hz=200) as sim, \
-            Store(db) as store:
-        recorder = Recorder(store, sim.profile, str(sim.path))
-        recorder.start(INFO)
-        sim.console.firing = True
+    with _recording_at_200_hz(db, tmp_path) as recorder:
 
         def shipped_while_busy() -> bool:
             recorder.step(0.02)
             status = shipper.status()
             return status.deferrals >= 3 and status.shipped_pulses > 0
 
-        try:
-            wait_until(shipped_while_busy, 60, "shipping between deferrals")
-        finally:
-            with sim._lock:
-                sim.console.firing = False
-            recorder.end("test done")
+        wait_until(shipped_while_busy, 60, "shipping between deferrals")
     assert shipper.stop() is True
     assert _server_count(url, "pulses") == _local_pulses(db)
 
