@@ -99,12 +99,17 @@ def processes_using(path: Path) -> list[int]:
     return pids
 
 
-def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(tmp_path):
-    db = tmp_path / "demo.db"
+def _demo_terminal(tmp_path: Path, db: Path) -> Terminal:
+    """Open `laserlog demo --db DB` in a real terminal, with its own data and config folders."""
     env = {"TERM": "xterm-256color", "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.pathsep.join(sys.path)}
-    term = Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog demo --db "
+    return Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog demo --db "
                               f"{shlex.quote(str(db))}", env)
+
+
+def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(tmp_path):
+    db = tmp_path / "demo.db"
+    term = _demo_terminal(tmp_path, db)
     try:
         start_session(term)
         term.wait_for(re.compile(r"SHOTS\s+(1\d|[2-9]\d|\d{3,})"), "ten pulses")
@@ -134,10 +139,7 @@ def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(t
 
 def test_closing_the_terminal_mid_session_ends_it_committed_and_leaves_no_process(tmp_path):
     db = tmp_path / "hangup.db"
-    env = {"TERM": "xterm-256color", "XDG_DATA_HOME": str(tmp_path / "data"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.pathsep.join(sys.path)}
-    term = Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog demo --db "
-                              f"{shlex.quote(str(db))}", env)
+    term = _demo_terminal(tmp_path, db)
     try:
         start_session(term)
         term.wait_for(re.compile(r"SHOTS\s+([3-9]|\d\d)"), "a few pulses")
