@@ -445,8 +445,8 @@ def _chain_pulse_links_sql() -> list[str]:
     p = _pulse_exprs("s", "g")
     before = _events_before("s", "g")
     ev_in = "((s.gap_at = g)::int + (g >= s.run_at AND g < s.run_at + s.run_len)::int)"
-    return ["TRUNCATE laserlog.chain", f"""
-INSERT INTO laserlog.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
+    return ["TRUNCATE laserlog.storage.chain", f"""
+INSERT INTO laserlog.storage.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
   row_crcs, hash)
 SELECT s.console_id, s.l0 + 1 + g, s.sid, 'batch', {p['time']} + 0.06,
   'pulses ' || {p['id']} || ' ' || {p['id']} || CASE WHEN {ev_in} > 0 THEN ',events '
@@ -521,7 +521,7 @@ ORDER BY s.console_id, s.sid"""]
 def _chain_session_links_sql() -> list[str]:
     """Genesis links, each session's start link (its settings and start events) and seal."""
     return [f"""
-INSERT INTO laserlog.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
+INSERT INTO laserlog.storage.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
   row_crcs, hash)
 SELECT c.console_id, 0, NULL, 'genesis', c.start_unix,
   'pulses 1 0,events 1 0,settings 1 0,sessions 1 0,devices 1 0', NULL, NULL, ''
@@ -628,7 +628,7 @@ def generate(url: str, args: argparse.Namespace) -> dict[str, Any]:
         t = step("load_vacuum_keys", t)
         size = pg.execute("SELECT pg_database_size(current_database()),"
                           " pg_total_relation_size('laserlog.pulses'),"
-                          " pg_total_relation_size('laserlog.chain'),"
+                          " pg_total_relation_size('laserlog.storage.chain'),"
                           " pg_total_relation_size('laserlog.sessions'),"
                           " pg_total_relation_size('laserlog.events')").fetchone()
         links = pg.execute("SELECT sum(head_link + 1) FROM laserlog.consoles").fetchone()[0]
@@ -686,7 +686,7 @@ def _take_keys(pg: Any, schema: str, tables: Any, superuser: bool) -> dict[str, 
 
 def _heads(pg: Any, args: argparse.Namespace) -> None:
     """Record each console's chain head and sync marks as its last sync left them."""
-    from laserlog.chain import CHAINED
+    from laserlog.storage.chain import CHAINED
 
     rows = pg.execute(
         f"SELECT console_id, max(l0 + n + 1), max(sid), sum(n), sum(n_events), sum(nset)"
@@ -779,7 +779,7 @@ def check_totals(url: str) -> dict[str, Any]:
     import psycopg
 
     from laserlog.central import fleet
-    from laserlog.reports import make_filters
+    from laserlog.review.reports import make_filters
 
     started = time.perf_counter()
     with psycopg.connect(url) as pg:
@@ -855,7 +855,7 @@ def measure(url: str, by: str, args: argparse.Namespace, gen: dict[str, Any],
     import psycopg
 
     from laserlog.central import fleet
-    from laserlog.reports import make_filters
+    from laserlog.review.reports import make_filters
 
     grouped, limits = _raw_sql(by)
     report_s: list[float] = []
@@ -905,7 +905,7 @@ def explain(url: str) -> None:
     """Print EXPLAIN ANALYZE of the first console's two report queries, as the report runs them."""
     from laserlog.central.pgconn import ConsoleView, consoles
     from laserlog.central.server import open_server
-    from laserlog.reports import _SESSION_FILTER, _SQL_GROUP_KEYS
+    from laserlog.review.reports import _SESSION_FILTER, _SQL_GROUP_KEYS
 
     pg = open_server(url, after="")
     try:

@@ -13,10 +13,10 @@ import random
 import time
 import traceback
 
-from laserlog.catalog import bundled_profiles_dir, open_profile
-from laserlog.drivers_registry import driver_module
+from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.drivers_registry import driver_module
+from laserlog.link.transcript import TranscriptLink
 from laserlog.sim.console import Console
-from laserlog.transcript import TranscriptLink
 
 
 def seeds_for(profile_name: str, rng: random.Random) -> list[bytes]:

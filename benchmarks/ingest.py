@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from laserlog.catalog import open_profile
-from laserlog.recorder import Recorder, SessionInfo
-from laserlog.store import INSERT_PULSE, Store, connect, migrate
+from laserlog.config.catalog import open_profile
+from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.storage.store import INSERT_PULSE, Store, connect, migrate
 
 
 def raw_executemany_rows_per_s(rows: list[tuple], path: Path, batch: int = 1000) -> float:
@@ -43,7 +43,7 @@ def record_flood(profile_name: str, pulses: int, rate_hz: float, tmp: Path) -> d
     sim = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, signal, threading;"
-         "from laserlog.catalog import open_profile;"
+         "from laserlog.config.catalog import open_profile;"
          "from laserlog.sim.engine import Simulator;"
          f"s = Simulator(open_profile({profile_name!r}), {str(link)!r}, seed=1, rate_hz={rate_hz},"
          f" max_pulses={pulses});"

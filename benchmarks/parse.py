@@ -10,11 +10,11 @@ import json
 import statistics
 import time
 
-from laserlog.catalog import bundled_profiles_dir, open_profile
-from laserlog.drivers_registry import driver_module
-from laserlog.model import PulseReading
+from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.drivers_registry import driver_module
+from laserlog.domain.model import PulseReading
+from laserlog.link.transcript import TranscriptLink
 from laserlog.sim.console import Console
-from laserlog.transcript import TranscriptLink
 
 CHUNK_BYTES = 4096
 

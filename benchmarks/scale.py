@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from laserlog.store import INSERT_PULSE, Store, connect
+from laserlog.storage.store import INSERT_PULSE, Store, connect
 
 HERE = Path(__file__).resolve().parent
 BIG_SESSION_PULSES = 100_000
@@ -136,7 +136,7 @@ def main() -> None:
         (big, middle)).fetchall(), args.runs)
     print(json.dumps({"figure": "session_page_raw_sqlite", "median_ms": raw_ms}), flush=True)
     try:
-        from laserlog import reports
+        from laserlog.review import reports
     except ImportError:
         return
     filters = reports.make_filters()

@@ -64,7 +64,7 @@ def main() -> None:
 
     from laserlog.central import fleet
     from laserlog.central.sync import sync
-    from laserlog.reports import make_filters
+    from laserlog.review.reports import make_filters
 
     server = None
     url = args.to
@@ -208,7 +208,7 @@ def shipping_lag(url: str, rate_hz: float, seconds: float, repeat: int,
     from ingest import record_flood  # benchmarks/ingest.py
 
     from laserlog.central.shipper import Shipper
-    from laserlog.chain import parse_ranges
+    from laserlog.storage.chain import parse_ranges
 
     pulses = max(1, round(rate_hz * seconds))
     rates: dict[bool, list[float]] = {False: [], True: []}
@@ -276,7 +276,7 @@ def fleet_report(url: str, consoles: int, console_pulses: int, session_pulses: i
     import psycopg
 
     from laserlog.central import fleet
-    from laserlog.reports import make_filters
+    from laserlog.review.reports import make_filters
 
     sessions = max(1, console_pulses // session_pulses)
     per = console_pulses // sessions

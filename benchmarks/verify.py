@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from laserlog import chain
-from laserlog.store import INSERT_EVENT, INSERT_PULSE, Store, connect
-from laserlog.verify import verify_database, walk
+from laserlog.storage import chain
+from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, Store, connect
+from laserlog.storage.verify import verify_database, walk
 
 
 def build(path: Path, rows: int, per_link: int, seed: int = 1) -> int:

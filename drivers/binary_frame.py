@@ -36,18 +36,18 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from laserlog.driver import PULSE_ATTRS, pulse_builder
-from laserlog.driver import Driver as BaseDriver
+from laserlog.domain.model import DeviceIdentity, LinkEvent, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.model import DeviceIdentity, LinkEvent, StatusReading
+from laserlog.link.driver import PULSE_ATTRS, pulse_builder
+from laserlog.link.driver import Driver as BaseDriver
 from laserlog.sim.console import ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from laserlog.profile import Conversion, Profile
+    from laserlog.config.profile import Conversion, Profile
+    from laserlog.link.transport import Link
     from laserlog.sim.console import Console, SimPulse
-    from laserlog.transport import Link
 
 Frame = tuple[int, bytes]  # (opcode, payload)
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from laserlog.domain.model import StatusReading
 from laserlog.drivers.line import Device as LineDevice
 from laserlog.drivers.line import Driver as LineDriver
 from laserlog.drivers.line import _set_reply, _wire_value, status_reading
 from laserlog.drivers.line import check_profile as check_line_profile
 from laserlog.errors import ProfileError
-from laserlog.model import StatusReading
 
 if TYPE_CHECKING:
-    from laserlog.profile import Parameter, Profile
-    from laserlog.template import Template
+    from laserlog.config.profile import Parameter, Profile
+    from laserlog.config.template import Template
 
 __all__ = ["Device", "Driver", "check_profile"]
 

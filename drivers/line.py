@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from laserlog.driver import Driver as BaseDriver
-from laserlog.driver import pulse_builder
+from laserlog.config.template import Template, compile_template
+from laserlog.domain.model import DeviceIdentity, LinkEvent, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.model import DeviceIdentity, LinkEvent, StatusReading
+from laserlog.link.driver import Driver as BaseDriver
+from laserlog.link.driver import pulse_builder
 from laserlog.sim.console import ERR_INTERLOCK, ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
-from laserlog.template import Template, compile_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from laserlog.profile import Parameter, Profile
+    from laserlog.config.profile import Parameter, Profile
+    from laserlog.link.transport import Link
     from laserlog.sim.console import Console, SimPulse
-    from laserlog.transport import Link
 
 OPTION_KEYS = {"ok", "error", "echo", "reply_end", "error_query", "error_query_reply",
                "address", "error_codes"}

@@ -28,16 +28,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from laserlog.driver import Driver as BaseDriver
+from laserlog.config.template import Template, compile_template
+from laserlog.domain.model import DeviceIdentity, StatusReading
 from laserlog.drivers.line import LineFramer, _wire_value
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.model import DeviceIdentity, StatusReading
-from laserlog.template import Template, compile_template
+from laserlog.link.driver import Driver as BaseDriver
 
 if TYPE_CHECKING:
-    from laserlog.profile import Parameter, Profile
+    from laserlog.config.profile import Parameter, Profile
+    from laserlog.link.transport import Link
     from laserlog.sim.console import Console, SimPulse
-    from laserlog.transport import Link
 
 OPTION_KEYS = {"ok", "error", "new_data_yes", "new_data_no", "over", "setup", "exponent_digits",
                "sim_bias", "identity_fields"}

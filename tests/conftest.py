@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.catalog import bundled_profiles_dir, open_profile
-from laserlog.profile import Profile
+from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.profile import Profile
 from laserlog.sim.engine import Simulator
 
 CONSOLE_PROFILES = sorted(

@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from laserlog.recorder import Recorder, SessionInfo
-from laserlog.store import Store
-from laserlog.users import User, add_user
+from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.review.users import User, add_user
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 
@@ -89,7 +89,7 @@ def tamper(db: Path, *statements: str) -> None:
 def record_three_sessions(folder: Path, store: Store) -> None:
     """Record three sessions on two simulated consoles (in `folder`), with a gap of 7 pulses
     and an interlock fault in the second."""
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     state = {"gap": False, "fault": False}
@@ -118,7 +118,7 @@ def record_three_sessions(folder: Path, store: Store) -> None:
 def pre_chain_database(db: Path, pulses: int) -> None:
     """Write a database as laserlog made it before the hash chain (schema 2): one ended
     session holding `pulses` pulses, seq 1.. every 0.2 s. Opening it with Store migrates it."""
-    from laserlog.schema import MIGRATIONS
+    from laserlog.storage.schema import MIGRATIONS
 
     conn = sqlite3.connect(db)
     for number, script in enumerate(MIGRATIONS[:2], 1):

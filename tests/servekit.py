@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 from reviewkit import record_three_sessions, user
@@ -29,10 +29,10 @@ max_fluence_j_cm2 = 0.05
 def fill(folder: Path) -> Path:
     """Record three sessions on two simulated consoles, with a gap, a fault, out-of-limit
     pulses, a correction, two signatures and two calibration checks; return the database."""
-    from laserlog.calibration import Check, Shot
-    from laserlog.calibration import record as record_check
-    from laserlog.corrections import correct
-    from laserlog.signoff import sign
+    from laserlog.review.calibration import Check, Shot
+    from laserlog.review.calibration import record as record_check
+    from laserlog.review.corrections import correct
+    from laserlog.review.signoff import sign
 
     db = folder / "laserlog.db"
     (folder / "site.toml").write_text(SITE)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.cli import main
+from laserlog.cli.main import main
+from laserlog.config.profile import load_profile
 from laserlog.errors import ProfileError
-from laserlog.profile import load_profile
 
 CORPUS = Path(__file__).resolve().parent / "bad_profiles"
 FILES = sorted(CORPUS.glob("*.toml"))
@@ -98,7 +98,7 @@ def test_check_of_the_whole_corpus_in_one_process_reports_each_file() -> None:
 
 
 def test_key_lines_follow_tables_arrays_of_tables_and_multi_line_values() -> None:
-    from laserlog.tomlreader import key_line
+    from laserlog.config.tomlreader import key_line
 
     text = (
         'format = 1\n'

@@ -21,15 +21,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laserlog.catalog import find_profile, open_profile
+from laserlog.config.catalog import find_profile, open_profile
+from laserlog.config.profile import Profile, parse_profile
+from laserlog.domain.model import (
+    DeviceIdentity,
+    LinkEvent,
+    Observation,
+    PulseReading,
+    StatusReading,
+)
 from laserlog.drivers.binary_frame import Device, Driver, FrameSplitter, check_profile
 from laserlog.errors import IdentityMismatch, ProfileError, ProtocolError
-from laserlog.model import DeviceIdentity, LinkEvent, Observation, PulseReading, StatusReading
-from laserlog.profile import Profile, parse_profile
+from laserlog.link.transcript import TranscriptLink, expected_protocol
+from laserlog.link.transport import Link
 from laserlog.sim.console import Console, SimPulse
 from laserlog.sim.engine import Simulator
-from laserlog.transcript import TranscriptLink, expected_protocol
-from laserlog.transport import Link
 
 # Opcodes and parameter ids of profiles/ps1064-ref.toml.
 START = 0xAA

@@ -10,19 +10,19 @@ from dataclasses import replace
 
 import pytest
 
-from laserlog.calibration import CalibrationError, Check, Shot, classify, record, run_check
-from laserlog.calstatus import status
-from laserlog.catalog import bundled_profiles_dir, open_profile
-from laserlog.drivers_registry import driver_module
+from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import load_profile
+from laserlog.config.siteconfig import SiteConfig
 from laserlog.errors import IdentityMismatch
-from laserlog.profile import load_profile
-from laserlog.recorder import SessionInfo
+from laserlog.recording.calstatus import status
+from laserlog.recording.recorder import SessionInfo
+from laserlog.review.calibration import CalibrationError, Check, Shot, classify, record, run_check
 from laserlog.sim.beam import couple
 from laserlog.sim.console import Console
 from laserlog.sim.pty_link import PtyLink
-from laserlog.siteconfig import SiteConfig
-from laserlog.store import Store
-from laserlog.verify import verify_database
+from laserlog.storage.store import Store
+from laserlog.storage.verify import verify_database
 
 from conftest import wait_until
 from reviewkit import LASERLOG, PASSPHRASES, assert_clean_error, cli, counts, user
@@ -60,7 +60,7 @@ def check(store, console_sim, meter_sim, **kw) -> Check:
 
 
 def store_user(store):
-    from laserlog.users import find_user
+    from laserlog.review.users import find_user
 
     return find_user(store, "lso-01")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pgserver
 import pytest
 
-from laserlog import chain
-from laserlog.recorder import Recorder, SessionInfo
-from laserlog.store import Store
+from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.storage import chain
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 from reviewkit import PASSPHRASES, ROLES, assert_clean_error, cli, record, user
@@ -49,8 +49,8 @@ def server():
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A console file: session 1 by tech-01 (approved there by lso-01), session 2 by tech-02."""
-    from laserlog.catalog import open_profile
-    from laserlog.signoff import sign
+    from laserlog.config.catalog import open_profile
+    from laserlog.review.signoff import sign
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("central-signoff")
@@ -199,9 +199,9 @@ def test_wrong_passphrase_and_console_only_users_are_refused(central):
 
 
 def test_a_session_still_recording_on_the_server_cannot_be_signed(server, tmp_path):
-    from laserlog.catalog import open_profile
     from laserlog.central.signing import sign
     from laserlog.central.sync import sync
+    from laserlog.config.catalog import open_profile
     from laserlog.errors import LaserlogError
     from laserlog.sim.engine import Simulator
 
@@ -298,11 +298,11 @@ def test_a_central_signoff_is_invalid_once_the_servers_rows_change(central, tamp
 
 
 def test_central_signoffs_survive_a_further_sync(central, tmp_path):
-    from laserlog.catalog import open_profile
     from laserlog.central.sync import sync
-    from laserlog.signoff import sign
+    from laserlog.config.catalog import open_profile
+    from laserlog.review.signoff import sign
+    from laserlog.review.users import authenticate
     from laserlog.sim.engine import Simulator
-    from laserlog.users import authenticate
 
     _sign(central)
     before = _central_rows(central.admin)

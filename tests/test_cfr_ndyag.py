@@ -10,18 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from laserlog import dosimetry
-from laserlog.catalog import bundled_profiles_dir
+from laserlog.config.catalog import bundled_profiles_dir
+from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import Profile, load_profile
+from laserlog.domain import dosimetry
+from laserlog.domain.model import PulseReading
 from laserlog.drivers import fixed_width
 from laserlog.drivers.fixed_width import Driver as FixedWidthDriver
-from laserlog.drivers_registry import driver_module
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.model import PulseReading
-from laserlog.profile import Profile, load_profile
+from laserlog.link.transcript import TranscriptLink, expected_protocol
+from laserlog.link.transport import Link
 from laserlog.sim.console import interpolate
 from laserlog.sim.engine import Simulator
-from laserlog.transcript import TranscriptLink, expected_protocol
-from laserlog.transport import Link
 
 from conftest import wait_until
 

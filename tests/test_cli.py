@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.catalog import bundled_profiles_dir
+from laserlog.config.catalog import bundled_profiles_dir
 
 from conftest import CONSOLE_PROFILES, wait_until
 

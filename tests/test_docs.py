@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.conformance import run_suite
-from laserlog.profile import load_profile
+from laserlog.config.profile import load_profile
+from laserlog.proving.conformance import run_suite
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

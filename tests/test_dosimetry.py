@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from laserlog import dosimetry
+from laserlog.domain import dosimetry
 
 # Durations in ps, spanning femtoseconds to seconds; areas in cm^2 of spots ~0.1-30 mm.
 durations_ps = st.floats(min_value=1e-3, max_value=1e12, allow_nan=False, allow_infinity=False)
@@ -178,7 +178,7 @@ def test_beamlet_fluence_exceeds_mean_fluence_when_zones_cover_less_than_fractio
 
 
 def test_fractional_reference_console_tile_arithmetic() -> None:
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.console import Console
 
     profile = open_profile("fx1550-ref")

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from laserlog.recorder import SessionInfo
-from laserlog.store import Store
+from laserlog.recording.recorder import SessionInfo
+from laserlog.storage.store import Store
 
 from reviewkit import PASSPHRASES, assert_clean_error, cli, record, user
 
@@ -18,7 +18,7 @@ from reviewkit import PASSPHRASES, assert_clean_error, cli, record, user
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """Two sessions, the first signed off and corrected; an area with markup in it."""
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("export")

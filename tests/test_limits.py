@@ -7,14 +7,14 @@ import sqlite3
 
 import pytest
 
-from laserlog.catalog import open_profile
-from laserlog.completion import PulseCompleter
+from laserlog.config.catalog import open_profile
+from laserlog.config.siteconfig import SiteConfig, load_site
+from laserlog.domain.model import PulseReading
 from laserlog.errors import ProfileError
-from laserlog.limits import compile_limits
-from laserlog.model import PulseReading
-from laserlog.recorder import SessionInfo
-from laserlog.siteconfig import SiteConfig, load_site
-from laserlog.store import Store
+from laserlog.recording.completion import PulseCompleter
+from laserlog.recording.limits import compile_limits
+from laserlog.recording.recorder import SessionInfo
+from laserlog.storage.store import Store
 
 from reviewkit import assert_clean_error, cli, counts, record
 

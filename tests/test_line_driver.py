@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from laserlog.catalog import open_profile
+from laserlog.config.catalog import open_profile
+from laserlog.config.drivers_registry import driver_module
+from laserlog.domain.model import LinkEvent, PulseReading, StatusReading
 from laserlog.drivers.line import LineFramer
-from laserlog.drivers_registry import driver_module
 from laserlog.errors import IdentityMismatch, ProtocolError
-from laserlog.model import LinkEvent, PulseReading, StatusReading
-from laserlog.transcript import TranscriptMismatch, expected_protocol
-from laserlog.transport import Link
+from laserlog.link.transcript import TranscriptMismatch, expected_protocol
+from laserlog.link.transport import Link
 
 from conftest import wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.catalog import bundled_profiles_dir
+from laserlog.config.catalog import bundled_profiles_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_wheel_install_lists_every_bundled_profile(installed, tmp_path):
 
 
 def test_wheel_install_runs_as_module_with_every_driver(installed, tmp_path):
-    code = ("import laserlog, laserlog.drivers_registry as r; "
+    code = ("import laserlog, laserlog.config.drivers_registry as r; "
             "print(laserlog.__file__); print(sorted(r.available()))")
     out = subprocess.run([str(installed / "python"), "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, check=True).stdout.splitlines()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.cli import main
-from laserlog.transcript_file import read_transcript
+from laserlog.cli.main import main
+from laserlog.link.transcript_file import read_transcript
 
 from conftest import wait_until
 
@@ -56,7 +56,7 @@ def test_without_the_package_the_protocol_is_unknown(capsys) -> None:
 
 
 def test_installed_package_registers_its_driver_by_entry_point(plugin_python) -> None:
-    code = ("import laserlog.drivers_registry as r, importlib.metadata as m; "
+    code = ("import laserlog.config.drivers_registry as r, importlib.metadata as m; "
             "print(sorted(r.available())); "
             "print([e.value for e in m.entry_points(group='laserlog.drivers')])")
     out = subprocess.run([str(plugin_python), "-c", code], capture_output=True, text=True,

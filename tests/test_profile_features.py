@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.drivers_registry import driver_module
+from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import Profile, load_profile, parse_profile
+from laserlog.domain.model import LinkEvent, PulseReading, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.model import LinkEvent, PulseReading, StatusReading
-from laserlog.profile import Profile, load_profile, parse_profile
+from laserlog.link.transcript import expected_protocol
+from laserlog.link.transcript_file import TranscriptWriter, read_transcript
+from laserlog.link.transport import Link
 from laserlog.sim.console import Console
 from laserlog.sim.engine import Simulator
-from laserlog.transcript import expected_protocol
-from laserlog.transcript_file import TranscriptWriter, read_transcript
-from laserlog.transport import Link
 
 from conftest import wait_until
 
@@ -480,7 +480,7 @@ def test_error_in_the_parent_is_named_from_the_child(tmp_path):
 
 
 def test_profiles_list_shows_a_family_member(tmp_path, capsys):
-    from laserlog.cli import main
+    from laserlog.cli.main import main
 
     assert main(["profiles", "list", "--profiles", str(PROFILES)]) == 0
     out = capsys.readouterr().out
@@ -489,8 +489,8 @@ def test_profiles_list_shows_a_family_member(tmp_path, capsys):
 
 
 def test_a_parent_in_a_profiles_folder_is_found_by_check_and_record_options(tmp_path, capsys):
-    from laserlog.catalog import open_profile
-    from laserlog.cli import main
+    from laserlog.cli.main import main
+    from laserlog.config.catalog import open_profile
 
     child = tmp_path / "kid-console.toml"
     child.write_text('format = 1\nextends = "feature-base"\n\n[device]\nid = "kid-console"\n')

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from laserlog.config.profile import load_profile
 from laserlog.errors import ProfileError
-from laserlog.profile import load_profile
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 REFERENCE = (PROFILES / "ps755-ref.toml").read_text(encoding="utf-8")

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from laserlog import dosimetry
-from laserlog.catalog import open_profile
+from laserlog.config.catalog import open_profile
+from laserlog.domain import dosimetry
 from laserlog.errors import SessionError
-from laserlog.recorder import Recorder, SessionInfo
-from laserlog.store import Store
+from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.storage.store import Store
 
 from conftest import CONSOLE_PROFILES, wait_until
 

@@ -14,10 +14,10 @@ import time
 import pytest
 
 from laserlog.errors import PortError, StoreError
-from laserlog.portlock import PortLock
-from laserlog.recorder import Recorder, SessionInfo
+from laserlog.link.portlock import PortLock
+from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.faults import FaultSpecError, parse_spec
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 
@@ -204,7 +204,7 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
 
 def test_second_recorder_on_a_port_is_refused_with_the_holders_pid(tmp_path):
     port = str(tmp_path / "ttyUSB0")
-    code = ("import sys, time; from laserlog.portlock import PortLock; "
+    code = ("import sys, time; from laserlog.link.portlock import PortLock; "
             f"PortLock({port!r}).acquire(); print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
@@ -217,7 +217,7 @@ def test_second_recorder_on_a_port_is_refused_with_the_holders_pid(tmp_path):
 
 
 def test_files_are_private_even_under_umask_022(tmp_path):
-    code = ("import os; os.umask(0o022); from laserlog.store import Store; "
+    code = ("import os; os.umask(0o022); from laserlog.storage.store import Store; "
             f"s = Store({str(tmp_path / 'new' / 'log.db')!r}); "
             "s.conn.execute('CREATE TABLE IF NOT EXISTS t (x)'); s.conn.commit(); input()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
@@ -236,12 +236,12 @@ def test_full_disk_at_start_is_a_clear_error(tmp_path):
     conn.execute("CREATE TABLE filler (x)")
     conn.commit()
     conn.close()
-    code = ("import sqlite3, laserlog.store as s\n"
+    code = ("import sqlite3, laserlog.storage.store as s\n"
             "real = s.connect\n"
             "def tight(*a, **k):\n"
             "    c = real(*a, **k); c.execute('PRAGMA max_page_count = 3'); return c\n"
             "s.connect = tight\n"
-            "from laserlog.cli import main\n"
+            "from laserlog.cli.main import main\n"
             f"raise SystemExit(main(['record', '--profile', 'ps755-ref', '--port', 'loop://',"
             f" '--operator', 't', '--client', 'C-1', '--db', {str(db)!r}]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
@@ -346,8 +346,8 @@ def test_a_damaged_recovery_file_imports_nothing(db_path, tmp_path):
 
 _FSYNC_PROBE = """
 import sys
-from laserlog.store import Store
-from laserlog.writer import Batch, BatchWriter
+from laserlog.storage.store import Store
+from laserlog.storage.writer import Batch, BatchWriter
 store = Store(sys.argv[1])
 sid = store.create_session(device_id=None, profile_id="p", port="x", operator_id="o",
                            client_ref="C-1", area=None, skin_type=None, eyewear_checked=True,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.catalog import bundled_profiles_dir, open_profile
-from laserlog.cli import main
+from laserlog.cli.main import main
+from laserlog.config.catalog import bundled_profiles_dir, open_profile
 from laserlog.errors import LaserlogError
-from laserlog.replay import Operation, Recogniser, replay
-from laserlog.transcript_file import read_transcript
+from laserlog.link.transcript_file import read_transcript
+from laserlog.proving.replay import Operation, Recogniser, replay
 
 from conftest import wait_until
 
@@ -167,9 +167,9 @@ def test_replay_cli_refuses_a_broken_transcript_with_exit_2(tmp_path, capsys) ->
 
 
 def test_transcript_follows_a_reconnect(simulate, tmp_path) -> None:
-    from laserlog.recorder import Recorder, SessionInfo
-    from laserlog.store import Store
-    from laserlog.transcript_file import TranscriptWriter
+    from laserlog.link.transcript_file import TranscriptWriter
+    from laserlog.recording.recorder import Recorder, SessionInfo
+    from laserlog.storage.store import Store
 
     profile = open_profile("ps755-ref")
     sim = simulate(profile, rate_hz=50)

@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from laserlog.reports import energy_report, make_filters
-from laserlog.store import Store
+from laserlog.review.reports import energy_report, make_filters
+from laserlog.storage.store import Store
 
 from reviewkit import assert_clean_error, cli, counts, record_three_sessions
 
@@ -153,7 +153,7 @@ def test_reports_read_through_a_read_only_connection(filled):
 @pytest.mark.parametrize("by", ["day", "month", "device", "operator"])
 @pytest.mark.parametrize("window", [{}, {"operator": "tech-01"}, {"device": "ps755-ref"}])
 def test_energy_grouped_in_sqlite_equals_grouping_in_python(filled, by, window):
-    from laserlog.reports import energy_report, make_filters
+    from laserlog.review.reports import energy_report, make_filters
 
     with Store(filled, readonly=True) as store:
         f = make_filters(**window)

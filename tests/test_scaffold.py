@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.cli import main
-from laserlog.conformance import run_suite
-from laserlog.profile import load_profile
+from laserlog.cli.main import main
+from laserlog.config.profile import load_profile
+from laserlog.proving.conformance import run_suite
 
 
 def test_new_writes_a_commented_skeleton_that_checks_and_passes(tmp_path, capsys) -> None:

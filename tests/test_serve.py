@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from laserlog.reports import (
+from laserlog.config.siteconfig import site_for
+from laserlog.review.reports import (
     calibration_report,
     energy_report,
     faults_report,
@@ -18,8 +19,7 @@ from laserlog.reports import (
     make_filters,
     signoffs_report,
 )
-from laserlog.siteconfig import site_for
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 from reviewkit import assert_clean_error, cli
 from servekit import fill, served
@@ -253,7 +253,7 @@ def test_recorder_keeps_committing_while_the_view_is_read(tmp_path, simulate):
         reader.start()
         try:
             with Store(db) as store:
-                from laserlog.recorder import SessionInfo
+                from laserlog.recording.recorder import SessionInfo
 
                 rec = record(store, sim, SessionInfo("tech-01", "C-9", eyewear_checked=True),
                              pulses=300)

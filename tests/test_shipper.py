@@ -15,11 +15,11 @@ import pytest
 import test_sync
 from test_sync import _server_count
 
-from laserlog.catalog import open_profile
 from laserlog.central.shipper import Shipper, ShipperStatus
-from laserlog.recorder import Recorder, SessionInfo
+from laserlog.config.catalog import open_profile
+from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.engine import Simulator
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 from reviewkit import assert_clean_error, cli

@@ -8,12 +8,12 @@ import sqlite3
 
 import pytest
 
-from laserlog import chain
-from laserlog.recorder import SessionInfo
-from laserlog.signoff import signatures
-from laserlog.store import Store
-from laserlog.users import AuthError, add_user, authenticate
-from laserlog.verify import verify_database
+from laserlog.recording.recorder import SessionInfo
+from laserlog.review.signoff import signatures
+from laserlog.review.users import AuthError, add_user, authenticate
+from laserlog.storage import chain
+from laserlog.storage.store import Store
+from laserlog.storage.verify import verify_database
 
 from reviewkit import PASSPHRASES, assert_clean_error, cli, counts, record, tamper, user
 
@@ -21,7 +21,7 @@ from reviewkit import PASSPHRASES, assert_clean_error, cli, counts, record, tamp
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     """Two ended sessions (operated by tech-01 and tech-02) and four users, nothing signed."""
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("signoff")

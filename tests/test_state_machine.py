@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import laserlog.recorder as recorder_module
-from laserlog.catalog import open_profile
-from laserlog.drivers_registry import driver_module
+import laserlog.recording.recorder as recorder_module
+from laserlog.config.catalog import open_profile
+from laserlog.config.drivers_registry import driver_module
 from laserlog.errors import PortError
-from laserlog.recorder import Recorder, SessionInfo
+from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.console import Console
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 PROFILE = open_profile("ps755-ref")
 INFO = SessionInfo("tech-01", "C-1001", eyewear_checked=True)

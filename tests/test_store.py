@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from laserlog.errors import StoreError
-from laserlog.schema import SCHEMA_VERSION
-from laserlog.store import Store
+from laserlog.storage.schema import SCHEMA_VERSION
+from laserlog.storage.store import Store
 
 
 @pytest.fixture

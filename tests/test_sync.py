@@ -16,9 +16,9 @@ import pgserver
 import pytest
 
 from laserlog.central import pgschema
-from laserlog.recorder import SessionInfo
-from laserlog.reports import FAULT_KINDS, energy_report, faults_report, make_filters
-from laserlog.store import Store
+from laserlog.recording.recorder import SessionInfo
+from laserlog.review.reports import FAULT_KINDS, energy_report, faults_report, make_filters
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 from reviewkit import LASERLOG, assert_clean_error, cli, record
@@ -57,7 +57,7 @@ def url(server) -> str:
 
 def _console_db(folder: Path, profile: str, seed: int, sessions: list[tuple[str, int]]) -> Path:
     """Record sessions from a simulated console into a database of its own."""
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     db = folder / f"{profile}-{seed}.db"
@@ -171,7 +171,7 @@ def test_server_verify_names_a_pulse_changed_on_the_server(url, consoles, tmp_pa
 
 
 def test_schema_twins_have_the_console_columns():
-    from laserlog.schema import MIGRATIONS
+    from laserlog.storage.schema import MIGRATIONS
 
     conn = sqlite3.connect(":memory:")
     for migration in MIGRATIONS:
@@ -247,7 +247,7 @@ def test_a_server_schema_newer_than_the_client_is_refused(url, consoles, tmp_pat
 
 
 def record_more(store: Store) -> None:
-    from laserlog import chain
+    from laserlog.storage import chain
 
     with store.conn:
         head = chain.insert(store.conn, "events", [(None, time.time(), "note", "info", "more")],
@@ -318,8 +318,8 @@ def test_console_role_only_appends_and_officer_role_only_reads_and_signs(server,
 
 # -- background shipping while recording ------------------------------------------------------
 def test_record_ships_in_the_background_and_survives_a_dead_server(url, tmp_path):
-    from laserlog.catalog import open_profile
     from laserlog.central.shipper import Shipper
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     db = tmp_path / "live.db"
@@ -342,7 +342,7 @@ def test_record_ships_in_the_background_and_survives_a_dead_server(url, tmp_path
 
 
 def test_record_with_sync_option_ships_the_session(url, tmp_path):
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     db = tmp_path / "rec.db"

@@ -13,8 +13,8 @@ import pytest
 import test_sync
 from test_sync import _console_db, _copy, _server_count
 
-from laserlog import chain
-from laserlog.store import Store
+from laserlog.storage import chain
+from laserlog.storage.store import Store
 
 from conftest import wait_until
 from reviewkit import cli, pre_chain_database

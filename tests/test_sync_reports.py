@@ -17,8 +17,8 @@ from pathlib import Path
 import pgserver
 import pytest
 
-from laserlog.recorder import SessionInfo
-from laserlog.store import Store
+from laserlog.recording.recorder import SessionInfo
+from laserlog.storage.store import Store
 
 from reviewkit import assert_clean_error, cli, record, user
 
@@ -41,8 +41,8 @@ def server():
 
 
 def _calibrate(store: Store, result: str, deviation: float, days_ago: float) -> None:
-    from laserlog.calibration import Check, Shot
-    from laserlog.calibration import record as record_check
+    from laserlog.review.calibration import Check, Shot
+    from laserlog.review.calibration import record as record_check
 
     when = time.time() - days_ago * 86400
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
@@ -56,10 +56,10 @@ def _calibrate(store: Store, result: str, deviation: float, days_ago: float) -> 
 @pytest.fixture(scope="module")
 def fleet(server, tmp_path_factory):
     """Three console files synced to one database: (url, {console name: db path})."""
-    from laserlog.catalog import open_profile
     from laserlog.central.sync import sync
-    from laserlog.corrections import correct
-    from laserlog.signoff import sign
+    from laserlog.config.catalog import open_profile
+    from laserlog.review.corrections import correct
+    from laserlog.review.signoff import sign
     from laserlog.sim.engine import Simulator
 
     root = tmp_path_factory.mktemp("fleet")

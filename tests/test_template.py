@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from laserlog.template import compile_template
+from laserlog.config.template import compile_template
 
 finite_floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 ints = st.integers(min_value=-(10**9), max_value=10**9)

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from tui_support import FROZEN_ELAPSED_S, T0, frozen_app, screen_text, wait_for
 
 from laserlog.central.shipper import ShipperStatus
-from laserlog.recorder import SessionInfo
+from laserlog.recording.recorder import SessionInfo
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
 

@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
-from laserlog import chain
-from laserlog.recorder import SessionInfo
-from laserlog.store import Store
-from laserlog.verify import verify_database
+from laserlog.recording.recorder import SessionInfo
+from laserlog.storage import chain
+from laserlog.storage.store import Store
+from laserlog.storage.verify import verify_database
 
 from reviewkit import cli, pre_chain_database, record, tamper
 
@@ -21,7 +21,7 @@ INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=Tru
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     """A database with two recorded sessions (real recorder, simulated console), untouched."""
-    from laserlog.catalog import open_profile
+    from laserlog.config.catalog import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("pristine")
@@ -187,10 +187,10 @@ def test_triggers_refuse_changes_from_any_connection(db, table, statement):
 
 
 def test_triggers_guard_the_review_tables(db):
-    from laserlog.calibration import Check, Shot
-    from laserlog.calibration import record as record_check
-    from laserlog.corrections import correct
-    from laserlog.signoff import sign
+    from laserlog.review.calibration import Check, Shot
+    from laserlog.review.calibration import record as record_check
+    from laserlog.review.corrections import correct
+    from laserlog.review.signoff import sign
 
     from reviewkit import user
 
@@ -274,7 +274,7 @@ def test_anchor_copy_kept_elsewhere_catches_a_tail_removed_with_its_anchor(db, t
 
 
 def test_recovered_rows_join_the_chain_and_the_session_is_sealed_again(db, tmp_path):
-    from laserlog.recovery import recover
+    from laserlog.storage.recovery import recover
 
     spill = tmp_path / "spill.ndjson"
     spill.write_text("\n".join(json.dumps({"table": "pulses", "row": [

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laserlog import chain
-from laserlog.catalog import open_profile
-from laserlog.completion import PulseCompleter
-from laserlog.model import PulseReading
-from laserlog.store import INSERT_PULSE, ROWS_PER_STATEMENT, Store, insert_rows
-from laserlog.verify import verify_database
-from laserlog.writer import Batch, BatchWriter
+from laserlog.config.catalog import open_profile
+from laserlog.domain.model import PulseReading
+from laserlog.recording.completion import PulseCompleter
+from laserlog.storage import chain
+from laserlog.storage.store import INSERT_PULSE, ROWS_PER_STATEMENT, Store, insert_rows
+from laserlog.storage.verify import verify_database
+from laserlog.storage.writer import Batch, BatchWriter
 
 
 def _session(store: Store) -> int:

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from laserlog.catalog import open_profile
-from laserlog.completion import EventRow, PulseCompleter
-from laserlog.model import PulseReading, SettingReading, StatusReading
-from laserlog.profile import Profile
-from laserlog.recorder import Recorder, SessionInfo
+from laserlog.config.catalog import open_profile
+from laserlog.config.profile import Profile
+from laserlog.domain.model import PulseReading, SettingReading, StatusReading
+from laserlog.recording.completion import EventRow, PulseCompleter
+from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.console import Console
-from laserlog.store import INSERT_PULSE, Store
+from laserlog.storage.store import INSERT_PULSE, Store
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController, LiveSession
 
@@ -117,7 +117,7 @@ def frozen_app(tmp_path: Path, *, pulses: int = 0, alarm: bool = False,
     if history:
         build_history(db, p)
     controller = FrozenController(db, p, "/dev/ttyFROZEN")
-    from laserlog.model import DeviceIdentity
+    from laserlog.domain.model import DeviceIdentity
 
     controller.link_state = "up"
     controller.identity = DeviceIdentity(p.identity.model, p.simulator.serial, "2.1.0")

@@ -1,5 +1,5 @@
 """Run the command line: python -m laserlog."""
 
-from laserlog.cli import main
+from laserlog.cli.main import main
 
 raise SystemExit(main())

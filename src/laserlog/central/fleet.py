@@ -1,7 +1,7 @@
 """The central server read like the consoles' files: verify and reports, console by console.
 
 Each console is checked and reported through `pgconn.ConsoleView` by the same code that
-reads a local file (laserlog.verify, laserlog.reports), then the per-console answers are
+reads a local file (laserlog.storage.verify, laserlog.review.reports), then the per-console answers are
 joined: summed per group, so a fleet report equals the sum of the consoles' own reports.
 """
 
@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from laserlog import reports, verify
 from laserlog.central.pgconn import ConsoleView, consoles
 from laserlog.central.pgschema import CentralError, check_version
 from laserlog.central.server import open_server, redact
-from laserlog.reports import Filters, Report
+from laserlog.review import reports
+from laserlog.review.reports import Filters, Report
+from laserlog.storage import verify
 
 #: Fleet groupings on top of the local ones.
 FLEET_GROUPS = ("console", "site")
@@ -220,7 +221,7 @@ def calibration(url: str, f: Filters, *, history: bool) -> Report:
     The consoles' site files stay on the consoles: the central server applies the site
     configuration $LASERLOG_SITE names, else the defaults.
     """
-    from laserlog.siteconfig import site_for
+    from laserlog.config.siteconfig import site_for
 
     site = site_for(None)
     return _stacked(url, lambda v: reports.calibration_report(v, f, history=history, site=site),
@@ -243,8 +244,8 @@ def export(url: str, console: str | None, fmt: str, session_id: int | None,
     Sessions are named by the console's own ids (`--session ID --console NAME-or-UUID`).
     Return (sessions, rows written, the console's name).
     """
-    from laserlog import export as exporter
     from laserlog.central.pgconn import find_console
+    from laserlog.review import export as exporter
 
     pg = _open(url)
     try:

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from laserlog.store import connect, utc_now
+from laserlog.storage.store import connect, utc_now
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS central_identity (

@@ -157,7 +157,7 @@ class ConsoleView:
         for table in TABLES:
             pg.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {', '.join(columns(table))}"
                        f" FROM {SCHEMA}.{table} WHERE console_id = {int(console_id)}")
-        # The console schema's two readable views (laserlog.schema), over the views above.
+        # The console schema's two readable views (laserlog.storage.schema), over the views above.
         pg.execute("CREATE OR REPLACE TEMP VIEW pulse_log AS SELECT p.id, p.session_id, p.seq, "
                    + _ISO_MS.format("p.received_unix_s") + " AS received_utc,"
                    " p.pulse_duration_ps, p.regime, p.energy_j, p.fluence_j_cm2, p.spot_mm,"

@@ -267,7 +267,7 @@ class _Shipping:
 
     def growth_rows_per_s(self) -> float:
         """Return how fast pulses and events were committed since the last look."""
-        from laserlog.store import connect
+        from laserlog.storage.store import connect
 
         try:
             if self._conn is None:

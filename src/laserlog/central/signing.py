@@ -3,7 +3,7 @@
 The signers are the server's own users (`central_users`, added by the database's owner),
 not the users each console ships: a console's login may append to its shipped tables, so
 a console must not decide who signs for it. A signature follows the local rules
-(laserlog.signoff.check_signable) against the session's seal as the server holds it, and
+(laserlog.review.signoff.check_signable) against the session's seal as the server holds it, and
 is appended to `central_signoffs`, which officers may insert into, nobody may change, and
 no sync touches.
 """
@@ -28,8 +28,8 @@ from laserlog.central.pgschema import (
 )
 from laserlog.central.server import open_server, redact
 from laserlog.errors import LaserlogError
-from laserlog.signoff import Signature, SignoffError, check_signable, signature_row
-from laserlog.users import (
+from laserlog.review.signoff import Signature, SignoffError, check_signable, signature_row
+from laserlog.review.users import (
     USER_COLUMNS,
     AuthError,
     User,

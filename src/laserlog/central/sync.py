@@ -32,7 +32,7 @@ from laserlog.central.pgschema import (
     migrate,
 )
 from laserlog.central.server import open_server, redact
-from laserlog.chain import CHAINED, parse_ranges
+from laserlog.storage.chain import CHAINED, parse_ranges
 
 _FETCH = 5000
 #: Rows of any one table (and chain links) one chunk ships at most: one transaction each.
@@ -78,7 +78,7 @@ def sync(db_path: str | Path, url: str, *, name: str | None = None, site: str | 
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    from laserlog.store import connect
+    from laserlog.storage.store import connect
 
     started = time.perf_counter()
     where = redact(url)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from typing import NamedTuple
 
-from laserlog import dosimetry
-from laserlog.dosimetry import interpolate
-from laserlog.profile import Profile
+from laserlog.config.profile import Profile
+from laserlog.domain import dosimetry
+from laserlog.domain.dosimetry import interpolate
 
 # Error codes a simulated console answers with (profiles may map them in their fault table).
 ERR_SYNTAX = 1

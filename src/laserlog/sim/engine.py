@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from laserlog.drivers_registry import driver_module
-from laserlog.profile import Profile
+from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import Profile
 from laserlog.sim.console import Console, SimPulse
 from laserlog.sim.faults import FaultPlan, Scheduled
 from laserlog.sim.pty_link import PtyLink

@@ -19,9 +19,9 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 
-from laserlog.completion import EventRow
 from laserlog.errors import LaserlogError
-from laserlog.store import Store
+from laserlog.recording.completion import EventRow
+from laserlog.storage.store import Store
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.alarms import Alarm
 from laserlog.tui.checklist import DEFAULT_ITEMS, CheckItem

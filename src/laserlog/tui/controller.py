@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from laserlog import chain
 from laserlog.central.shipper import Shipper
-from laserlog.completion import EventRow
+from laserlog.config.profile import Profile
+from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import LaserlogError, PortError, ProtocolError
-from laserlog.model import DeviceIdentity
-from laserlog.profile import Profile
-from laserlog.recorder import Recorder, SessionInfo, Totals
-from laserlog.store import INSERT_EVENT, Store
+from laserlog.recording.completion import EventRow
+from laserlog.recording.recorder import Recorder, SessionInfo, Totals
+from laserlog.storage import chain
+from laserlog.storage.store import INSERT_EVENT, Store
 from laserlog.tui.alarms import Alarm, alarm_word
 
 #: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
@@ -366,7 +366,7 @@ class LiveController:
                         alarm.session_id, event.received_unix_s, event.kind, event.severity,
                         None, event.message, None, event.count, None))
                     head = chain.append_batch(self.store.conn, alarm.session_id, {"events": 1})
-                chain.write_anchor(self.store.path, head)  # tamper evidence (laserlog.chain)
+                chain.write_anchor(self.store.path, head)  # tamper evidence (laserlog.storage.chain)
                 if alarm.session_id is not None:
                     self.store.recount(alarm.session_id)
         self._latched.clear()  # acknowledged: the next excursion alarms again

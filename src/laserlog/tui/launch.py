@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from laserlog.profile import Profile
+from laserlog.config.profile import Profile
 from laserlog.tui.checklist import load_checklist
 from laserlog.tui.controller import LiveController
 

@@ -15,8 +15,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log, Sparkline, Static
 
-from laserlog.completion import EventRow
 from laserlog.errors import LaserlogError
+from laserlog.recording.completion import EventRow
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.text import clock_text, current_settings, energy_text, event_line, pulse_line
 from laserlog.tui.top_bar import TopBar

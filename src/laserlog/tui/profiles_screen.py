@@ -10,10 +10,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from laserlog.catalog import profile_files
+from laserlog.config.catalog import profile_files
+from laserlog.config.profile import load_profile
 from laserlog.errors import LaserlogError
-from laserlog.profile import load_profile
-from laserlog.summary import format_profile
+from laserlog.review.summary import format_profile
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.top_bar import TopBar
 

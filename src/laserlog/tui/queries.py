@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from laserlog.store import Store
+from laserlog.storage.store import Store
 
 #: Sort keys for the session list -> ORDER BY expression.
 SESSION_SORTS = {

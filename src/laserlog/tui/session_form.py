@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from laserlog.errors import LaserlogError, SessionError
-from laserlog.recorder import SessionInfo, normalise_skin_type
+from laserlog.recording.recorder import SessionInfo, normalise_skin_type
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.checklist import EYEWEAR_KEY, label_for
 from laserlog.tui.queries import AreaHistory, ClientHistory, client_history

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from laserlog.summary import REGIME_NAMES
+from laserlog.review.summary import REGIME_NAMES
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.text import num
 from laserlog.tui.top_bar import TopBar

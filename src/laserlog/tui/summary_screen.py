@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from laserlog.summary import format_session
+from laserlog.review.summary import format_session
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.top_bar import TopBar
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from laserlog.completion import EventRow
-from laserlog.profile import Profile
-from laserlog.summary import REGIME_NAMES
+from laserlog.config.profile import Profile
+from laserlog.recording.completion import EventRow
+from laserlog.review.summary import REGIME_NAMES
 
 _MARK = {"alarm": "!!", "warning": "! ", "info": "  "}
 _REGIME_WORD = {"ps": "pico", "ns": "nano", "long": "long"}
@@ -54,7 +54,7 @@ def regime_name(duration_ps: float | None) -> str:
     """Return the regime name of a pulse duration (picosecond, nanosecond, long pulse)."""
     if duration_ps is None or duration_ps <= 0:
         return "-"
-    from laserlog.dosimetry import regime
+    from laserlog.domain.dosimetry import regime
 
     return REGIME_NAMES.get(regime(duration_ps), "?")
 

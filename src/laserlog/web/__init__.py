@@ -1,5 +1,5 @@
 """The officer's review in a browser: `laserlog serve`, a read-only Datasette over the log.
 
-Kept light: `laserlog --help` imports `laserlog.web.cli`, which imports Datasette only when
+Kept light: `laserlog --help` imports `laserlog.cli.web`, which imports Datasette only when
 the command runs.
 """

@@ -27,7 +27,7 @@ _REPORT_PATH = re.compile(r"^/-/laserlog/sessions/\d+/report$")
 
 def _review_conn(path: str) -> sqlite3.Connection:
     """Return this thread's own read-only connection for chain walks (never Datasette's)."""
-    from laserlog.store import connect
+    from laserlog.storage.store import connect
 
     conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
     if path not in conns:
@@ -36,7 +36,7 @@ def _review_conn(path: str) -> sqlite3.Connection:
 
 
 def _signature(path: str, signoff_id: int) -> tuple[bool, str]:
-    from laserlog.signoff import signatures
+    from laserlog.review.signoff import signatures
 
     conn = _review_conn(path)
     row = conn.execute("SELECT session_id FROM signoffs WHERE id = ?", (signoff_id,)).fetchone()
@@ -66,7 +66,7 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
 def _session_html(db_path: str, session_id: int) -> str:
     """Return the printable HTML `laserlog export --format html --session ID` writes."""
     from laserlog.errors import LaserlogError
-    from laserlog.export import export, select_sessions
+    from laserlog.review.export import export, select_sessions
 
     conn = _review_conn(db_path)
     try:

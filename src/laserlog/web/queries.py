@@ -1,4 +1,4 @@
-"""The canned queries: the officer's reports (laserlog.reports) as plain SQL for Datasette.
+"""The canned queries: the officer's reports (laserlog.review.reports) as plain SQL for Datasette.
 
 Each query answers the same question as a `laserlog report` and gives the same figures:
 corrected session details (latest correction wins), per-session totals from `sessions`
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from laserlog.reports import FAULT_KINDS
+from laserlog.review.reports import FAULT_KINDS
 
 #: Where a session's printable HTML report is served (see laserlog.web.plugin).
 REPORT_ROUTE = "/-/laserlog/sessions/{id}/report"

@@ -62,8 +62,8 @@ class ReadOnlyDatabase(Database):
 
 def check_database(db_path: Path) -> None:
     """Refuse a missing file or one that is not a laserlog database."""
-    from laserlog.schema import SCHEMA_VERSION
-    from laserlog.store import connect
+    from laserlog.storage.schema import SCHEMA_VERSION
+    from laserlog.storage.store import connect
 
     conn = connect(db_path, readonly=True)  # StoreError names a missing file
     try:
@@ -116,7 +116,7 @@ def build(db_path: Path, *, passwords: dict[str, str] | None = None,
     """Return a Datasette serving the database read-only with laserlog's metadata."""
     from datasette.plugins import pm
 
-    from laserlog.siteconfig import site_for
+    from laserlog.config.siteconfig import site_for
     from laserlog.web import plugin
 
     check_database(db_path)

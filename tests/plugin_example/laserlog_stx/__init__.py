@@ -26,9 +26,9 @@ from laserlog.drivers.line import check_profile as check_line_profile
 from laserlog.errors import ProfileError
 
 if TYPE_CHECKING:
-    from laserlog.profile import Profile
+    from laserlog.config.profile import Profile
+    from laserlog.link.transport import Link
     from laserlog.sim.console import Console
-    from laserlog.transport import Link
 
 __all__ = ["Device", "Driver", "bcc", "check_profile", "frame"]
 

@@ -1,0 +1,551 @@
+"""The safety officer's commands: report, verify, users, signoff, correct, calibrate, export.
+
+Registered on the main parser by `add_commands`; like the rest of the command line, each
+command imports what it needs when it runs, so `laserlog --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+ArgAdder = Callable[[argparse.ArgumentParser], None]
+
+
+def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
+    p.add_argument("--from", dest="start", metavar="DATE", help="from this UTC date or time")
+    p.add_argument("--to", dest="end", metavar="DATE", help="up to this UTC date (inclusive) or time")
+    p.add_argument("--device", metavar="ID", help="only this console: profile name or serial")
+    p.add_argument("--operator", metavar="ID", help="only sessions this operator ran")
+    if client:
+        p.add_argument("--client", metavar="REF", help="only this client pseudonym")
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default table)")
+
+
+def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
+                 positive_int: Callable[[str], int],
+                 positive_float: Callable[[str], float]) -> None:
+    """Add the review commands to the main parser's subcommands."""
+    report = commands.add_parser("report", help="energy, faults, limits, calibration and "
+                                 "sign-off reports for the safety officer")
+    sub = report.add_subparsers(dest="report", metavar="REPORT", required=True,
+                                parser_class=type(report))
+    p = sub.add_parser("energy", help="pulses, total energy, max fluence and regimes")
+    p.add_argument("--by", default="session", choices=("session", "day", "week", "month",
+                                                       "device", "operator", "client", "area",
+                                                       "console", "site"),
+                   help="one row per session (default) or per group; client = per client "
+                   "and area, summed across sessions; console and site: on a central server")
+    _filters(p)
+    p.add_argument("--last", type=positive_int, metavar="N",
+                   help="only the N most recent sessions that match")
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_energy)
+    p = sub.add_parser("faults", help="console faults, interlocks, link losses, gaps, "
+                       "disagreements, out-of-limit pulses")
+    p.add_argument("--by", default="event",
+                   choices=("event", "kind", "device", "session", "day", "month", "console",
+                            "site"),
+                   help="list every event (default) or count them per group")
+    p.add_argument("--kind", action="append", metavar="KIND",
+                   help="only this event kind (repeatable), e.g. fault, interlock_open, gap")
+    _filters(p)
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_faults)
+    p = sub.add_parser("limits", help="sessions that ran outside a profile's or the site's limits")
+    _filters(p)
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_limits)
+    p = sub.add_parser("calibration", help="each console's calibration status, or the history")
+    p.add_argument("--history", action="store_true", help="list every check instead")
+    p.add_argument("--from", dest="start", metavar="DATE")
+    p.add_argument("--to", dest="end", metavar="DATE")
+    p.add_argument("--device", metavar="ID", help="only this console: profile name or serial")
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_calibration)
+    p = sub.add_parser("signoffs", help="who signed which session, and whether it still holds")
+    _filters(p)
+    p.add_argument("--user", metavar="ID", help="only this signer")
+    p.add_argument("--unsigned", action="store_true",
+                   help="list ended sessions without a valid approval instead")
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_signoffs)
+
+    p = commands.add_parser("verify", help="check the database for tampering: integrity, hash "
+                            "chain, seals, anchor file")
+    p.add_argument("--anchor", metavar="FILE", help="anchor file (default: beside the database)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    db_arg(p)
+    p.set_defaults(func=cmd_verify)
+
+    users = commands.add_parser("users", help="add and list the people who sign and calibrate")
+    sub = users.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               parser_class=type(users))
+    p = sub.add_parser("add", help="add a user (passphrase from a prompt, stdin or "
+                       "$LASERLOG_PASSPHRASE)")
+    p.add_argument("user_id", metavar="ID")
+    p.add_argument("--name", required=True, help="printed name, as under a signature")
+    p.add_argument("--role", required=True, choices=("technician", "officer", "engineer"))
+    db_arg(p)
+    p.set_defaults(func=cmd_users_add)
+    p = sub.add_parser("list", help="list users")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    db_arg(p)
+    p.set_defaults(func=cmd_users_list)
+
+    p = commands.add_parser("signoff", help="sign a session off (reviewed or approved)")
+    p.add_argument("session", type=positive_int, metavar="SESSION")
+    p.add_argument("--meaning", required=True, choices=("reviewed", "approved"))
+    p.add_argument("--user", required=True, metavar="ID", help="your user ID")
+    p.add_argument("--console", metavar="NAME", help="on a central server (--db postgresql://"
+                   "...): the console whose session this is, by name or UUID")
+    db_arg(p)
+    p.set_defaults(func=cmd_signoff)
+
+    p = commands.add_parser("correct", help="correct a session detail with a new row (who, "
+                            "when, old and new value, reason)")
+    p.add_argument("session", type=positive_int, metavar="SESSION")
+    p.add_argument("--field", required=True, choices=("client", "area", "skin-type"))
+    p.add_argument("--value", required=True, help="the correct value")
+    p.add_argument("--reason", required=True, help="why the recorded value was wrong")
+    p.add_argument("--user", required=True, metavar="ID", help="your user ID")
+    db_arg(p)
+    p.set_defaults(func=cmd_correct)
+
+    p = commands.add_parser("calibrate", help="check a console's output energy with a meter")
+    p.add_argument("--profile", required=True, help="the console's profile")
+    p.add_argument("--port", required=True, metavar="URL", help="the console's port")
+    p.add_argument("--meter", required=True, metavar="METER_PROFILE",
+                   help="the meter's profile, e.g. ophir-nova2 or gentec-maestro")
+    p.add_argument("--meter-port", required=True, metavar="URL", help="the meter's port")
+    p.add_argument("--shots", type=positive_int, metavar="N",
+                   help="shots to measure (default: the site file's, else 5)")
+    p.add_argument("--user", required=True, metavar="ID", help="who makes the check")
+    p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    p.add_argument("--meter-serial", metavar="SN",
+                   help="the head's serial number (required when the meter cannot report it)")
+    fire = p.add_mutually_exclusive_group()
+    fire.add_argument("--fire", dest="fire", action="store_true", default=None,
+                      help="fire through the console's profile (default when it can)")
+    fire.add_argument("--no-fire", dest="fire", action="store_false",
+                      help="wait while the technician fires")
+    p.add_argument("--timeout", type=positive_float, metavar="S",
+                   help="longest wait for one shot (default 10 s fired, 120 s by hand)")
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
+    db_arg(p)
+    profiles_arg(p)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = commands.add_parser("export", help="export sessions: csv, json, ndjson or printable html")
+    p.add_argument("--format", required=True, choices=("csv", "json", "ndjson", "html"))
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", type=positive_int, metavar="ID")
+    which.add_argument("--from", dest="start", metavar="DATE", help="sessions started from")
+    p.add_argument("--to", dest="end", metavar="DATE", help="... up to this date (with --from)")
+    p.add_argument("--table", choices=("pulses", "events", "sessions"), default="pulses",
+                   help="what a CSV export holds (default pulses)")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--console", metavar="NAME", help="on a central server (--db postgresql://"
+                   "...): the console whose sessions these are, by name or UUID")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show a progress bar (default: when stderr is a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    db_arg(p)
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("site", help="show the site configuration (limits, calibration policy)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    db_arg(p)
+    p.set_defaults(func=cmd_site)
+
+    p = commands.add_parser("simulate-bench", help="serve a simulated console firing into a "
+                            "simulated energy meter (two ptys), for calibration checks")
+    p.add_argument("profile", help="console profile")
+    p.add_argument("--link", required=True, metavar="PATH", help="symlink for the console's pty")
+    p.add_argument("--meter", required=True, metavar="METER_PROFILE")
+    p.add_argument("--meter-link", required=True, metavar="PATH", help="symlink for the meter's pty")
+    p.add_argument("--bias", type=float, default=None, metavar="FRACTION",
+                   help="the meter reads the delivered energy times (1 + FRACTION)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=positive_float, metavar="HZ", help="override the repetition rate")
+    profiles_arg(p)
+    p.set_defaults(func=cmd_simulate_bench)
+
+
+# -- helpers ----------------------------------------------------------------------------
+def _db(args: argparse.Namespace) -> str:
+    from laserlog.storage.store import default_db_path
+
+    return args.db or str(default_db_path())
+
+
+def _read_store(args: argparse.Namespace):
+    from laserlog.central import is_url
+    from laserlog.errors import LaserlogError
+    from laserlog.storage.store import Store
+
+    if is_url(args.db):
+        raise LaserlogError("this command reads a console's SQLite file; on a central server "
+                            "use `report`, `export`, `verify`, `signoff` or `users` (--db postgresql://...)")
+
+    return Store(_db(args), readonly=True)
+
+
+def _write_store(args: argparse.Namespace):
+    from pathlib import Path
+
+    from laserlog.errors import StoreError
+    from laserlog.storage.store import Store
+
+    path = _db(args)
+    if not Path(path).exists():
+        raise StoreError(f"database {path} does not exist (record a session first, or pass --db)")
+    return Store(path)
+
+
+def _central(args: argparse.Namespace) -> bool:
+    from laserlog.central import is_url
+
+    return is_url(getattr(args, "db", None))
+
+
+def _filters_of(args: argparse.Namespace):
+    from laserlog.review.reports import make_filters
+
+    return make_filters(getattr(args, "start", None), getattr(args, "end", None),
+                        device=getattr(args, "device", None),
+                        operator=getattr(args, "operator", None),
+                        client=getattr(args, "client", None), last=getattr(args, "last", None))
+
+
+def _authenticate(store: Any, user_id: str):
+    from laserlog.review.users import authenticate, read_passphrase
+
+    return authenticate(store, user_id, read_passphrase(f"passphrase for {user_id}: "))
+
+
+# -- reports ----------------------------------------------------------------------------
+def cmd_report_energy(args: argparse.Namespace) -> int:
+    from laserlog.review.reports import energy_report, render
+
+    f = _filters_of(args)
+    if _central(args):
+        from laserlog.cli.central import report_energy
+
+        return report_energy(args, f)
+    with _read_store(args) as store:
+        print(render(energy_report(store.conn, args.by, f), args.format))
+    return 0
+
+
+def cmd_report_faults(args: argparse.Namespace) -> int:
+    from laserlog.review.reports import FAULT_KINDS, faults_report, render
+
+    f = _filters_of(args)
+    kinds = tuple(args.kind) if args.kind else FAULT_KINDS
+    if _central(args):
+        from laserlog.cli.central import report_faults
+
+        return report_faults(args, f, kinds)
+    with _read_store(args) as store:
+        print(render(faults_report(store.conn, args.by, f, kinds), args.format))
+    return 0
+
+
+def cmd_report_limits(args: argparse.Namespace) -> int:
+    from laserlog.review.reports import limits_report, render
+
+    f = _filters_of(args)
+    if _central(args):
+        from laserlog.cli.central import report_limits
+
+        return report_limits(args, f)
+    with _read_store(args) as store:
+        print(render(limits_report(store.conn, f), args.format))
+    return 0
+
+
+def cmd_report_calibration(args: argparse.Namespace) -> int:
+    from laserlog.config.siteconfig import site_for
+    from laserlog.review.reports import calibration_report, render
+
+    f = _filters_of(args)
+    if _central(args):
+        from laserlog.cli.central import report_calibration
+
+        return report_calibration(args, f)
+    with _read_store(args) as store:
+        site = site_for(store.path)
+        print(render(calibration_report(store.conn, f, history=args.history, site=site),
+                     args.format))
+    return 0
+
+
+def cmd_report_signoffs(args: argparse.Namespace) -> int:
+    from laserlog.review.reports import render, signoffs_report
+
+    f = _filters_of(args)
+    if _central(args):
+        from laserlog.cli.central import report_signoffs
+
+        return report_signoffs(args, f)
+    with _read_store(args) as store:
+        print(render(signoffs_report(store.conn, f, user=args.user, unsigned=args.unsigned),
+                     args.format))
+    return 0
+
+
+# -- verify -----------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from laserlog.storage.verify import MAX_LISTED, verify_database
+
+    if _central(args):
+        from laserlog.cli.central import verify
+
+        return verify(args)
+    report = verify_database(_db(args), anchor_file=args.anchor)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0 if report.ok else 1
+    print(f"{report.path}: {report.links} link(s), {report.rows} row(s) recomputed, "
+          f"{report.sessions_sealed} session(s) sealed, head link {report.head_link} "
+          f"{report.head_hash[:16]} ({report.rows_per_s:,.0f} rows/s)")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ok:
+        print("OK: integrity check passed, the chain recomputes, every seal and the anchor match")
+        return 0
+    first = report.findings[0]
+    where = (f"{first.table} row {first.row_id}" if first.row_id is not None and first.table
+             else f"link {first.link_id}" if first.link_id is not None else "database")
+    print(f"TAMPERED or DAMAGED: {len(report.findings)} finding(s); first bad: {where}")
+    for finding in report.findings[:MAX_LISTED]:
+        print(f"  {finding.kind}: {finding.message}")
+    if len(report.findings) > MAX_LISTED:
+        print(f"  ... {len(report.findings) - MAX_LISTED} more")
+    return 1
+
+
+# -- users, sign-off, corrections ----------------------------------------------------------
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from laserlog.review.users import add_user, read_passphrase, validate_user_id
+    from laserlog.storage.store import Store
+
+    validate_user_id(args.user_id)
+    passphrase = read_passphrase(f"passphrase for {args.user_id}: ", confirm=True)
+    if _central(args):
+        from laserlog.cli.central import users_add
+
+        return users_add(args, passphrase)
+    with Store(_db(args)) as store:
+        user = add_user(store, args.user_id, args.name, args.role, passphrase)
+    print(f"added {user.role} {user.user_id} ({user.name})")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    import json
+
+    from laserlog.review.users import list_users
+
+    if _central(args):
+        from laserlog.cli.central import users_list
+
+        users = users_list(args)
+    else:
+        with _read_store(args) as store:
+            users = list_users(store)
+    if args.json:
+        print(json.dumps([{"user_id": u.user_id, "name": u.name, "role": u.role,
+                           "created_utc": u.created_utc} for u in users], indent=2))
+    elif not users:
+        print("no users yet: add one with `laserlog users add ID --name NAME --role ROLE`")
+    else:
+        width = max(len(u.user_id) for u in users)
+        for u in users:
+            print(f"{u.user_id:<{width}}  {u.role:<10}  {u.name}  (added {u.created_utc})")
+    return 0
+
+
+def cmd_signoff(args: argparse.Namespace) -> int:
+    from laserlog.errors import LaserlogError
+    from laserlog.review.signoff import sign
+
+    if _central(args):
+        from laserlog.cli.central import signoff
+
+        return signoff(args)
+    if args.console is not None:
+        raise LaserlogError("--console picks a console on a central server (--db postgresql://...)")
+    with _write_store(args) as store:
+        if store.session(args.session) is None:
+            raise LaserlogError(f"no session {args.session} in {store.path} "
+                                "(see `laserlog sessions list`)")
+        user = _authenticate(store, args.user)
+        signature = sign(store, args.session, user, args.meaning)
+    print(f"session {args.session} {signature.meaning} by {signature.printed_name} "
+          f"({signature.role}) at {signature.signed_utc}, bound to seal link "
+          f"{signature.chain_id} {signature.chain_hash[:16]}")
+    return 0
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from laserlog.errors import LaserlogError
+    from laserlog.review.corrections import correct
+
+    with _write_store(args) as store:
+        if store.session(args.session) is None:
+            raise LaserlogError(f"no session {args.session} in {store.path} "
+                                "(see `laserlog sessions list`)")
+        user = _authenticate(store, args.user)
+        row = correct(store, args.session, args.field, args.value, args.reason, user)
+    print(f"session {args.session} {args.field}: {row['old_value']!r} -> {row['new_value']!r} "
+          f"(by {row['user_id']}: {row['reason']})")
+    return 0
+
+
+# -- calibration ------------------------------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from laserlog.config.catalog import open_profile
+    from laserlog.config.siteconfig import site_for
+    from laserlog.review.calibration import run_check, vars_of
+
+    console = open_profile(args.profile, args.profiles)
+    meter = open_profile(args.meter, args.profiles)
+    with _write_store(args) as store:
+        user = _authenticate(store, args.user)
+        site = site_for(store.path)
+        check = run_check(store, console, args.port, meter, args.meter_port, user=user,
+                          site=site, shots=args.shots or site.calibration_shots, fire=args.fire,
+                          console_serial=args.serial, meter_serial=args.meter_serial,
+                          timeout_s=args.timeout,
+                          say=lambda text: print(text, file=sys.stderr, flush=True))
+    if args.json:
+        data = {k: getattr(check, k) for k in ("calibration_id", "profile_id", "console_serial",
+                                                 "meter_model", "meter_serial", "user_id",
+                                                 "started_utc", "set_energy_j",
+                                                 "mean_measured_energy_j", "deviation",
+                                                 "max_abs_deviation", "result", "fired_by")}
+        data["shots"] = [vars_of(s) for s in check.shots]
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"calibration check {check.calibration_id}: {check.profile_id} serial "
+              f"{check.console_serial or '-'} set {check.set_energy_j:.4g} J, measured mean "
+              f"{check.mean_measured_energy_j:.4g} J over {len(check.shots)} shot(s): "
+              f"{check.deviation:+.1%} -> {check.result.upper()} (warn beyond "
+              f"{check.warn_deviation:.0%}, fail beyond {check.fail_deviation:.0%}); meter "
+              f"{check.meter_model} serial {check.meter_serial}; by {check.user_id}")
+    return 1 if check.result == "fail" else 0
+
+
+def cmd_simulate_bench(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from laserlog.config.catalog import open_profile
+    from laserlog.errors import LaserlogError
+    from laserlog.sim.beam import couple
+    from laserlog.sim.engine import Simulator
+
+    console = open_profile(args.profile, args.profiles)
+    meter = open_profile(args.meter, args.profiles)
+    if meter.kind != "meter":
+        raise LaserlogError(f"profile {meter.id} is not an energy meter (kind = \"meter\")")
+    try:
+        console_sim = Simulator(console, args.link, seed=args.seed, rate_hz=args.rate)
+        meter_sim = Simulator(meter, args.meter_link, seed=args.seed + 1)
+    except OSError as exc:
+        raise LaserlogError(f"cannot create the simulated ports: {exc.strerror}") from None
+    if args.bias is not None:
+        meter_sim.device.bias = args.bias
+    couple(console_sim, meter_sim)
+    done = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: done.set())
+    console_sim.start()
+    meter_sim.start()
+    print(f"simulating {console.name} on {args.link} firing into {meter.name} on "
+          f"{args.meter_link} (bias {meter_sim.device.bias:+.0%})", file=sys.stderr, flush=True)
+    done.wait()
+    console_sim.stop()
+    meter_sim.stop()
+    return 0
+
+
+# -- export, site -----------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from laserlog.errors import LaserlogError
+    from laserlog.review.export import export, select_sessions
+    from laserlog.review.reports import make_filters
+
+    if args.end and not args.start:
+        raise LaserlogError("--to needs --from")
+    f = make_filters(args.start, args.end) if args.start else None
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def progress(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        filled = int(share * 30)
+        print(f"\rexporting [{'#' * filled}{' ' * (30 - filled)}] {share:4.0%} "
+              f"{done}/{total} pulses", end="", file=sys.stderr, flush=True)
+
+    if _central(args):
+        from laserlog.cli.central import export as export_central
+
+        return export_central(args, f, progress if show else None)
+    if args.console is not None:
+        raise LaserlogError("--console picks a console on a central server (--db postgresql://...)")
+    with _read_store(args) as store:
+        sessions = select_sessions(store.conn, args.session, f.start_utc if f else None,
+                                   f.end_utc if f else None)
+        rows = export(store.conn, args.format, sessions, Path(args.out), table=args.table,
+                      progress=progress if show else None, database=str(store.path))
+    if show:
+        print(file=sys.stderr)
+    print(f"exported {len(sessions)} session(s), {rows} pulse(s) to {args.out} ({args.format})")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    import json
+
+    from laserlog.config.siteconfig import site_for
+
+    site = site_for(_db(args))
+    data = {"source": site.source, "calibration_interval_days": site.calibration_interval_days,
+            "warn_deviation": site.warn_deviation, "fail_deviation": site.fail_deviation,
+            "calibration_shots": site.calibration_shots,
+            "profile_tolerance": site.profile_tolerance,
+            "limits": {k: list(v) for k, v in site.limits.items()},
+            "profile_limits": {p: {k: list(v) for k, v in b.items()}
+                               for p, b in site.profile_limits.items()}}
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"site configuration: {site.source}")
+    print(f"  calibration: every {site.calibration_interval_days:g} days, {site.calibration_shots}"
+          f" shots, warn beyond {site.warn_deviation:.0%}, fail beyond {site.fail_deviation:.0%}")
+    print(f"  profile ranges widened by {site.profile_tolerance:.0%}")
+    for scope, bounds in [("all consoles", site.limits), *site.profile_limits.items()]:
+        for column, (low, high) in sorted(bounds.items()):
+            print(f"  {scope}: {column} min {low if low is not None else '-'} max "
+                  f"{high if high is not None else '-'}")
+    return 0

@@ -1,0 +1,147 @@
+"""The site configuration the laser safety officer owns: limits and the calibration policy.
+
+One TOML file, found as $LASERLOG_SITE, else `site.toml` in the database's folder. Without
+a file the defaults below apply. Every key is checked when the file loads; a broken file
+stops recording with a message naming the file and key, rather than recording unchecked.
+
+```toml
+[calibration]
+interval_days = 30        # a console's last check must be younger than this
+warn_deviation = 0.10     # |measured - set| / set above this warns
+fail_deviation = 0.20     # ... and above this fails (IEC 60601-2-22 acceptance: +-20 %)
+shots = 5                 # default number of shots of a check
+
+[limits]                  # every console; min_/max_ + a stored column name
+profile_tolerance = 0.10  # a pulse may pass a profile's parameter range by this much
+max_fluence_j_cm2 = 8.0
+
+[limits.ps755-ref]        # one profile
+max_fluence_j_cm2 = 6.0
+min_spot_mm = 3
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laserlog.config.tomlreader import TableReader
+from laserlog.errors import ProfileError
+
+#: Stored pulse columns a limit may name, with their unit for messages.
+LIMIT_COLUMNS: dict[str, str] = {
+    "energy_j": "J",
+    "fluence_j_cm2": "J/cm2",
+    "spot_mm": "mm",
+    "pulse_duration_ps": "ps",
+    "wavelength_nm": "nm",
+    "rep_rate_hz": "Hz",
+    "beamlet_fluence_j_cm2": "J/cm2",
+}
+
+Bounds = dict[str, tuple[float | None, float | None]]  # column -> (min, max)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """What the officer decided for this site."""
+
+    source: str = "(defaults)"
+    calibration_interval_days: float = 30.0
+    warn_deviation: float = 0.10
+    fail_deviation: float = 0.20
+    calibration_shots: int = 5
+    profile_tolerance: float = 0.10
+    limits: Bounds = field(default_factory=dict)
+    profile_limits: dict[str, Bounds] = field(default_factory=dict)
+
+    def bounds_for(self, profile_id: str) -> Bounds:
+        """Return the site's limits for one console: the profile's own override the general."""
+        merged = dict(self.limits)
+        for column, (low, high) in self.profile_limits.get(profile_id, {}).items():
+            old_low, old_high = merged.get(column, (None, None))
+            merged[column] = (low if low is not None else old_low,
+                              high if high is not None else old_high)
+        return merged
+
+
+def site_path(db_path: str | Path | None = None) -> Path | None:
+    """Return where the site configuration is looked for ($LASERLOG_SITE first)."""
+    env = os.environ.get("LASERLOG_SITE")
+    if env:
+        return Path(env)
+    if db_path is None:
+        return None
+    return Path(db_path).resolve().parent / "site.toml"
+
+
+def _bounds(reader: TableReader, skip: set[str]) -> Bounds:
+    bounds: Bounds = {}
+    for key in list(reader.table):
+        if key in skip:
+            continue
+        side, _, column = key.partition("_")
+        if side not in ("min", "max") or column not in LIMIT_COLUMNS:
+            raise reader.error(key, "unknown limit", expected="min_ or max_ followed by one of "
+                               + ", ".join(LIMIT_COLUMNS))
+        value = reader.float(key, minimum=0)
+        low, high = bounds.get(column, (None, None))
+        bounds[column] = (value, high) if side == "min" else (low, value)
+    for column, (low, high) in bounds.items():
+        if low is not None and high is not None and low > high:
+            raise reader.error(f"max_{column}", "range is inverted",
+                               value=f"min {low:g} > max {high:g}", expected="min <= max")
+    return bounds
+
+
+def parse_site(data: dict, source: str) -> SiteConfig:
+    """Validate a parsed site file and return the configuration."""
+    root = TableReader(source, "", data)
+    cal = root.sub("calibration")
+    interval = cal.float("interval_days", 30.0, positive=True, maximum=3660)
+    warn = cal.float("warn_deviation", 0.10, positive=True, maximum=1.0)
+    fail = cal.float("fail_deviation", 0.20, positive=True, maximum=1.0)
+    shots = cal.int("shots", 5, minimum=1, maximum=1000)
+    cal.done()
+    if warn > fail:
+        raise cal.error("warn_deviation", "above fail_deviation", value=warn,
+                        expected=f"at most fail_deviation ({fail:g})")
+    lim = root.sub("limits")
+    tolerance = lim.float("profile_tolerance", 0.10, minimum=0, maximum=1.0)
+    profiles: dict[str, Bounds] = {}
+    tables = {k for k, v in lim.table.items() if isinstance(v, dict)}
+    for key in sorted(tables):
+        sub = lim.sub(key)
+        profiles[key] = _bounds(sub, set())
+    general = _bounds(lim, tables | {"profile_tolerance"})
+    root.done()
+    return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles)
+
+
+def load_site(path: str | Path | None) -> SiteConfig:
+    """Read the site file at `path`; the defaults when there is none."""
+    if path is None:
+        return SiteConfig()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if os.environ.get("LASERLOG_SITE"):
+            raise ProfileError(str(path), "", "site configuration file does not exist",
+                               expected="the file $LASERLOG_SITE names") from None
+        return SiteConfig()
+    except OSError as exc:
+        raise ProfileError(str(path), "", f"cannot read the site file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(str(path), "", f"TOML syntax error: {exc}") from None
+    return parse_site(data, str(path))
+
+
+def site_for(db_path: str | Path | None) -> SiteConfig:
+    """Return the site configuration that applies to a database."""
+    return load_site(site_path(db_path))

@@ -1,0 +1,1 @@
+"""The domain: clinical arithmetic, units and the plain records every stage passes on."""

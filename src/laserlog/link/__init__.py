@@ -1,0 +1,1 @@
+"""The console link: serial transport, the driver base, port locks and transcripts."""

@@ -1,0 +1,121 @@
+"""The serial link: any pyserial URL, bulk reads, an enforced gap between commands."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from laserlog.errors import PortError
+
+if TYPE_CHECKING:
+    import serial
+
+    from laserlog.config.profile import Transport
+
+try:
+    from termios import error as _termios_error
+
+    _TTY_REFUSALS: tuple[type[Exception], ...] = (_termios_error,)
+except ImportError:  # no termios on Windows
+    _TTY_REFUSALS = ()
+
+
+class Link:
+    """An open serial port. Reads in bulk; framing is the driver's job."""
+
+    def __init__(self, url: str, transport: Transport, *, exclusive: bool = True) -> None:
+        self.url = url
+        self.transport = transport
+        self._exclusive = exclusive
+        self._port: serial.SerialBase | None = None
+        self._last_write = 0.0
+        self._timeout_s = transport.timeout_s
+
+    def open(self) -> Link:
+        """Open the port, raising PortError with what went wrong and where."""
+        import serial
+
+        t = self.transport
+        kwargs = dict(baudrate=t.baud, bytesize=t.bytesize, parity=t.parity,
+                      stopbits=t.stopbits, timeout=t.timeout_s, write_timeout=t.timeout_s)
+        try:
+            if "://" not in self.url:
+                kwargs["exclusive"] = self._exclusive
+            self._port = serial.serial_for_url(self.url, **kwargs)
+        except serial.SerialException as exc:
+            text = str(exc)
+            if "exclusively lock" in text or "Resource temporarily unavailable" in text:
+                raise PortError(f"port {self.url} is in use by another program "
+                                "(is another recorder running?)") from None
+            if "No such file" in text or "could not open port" in text:
+                raise PortError(f"port {self.url} does not exist or cannot be opened: {text}") from None
+            raise PortError(f"cannot open port {self.url}: {text}") from None
+        except (ValueError, OSError) as exc:
+            raise PortError(f"cannot open port {self.url}: {exc}") from None
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and self._port.is_open
+
+    def close(self) -> None:
+        if self._port is not None:
+            with contextlib.suppress(OSError):  # closing an unplugged port may fail; it is gone
+                self._port.close()
+            self._port = None
+
+    def __enter__(self) -> Link:
+        return self.open() if not self.is_open else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        """Send bytes, first waiting out the profile's minimum gap between commands."""
+        port = self._require()
+        gap_s = self.transport.command_gap_s
+        if gap_s:
+            wait_s = self._last_write + gap_s - time.monotonic()
+            if wait_s > 0:
+                time.sleep(wait_s)
+        try:
+            port.write(data)
+            port.flush()
+        except OSError as exc:  # SerialException is an OSError
+            raise PortError(f"write to {self.url} failed: {exc}") from None
+        self._last_write = time.monotonic()
+
+    def read_available(self, timeout_s: float) -> bytes:
+        """Return what has arrived, waiting up to `timeout_s` for the first byte."""
+        port = self._require()
+        try:
+            waiting = port.in_waiting
+            if waiting:
+                return port.read(waiting)
+            if timeout_s != self._timeout_s:  # pyserial reconfigures the tty on every change
+                self._timeout_s = timeout_s
+                # pyserial keeps the new timeout even when the tty then refuses settings it
+                # took at open (some kernels' ptys refuse 7 data bits or parity).
+                with contextlib.suppress(*_TTY_REFUSALS):
+                    port.timeout = timeout_s
+            first = port.read(1)
+            if not first:
+                return b""
+            waiting = port.in_waiting
+            return first + port.read(waiting) if waiting else first
+        except OSError as exc:  # unplugged: SerialException, or a bare OSError from in_waiting
+            raise PortError(f"read from {self.url} failed: {exc}") from None
+
+    def discard_input(self) -> None:
+        """Drop whatever the console sent before now."""
+        port = self._require()
+        try:
+            port.reset_input_buffer()
+        except OSError as exc:
+            raise PortError(f"{self.url}: {exc}") from None
+
+    def _require(self) -> serial.SerialBase:
+        if self._port is None:
+            raise PortError(f"port {self.url} is not open")
+        return self._port

@@ -1,0 +1,1 @@
+"""Proves a profile: the conformance suite and transcript replay against the simulator or a console."""

@@ -1,0 +1,255 @@
+"""Turn what a console reported into complete pulse rows, and notice what is wrong.
+
+Whichever two of energy, fluence and spot the console reports, the third is derived; when
+it reports all three they must agree within 5 %. Sequence numbers reveal lost pulses and
+console restarts. Plain floats only: this runs once per pulse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from laserlog.config.profile import Handpiece, Profile
+from laserlog.domain import dosimetry
+from laserlog.domain.model import LinkEvent, PulseReading, SettingReading, StatusReading
+
+if TYPE_CHECKING:
+    from laserlog.recording.limits import LimitSet
+
+PulseRow = tuple  # in store.PULSE_COLUMNS order
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event to store (see store.EVENT_COLUMNS)."""
+
+    received_unix_s: float
+    kind: str
+    severity: str = "info"
+    code: int | None = None
+    message: str = ""
+    missing_pulses: int | None = None
+    count: int = 1
+    raw: str | None = None
+
+
+class PulseCompleter:
+    """Complete pulses from settings and handpiece; detect gaps, resets, disagreements, faults."""
+
+    def __init__(self, profile: Profile, session_id: int, *,
+                 limits: LimitSet | None = None) -> None:
+        self.profile = profile
+        self.session_id = session_id
+        self.settings: dict[str, float] = {}
+        self.last_seq: int | None = None
+        self._last_reading: PulseReading | None = None
+        #: Set while the recorder could not see the console (link down, recorder restarted):
+        #: a counter that restarted meanwhile hides how many pulses came before the restart.
+        self.blind = False
+        #: The console's counter at the start: pulses fired before the first one seen are a gap.
+        self.baseline_seq: int | None = None
+        self.fault_code = 0
+        self.interlock_open = False
+        self._fixed = profile.pulses.fixed
+        self._transfer = profile.pulses.energy_transfer
+        # Compiled profile and site limits (laserlog.recording.limits); None checks nothing.
+        self.limits = limits if limits else None
+        # Per-pulse lookups that only change with the handpiece or the spot, kept from the
+        # last pulse: a flood repeats them 100 000 times a second.
+        self._handpieces: dict[int | None, Handpiece | None] = {}
+        self._area_for: tuple[Handpiece | None, float] | None = None
+        self._area_cm2: float | None = None
+
+    def _setting(self, name: str) -> float | None:
+        value = self.settings.get(name)
+        return value if value is not None else self._fixed.get(name)
+
+    def setting(self, reading: SettingReading) -> None:
+        self.settings[reading.name] = reading.value
+
+    def status(self, reading: StatusReading) -> list[EventRow]:
+        """Return the events a status change means (fault raised or cleared, interlock)."""
+        events: list[EventRow] = []
+        t = reading.received_unix_s
+        if reading.fault_code != self.fault_code:
+            if reading.fault_code:
+                fault = self.profile.status.faults.get(reading.fault_code)
+                if fault is None:
+                    events.append(EventRow(t, "fault", "alarm", reading.fault_code,
+                                           f"unknown fault code {reading.fault_code}"))
+                else:
+                    events.append(EventRow(t, "fault", fault.severity, fault.code,
+                                           f"{fault.name}: {fault.message}"))
+            else:
+                events.append(EventRow(t, "fault_cleared", "info", self.fault_code,
+                                       "console reports no fault"))
+            self.fault_code = reading.fault_code
+        if reading.interlock_open != self.interlock_open:
+            self.interlock_open = reading.interlock_open
+            events.append(EventRow(t, "interlock_open" if reading.interlock_open else "interlock_closed",
+                                   "alarm" if reading.interlock_open else "info", reading.fault_code or None,
+                                   "interlock open: emission stopped" if reading.interlock_open
+                                   else "interlock closed"))
+        return events
+
+    def link(self, event: LinkEvent) -> EventRow:
+        severity = "warning" if event.kind in ("garbled", "timeout") else (
+            "alarm" if event.kind == "link_lost" else "info")
+        return EventRow(event.received_unix_s, event.kind, severity, None, event.detail,
+                        raw=event.raw.decode("latin-1") if event.raw else None)
+
+    def _same_pulse(self, r: PulseReading) -> bool:
+        """Tell a line sent twice (same measurements) from a restarted counter (new ones)."""
+        last = self._last_reading
+        return last is not None and (
+            last.energy_j, last.fluence_j_cm2, last.spot_mm, last.pulse_duration_ps,
+            last.beamlet_energy_j) == (r.energy_j, r.fluence_j_cm2, r.spot_mm,
+                                       r.pulse_duration_ps, r.beamlet_energy_j)
+
+    def pulse(self, r: PulseReading, events: list[EventRow]) -> PulseRow | None:
+        """Return the stored row for a pulse (None when it cannot be a pulse); append events."""
+        t = r.received_unix_s
+        seq = r.seq
+        if seq is not None:
+            last = self.last_seq
+            if last is None and self.baseline_seq is not None and seq > self.baseline_seq + 1:
+                missing = seq - self.baseline_seq - 1
+                events.append(EventRow(t, "gap", "warning", None,
+                                       f"{missing} pulse(s) missing between the counter at start "
+                                       f"({self.baseline_seq}) and {seq}", missing_pulses=missing))
+            if last is not None and seq != last + 1:
+                if seq > last + 1:
+                    missing = seq - last - 1
+                    events.append(EventRow(t, "gap", "warning", None,
+                                           f"{missing} pulse(s) missing between {last} and {seq}",
+                                           missing_pulses=missing))
+                elif seq == last and self._same_pulse(r):
+                    events.append(EventRow(t, "duplicate", "warning", None,
+                                           f"pulse {seq} reported twice; kept once"))
+                    return None
+                else:
+                    missing = seq - 1
+                    if self.blind:
+                        events.append(EventRow(
+                            t, "counter_reset", "alarm", None,
+                            f"shot counter went back from {last} to {seq}: the console restarted "
+                            f"while the link was down; pulses it fired after {last} and before "
+                            "the restart cannot be counted", missing_pulses=missing or None))
+                    else:
+                        events.append(EventRow(t, "counter_reset", "warning", None,
+                                               f"shot counter went back from {last} to {seq}: "
+                                               "console restarted", missing_pulses=missing or None))
+            self.last_seq = seq
+            self._last_reading = r
+            self.blind = False
+
+        profile = self.profile
+        code = r.handpiece
+        if code is None:
+            current = self.settings.get("handpiece")
+            code = int(current) if current is not None else None
+        try:
+            hp = self._handpieces[code]
+        except KeyError:
+            hp = self._handpieces[code] = profile.handpiece(code)
+        spot = r.spot_mm
+        if spot is None:
+            spot = self._setting("spot")
+            if spot is None and hp is not None:
+                spot = hp.spot_mm
+        duration = r.pulse_duration_ps
+        if duration is None:
+            duration = self._setting("pulse_duration")
+        wavelength = r.wavelength_nm
+        if wavelength is None:
+            wavelength = self._setting("wavelength")
+            if wavelength is None and len(profile.wavelengths_nm) == 1:
+                wavelength = profile.wavelengths_nm[0]
+        rate = r.rep_rate_hz if r.rep_rate_hz is not None else self._setting("rep_rate")
+
+        if duration is None or not (duration > 0.0 and math.isfinite(duration)):
+            events.append(EventRow(t, "invalid_pulse", "warning", None,
+                                   f"pulse {seq} has no valid duration ({duration} ps): not stored"))
+            return None
+        regime = dosimetry.regime(duration)
+
+        area = None
+        if spot is not None and spot > 0.0:
+            if self._area_for == (hp, spot):
+                area = self._area_cm2
+            else:
+                area = hp.area_cm2(spot) if hp is not None else dosimetry.round_area_cm2(spot)
+                if not area > 0.0:
+                    area = None  # a spot so small its area underflows to 0 gives no area
+                self._area_for, self._area_cm2 = (hp, spot), area
+        energy = r.energy_j
+        derived = ""
+        if energy is None and hp is not None and hp.fractional:
+            beamlet_j = r.beamlet_energy_j
+            if beamlet_j is None:
+                beamlet_j = self._setting("beamlet_energy")
+                derived = "settings," if beamlet_j is not None else ""
+            if beamlet_j is not None:
+                energy = beamlet_j * hp.beamlet_count / hp.beamlet_energy_fraction
+                derived += "energy,"
+        fluence = r.fluence_j_cm2
+        if energy is not None and fluence is not None:
+            if area is not None:
+                implied_j = fluence * area
+                # The cheap form of disagreement(...) > tolerance; the exact one words it.
+                off = (dosimetry.disagreement(energy, fluence, area)
+                       if abs(energy - implied_j) > dosimetry.AGREEMENT_TOLERANCE
+                       * max(abs(energy), abs(implied_j)) else 0.0)
+                if off > dosimetry.AGREEMENT_TOLERANCE:
+                    events.append(EventRow(
+                        t, "disagreement", "warning", None,
+                        f"pulse {seq}: energy {energy:.4g} J vs fluence x area "
+                        f"{implied_j:.4g} J ({off:.1%} apart, spot {spot:g} mm)"))
+        elif energy is not None:
+            if area is not None:
+                fluence = energy / area
+                derived += "fluence"
+        elif fluence is not None:
+            if area is not None:
+                energy = fluence * area
+                derived += "energy"
+        else:
+            energy = self._setting("energy")
+            if energy is None and self._transfer is not None:
+                source = self.settings.get(self._transfer[0])
+                if source is not None:
+                    energy = dosimetry.interpolate(self._transfer[1], source)
+            if energy is None:
+                fluence = self._setting("fluence")
+                if fluence is not None and area is not None:
+                    energy = fluence * area
+                    derived = "settings,energy"
+            elif area is not None:
+                fluence = energy / area
+                derived = "settings,energy,fluence"
+        derived = derived.rstrip(",")
+        if energy is not None and not math.isfinite(energy) or fluence is not None and not math.isfinite(fluence):
+            events.append(EventRow(t, "invalid_pulse", "warning", None,
+                                   f"pulse {seq} has a non-finite energy or fluence: not stored"))
+            return None
+
+        beamlet = None
+        if hp is not None and hp.fractional and energy is not None:
+            beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,
+                                                      hp.beamlet_count, hp.beamlet_diameter_mm)
+        # Each REAL slot holds exactly what SQLite will give back (the chain hashes the row
+        # as it is in memory): a float (x + 0.0 turns an int into one and -0.0 into 0.0),
+        # or None where SQLite would store NULL (None, and NaN).
+        row = (self.session_id, seq, t + 0.0, duration + 0.0, regime,
+               energy + 0.0 if energy is not None else None,
+               fluence + 0.0 if fluence is not None else None,
+               spot + 0.0 if spot is not None and spot == spot else None,
+               wavelength + 0.0 if wavelength is not None and wavelength == wavelength else None,
+               rate + 0.0 if rate is not None and rate == rate else None,
+               code if code is not None else (hp.code if hp else None),
+               beamlet + 0.0 if beamlet is not None and beamlet == beamlet else None, derived)
+        if self.limits is not None:
+            self.limits.check(row, events)
+        return row

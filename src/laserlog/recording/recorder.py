@@ -1,0 +1,385 @@
+"""Record one treatment session: identify the console, log every pulse, end with totals.
+
+The recorder owns the link and supervises it: when the port fails it records the loss,
+reopens with back-off, re-identifies (refusing another serial number), restarts pulses
+and records the restoration. Totals are counted here, from what is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import Profile
+from laserlog.domain.model import (
+    DeviceIdentity,
+    LinkEvent,
+    Observation,
+    PulseReading,
+    SettingReading,
+    StatusReading,
+)
+from laserlog.domain.units import CANONICAL
+from laserlog.errors import IdentityMismatch, PortError, ProtocolError, SessionError
+from laserlog.link.driver import Driver
+from laserlog.link.portlock import PortLock
+from laserlog.link.transport import Link
+from laserlog.recording.completion import EventRow, PulseCompleter
+from laserlog.recording.sessionreview import session_review
+from laserlog.storage.store import Store
+from laserlog.storage.writer import FLUSH_INTERVAL_S, FLUSH_ROWS, Batch, BatchWriter
+
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
+_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
+RECONNECT_BACKOFF_S = (0.1, 0.2, 0.3, 0.5)
+
+
+def normalise_skin_type(text: str | None) -> str | None:
+    """Return a Fitzpatrick skin type as I..VI (1..6 accepted), or raise SessionError."""
+    if text is None or text == "":
+        return None
+    value = text.strip().upper()
+    if value.isdigit() and 1 <= int(value) <= 6:
+        value = SKIN_TYPES[int(value) - 1]
+    if value not in SKIN_TYPES:
+        raise SessionError(f"skin type {text!r} is not a Fitzpatrick type; expected I, II, III, "
+                           "IV, V or VI (or 1-6)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """Who treats whom, where: what a session starts with."""
+
+    operator_id: str
+    client_ref: str
+    area: str | None = None
+    skin_type: str | None = None
+    eyewear_checked: bool = False
+    checklist: dict[str, bool] = field(default_factory=dict)
+
+    def validated(self) -> SessionInfo:
+        """Return a copy with normalised fields, or raise SessionError saying what is wrong."""
+        operator = self.operator_id.strip()
+        if not operator:
+            raise SessionError("operator ID is empty; expected the operator's ID, e.g. 'tech-07'")
+        client = self.client_ref.strip()
+        if not _PSEUDONYM.fullmatch(client) or not any(ch.isdigit() for ch in client):
+            raise SessionError(
+                f"client reference {self.client_ref!r} is not a pseudonym; expected 2-40 letters, "
+                "digits, '.', '_' or '-' with at least one digit (e.g. 'C-1042'), never a name")
+        area = self.area.strip() if self.area else None
+        return SessionInfo(operator, client, area or None, normalise_skin_type(self.skin_type),
+                           self.eyewear_checked, dict(self.checklist))
+
+
+@dataclass(slots=True)
+class Totals:
+    """What the session has delivered so far, as the core counts it."""
+
+    pulses: int = 0
+    energy_j: float = 0.0
+    min_fluence_j_cm2: float | None = None
+    max_fluence_j_cm2: float | None = None
+    regimes: set[str] = field(default_factory=set)
+    missing_pulses: int = 0
+    events: int = 0
+    garbled: int = 0
+    link_losses: int = 0
+    interlock_open: bool = False
+    fault_code: int = 0
+
+
+class Recorder:
+    """Record one session from one console into one database."""
+
+    def __init__(self, store: Store, profile: Profile, port: str, *,
+                 expect_serial: str | None = None,
+                 on_event: Callable[[EventRow], None] | None = None,
+                 on_pulse: Callable[[tuple], None] | None = None,
+                 wrap_link: Callable[[Link], Link] | None = None) -> None:
+        self.store = store
+        # Wraps each link the recorder opens, e.g. a transcript spy (laserlog.link.transcript_file).
+        self.wrap_link = wrap_link
+        self.profile = profile
+        self.port = port
+        self.expect_serial = expect_serial
+        self.on_event = on_event
+        # Called in the recording thread with each stored pulse row (store.PULSE_COLUMNS
+        # order); a front end passes a bounded deque's append, so the screen never slows this.
+        self.on_pulse = on_pulse
+        self.totals = Totals()
+        self.identity: DeviceIdentity | None = None
+        self.session_id: int | None = None
+        self.link: Link | None = None
+        self.driver: Driver | None = None
+        self.writer: BatchWriter | None = None
+        self.completer: PulseCompleter | None = None
+        self._batch = Batch()
+        self._last_flush = time.monotonic()
+        self._link_up = False
+        self._port_lock = PortLock(port)
+        self._disk_full = False
+        self.interrupted_sessions: list[int] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def connect(self) -> DeviceIdentity:
+        """Open the port and identify the console (before any session exists)."""
+        if not self._port_lock.held:
+            self.store.check_complete()
+            self._port_lock.acquire()
+            # Holding the port's lock, any session still 'recording' on it lost its recorder.
+            self.interrupted_sessions = self.store.mark_interrupted(self.port)
+        self.link = Link(self.port, self.profile.transport).open()
+        if self.wrap_link is not None:
+            self.link = self.wrap_link(self.link)
+        try:
+            self.driver = driver_module(self.profile).Driver(self.profile, self.link)
+            self.link.discard_input()
+            identity = self.driver.identify(self.expect_serial or (
+                self.identity.serial if self.identity else None))
+        except BaseException:
+            self.link.close()
+            raise
+        self.identity = identity
+        self._link_up = True
+        return identity
+
+    def start(self, info: SessionInfo, *, resumes: int | None = None) -> int:
+        """Start the session: validate its details, connect, record the start and settings.
+
+        `resumes` names an interrupted session this one continues: the first pulse's
+        sequence number then reveals how many pulses the interruption lost.
+        """
+        info = info.validated()
+        identity = self.connect() if self.driver is None else self.identity
+        assert identity is not None and self.driver is not None
+        device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
+                                         identity.firmware)
+        # The officer's limits and calibration policy (site file); refuses a broken site file.
+        limits, review_events = session_review(self.store, self.profile, device_id)
+        self.session_id = self.store.create_session(
+            device_id=device_id, profile_id=self.profile.id, port=self.port,
+            operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
+            skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
+            checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None,
+            resumes_session_id=resumes)
+        self.completer = PulseCompleter(self.profile, self.session_id, limits=limits)
+        if resumes is not None:
+            self.completer.last_seq = self.store.last_seq(resumes)
+            self.completer.blind = True
+        self.writer = BatchWriter(self.store.path, self.session_id)
+        now = time.time()
+        if not info.eyewear_checked:
+            self._event(EventRow(now, "checklist", "warning", None,
+                                 "eyewear check not confirmed at session start"))
+        for event in review_events:  # console never checked, check overdue or failed
+            self._event(event)
+        self.driver.start()
+        if resumes is None:
+            self.completer.baseline_seq = self.driver.counter_at_start
+        self.ingest(self.driver.poll(0.0))
+        self.flush()
+        return self.session_id
+
+    def end(self, reason: str = "ended by operator", status: str = "ended") -> Totals:
+        """Stop pulses, commit everything and close the session with its totals."""
+        if self.driver is not None and self._link_up:
+            try:
+                self.driver.stop()
+                self.ingest(self.driver.poll(0.0))
+            except (PortError, ProtocolError):
+                pass
+        try:
+            self.flush()
+            if self.writer is not None:
+                self.writer.drain()
+                self._watch_disk()  # its last word on the disk goes in with the last rows
+                self.flush()
+                self.writer.close()
+            if self.session_id is not None:
+                self.store.recount(self.session_id)
+                self.store.end_session(self.session_id, status, reason)
+        finally:
+            if self.link is not None:
+                self.link.close()
+            self._port_lock.release()
+        return self.totals
+
+    # -- the loop --------------------------------------------------------------------------
+    def step(self, timeout_s: float = 0.05) -> None:
+        """Read once from the console (or try to reconnect), then flush when due."""
+        if self._link_up:
+            assert self.driver is not None
+            try:
+                self.ingest(self.driver.poll(timeout_s))
+            except PortError as exc:
+                self._lost(str(exc))
+        else:
+            self._reconnect()
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S or len(self._batch) >= FLUSH_ROWS:
+            self.flush()
+            self._watch_disk()
+
+    def run(self, stop: threading.Event, *, duration_s: float | None = None,
+            max_pulses: int | None = None) -> Totals:
+        """Record until `stop` is set, the duration has passed or enough pulses arrived."""
+        deadline = time.monotonic() + duration_s if duration_s is not None else None
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if max_pulses is not None and self.totals.pulses >= max_pulses:
+                break
+            self.step(0.05)
+        return self.totals
+
+    # -- observations ----------------------------------------------------------------------
+    def ingest(self, observations: list[Observation]) -> None:
+        """Turn observations into rows in the current batch, and totals."""
+        completer = self.completer
+        assert completer is not None
+        batch = self._batch
+        totals = self.totals
+        events: list[EventRow] = []
+        garbled: list[LinkEvent] = []
+        # A flood hands over thousands of pulses at once: the per-pulse path only completes
+        # and appends; the totals are added up once for all of them after the loop.
+        first_new = len(batch.pulses)
+        complete, append, on_pulse = completer.pulse, batch.pulses.append, self.on_pulse
+        for obs in observations:
+            if isinstance(obs, PulseReading):
+                row = complete(obs, events)
+                if row is None:
+                    continue
+                append(row)
+                if on_pulse is not None:
+                    on_pulse(row)
+            elif isinstance(obs, SettingReading):
+                completer.setting(obs)
+                param = self.profile.parameters.get(obs.name)
+                unit = CANONICAL[param.conversion.quantity][0] if param is not None else ""
+                batch.settings.append((completer.session_id, obs.received_unix_s, obs.name,
+                                       obs.value, unit))
+            elif isinstance(obs, StatusReading):
+                events.extend(completer.status(obs))
+                totals.interlock_open = completer.interlock_open
+                totals.fault_code = completer.fault_code
+            elif obs.kind == "garbled":
+                garbled.append(obs)
+            else:
+                events.append(completer.link(obs))
+        new = batch.pulses[first_new:]
+        if new:
+            totals.pulses += len(new)
+            energy_j = sum([row[5] for row in new if row[5] is not None])
+            totals.energy_j += energy_j
+            batch.energy_j += energy_j
+            fluences = [row[6] for row in new if row[6] is not None]
+            if fluences:
+                low, high = min(fluences), max(fluences)
+                if batch.min_fluence_j_cm2 is None or low < batch.min_fluence_j_cm2:
+                    batch.min_fluence_j_cm2 = low
+                if batch.max_fluence_j_cm2 is None or high > batch.max_fluence_j_cm2:
+                    batch.max_fluence_j_cm2 = high
+            totals.regimes.update({row[4] for row in new})
+        if garbled:
+            # Noise on the line is counted, with a sample, once per batch rather than per line.
+            first = garbled[0]
+            totals.garbled += len(garbled)
+            events.append(EventRow(first.received_unix_s, "garbled", "warning", None,
+                                   f"{len(garbled)} garbled line(s) ignored: {first.detail}",
+                                   count=len(garbled), raw=first.raw.decode("latin-1")))
+        for event in events:
+            self._event(event)
+        if totals.pulses:
+            mins = [f for f in (totals.min_fluence_j_cm2, batch.min_fluence_j_cm2) if f is not None]
+            maxs = [f for f in (totals.max_fluence_j_cm2, batch.max_fluence_j_cm2) if f is not None]
+            totals.min_fluence_j_cm2 = min(mins) if mins else None
+            totals.max_fluence_j_cm2 = max(maxs) if maxs else None
+
+    def add_event(self, event: EventRow) -> None:
+        """Record an event (a note, a marker, an acknowledgement) in the current batch.
+
+        Call it from the recording thread, between steps: events stay append-only and
+        are committed with the pulses around them.
+        """
+        self._event(event)
+
+    def _event(self, event: EventRow) -> None:
+        assert self.session_id is not None
+        self._batch.events.append((self.session_id, event.received_unix_s, event.kind,
+                                   event.severity, event.code, event.message,
+                                   event.missing_pulses, event.count, event.raw))
+        self.totals.events += 1
+        if event.missing_pulses:
+            self.totals.missing_pulses += event.missing_pulses
+            self._batch.missing_pulses += event.missing_pulses
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _watch_disk(self) -> None:
+        """Raise an alarm when the disk fills (rows wait in memory) and say when it has room."""
+        writer = self.writer
+        if writer is None or writer.disk_full == self._disk_full:
+            return
+        self._disk_full = writer.disk_full
+        if self._disk_full:
+            self._event(EventRow(time.time(), "disk_full", "alarm", None,
+                                 f"disk full at {self.store.path}: recording goes on, "
+                                 f"{writer.waiting_rows} row(s) wait in memory until there is room"))
+        else:
+            self._event(EventRow(time.time(), "disk_space_restored", "info", None,
+                                 "disk has room again: waiting rows written"))
+
+    def flush(self) -> None:
+        """Hand the current batch to the writer."""
+        self._last_flush = time.monotonic()
+        if self.writer is None or not len(self._batch):
+            return
+        batch, self._batch = self._batch, Batch()
+        self.writer.submit(batch)
+
+    # -- link supervision ------------------------------------------------------------------
+    def _lost(self, detail: str) -> None:
+        self._link_up = False
+        if self.completer is not None:
+            self.completer.blind = True
+        self.totals.link_losses += 1
+        self._event(EventRow(time.time(), "link_lost", "alarm", None, detail))
+        if self.link is not None:
+            self.link.close()
+        self._attempt = 0
+        self._next_attempt = time.monotonic()
+        self.flush()
+
+    def _reconnect(self) -> None:
+        if time.monotonic() < self._next_attempt:
+            time.sleep(min(0.05, self._next_attempt - time.monotonic()))
+            return
+        delay = RECONNECT_BACKOFF_S[min(self._attempt, len(RECONNECT_BACKOFF_S) - 1)]
+        self._attempt += 1
+        self._next_attempt = time.monotonic() + delay
+        try:
+            self.connect()
+        except (PortError, ProtocolError):
+            return
+        except IdentityMismatch as exc:
+            self._link_up = False
+            self._event(EventRow(time.time(), "identity_refused", "alarm", None, str(exc)))
+            return
+        assert self.driver is not None
+        self._event(EventRow(time.time(), "link_restored", "info", None,
+                             f"reconnected to {self.identity.serial if self.identity else '?'}"))
+        if self.completer is not None:
+            self.driver.settings = {}
+        try:
+            self.driver.start()
+        except (PortError, ProtocolError) as exc:
+            self._lost(str(exc))
+
+

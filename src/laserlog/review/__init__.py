@@ -1,0 +1,1 @@
+"""The officer's review: reports, sign-off, users, corrections, calibration, export and summaries."""

@@ -1,0 +1,228 @@
+"""Sign a session off: who, what it means, when, bound to the session's sealed chain head.
+
+A signature records the signer's printed name, role, the meaning (reviewed or approved),
+the UTC time and the hash of the session's latest seal. It stays VALID while the data
+under that seal recomputes to the same hash, the seal is still the session's latest and
+the session's row still matches it; anything else shows INVALID, with why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+
+from laserlog.errors import LaserlogError
+from laserlog.review.users import User
+from laserlog.storage import chain
+from laserlog.storage.store import Store, utc_now
+from laserlog.storage.verify import check_sessions
+
+MEANINGS = ("reviewed", "approved")
+#: Who may give which meaning.
+ALLOWED_ROLES = {"reviewed": ("technician", "officer", "engineer"), "approved": ("officer",)}
+COLUMNS = ("session_id", "user_id", "printed_name", "role", "meaning", "signed_utc", "chain_id",
+           "chain_hash", "signature")
+
+
+class SignoffError(LaserlogError):
+    """Raise when a signature is refused: who, which session, why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A stored signature and whether it still holds."""
+
+    id: int
+    session_id: int
+    user_id: str
+    printed_name: str
+    role: str
+    meaning: str
+    signed_utc: str
+    chain_id: int
+    chain_hash: str
+    valid: bool
+    reason: str = ""
+    #: "server" for a sign-off given on the central server, "" for the console's own.
+    signed_on: str = ""
+
+    def line(self) -> str:
+        """Return the signature as one line for the terminal."""
+        mark = "VALID  " if self.valid else "INVALID"
+        text = (f"{mark} {self.meaning:<8} {self.printed_name} ({self.role}, {self.user_id}) "
+                f"{self.signed_utc}  seal link {self.chain_id} {self.chain_hash[:12]}")
+        if self.signed_on:
+            text += f"  (signed on the {self.signed_on})"
+        return text + (f"  -- {self.reason}" if self.reason else "")
+
+    def as_dict(self) -> dict[str, object]:
+        found: dict[str, object] = {
+            "user_id": self.user_id, "printed_name": self.printed_name, "role": self.role,
+            "meaning": self.meaning, "signed_utc": self.signed_utc, "chain_id": self.chain_id,
+            "chain_hash": self.chain_hash, "status": "VALID" if self.valid else "INVALID",
+            "reason": self.reason}
+        if self.signed_on:
+            found["signed_on"] = self.signed_on
+        return found
+
+
+def signature_digest(session_uuid: str, chain_hash: str, user_id: str, printed_name: str,
+                     role: str, meaning: str, signed_utc: str) -> str:
+    """Return the hash that binds a signer and meaning to a session's seal."""
+    text = "\n".join(("laserlog signoff 1", session_uuid, chain_hash, user_id, printed_name, role,
+                      meaning, signed_utc))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Signable:
+    """What a new signature binds to: the session's uuid and its latest intact seal."""
+
+    session_uuid: str
+    seal_link: int
+    seal_hash: str
+
+
+def check_signable(conn: sqlite3.Connection, session_id: int, user: User, meaning: str,
+                   where: str) -> Signable:
+    """Return what `user` would sign for `meaning`, or raise SignoffError saying why not.
+
+    The same rules hold on a console's file and on the central server (`conn` a
+    central.pgconn.ConsoleView): not one's own session, the role the meaning needs, an
+    ended session whose data matches its seal, not the same meaning twice.
+    """
+    if meaning not in MEANINGS:
+        raise SignoffError(f"meaning {meaning!r} is unknown; expected one of {', '.join(MEANINGS)}")
+    session = conn.execute("SELECT id, uuid, operator_id, status FROM sessions WHERE id = ?",
+                           (session_id,)).fetchone()
+    if session is None:
+        raise SignoffError(f"no session {session_id} in {where}")
+    if user.user_id == session["operator_id"]:
+        raise SignoffError(f"user {user.user_id} operated session {session_id}: nobody signs a "
+                           "session they operated; nothing was written")
+    if user.role not in ALLOWED_ROLES[meaning]:
+        raise SignoffError(f"user {user.user_id} is a {user.role}: '{meaning}' needs the role "
+                           f"{' or '.join(ALLOWED_ROLES[meaning])}; nothing was written")
+    if session["status"] == "recording":
+        raise SignoffError(f"session {session_id} is still recording (or its recorder stopped "
+                           "without ending it): sign it after it has ended")
+    seal = check_sessions(conn, [session_id])[session_id]
+    if not seal.intact or seal.seal_link is None or seal.seal_hash is None:
+        raise SignoffError(f"session {session_id} cannot be signed: its data does not match its "
+                           f"seal ({seal.reason}); run `laserlog verify`")
+    for existing in signatures(conn, [session_id]).get(session_id, []):
+        if existing.valid and existing.user_id == user.user_id and existing.meaning == meaning:
+            raise SignoffError(f"user {user.user_id} already signed session {session_id} as "
+                               f"{meaning} at {existing.signed_utc}")
+    return Signable(session["uuid"], seal.seal_link, seal.seal_hash)
+
+
+def signature_row(session_id: int, user: User, meaning: str,
+                  target: Signable) -> tuple[str | int, ...]:
+    """Return a new signature's values in COLUMNS order, signed now."""
+    signed = utc_now()
+    digest = signature_digest(target.session_uuid, target.seal_hash, user.user_id, user.name,
+                              user.role, meaning, signed)
+    return (session_id, user.user_id, user.name, user.role, meaning, signed, target.seal_link,
+            target.seal_hash, digest)
+
+
+def sign(store: Store, session_id: int, user: User, meaning: str) -> Signature:
+    """Record a signature of an ended session; refuse what must not be signed."""
+    target = check_signable(store.conn, session_id, user, meaning,
+                            f"{store.path} (see `laserlog sessions list`)")
+    row = signature_row(session_id, user, meaning, target)
+    with store.conn:
+        head = chain.insert(store.conn, "signoffs", [row], COLUMNS, session_id=session_id,
+                            kind="signoff")
+    chain.write_anchor(store.path, head)
+    new_id = head.last_ids["signoffs"]
+    return Signature(new_id, session_id, user.user_id, user.name, user.role, meaning,
+                     str(row[5]), target.seal_link, target.seal_hash, True)
+
+
+def signatures(conn: sqlite3.Connection, session_ids: list[int]) -> dict[int, list[Signature]]:
+    """Return each session's signatures with their current validity (one chain walk for all).
+
+    On the central server (a connection whose `central_signoffs` is True) the sign-offs
+    given there follow the console's own, judged against the same seals.
+    """
+    found: dict[int, list[Signature]] = {}
+    if not session_ids:
+        return found
+    tables = [("signoffs", "")]
+    if getattr(conn, "central_signoffs", False):
+        tables.append(("central_signoffs", "server"))
+    rows: list[tuple[str, tuple]] = []
+    unique = sorted(set(session_ids))
+    for table, signed_on in tables:
+        for start in range(0, len(unique), 500):
+            part = unique[start:start + 500]
+            rows += [(signed_on, tuple(r)) for r in conn.execute(
+                "SELECT g.id, g.session_id, g.user_id, g.printed_name, g.role, g.meaning,"
+                " g.signed_utc, g.chain_id, g.chain_hash, g.signature, s.uuid"
+                f" FROM {table} g JOIN sessions s ON s.id = g.session_id"
+                f" WHERE g.session_id IN ({', '.join('?' * len(part))}) ORDER BY g.id",
+                part).fetchall()]
+    if not rows:
+        return found
+    seals = check_sessions(conn, sorted({int(r[1]) for _, r in rows}))
+    for signed_on, r in rows:
+        sig_id, session_id, user_id, name, role, meaning, signed, chain_id, chain_hash, digest, \
+            session_uuid = r
+        seal = seals[session_id]
+        reason = ""
+        if digest != signature_digest(session_uuid, chain_hash, user_id, name, role, meaning,
+                                      signed):
+            reason = "the signature record itself was altered"
+        elif not seal.intact:
+            reason = f"the session's data changed: {seal.reason}"
+        elif seal.seal_link != chain_id or seal.seal_hash != chain_hash:
+            reason = (f"the session was sealed again after signing (link {seal.seal_link}): its "
+                      "data changed since")
+        found.setdefault(session_id, []).append(Signature(
+            sig_id, session_id, user_id, name, role, meaning, signed, chain_id, chain_hash,
+            not reason, reason, signed_on))
+    return found
+
+
+def signature_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return the lines `sessions show` prints about a session's signatures."""
+    sigs = signatures(conn, [session_id]).get(session_id, [])
+    if not sigs:
+        return ["  signatures: none"]
+    return ["  signatures:"] + [f"    {s.line()}" for s in sigs]
+
+
+def signature_summary(sigs: list[Signature]) -> str:
+    """Return a short cell for report tables: 'approved:lso-01 reviewed:eng-02' or INVALID."""
+    if not sigs:
+        return "-"
+    return " ".join(f"{s.meaning}:{s.user_id}" + ("" if s.valid else "(INVALID)") for s in sigs)
+
+
+def review_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return a session's corrections and signatures as lines for `sessions show`."""
+    from laserlog.review.corrections import corrections_for
+
+    lines = []
+    for c in corrections_for(conn, session_id):
+        lines.append(f"  corrected {c['corrected_utc']} {c['column_name']} {c['old_value']!r} -> "
+                     f"{c['new_value']!r} by {c['user_id']}: {c['reason']}")
+    return lines + signature_lines(conn, session_id)
+
+
+def review_data(conn: sqlite3.Connection, session_id: int) -> dict[str, object]:
+    """Return a session's corrections and signatures for JSON views."""
+    from laserlog.review.corrections import corrections_for
+
+    return {"corrections": corrections_for(conn, session_id),
+            "signatures": [s.as_dict() for s in signatures(conn, [session_id]).get(session_id, [])]}
+
+
+def annotate(conn: sqlite3.Connection, sessions: list[dict[str, object]]) -> None:
+    """Add to each session dict a 'signatures' summary ('approved:lso-01', '-', ...(INVALID))."""
+    found = signatures(conn, [int(str(s["id"])) for s in sessions])
+    for s in sessions:
+        s["signatures"] = signature_summary(found.get(int(str(s["id"])), []))

@@ -1,0 +1,149 @@
+"""Plain-text and JSON views of sessions and profiles, for the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from laserlog.config.profile import Profile
+    from laserlog.storage.store import Store
+
+REGIME_NAMES = {"ps": "picosecond", "ns": "nanosecond", "long": "long pulse"}
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def _num(value: float | None, fmt: str = ".4g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_sessions(rows: list[dict[str, Any]]) -> str:
+    """Return a table of sessions, one line each."""
+    if not rows:
+        return "no sessions recorded yet"
+    head = (f"{'id':>5}  {'started (UTC)':<24} {'status':<11} {'profile':<12} {'operator':<10} "
+            f"{'client':<10} {'pulses':>7} {'energy J':>10} {'max F J/cm2':>11} regimes")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['id']:>5}  {r['started_utc']:<24} {r['status']:<11} {r['profile_id']:<12} "
+            f"{r['operator_id']:<10} {r['client_ref']:<10} {r['pulse_count']:>7} "
+            f"{r['total_energy_j']:>10.3f} {_num(r['max_fluence_j_cm2'], '.3f'):>11} "
+            f"{r['regimes'] or '-'}"
+            + (f"  signed {r['signatures']}" if r.get("signatures", "-") != "-" else ""))
+    return "\n".join(lines)
+
+
+def format_session(store: Store, session_id: int) -> str:
+    """Return a one-screen summary of a session: who, what console, totals, events."""
+    s = store.session(session_id)
+    if s is None:
+        return f"no session {session_id}"
+    regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
+    lines = [
+        f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
+        f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
+        f"  operator  {s['operator_id']}   client {s['client_ref']}   area {s['area'] or '-'}"
+        f"   skin type {s['skin_type'] or '-'}   eyewear checked {'yes' if s['eyewear_checked'] else 'NO'}",
+        f"  started   {s['started_utc']}   ended {s['ended_utc'] or '-'}"
+        + (f"   ({s['end_reason']})" if s['end_reason'] else ""),
+        f"  pulses    {s['pulse_count']}   total energy {s['total_energy_j']:.4f} J"
+        f"   fluence {_num(s['min_fluence_j_cm2'], '.3f')}..{_num(s['max_fluence_j_cm2'], '.3f')} J/cm2"
+        f"   regimes {regimes}",
+        f"  missing   {s['missing_pulses']} pulse(s) in gaps   events {s['event_count']}",
+    ]
+    events = store.events(session_id)
+    if events:
+        lines.append("  events:")
+        shown = events[-12:]
+        if len(events) > len(shown):
+            lines.append(f"    ... {len(events) - len(shown)} earlier event(s)")
+        for e in shown:
+            mark = {"alarm": "!!", "warning": "! ", "info": "  "}[e["severity"]]
+            count = f" x{e['count']}" if e["count"] > 1 else ""
+            lines.append(f"  {mark} {e['received_utc']} {e['severity'].upper():<7} "
+                         f"{e['kind']}{count}: {e['message']}")
+    from laserlog.review.signoff import review_lines
+
+    lines += review_lines(store.conn, session_id)  # corrections, signatures (VALID/INVALID)
+    return "\n".join(lines)
+
+
+def format_pulses(store: Store, session_id: int, page_size: int = 5000) -> str:
+    """Return every pulse of a session as a table (paged from the database)."""
+    head = (f"{'seq':>8} {'received (UTC)':<26} {'duration ps':>11} {'regime':<6} {'energy J':>10} "
+            f"{'fluence J/cm2':>13} {'spot mm':>7} {'nm':>6} {'hp':>3}")
+    lines = [head]
+    after = 0
+    while True:
+        page = store.pulses(session_id, after_id=after, limit=page_size)
+        if not page:
+            break
+        for p in page:
+            lines.append(
+                f"{_num(p['seq'], 'd'):>8} {p['received_utc']:<26} {p['pulse_duration_ps']:>11.1f} "
+                f"{p['regime']:<6} {_num(p['energy_j'], '.5f'):>10} {_num(p['fluence_j_cm2'], '.4f'):>13} "
+                f"{_num(p['spot_mm'], '.2f'):>7} {_num(p['wavelength_nm'], '.0f'):>6} "
+                f"{_num(p['handpiece'], 'd'):>3}")
+        after = page[-1]["id"]
+    return "\n".join(lines)
+
+
+def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
+    """Return a session, its events and settings (and pulses if asked) as JSON."""
+    data: dict[str, Any] = dict(store.session(session_id) or {})
+    data["events"] = store.events(session_id)
+    data["settings"] = store.settings(session_id)
+    from laserlog.review.signoff import review_data
+
+    data.update(review_data(store.conn, session_id))
+    if pulses:
+        rows: list[dict[str, Any]] = []
+        after = 0
+        while page := store.pulses(session_id, after_id=after, limit=5000):
+            rows.extend(page)
+            after = page[-1]["id"]
+        data["pulses"] = rows
+    return to_json(data)
+
+
+def format_profile(p: Profile) -> str:
+    """Return a profile's identity, transport, parameter ranges, handpieces and faults."""
+    from laserlog.domain.units import CANONICAL
+
+    t = p.transport
+    lines = [
+        f"{p.id}: {p.name}",
+        f"  kind {p.kind}   protocol {p.protocol}   model {p.identity.model}   "
+        f"wavelengths {', '.join(f'{w:g}' for w in p.wavelengths_nm)} nm",
+        f"  file {p.source}",
+        f"  serial {t.baud} baud {t.bytesize}{t.parity}{t.stopbits:g}   timeout {t.timeout_s:g} s"
+        f"   command gap {t.command_gap_s * 1000:g} ms",
+        f"  pulses {p.pulses.mode}" + (f" (counter {p.pulses.counter})" if p.pulses.counter else ""),
+    ]
+    if p.description:
+        lines.append(f"  {p.description}")
+    lines.append("  parameters:")
+    for name, param in p.parameters.items():
+        unit = CANONICAL[param.conversion.quantity][0]
+        span = (f"{_num(param.min)}..{_num(param.max)} {unit}"
+                if param.min is not None or param.max is not None else "any")
+        access = "rw" if param.settable else "r "
+        lines.append(f"    {name:<16} {access} {span:<24} (console speaks {param.conversion.unit})")
+    if p.handpieces:
+        lines.append("  handpieces:")
+        for hp in p.handpieces.values():
+            spot = (f"{hp.spot_mm:g} mm" if hp.spot_mm is not None
+                    else f"zoom {hp.spot_min_mm:g}-{hp.spot_max_mm:g} mm")
+            extra = (f", {hp.beamlet_rows}x{hp.beamlet_cols} beamlets of "
+                     f"{hp.beamlet_diameter_mm * 1000:g} um ({hp.beamlet_energy_fraction:.0%} of energy)"
+                     if hp.fractional else "")
+            lines.append(f"    {hp.code:>3} {hp.name}: {hp.shape} {spot}{extra}")
+    if p.status.faults:
+        lines.append("  faults:")
+        for f in p.status.faults.values():
+            lines.append(f"    {f.code:>4} {f.severity:<7} {f.name}: {f.message}")
+    return "\n".join(lines)

@@ -1,0 +1,320 @@
+"""The hash chain: every commit that writes log rows appends one link, and sessions are sealed.
+
+A link holds the id ranges its commit wrote and a SHA-256 over the previous link's hash and
+a canonical encoding of those rows, read back from SQLite inside the same transaction (so
+the bytes hashed are exactly what any later reader gets). A seal snapshots a session's row
+(totals, status, who, which client) and its console's row when the session ends. The chain
+head also goes to an anchor file beside the database, so a deleted tail or a lost WAL shows.
+
+Canonical encoding (format 1): pickle protocol 2 without memo of the tuple
+``(1, link id, session id, kind, committed_unix_s, ranges, snapshot, rows...)`` where
+``rows`` is one list of row tuples per range, columns as in `CHAINED`. Floats go in as
+their 8 IEEE bytes, so encoding costs ~0.2 us a row (JSON text costs ~4 us: float repr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import pickle
+import sqlite3
+import time
+import zlib
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+GENESIS_PREFIX = b"laserlog chain genesis 1\n"
+
+#: Columns hashed per table, frozen for chain format 1: a column added later is not covered.
+CHAINED: dict[str, tuple[str, ...]] = {
+    "pulses": ("id", "session_id", "seq", "received_unix_s", "pulse_duration_ps", "regime",
+               "energy_j", "fluence_j_cm2", "spot_mm", "wavelength_nm", "rep_rate_hz",
+               "handpiece", "beamlet_fluence_j_cm2", "derived"),
+    "events": ("id", "session_id", "received_unix_s", "kind", "severity", "code", "message",
+               "missing_pulses", "count", "raw"),
+    "settings": ("id", "session_id", "received_unix_s", "name", "value", "unit"),
+    "users": ("id", "user_id", "name", "role", "kdf", "salt_hex", "key_hex", "created_utc"),
+    "signoffs": ("id", "session_id", "user_id", "printed_name", "role", "meaning", "signed_utc",
+                 "chain_id", "chain_hash", "signature"),
+    "corrections": ("id", "session_id", "table_name", "row_id", "column_name", "old_value",
+                    "new_value", "reason", "user_id", "corrected_utc"),
+    "calibrations": ("id", "device_id", "profile_id", "console_serial", "meter_profile_id",
+                     "meter_model", "meter_serial", "meter_firmware", "user_id", "started_utc",
+                     "ended_utc", "shots", "wavelength_nm", "set_energy_j",
+                     "mean_measured_energy_j", "deviation", "max_abs_deviation", "result",
+                     "warn_deviation", "fail_deviation", "fired_by"),
+    "calibration_shots": ("id", "calibration_id", "shot", "received_unix_s", "set_energy_j",
+                          "measured_energy_j", "deviation", "result"),
+}
+
+#: What a seal snapshots of a session and of its console.
+SESSION_COLUMNS = ("id", "uuid", "device_id", "profile_id", "port", "operator_id", "client_ref",
+                   "area", "skin_type", "eyewear_checked", "checklist_json", "started_utc",
+                   "ended_utc", "status", "end_reason", "pulse_count", "total_energy_j",
+                   "min_fluence_j_cm2", "max_fluence_j_cm2", "regimes", "missing_pulses",
+                   "event_count", "resumes_session_id")
+DEVICE_COLUMNS = ("id", "profile_id", "model", "serial", "firmware", "first_seen_utc")
+
+_SELECT = {t: f"SELECT {', '.join(c)} FROM {t} WHERE id BETWEEN ? AND ? ORDER BY id"
+           for t, c in CHAINED.items()}
+
+
+class Encoder:
+    """Encode values canonically (pickle protocol 2 without memo), reusing one buffer."""
+
+    __slots__ = ("_buffer", "_pickler")
+
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._pickler = pickle.Pickler(self._buffer, 2)
+        # Without the memo, equal values always encode the same, whichever objects hold them.
+        # (`fast` is documented as deprecated but is the only switch for it; the encoding is
+        # pinned by tests/test_verify.py::test_canonical_encoding_is_frozen.)
+        self._pickler.fast = True
+
+    def __call__(self, value: Any) -> bytes:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._pickler.dump(value)
+        return buffer.getvalue()
+
+
+def encode(value: Any) -> bytes:
+    """Return the canonical bytes of rows and link fields."""
+    return Encoder()(value)
+
+
+def link_hash(prev_hash: str, link_id: int, session_id: int | None, kind: str,
+              committed_unix_s: float, ranges: str, snapshot: str | None,
+              rows: tuple[list[tuple], ...]) -> str:
+    """Return a link's hash (hex) from the previous hash and what the link covers."""
+    body = encode((FORMAT, link_id, session_id, kind, committed_unix_s, ranges, snapshot, rows))
+    return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
+
+
+def genesis_hash(ranges: str) -> str:
+    """Return the hash the first link follows: it binds the legacy row limits."""
+    return hashlib.sha256(GENESIS_PREFIX + ranges.encode("ascii")).hexdigest()
+
+
+def row_crcs(rows: list[tuple]) -> array:
+    """Return one CRC-32 per row: stored with a link, they point at the row that changed.
+
+    Each row's canonical bytes are what `encode(row)` gives; they are pickled one after
+    the other into one buffer and cut at the offsets (a fifth faster than one at a time).
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, 2)
+    pickler.fast = True  # no memo, as in Encoder
+    dump, tell = pickler.dump, buffer.tell
+    ends = [tell() for row in rows if dump(row) is None]
+    data = buffer.getvalue()
+    crc32 = zlib.crc32
+    return array("I", [crc32(data[start:end]) for start, end in zip([0, *ends], ends, strict=False)])
+
+
+def parse_ranges(ranges: str) -> list[tuple[str, int, int]]:
+    """Return [(table, first id, last id)] from a link's ranges text."""
+    out = []
+    if ranges:
+        for part in ranges.split(","):
+            table, first, last = part.split(" ")
+            out.append((table, int(first), int(last)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest link: what the anchor file records."""
+
+    link_id: int
+    hash: str
+    last_ids: dict[str, int] = field(default_factory=dict)
+
+
+def _cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: the rows are hashed as read
+    return cur
+
+
+def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """Return (id, hash) of the newest link; the genesis hash when there is none yet."""
+    cur = _cursor(conn)
+    row = cur.execute("SELECT id, kind, ranges, hash FROM chain ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        raise sqlite3.DatabaseError("the chain has no genesis link (schema 3 missing?)")
+    link_id, kind, ranges, hash_ = row
+    return int(link_id), (genesis_hash(ranges) if kind == "genesis" else hash_)
+
+
+def _rows(cur: sqlite3.Cursor, table: str, first: int, last: int,
+          written: list[tuple] | None) -> list[tuple]:
+    """Return the rows of a range as SQLite gives them back, with their ids.
+
+    `written` (the rows just inserted, without ids, in id order) spares reading back a big
+    batch, which costs as much as inserting it: the writer's rows hold exactly the values
+    SQLite stores (floats in REAL columns, None for NULL; laserlog.recording.completion keeps them
+    so). The first and last rows are still read back and compared, and any difference
+    falls back to reading the whole range, so the link never hashes other bytes than a
+    later reader gets.
+    """
+    if written is None or len(written) != last - first + 1:
+        return cur.execute(_SELECT[table], (first, last)).fetchall()
+    rows = [(row_id, *row) for row_id, row in zip(range(first, last + 1), written, strict=True)]
+    probe = cur.execute(_SELECT[table], (first, first)).fetchall() \
+        + cur.execute(_SELECT[table], (last, last)).fetchall()
+    if encode(probe) != encode([rows[0], rows[-1]]):
+        return cur.execute(_SELECT[table], (first, last)).fetchall()
+    return rows
+
+
+def append(conn: sqlite3.Connection, *, session_id: int | None, kind: str,
+           ranges: Sequence[tuple[str, int, int]] = (), snapshot: str | None = None,
+           written: dict[str, list[tuple]] | None = None) -> Head:
+    """Append a link for rows written in the current transaction; return the new head.
+
+    Call inside the write transaction, after the writes: SQLite then holds the write lock,
+    so the head cannot move between reading it and appending to it. `written` maps a
+    table to the rows just inserted into it (see `_rows`).
+    """
+    cur = _cursor(conn)
+    prev_id, prev = head(conn)
+    lists: list[list[tuple]] = []
+    for table, first, last in ranges:
+        lists.append(_rows(cur, table, first, last, (written or {}).get(table)))
+    link_id = prev_id + 1
+    now = time.time()
+    text = ",".join(f"{t} {a} {b}" for t, a, b in ranges)
+    digest = link_hash(prev, link_id, session_id, kind, now, text, snapshot, tuple(lists))
+    crcs = row_crcs([row for rows in lists for row in rows]).tobytes() if lists else None
+    cur.execute("INSERT INTO chain (id, session_id, kind, committed_unix_s, ranges, snapshot,"
+                " row_crcs, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (link_id, session_id, kind, now, text, snapshot, crcs, digest))
+    last_ids = {t: cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+                for t in CHAINED}
+    return Head(link_id, digest, last_ids)
+
+
+def append_batch(conn: sqlite3.Connection, session_id: int | None,
+                 counts: dict[str, int], written: dict[str, list[tuple]] | None = None) -> Head:
+    """Append the link of a commit that just inserted `counts[table]` rows into each table."""
+    ranges = []
+    cur = _cursor(conn)
+    for table, count in counts.items():
+        if count:
+            last = cur.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+            ranges.append((table, last - count + 1, last))
+    return append(conn, session_id=session_id, kind="batch", ranges=ranges, written=written)
+
+
+def insert(conn: sqlite3.Connection, table: str, rows: list[tuple], columns: tuple[str, ...],
+           *, session_id: int | None = None, kind: str = "rows") -> Head:
+    """Insert rows into a chained table and append their link (inside a transaction)."""
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' * len(columns))})")
+    conn.executemany(sql, rows)
+    last = _cursor(conn).execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+    return append(conn, session_id=session_id, kind=kind,
+                  ranges=[(table, last - len(rows) + 1, last)])
+
+
+def snapshot_text(conn: sqlite3.Connection, session_id: int) -> str | None:
+    """Return the JSON snapshot a seal holds: the session's row and its console's row."""
+    cur = _cursor(conn)
+    session = cur.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE id = ?",
+                          (session_id,)).fetchone()
+    if session is None:
+        return None
+    device = None
+    if session[2] is not None:
+        device = cur.execute(f"SELECT {', '.join(DEVICE_COLUMNS)} FROM devices WHERE id = ?",
+                             (session[2],)).fetchone()
+    return json.dumps({"session": dict(zip(SESSION_COLUMNS, session, strict=True)),
+                       "device": dict(zip(DEVICE_COLUMNS, device, strict=True)) if device else None},
+                      sort_keys=True)
+
+
+def seal(conn: sqlite3.Connection, session_id: int) -> Head | None:
+    """Append a seal of the session's row as it is now (inside the write transaction)."""
+    text = snapshot_text(conn, session_id)
+    if text is None:
+        return None
+    return append(conn, session_id=session_id, kind="seal", snapshot=text)
+
+
+def reseal_if_sealed(conn: sqlite3.Connection, session_id: int) -> Head | None:
+    """Seal again a session that was already sealed (its totals were just recounted)."""
+    cur = _cursor(conn)
+    sealed = cur.execute("SELECT 1 FROM chain WHERE session_id = ? AND kind = 'seal' LIMIT 1",
+                         (session_id,)).fetchone()
+    return seal(conn, session_id) if sealed else None
+
+
+# -- the anchor file ------------------------------------------------------------------------
+def anchor_path(db_path: str | Path) -> Path:
+    """Return the anchor file of a database: beside it, named after it."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".anchor")
+
+
+def read_anchor(path: str | Path) -> dict[str, Any] | None:
+    """Return an anchor file's content, None when there is no such file.
+
+    Raises ValueError when the file exists but is not an anchor, OSError when unreadable.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("link"), int) \
+            or not isinstance(data.get("hash"), str):
+        raise ValueError(f"{path} is not a laserlog anchor file")
+    return data
+
+
+def write_anchor(db_path: str | Path, head: Head | None) -> bool:
+    """Record the chain head in the anchor file unless it already records a newer one.
+
+    Never raises: the commit it follows has happened, and a missing anchor update only
+    shows as an anchor behind the database in `laserlog verify`. Returns False on failure.
+    """
+    if head is None:
+        return True
+    path = anchor_path(db_path)
+    try:
+        lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with contextlib.suppress(ValueError, OSError):
+            current = read_anchor(path)
+            if current is not None and current["link"] >= head.link_id:
+                return True
+        data = {"format": FORMAT, "database": Path(db_path).name, "link": head.link_id,
+                "hash": head.hash, "last_ids": head.last_ids,
+                "updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return True
+    except (OSError, sqlite3.Error):
+        return False
+    finally:
+        os.close(lock_fd)

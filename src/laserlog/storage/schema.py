@@ -1,0 +1,269 @@
+"""The database schema, numbered and chained through PRAGMA user_version.
+
+Columns carry their unit in their name. Log tables are append-only: triggers refuse
+UPDATE, DELETE, and an INSERT OR REPLACE over an existing row.
+"""
+
+from __future__ import annotations
+
+LOG_TABLES = ("pulses", "events", "settings")
+
+_V1 = """
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    firmware TEXT,
+    first_seen_utc TEXT NOT NULL,
+    UNIQUE (profile_id, serial)
+);
+
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    device_id INTEGER REFERENCES devices(id),
+    profile_id TEXT NOT NULL,
+    port TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    client_ref TEXT NOT NULL,
+    area TEXT,
+    skin_type TEXT CHECK (skin_type IN ('I', 'II', 'III', 'IV', 'V', 'VI')),
+    eyewear_checked INTEGER NOT NULL DEFAULT 0,
+    checklist_json TEXT,
+    started_utc TEXT NOT NULL,
+    ended_utc TEXT,
+    status TEXT NOT NULL DEFAULT 'recording'
+        CHECK (status IN ('recording', 'ended', 'interrupted')),
+    end_reason TEXT,
+    pulse_count INTEGER NOT NULL DEFAULT 0,
+    total_energy_j REAL NOT NULL DEFAULT 0,
+    min_fluence_j_cm2 REAL,
+    max_fluence_j_cm2 REAL,
+    regimes TEXT NOT NULL DEFAULT '',
+    missing_pulses INTEGER NOT NULL DEFAULT 0,
+    event_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_started ON sessions (started_utc);
+CREATE INDEX sessions_client ON sessions (client_ref);
+
+CREATE TABLE pulses (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    seq INTEGER,
+    received_unix_s REAL NOT NULL,
+    pulse_duration_ps REAL NOT NULL CHECK (pulse_duration_ps > 0),
+    regime TEXT NOT NULL CHECK (regime IN ('ps', 'ns', 'long')),
+    energy_j REAL,
+    fluence_j_cm2 REAL,
+    spot_mm REAL,
+    wavelength_nm REAL,
+    rep_rate_hz REAL,
+    handpiece INTEGER,
+    beamlet_fluence_j_cm2 REAL,
+    derived TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX pulses_session ON pulses (session_id, id);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER REFERENCES sessions(id),
+    received_unix_s REAL NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL DEFAULT 'info' CHECK (severity IN ('info', 'warning', 'alarm')),
+    code INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    missing_pulses INTEGER,
+    count INTEGER NOT NULL DEFAULT 1,
+    raw TEXT
+);
+CREATE INDEX events_session ON events (session_id, id);
+CREATE INDEX events_kind ON events (kind, received_unix_s);
+
+CREATE TABLE settings (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    received_unix_s REAL NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    unit TEXT NOT NULL
+);
+CREATE INDEX settings_session ON settings (session_id, id);
+
+CREATE VIEW pulse_log AS
+SELECT p.id, p.session_id, p.seq,
+       strftime('%Y-%m-%dT%H:%M:%fZ', p.received_unix_s, 'unixepoch') AS received_utc,
+       p.pulse_duration_ps, p.regime, p.energy_j, p.fluence_j_cm2, p.spot_mm,
+       p.wavelength_nm, p.rep_rate_hz, p.handpiece, p.beamlet_fluence_j_cm2, p.derived
+FROM pulses p;
+
+CREATE VIEW event_log AS
+SELECT e.id, e.session_id,
+       strftime('%Y-%m-%dT%H:%M:%fZ', e.received_unix_s, 'unixepoch') AS received_utc,
+       e.kind, e.severity, e.code, e.message, e.missing_pulses, e.count, e.raw
+FROM events e;
+"""
+
+
+def _append_only(table: str) -> str:
+    return f"""
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be changed'); END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be deleted'); END;
+CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table}
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM {table} WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be replaced'); END;
+"""
+
+
+# An interrupted session can be resumed as a new session linked to it.
+_V2 = """
+ALTER TABLE sessions ADD COLUMN resumes_session_id INTEGER REFERENCES sessions(id);
+"""
+
+# Safety officer review: hash chain (laserlog.storage.chain), users and sign-off, corrections,
+# calibration checks. The genesis link records how far the older, unchained rows go.
+_V3_TABLES = ("chain", "users", "signoffs", "corrections", "calibrations", "calibration_shots")
+_V3 = """
+CREATE TABLE chain (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER,
+    kind TEXT NOT NULL,
+    committed_unix_s REAL NOT NULL,
+    ranges TEXT NOT NULL DEFAULT '',
+    snapshot TEXT,
+    row_crcs BLOB,
+    hash TEXT NOT NULL
+);
+CREATE INDEX chain_session ON chain (session_id, id);
+INSERT INTO chain (id, kind, committed_unix_s, ranges, hash)
+SELECT 0, 'genesis', (julianday('now') - 2440587.5) * 86400.0,
+       'pulses 1 ' || (SELECT coalesce(max(id), 0) FROM pulses)
+       || ',events 1 ' || (SELECT coalesce(max(id), 0) FROM events)
+       || ',settings 1 ' || (SELECT coalesce(max(id), 0) FROM settings)
+       || ',sessions 1 ' || (SELECT coalesce(max(id), 0) FROM sessions)
+       || ',devices 1 ' || (SELECT coalesce(max(id), 0) FROM devices),
+       '';
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('technician', 'officer', 'engineer')),
+    kdf TEXT NOT NULL,
+    salt_hex TEXT NOT NULL,
+    key_hex TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+
+CREATE TABLE signoffs (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    user_id TEXT NOT NULL,
+    printed_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    meaning TEXT NOT NULL CHECK (meaning IN ('reviewed', 'approved')),
+    signed_utc TEXT NOT NULL,
+    chain_id INTEGER NOT NULL,
+    chain_hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX signoffs_session ON signoffs (session_id, id);
+
+CREATE TABLE corrections (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER REFERENCES sessions(id),
+    table_name TEXT NOT NULL,
+    row_id INTEGER NOT NULL,
+    column_name TEXT NOT NULL,
+    old_value TEXT,
+    new_value TEXT,
+    reason TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    corrected_utc TEXT NOT NULL
+);
+CREATE INDEX corrections_row ON corrections (table_name, row_id, id);
+
+CREATE TABLE calibrations (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER REFERENCES devices(id),
+    profile_id TEXT NOT NULL,
+    console_serial TEXT NOT NULL,
+    meter_profile_id TEXT NOT NULL,
+    meter_model TEXT NOT NULL,
+    meter_serial TEXT NOT NULL,
+    meter_firmware TEXT,
+    user_id TEXT NOT NULL,
+    started_utc TEXT NOT NULL,
+    ended_utc TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    wavelength_nm REAL,
+    set_energy_j REAL NOT NULL,
+    mean_measured_energy_j REAL NOT NULL,
+    deviation REAL NOT NULL,
+    max_abs_deviation REAL NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ('pass', 'warn', 'fail')),
+    warn_deviation REAL NOT NULL,
+    fail_deviation REAL NOT NULL,
+    fired_by TEXT NOT NULL CHECK (fired_by IN ('laserlog', 'technician'))
+);
+CREATE INDEX calibrations_device ON calibrations (device_id, id);
+
+CREATE TABLE calibration_shots (
+    id INTEGER PRIMARY KEY,
+    calibration_id INTEGER NOT NULL REFERENCES calibrations(id),
+    shot INTEGER NOT NULL,
+    received_unix_s REAL NOT NULL,
+    set_energy_j REAL NOT NULL,
+    measured_energy_j REAL NOT NULL,
+    deviation REAL NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ('pass', 'warn', 'fail'))
+);
+CREATE INDEX calibration_shots_check ON calibration_shots (calibration_id, id);
+
+CREATE VIEW calibration_log AS
+SELECT c.id, c.started_utc, c.profile_id, c.console_serial, c.meter_model, c.meter_serial,
+       c.user_id, c.shots, c.set_energy_j, c.mean_measured_energy_j, c.deviation, c.result
+FROM calibrations c;
+
+-- A session's details are fixed once recorded (corrections are rows of their own); its
+-- totals and status move while it records and are sealed into the chain when it ends.
+CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
+BEGIN SELECT RAISE(ABORT, 'sessions cannot be deleted'); END;
+CREATE TRIGGER sessions_no_replace BEFORE INSERT ON sessions
+WHEN EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id OR uuid = NEW.uuid)
+BEGIN SELECT RAISE(ABORT, 'sessions cannot be replaced'); END;
+CREATE TRIGGER sessions_fixed_details BEFORE UPDATE ON sessions
+WHEN NEW.id IS NOT OLD.id OR NEW.uuid IS NOT OLD.uuid OR NEW.device_id IS NOT OLD.device_id
+  OR NEW.profile_id IS NOT OLD.profile_id OR NEW.port IS NOT OLD.port
+  OR NEW.operator_id IS NOT OLD.operator_id OR NEW.client_ref IS NOT OLD.client_ref
+  OR NEW.area IS NOT OLD.area OR NEW.skin_type IS NOT OLD.skin_type
+  OR NEW.eyewear_checked IS NOT OLD.eyewear_checked
+  OR NEW.checklist_json IS NOT OLD.checklist_json OR NEW.started_utc IS NOT OLD.started_utc
+BEGIN SELECT RAISE(ABORT, 'session details cannot be changed: record a correction instead'); END;
+
+CREATE TRIGGER devices_no_update BEFORE UPDATE ON devices
+BEGIN SELECT RAISE(ABORT, 'devices is append-only: rows cannot be changed'); END;
+CREATE TRIGGER devices_no_delete BEFORE DELETE ON devices
+BEGIN SELECT RAISE(ABORT, 'devices is append-only: rows cannot be deleted'); END;
+CREATE TRIGGER devices_no_replace BEFORE INSERT ON devices
+WHEN EXISTS (SELECT 1 FROM devices WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'devices is append-only: rows cannot be replaced'); END;
+-- INSERT OR IGNORE of a known console keeps the first row; OR REPLACE must not swap it.
+CREATE TRIGGER devices_keep_first BEFORE INSERT ON devices
+WHEN EXISTS (SELECT 1 FROM devices WHERE profile_id = NEW.profile_id AND serial = NEW.serial)
+BEGIN SELECT RAISE(IGNORE); END;
+CREATE TRIGGER users_no_replace_id BEFORE INSERT ON users
+WHEN EXISTS (SELECT 1 FROM users WHERE user_id = NEW.user_id)
+BEGIN SELECT RAISE(ABORT, 'users is append-only: a user cannot be replaced'); END;
+"""
+
+#: Migration N brings a database from user_version N-1 to N. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    _V1 + "".join(_append_only(t) for t in LOG_TABLES),
+    _V2,
+    _V3 + "".join(_append_only(t) for t in _V3_TABLES),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

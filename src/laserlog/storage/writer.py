@@ -1,0 +1,204 @@
+"""One writer thread commits batches of rows with executemany, ~10 times a second.
+
+The recording thread never waits on the disk: it hands over a batch and goes on reading.
+Each batch is one transaction that also moves the session's running totals, so the
+totals in the sessions table always equal what is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laserlog.errors import StoreError
+from laserlog.storage import chain
+from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect, insert_rows
+
+#: Batches handed over but not yet committed, at most.
+MAX_QUEUED_BATCHES = 4
+
+#: How often a full disk is tried again.
+DISK_FULL_RETRY_S = 0.5
+
+#: Hand a batch to the writer after this long or this many rows, whichever comes first.
+FLUSH_INTERVAL_S = 0.1
+FLUSH_ROWS = 10_000
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows for one transaction, with the session totals they add."""
+
+    pulses: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    settings: list[tuple] = field(default_factory=list)
+    energy_j: float = 0.0
+    min_fluence_j_cm2: float | None = None
+    max_fluence_j_cm2: float | None = None
+    missing_pulses: int = 0
+
+    def __len__(self) -> int:
+        return len(self.pulses) + len(self.events) + len(self.settings)
+
+
+_UPDATE_TOTALS = """
+UPDATE sessions SET
+    pulse_count = pulse_count + :pulses,
+    total_energy_j = total_energy_j + :energy,
+    min_fluence_j_cm2 = CASE WHEN :min_f IS NULL THEN min_fluence_j_cm2
+        WHEN min_fluence_j_cm2 IS NULL OR :min_f < min_fluence_j_cm2 THEN :min_f
+        ELSE min_fluence_j_cm2 END,
+    max_fluence_j_cm2 = CASE WHEN :max_f IS NULL THEN max_fluence_j_cm2
+        WHEN max_fluence_j_cm2 IS NULL OR :max_f > max_fluence_j_cm2 THEN :max_f
+        ELSE max_fluence_j_cm2 END,
+    regimes = :regimes,
+    missing_pulses = missing_pulses + :missing,
+    event_count = event_count + :events
+WHERE id = :session
+"""
+
+
+class BatchWriter:
+    """The writer thread and its queue of batches."""
+
+    def __init__(self, path: str | Path, session_id: int) -> None:
+        self.path = Path(path)
+        self.session_id = session_id
+        self.regimes: set[str] = set()
+        self.committed_pulses = 0
+        self.committed_events = 0
+        self.error: BaseException | None = None
+        #: True while the disk is full: batches wait in memory and are retried.
+        self.disk_full = False
+        self.recovery_file: Path | None = None
+        self._pending: list[Batch] = []
+        # Bounded: a reader faster than the disk waits here (the console's bytes wait in the
+        # port's buffer) instead of queueing batches until memory runs out.
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=MAX_QUEUED_BATCHES)
+        self._conn: sqlite3.Connection = connect(self.path)
+        self._thread = threading.Thread(target=self._run, name="laserlog-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        """Queue a batch for commit; raise if the writer has failed."""
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+        if len(batch):
+            self._queue.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is committed."""
+        self._queue.join()
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread.
+
+        Rows the disk still has no room for go to a recovery file beside the database,
+        for `laserlog recover`; the error then names it. Nothing is dropped silently.
+        """
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+        if self._pending:
+            self.recovery_file = spill(self.path, self.session_id, self._pending)
+            self._pending = []
+            raise StoreError(f"the disk holding {self.path} is full: the session's last rows "
+                             f"are kept in {self.recovery_file}; free space, then run "
+                             f"`laserlog recover {self.recovery_file} --db {self.path}`")
+        if self.error is not None:
+            raise StoreError(f"writing to {self.path} failed: {self.error}")
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = self._queue.get(timeout=DISK_FULL_RETRY_S if self._pending else None)
+            except queue.Empty:
+                self._commit_pending()  # retry: space may have come back
+                continue
+            try:
+                if batch is None:
+                    self._commit_pending()
+                    return
+                self._pending.append(batch)
+                self._commit_pending()
+            finally:
+                self._queue.task_done()
+
+    def _commit_pending(self) -> None:
+        """Commit waiting batches in order; on a full disk keep them and say so."""
+        while self._pending and self.error is None:
+            try:
+                self._commit(self._conn, self._pending[0])
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    self.error = exc
+                    return
+                self.disk_full = True
+                return
+            except (sqlite3.Error, OSError) as exc:
+                self.error = exc
+                return
+            self._pending.pop(0)
+            self.disk_full = False
+
+    @property
+    def waiting_rows(self) -> int:
+        """Return how many rows wait in memory for disk space."""
+        return sum(len(b) for b in self._pending)
+
+    def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        regimes = self.regimes | {row[4] for row in batch.pulses}
+        with conn:
+            if batch.pulses:
+                insert_rows(conn, INSERT_PULSE, batch.pulses)
+            if batch.events:
+                conn.executemany(INSERT_EVENT, batch.events)
+            if batch.settings:
+                conn.executemany(INSERT_SETTING, batch.settings)
+            conn.execute(_UPDATE_TOTALS, {
+                "pulses": len(batch.pulses), "energy": batch.energy_j,
+                "min_f": batch.min_fluence_j_cm2, "max_f": batch.max_fluence_j_cm2,
+                "regimes": ",".join(sorted(regimes)), "missing": batch.missing_pulses,
+                "events": len(batch.events), "session": self.session_id,
+            })
+            # Tamper evidence: this commit's rows join the hash chain in the same transaction.
+            head = chain.append_batch(conn, self.session_id, {
+                "pulses": len(batch.pulses), "events": len(batch.events),
+                "settings": len(batch.settings)}, written={"pulses": batch.pulses})
+        chain.write_anchor(self.path, head)
+        self.regimes = regimes
+        self.committed_pulses += len(batch.pulses)
+        self.committed_events += len(batch.events)
+
+
+def spill(db_path: Path, session_id: int, batches: list[Batch]) -> Path:
+    """Write batches that could not be committed to a recovery file (JSON lines, fsynced)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = db_path.with_name(f"{db_path.name}.recovery-{session_id}-{stamp}.ndjson")
+    try:
+        fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    except OSError:
+        # No room even for the file: the home folder is the last place left.
+        target = Path.home() / target.name
+        fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        for batch in batches:
+            for table, rows in (("pulses", batch.pulses), ("events", batch.events),
+                                ("settings", batch.settings)):
+                for row in rows:
+                    out.write(json.dumps({"table": table, "row": list(row)}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return target
