@@ -40,14 +40,14 @@ from laserlog.domain.model import DeviceIdentity, LinkEvent, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
 from laserlog.link.driver import PULSE_ATTRS, pulse_builder
 from laserlog.link.driver import Driver as BaseDriver
-from laserlog.sim.console import ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
+from laserlog.link.wire import ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from laserlog.config.profile import Conversion, Profile
     from laserlog.link.transport import Link
-    from laserlog.sim.console import Console, SimPulse
+    from laserlog.link.wire import ConsoleState, SimPulse
 
 Frame = tuple[int, bytes]  # (opcode, payload)
 
@@ -633,7 +633,7 @@ def _emitted(profile: Profile, name: str, value: float) -> bool:
 class Device:
     """Console side of the binary framed protocol, answering from a simulated console's state."""
 
-    def __init__(self, profile: Profile, console: Console) -> None:
+    def __init__(self, profile: Profile, console: ConsoleState) -> None:
         self.profile = profile
         self.console = console
         self.layout = compile_layout(profile)

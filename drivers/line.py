@@ -29,14 +29,14 @@ from laserlog.domain.model import DeviceIdentity, LinkEvent, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
 from laserlog.link.driver import Driver as BaseDriver
 from laserlog.link.driver import pulse_builder
-from laserlog.sim.console import ERR_INTERLOCK, ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
+from laserlog.link.wire import ERR_INTERLOCK, ERR_RANGE, ERR_READ_ONLY, ERR_SYNTAX, FIELD_INDEX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from laserlog.config.profile import Parameter, Profile
     from laserlog.link.transport import Link
-    from laserlog.sim.console import Console, SimPulse
+    from laserlog.link.wire import ConsoleState, SimPulse
 
 OPTION_KEYS = {"ok", "error", "echo", "reply_end", "error_query", "error_query_reply",
                "address", "error_codes"}
@@ -383,12 +383,15 @@ def status_reading(profile: Profile, template: Template, fields: dict[str, str],
 class Driver(BaseDriver):
     """Host side of a text line protocol."""
 
+    #: What the messages call the other end ("console refused ..."); a meter says "meter".
+    device_word = "console"
+
     def __init__(self, profile: Profile, link: Link, **kw: object) -> None:
         super().__init__(profile, link, **kw)  # type: ignore[arg-type]
         self.framer = make_framer(profile, incoming=True)
         self.replies: deque[bytes] = deque()
         self._awaiting = False
-        self.options = line_options(profile)
+        self.options = self.compile_options(profile)
         self._ok, self._error = self.options.ok, self.options.error
         pulses = profile.pulses
         self._pulse_regex = pulses.line.regex if pulses.line is not None else None
@@ -401,6 +404,10 @@ class Driver(BaseDriver):
         self._echoes: deque[bytes] = deque(maxlen=8)  # commands whose echo has not come
         self.garbled = 0
         self.foreign = 0  # lines between other parties on an addressed bus
+
+    def compile_options(self, profile: Profile) -> LineOptions:
+        """Return the protocol options table compiled; a driver built on this one may differ."""
+        return line_options(profile)
 
     # -- reading --------------------------------------------------------------------------
     def pump(self, timeout_s: float) -> None:
@@ -522,13 +529,13 @@ class Driver(BaseDriver):
         fields = expect.match(body)
         if fields is None:
             self._garbled(f"reply to {request!r} not understood", body)
-            raise ProtocolError(f"console answered {request!r} with {body!r}, expected "
-                                f"{expect.text!r}")
+            raise ProtocolError(f"{self.device_word} answered {request!r} with {body!r}, "
+                                f"expected {expect.text!r}")
         return fields
 
     def _refused(self, request: str, code: str) -> NoReturn:
         meaning = self.options.meaning(int(code)) if code.lstrip("+-").isdigit() else ""
-        raise ProtocolError(f"console refused {request!r}: error {code}"
+        raise ProtocolError(f"{self.device_word} refused {request!r}: error {code}"
                             + (f", {meaning}" if meaning else ""))
 
     def _garbled(self, detail: str, raw: bytes) -> None:
@@ -558,14 +565,14 @@ class Driver(BaseDriver):
     def get(self, name: str) -> float:
         param = self.profile.parameters[name]
         if param.get is None or param.reply is None:
-            raise ProtocolError(f"parameter {name} cannot be read")
+            raise ProtocolError(f"{self.device_word} parameter {name} cannot be read")
         fields = self.exchange(param.get.render(), param.reply)
         return param.conversion.to_canonical(float(fields["value"]) / param.wire_scale)
 
     def set(self, name: str, value: float) -> float:
         param = self.profile.parameters[name]
         if param.set is None:
-            raise ProtocolError(f"parameter {name} cannot be set")
+            raise ProtocolError(f"{self.device_word} parameter {name} cannot be set")
         if not param.in_range(value):
             raise ProtocolError(f"{name} {value:g} is outside the profile's range "
                                 f"{_bound(param.min)}..{_bound(param.max)} "
@@ -590,7 +597,7 @@ class Driver(BaseDriver):
 class Device:
     """Console side of a text line protocol, answering from a simulated console's state."""
 
-    def __init__(self, profile: Profile, console: Console) -> None:
+    def __init__(self, profile: Profile, console: ConsoleState) -> None:
         self.profile = profile
         self.console = console
         self.framer = make_framer(profile, incoming=False)

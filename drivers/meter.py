@@ -1,6 +1,7 @@
 """Pulse-energy meters (kind = "meter"): poll a new-data flag, read the last pulse's energy.
 
-The exchange is the line protocol's (`drivers/line.py`); what it cannot express is here:
+The exchange is the line protocol's (`drivers/line.py`, whose `Driver` this one extends);
+what it cannot express is here:
 a flag whose reply is a word (Gentec `New Data Available`), an over-range reply instead of
 a number (Ophir `*OVER`), and exponents printed with one digit (Ophir `*1.234E-3`).
 Both ends live here: `Driver` reads a meter, `Device` is a simulated meter whose head
@@ -29,15 +30,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from laserlog.config.template import Template, compile_template
-from laserlog.domain.model import DeviceIdentity, StatusReading
-from laserlog.drivers.line import LineFramer, _wire_value
+from laserlog.domain.model import StatusReading
+from laserlog.drivers.line import Driver as LineDriver
+from laserlog.drivers.line import LineFramer, LineOptions, _wire_value
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.link.driver import Driver as BaseDriver
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Parameter, Profile
     from laserlog.link.transport import Link
-    from laserlog.sim.console import Console, SimPulse
+    from laserlog.link.wire import ConsoleState, SimPulse
 
 OPTION_KEYS = {"ok", "error", "new_data_yes", "new_data_no", "over", "setup", "exponent_digits",
                "sim_bias", "identity_fields"}
@@ -110,15 +111,13 @@ def check_profile(profile: Profile) -> None:
         raise bad("identity", "missing", expected="get and reply: a check records the meter's model")
 
 
-class Driver(BaseDriver):
-    """Host side: identify the meter, prepare it, and read one pulse energy per shot."""
+class Driver(LineDriver):
+    """Host side: the line protocol's exchange, plus the new-data flag and the energy reply."""
+
+    device_word = "meter"
 
     def __init__(self, profile: Profile, link: Link, **kw: object) -> None:
-        super().__init__(profile, link, **kw)  # type: ignore[arg-type]
-        t = profile.transport
-        self.lines = LineFramer(t.read_terminator, t.max_line_bytes)
-        self.replies: list[bytes] = []
-        self._ok, self._error = _templates(profile)
+        super().__init__(profile, link, **kw)
         self.over = _opt(profile, "over")
         self.new_yes = _opt(profile, "new_data_yes")
         self.new_no = _opt(profile, "new_data_no")
@@ -126,69 +125,38 @@ class Driver(BaseDriver):
         self._flag = profile.parameters[profile.pulses.counter]
         self._energy = profile.parameters["energy"]
 
-    # -- the exchange: one command, one reply line ---------------------------------------
-    def pump(self, timeout_s: float) -> None:
-        data = self.link.read_available(timeout_s)
-        if data:
-            self.replies.extend(line for line in self.lines.feed(data) if line.strip())
+    def compile_options(self, profile: Profile) -> LineOptions:
+        ok, error = _templates(profile)
+        return LineOptions(ok=ok, error=error)
 
-    def exchange(self, request: str) -> str:
-        """Send one command and return the reply line; raise ProtocolError on a refusal."""
-        t = self.profile.transport
+    def reply_to(self, request: str) -> str:
+        """Send one command and return its reply line as sent (a word, a number, `*OVER`)."""
         self.replies.clear()
-        self.link.write(request.encode("latin-1") + t.write_terminator)
-        deadline = time.monotonic() + t.timeout_s
-        while not self.replies:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s on "
-                                    f"{self.link.url}")
-            self.pump(min(left, 0.05))
-        reply = self.replies.pop(0)
-        if self._error is not None and self._error.match(reply) is not None:
-            raise ProtocolError(f"meter refused {request!r}: {reply.decode('latin-1')}")
-        return reply.decode("latin-1")
-
-    def _expect(self, request: str, template: Template | None) -> dict[str, str]:
-        reply = self.exchange(request)
-        if template is None:
-            return {}
-        fields = template.match(reply.encode("latin-1"))
-        if fields is None:
-            raise ProtocolError(f"meter answered {request!r} with {reply!r}; expected "
-                                f"{template.text!r}")
-        return fields
-
-    def query_identity(self) -> DeviceIdentity:
-        ident = self.profile.identity
-        assert ident.get is not None and ident.reply is not None
-        fields = self._expect(ident.get.render(), ident.reply)
-        return DeviceIdentity(fields.get("model", ident.model), fields.get("serial", ""),
-                              fields.get("firmware", ""))
+        self._awaiting = True
+        try:
+            self.link.write(self.wire(request.encode("latin-1")))
+            t = self.profile.transport
+            deadline = time.monotonic() + t.timeout_s
+            while True:
+                while self.replies:
+                    reply = self.replies.popleft()
+                    if not reply.strip():
+                        continue
+                    if self._error is not None and self._error.match(reply) is not None:
+                        self._refused(request, reply.decode("latin-1"))
+                    return reply.decode("latin-1")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s on "
+                                        f"{self.link.url}")
+                self.pump(min(left, 0.05))
+        finally:
+            self._awaiting = False
 
     def get(self, name: str) -> float:
         if name == self.profile.pulses.counter:
             return 1.0 if self.new_data() else 0.0  # the flag may be a word (Gentec)
-        param = self.profile.parameters[name]
-        if param.get is None or param.reply is None:
-            raise ProtocolError(f"meter parameter {name} cannot be read")
-        fields = self._expect(param.get.render(), param.reply)
-        return param.conversion.to_canonical(float(fields["value"]) / param.wire_scale)
-
-    def set(self, name: str, value: float) -> float:
-        param = self.profile.parameters[name]
-        if param.set is None:
-            raise ProtocolError(f"meter parameter {name} cannot be set")
-        if not param.in_range(value):
-            raise ProtocolError(f"meter {name} {value:g} is outside the profile's range")
-        self._expect(param.set.render(value=_wire_value(param, value, param.set, param.set_scale)),
-                     param.set_reply or self._ok)
-        self.settings[name] = value
-        return value
-
-    def command(self, name: str) -> None:
-        cmd = self.profile.commands[name]
-        self._expect(cmd.send, cmd.reply or self._ok)
+        return super().get(name)
 
     def read_status(self) -> StatusReading | None:
         return None
@@ -217,7 +185,7 @@ class Driver(BaseDriver):
         """Return whether the meter measured a pulse since the energy was last read."""
         flag = self._flag
         assert flag.get is not None and flag.reply is not None
-        fields = flag.reply.match(self.exchange(flag.get.render()).encode("latin-1"))
+        fields = flag.reply.match(self.reply_to(flag.get.render()).encode("latin-1"))
         if fields is None:
             raise ProtocolError(f"meter answered {flag.get.render()!r} with something else than "
                                 f"{flag.reply.text!r}")
@@ -234,7 +202,7 @@ class Driver(BaseDriver):
         param = self._energy
         assert param.get is not None and param.reply is not None
         request = param.get.render()
-        reply = self.exchange(request)
+        reply = self.reply_to(request)
         if self.over is not None and reply == self.over:
             raise MeterOverRange(f"meter over range ({reply!r}): choose a higher range or "
                                  "lower the energy")
@@ -296,7 +264,7 @@ class MeterHead:
 class Device:
     """Meter side, for the simulator: answers the profile's commands from a `MeterHead`."""
 
-    def __init__(self, profile: Profile, console: Console) -> None:
+    def __init__(self, profile: Profile, console: ConsoleState) -> None:
         self.profile = profile
         self.console = console
         self.head = MeterHead(profile, seed=console.rng.randrange(2**31))

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laserlog.config.catalog import find_profile, open_profile
-from laserlog.config.profile import Profile, parse_profile
+from laserlog.config.catalog import find_profile
+from laserlog.config.profile import Profile, open_profile, parse_profile
 from laserlog.domain.model import (
     DeviceIdentity,
     LinkEvent,
@@ -34,7 +34,8 @@ from laserlog.drivers.binary_frame import Device, Driver, FrameSplitter, check_p
 from laserlog.errors import IdentityMismatch, ProfileError, ProtocolError
 from laserlog.link.transcript import TranscriptLink, expected_protocol
 from laserlog.link.transport import Link
-from laserlog.sim.console import Console, SimPulse
+from laserlog.link.wire import SimPulse
+from laserlog.sim.console import Console
 from laserlog.sim.engine import Simulator
 
 # Opcodes and parameter ids of profiles/ps1064-ref.toml.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from laserlog.sim.console import SimPulse
+    from laserlog.link.wire import SimPulse
     from laserlog.sim.engine import Simulator
 
 

@@ -7,40 +7,12 @@ canonical units (J, J/cm^2, mm, ps, nm, Hz).
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
 
 from laserlog.config.profile import Profile
 from laserlog.domain import dosimetry
 from laserlog.domain.dosimetry import interpolate
+from laserlog.link.wire import ERR_INTERLOCK, ERR_RANGE, ERR_READ_ONLY, SimPulse
 
-# Error codes a simulated console answers with (profiles may map them in their fault table).
-ERR_SYNTAX = 1
-ERR_RANGE = 2
-ERR_READ_ONLY = 3
-ERR_INTERLOCK = 5
-
-
-class SimPulse(NamedTuple):
-    """One simulated pulse, as the console would measure it (a named tuple: made per pulse)."""
-
-    seq: int
-    energy_j: float
-    fluence_j_cm2: float
-    spot_mm: float
-    pulse_duration_ps: float
-    wavelength_nm: float
-    rep_rate_hz: float
-    handpiece: int
-    beamlet_energy_j: float
-
-    def field(self, name: str) -> float:
-        """Return a pulse field by its profile name (energy, fluence, spot, ...)."""
-        return self[FIELD_INDEX[name]]
-
-
-#: Profile pulse-field name -> position in SimPulse.
-FIELD_INDEX = {"seq": 0, "energy": 1, "fluence": 2, "spot": 3, "pulse_duration": 4,
-               "wavelength": 5, "rep_rate": 6, "handpiece": 7, "beamlet_energy": 8}
 NOISE_TABLE_SIZE = 4096
 
 

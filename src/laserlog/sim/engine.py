@@ -14,7 +14,8 @@ from pathlib import Path
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile
-from laserlog.sim.console import Console, SimPulse
+from laserlog.link.wire import SimPulse
+from laserlog.sim.console import Console
 from laserlog.sim.faults import FaultPlan, Scheduled
 from laserlog.sim.pty_link import PtyLink
 
