@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.storage.store import INSERT_PULSE, Store, connect, migrate
 
@@ -43,7 +43,7 @@ def record_flood(profile_name: str, pulses: int, rate_hz: float, tmp: Path) -> d
     sim = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, signal, threading;"
-         "from laserlog.config.catalog import open_profile;"
+         "from laserlog.config.profile import open_profile;"
          "from laserlog.sim.engine import Simulator;"
          f"s = Simulator(open_profile({profile_name!r}), {str(link)!r}, seed=1, rate_hz={rate_hz},"
          f" max_pulses={pulses});"

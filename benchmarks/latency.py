@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.storage import writer as writer_module
 from laserlog.storage.store import Store
@@ -29,7 +29,7 @@ def rss_mb() -> float:
 
 
 def start_simulator(link: Path, rate_hz: float, pulses: int | None) -> subprocess.Popen:
-    code = ("import sys; from laserlog.config.catalog import open_profile; "
+    code = ("import sys; from laserlog.config.profile import open_profile; "
             "from laserlog.sim.engine import Simulator; "
             f"s = Simulator(open_profile('ps755-ref'), {str(link)!r}, seed=1, rate_hz={rate_hz}, "
             f"max_pulses={pulses!r}); s.start(); sys.stdin.read(); s.stop()")

@@ -10,8 +10,9 @@ import json
 import statistics
 import time
 
-from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import open_profile
 from laserlog.domain.model import PulseReading
 from laserlog.link.transcript import TranscriptLink
 from laserlog.sim.console import Console

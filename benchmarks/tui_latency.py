@@ -61,7 +61,7 @@ def percentile(histogram: list[int], q: float) -> float | None:
 
 # -- the app's side (runs in the pty) -----------------------------------------------------------
 def child(args: argparse.Namespace) -> None:
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.recording.recorder import SessionInfo
     from laserlog.tui.app import LaserlogApp
     from laserlog.tui.controller import LiveController
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     sim = subprocess.Popen(
         [sys.executable, "-c",
          "import sys;"
-         "from laserlog.config.catalog import open_profile;"
+         "from laserlog.config.profile import open_profile;"
          "from laserlog.sim.engine import Simulator;"
          f"s = Simulator(open_profile({args.profile!r}), {str(link)!r}, seed=1,"
          f" rate_hz={args.rate}, fire=True);"

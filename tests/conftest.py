@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from laserlog.config.catalog import bundled_profiles_dir, open_profile
-from laserlog.config.profile import Profile
+from laserlog.config.catalog import bundled_profiles_dir
+from laserlog.config.profile import Profile, open_profile
 from laserlog.sim.engine import Simulator
 
 CONSOLE_PROFILES = sorted(

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.drivers_registry import driver_module
-from laserlog.config.profile import load_profile
+from laserlog.config.profile import load_profile, open_profile
 from laserlog.config.siteconfig import SiteConfig
 from laserlog.errors import IdentityMismatch
 from laserlog.recording.calstatus import status

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from laserlog.cli.main import main
-from laserlog.config.catalog import bundled_profiles_dir, open_profile
-from laserlog.config.profile import Profile, load_profile
+from laserlog.config.catalog import bundled_profiles_dir
+from laserlog.config.profile import Profile, load_profile, open_profile
 from laserlog.proving.conformance import FAIL, PASS, SKIP, Suite, run_suite
 
 from conftest import CONSOLE_PROFILES

@@ -178,7 +178,7 @@ def test_beamlet_fluence_exceeds_mean_fluence_when_zones_cover_less_than_fractio
 
 
 def test_fractional_reference_console_tile_arithmetic() -> None:
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.console import Console
 
     profile = open_profile("fx1550-ref")

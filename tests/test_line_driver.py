@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from laserlog.config.catalog import open_profile
 from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import open_profile
 from laserlog.domain.model import LinkEvent, PulseReading, StatusReading
 from laserlog.drivers.line import LineFramer
 from laserlog.errors import IdentityMismatch, ProtocolError

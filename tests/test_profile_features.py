@@ -490,7 +490,7 @@ def test_profiles_list_shows_a_family_member(tmp_path, capsys):
 
 def test_a_parent_in_a_profiles_folder_is_found_by_check_and_record_options(tmp_path, capsys):
     from laserlog.cli.main import main
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
 
     child = tmp_path / "kid-console.toml"
     child.write_text('format = 1\nextends = "feature-base"\n\n[device]\nid = "kid-console"\n')

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from laserlog.cli.main import main
-from laserlog.config.catalog import bundled_profiles_dir, open_profile
+from laserlog.config.catalog import bundled_profiles_dir
+from laserlog.config.profile import open_profile
 from laserlog.errors import LaserlogError
 from laserlog.link.transcript_file import read_transcript
 from laserlog.proving.replay import Operation, Recogniser, replay

@@ -1,1 +1,1 @@
-"""Profiles and the site file: finding, reading, extending and checking what describes a console and a clinic."""
+"""Profiles and the site file: find, read, extend and check what describes a console and a clinic."""

@@ -66,10 +66,3 @@ def find_profile(name: str, extra: list[str] | None = None) -> Path:
     known = ", ".join(f.name for f in profile_files(extra)) or "none"
     raise ProfileNotFound(f"no profile named {name!r}; known profiles: {known} "
                           "(see `laserlog profiles list`)")
-
-
-def open_profile(name: str, extra: list[str] | None = None):
-    """Find, load and validate a profile by name or path."""
-    from laserlog.config.profile import load_profile
-
-    return load_profile(find_profile(name, extra), extra)  # extra also finds its parents

@@ -9,14 +9,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from laserlog.errors import ProfileError
 
-if TYPE_CHECKING:
-    from laserlog.config.profile import Profile
-
 ENTRY_POINT_GROUP = "laserlog.drivers"
+
+
+class NamesADriver(Protocol):
+    """A profile, as far as finding its driver goes (the loader calls this mid-parse)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
 
 
 def _entry_points() -> dict[str, str]:
@@ -27,11 +34,11 @@ def _entry_points() -> dict[str, str]:
 
 def available() -> dict[str, str]:
     """Return every driver name with the module that provides it."""
-    import laserlog.drivers
-
+    # Found by name, not imported by this module: the drivers sit above the profile format.
+    bundled = importlib.import_module("laserlog.drivers")
     found = {
         info.name: f"laserlog.drivers.{info.name}"
-        for info in pkgutil.iter_modules(laserlog.drivers.__path__)
+        for info in pkgutil.iter_modules(bundled.__path__)
         if not info.name.startswith("_")
     }
     found.update(_entry_points())
@@ -46,7 +53,7 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(modules[name])
 
 
-def driver_module(profile: Profile) -> ModuleType:
+def driver_module(profile: NamesADriver) -> ModuleType:
     """Return the driver module a profile names, or raise a ProfileError naming the key."""
     try:
         return load(profile.protocol)

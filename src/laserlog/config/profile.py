@@ -756,3 +756,10 @@ def _located(error: ProfileError, family: Any) -> ProfileError:
     where = f"{origin}:{line}" if line else origin
     return ProfileError(error.source, error.key, f"{error.problem} (inherited from {where})",
                         value=error.value, expected=error.expected)
+
+
+def open_profile(name: str, extra: list[str] | None = None) -> Profile:
+    """Find, load and validate a profile by name or path."""
+    from laserlog.config.catalog import find_profile
+
+    return load_profile(find_profile(name, extra), extra)  # extra also finds its parents
