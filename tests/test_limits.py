@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.config.siteconfig import SiteConfig, load_site
 from laserlog.domain.model import PulseReading
 from laserlog.errors import ProfileError

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.domain import dosimetry
 from laserlog.errors import SessionError
 from laserlog.recording.recorder import Recorder, SessionInfo

@@ -7,10 +7,10 @@ import sqlite3
 import pytest
 from tui_support import build_history
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.errors import PortError, SessionError
-from laserlog.recording.completion import EventRow
 from laserlog.recording.recorder import SessionInfo
+from laserlog.storage.rows import EventRow
 from laserlog.storage.store import Store
 from laserlog.tui.alarms import alarm_word
 from laserlog.tui.checklist import DEFAULT_ITEMS, ChecklistError, label_for, load_checklist

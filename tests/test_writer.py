@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.domain.model import PulseReading
 from laserlog.recording.completion import PulseCompleter
 from laserlog.storage import chain

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from laserlog.config.catalog import open_profile
-from laserlog.config.profile import Profile
+from laserlog.config.profile import Profile, open_profile
 from laserlog.domain.model import PulseReading, SettingReading, StatusReading
-from laserlog.recording.completion import EventRow, PulseCompleter
+from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.console import Console
+from laserlog.storage.rows import EventRow
 from laserlog.storage.store import INSERT_PULSE, Store
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController, LiveSession

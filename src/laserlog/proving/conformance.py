@@ -484,7 +484,8 @@ class Suite:
 
     def _judge_pulses(self, driver: Driver, readings: list[PulseReading]) -> None:
         from laserlog.domain.model import SettingReading
-        from laserlog.recording.completion import EventRow, PulseCompleter
+        from laserlog.recording.completion import PulseCompleter
+        from laserlog.storage.rows import EventRow
 
         mode = self.profile.pulses.mode
         if len(readings) < self.pulse_target:

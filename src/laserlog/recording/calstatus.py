@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from laserlog.config.siteconfig import SiteConfig
-from laserlog.recording.completion import EventRow
+from laserlog.storage.rows import EventRow
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,32 +8,15 @@ console restarts. Plain floats only: this runs once per pulse.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from laserlog.config.profile import Handpiece, Profile
 from laserlog.domain import dosimetry
 from laserlog.domain.model import LinkEvent, PulseReading, SettingReading, StatusReading
+from laserlog.storage.rows import EventRow, PulseRow
 
 if TYPE_CHECKING:
     from laserlog.recording.limits import LimitSet
-
-PulseRow = tuple  # in store.PULSE_COLUMNS order
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """An event to store (see store.EVENT_COLUMNS)."""
-
-    received_unix_s: float
-    kind: str
-    severity: str = "info"
-    code: int | None = None
-    message: str = ""
-    missing_pulses: int | None = None
-    count: int = 1
-    raw: str | None = None
-
 
 class PulseCompleter:
     """Complete pulses from settings and handpiece; detect gaps, resets, disagreements, faults."""
@@ -241,7 +224,7 @@ class PulseCompleter:
                                                       hp.beamlet_count, hp.beamlet_diameter_mm)
         # Each REAL slot holds exactly what SQLite will give back (the chain hashes the row
         # as it is in memory): a float (x + 0.0 turns an int into one and -0.0 into 0.0),
-        # or None where SQLite would store NULL (None, and NaN).
+        # or None where SQLite would store NULL (None, and NaN). In PULSE_COLUMNS order.
         row = (self.session_id, seq, t + 0.0, duration + 0.0, regime,
                energy + 0.0 if energy is not None else None,
                fluence + 0.0 if fluence is not None else None,

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from laserlog.config.siteconfig import LIMIT_COLUMNS, SiteConfig
-from laserlog.recording.completion import EventRow
+from laserlog.storage.rows import PULSE_COLUMNS, EventRow, PulseAt
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Profile
 
-#: Stored pulse row positions (store.PULSE_COLUMNS order) of the columns limits check.
-ROW_INDEX = {"pulse_duration_ps": 3, "energy_j": 5, "fluence_j_cm2": 6, "spot_mm": 7,
-             "wavelength_nm": 8, "rep_rate_hz": 9, "beamlet_fluence_j_cm2": 11}
+#: Where the columns limits check sit in a stored pulse row.
+ROW_INDEX = {name: PULSE_COLUMNS.index(name) for name in (
+    "pulse_duration_ps", "energy_j", "fluence_j_cm2", "spot_mm", "wavelength_nm", "rep_rate_hz",
+    "beamlet_fluence_j_cm2")}
 #: Profile parameters whose allowed range bounds a stored column. The repetition rate and
 #: wavelength are left to the site file: they say nothing about the dose.
 PROFILE_PARAMETERS = {"energy": "energy_j", "fluence": "fluence_j_cm2", "spot": "spot_mm",
@@ -73,10 +74,14 @@ class LimitSet:
             side = "below" if value < limit.low else "above"
             bound = limit.low if value < limit.low else limit.high
             events.append(EventRow(
-                row[2], "out_of_limit", limit.severity, None,
-                f"pulse {row[1] if row[1] is not None else '?'}: {LABELS[limit.column]} "
+                row[PulseAt.RECEIVED_UNIX_S], "out_of_limit", limit.severity, None,
+                f"pulse {_seq_text(row[PulseAt.SEQ])}: {LABELS[limit.column]} "
                 f"{value:.4g} {unit} {side} the {limit.source} limit {bound:.4g} {unit}",
                 raw=limit.column))
+
+
+def _seq_text(seq: int | None) -> str:
+    return "?" if seq is None else str(seq)
 
 
 def compile_limits(profile: Profile, site: SiteConfig) -> LimitSet:

@@ -29,8 +29,9 @@ from laserlog.errors import IdentityMismatch, PortError, ProtocolError, SessionE
 from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
-from laserlog.recording.completion import EventRow, PulseCompleter
+from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.sessionreview import session_review
+from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import Store
 from laserlog.storage.writer import FLUSH_INTERVAL_S, FLUSH_ROWS, Batch, BatchWriter
 
@@ -110,7 +111,7 @@ class Recorder:
         self.port = port
         self.expect_serial = expect_serial
         self.on_event = on_event
-        # Called in the recording thread with each stored pulse row (store.PULSE_COLUMNS
+        # Called in the recording thread with each stored pulse row (storage.rows.PULSE_COLUMNS
         # order); a front end passes a bounded deque's append, so the screen never slows this.
         self.on_pulse = on_pulse
         self.totals = Totals()
@@ -276,17 +277,19 @@ class Recorder:
         new = batch.pulses[first_new:]
         if new:
             totals.pulses += len(new)
-            energy_j = sum([row[5] for row in new if row[5] is not None])
+            at_energy, at_fluence = PulseAt.ENERGY_J, PulseAt.FLUENCE_J_CM2
+            energy_j = sum([row[at_energy] for row in new if row[at_energy] is not None])
             totals.energy_j += energy_j
             batch.energy_j += energy_j
-            fluences = [row[6] for row in new if row[6] is not None]
+            fluences = [row[at_fluence] for row in new if row[at_fluence] is not None]
             if fluences:
                 low, high = min(fluences), max(fluences)
                 if batch.min_fluence_j_cm2 is None or low < batch.min_fluence_j_cm2:
                     batch.min_fluence_j_cm2 = low
                 if batch.max_fluence_j_cm2 is None or high > batch.max_fluence_j_cm2:
                     batch.max_fluence_j_cm2 = high
-            totals.regimes.update({row[4] for row in new})
+            at_regime = PulseAt.REGIME
+            totals.regimes.update({row[at_regime] for row in new})
         if garbled:
             # Noise on the line is counted, with a sample, once per batch rather than per line.
             first = garbled[0]

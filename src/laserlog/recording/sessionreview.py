@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from laserlog.config.siteconfig import site_for
 from laserlog.errors import SessionError
 from laserlog.recording.calstatus import start_events
-from laserlog.recording.completion import EventRow
 from laserlog.recording.limits import LimitSet, compile_limits
+from laserlog.storage.rows import EventRow
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Profile

@@ -7,15 +7,8 @@ from pathlib import Path
 
 from laserlog.errors import LaserlogError
 from laserlog.storage import chain
-from laserlog.storage.store import (
-    EVENT_COLUMNS,
-    INSERT_EVENT,
-    INSERT_PULSE,
-    INSERT_SETTING,
-    PULSE_COLUMNS,
-    SETTING_COLUMNS,
-    Store,
-)
+from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
+from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, Store
 
 _TABLES = {"pulses": (INSERT_PULSE, len(PULSE_COLUMNS)), "events": (INSERT_EVENT, len(EVENT_COLUMNS)),
            "settings": (INSERT_SETTING, len(SETTING_COLUMNS))}

@@ -17,16 +17,8 @@ from typing import Any
 
 from laserlog.errors import StoreError
 from laserlog.storage import chain
+from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
-
-PULSE_COLUMNS = (
-    "session_id", "seq", "received_unix_s", "pulse_duration_ps", "regime", "energy_j",
-    "fluence_j_cm2", "spot_mm", "wavelength_nm", "rep_rate_hz", "handpiece",
-    "beamlet_fluence_j_cm2", "derived",
-)
-EVENT_COLUMNS = ("session_id", "received_unix_s", "kind", "severity", "code", "message",
-                 "missing_pulses", "count", "raw")
-SETTING_COLUMNS = ("session_id", "received_unix_s", "name", "value", "unit")
 
 INSERT_PULSE = f"INSERT INTO pulses ({', '.join(PULSE_COLUMNS)}) VALUES ({', '.join('?' * len(PULSE_COLUMNS))})"
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from laserlog.errors import StoreError
 from laserlog.storage import chain
+from laserlog.storage.rows import PulseAt
 from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect, insert_rows
 
 #: Batches handed over but not yet committed, at most.
@@ -159,7 +160,8 @@ class BatchWriter:
         return sum(len(b) for b in self._pending)
 
     def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        regimes = self.regimes | {row[4] for row in batch.pulses}
+        at_regime = PulseAt.REGIME
+        regimes = self.regimes | {row[at_regime] for row in batch.pulses}
         with conn:
             if batch.pulses:
                 insert_rows(conn, INSERT_PULSE, batch.pulses)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from laserlog.recording.completion import EventRow
+from laserlog.storage.rows import EventRow
 
 #: Shown before every alarm word: readable through safety eyewear that filters colours.
 SYMBOL = "!!"

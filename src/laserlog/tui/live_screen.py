@@ -16,13 +16,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log, Sparkline, Static
 
 from laserlog.errors import LaserlogError
-from laserlog.recording.completion import EventRow
+from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.text import clock_text, current_settings, energy_text, event_line, pulse_line
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 #: Lines the tail keeps; older ones scroll away (the database keeps every pulse).
 TAIL_LINES = 1000
@@ -66,8 +66,8 @@ class LiveScreen(Screen):
         self._started_unix_s = 0.0
 
     @property
-    def laserlog(self) -> LaserlogApp:
-        return cast("LaserlogApp", self.app)
+    def laserlog(self) -> SessionHost:
+        return cast("SessionHost", self.app)
 
     def compose(self) -> ComposeResult:
         yield TopBar("live", id="top")
@@ -106,15 +106,16 @@ class LiveScreen(Screen):
             shown = rows[-TAIL_LINES:]
             self.skipped_lines += len(rows) - len(shown)
             for row in rows[-SPARK_POINTS:]:
-                if row[6] is not None:
-                    self._fluence.append(row[6])
-                if row[5] is not None:
-                    self._energy.append(row[5])
+                if row[PulseAt.FLUENCE_J_CM2] is not None:
+                    self._fluence.append(row[PulseAt.FLUENCE_J_CM2])
+                if row[PulseAt.ENERGY_J] is not None:
+                    self._energy.append(row[PulseAt.ENERGY_J])
             self._spark_dirty = True
         else:
             shown = rows
         if shown or events:
-            pulse_lines = ((row[2], pulse_line(row, started)) for row in shown)
+            pulse_lines = ((row[PulseAt.RECEIVED_UNIX_S], pulse_line(row, started))
+                           for row in shown)
             event_lines = ((e.received_unix_s, event_line(e, started)) for e in events)
             lines = [text for _, text in heapq.merge(pulse_lines, event_lines,
                                                        key=lambda item: item[0])]

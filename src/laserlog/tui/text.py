@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from laserlog.config.profile import Profile
-from laserlog.recording.completion import EventRow
 from laserlog.review.summary import REGIME_NAMES
+from laserlog.storage.rows import EventRow, PulseAt
 
 _MARK = {"alarm": "!!", "warning": "! ", "info": "  "}
 _REGIME_WORD = {"ps": "pico", "ns": "nano", "long": "long"}
@@ -33,9 +33,11 @@ def offset_text(seconds: float) -> str:
 
 
 def pulse_line(row: tuple, started_unix_s: float) -> str:
-    """Return one tail line for a pulse row (store.PULSE_COLUMNS order)."""
-    seq, t, duration, regime = row[1], row[2], row[3], row[4]
-    energy, fluence, spot, handpiece = row[5], row[6], row[7], row[10]
+    """Return one tail line for a stored pulse row."""
+    seq, t = row[PulseAt.SEQ], row[PulseAt.RECEIVED_UNIX_S]
+    duration, regime = row[PulseAt.PULSE_DURATION_PS], row[PulseAt.REGIME]
+    energy, fluence = row[PulseAt.ENERGY_J], row[PulseAt.FLUENCE_J_CM2]
+    spot, handpiece = row[PulseAt.SPOT_MM], row[PulseAt.HANDPIECE]
     return (f"#{num(seq, 'd'):<7} {offset_text(t - started_unix_s)} {duration:6.0f} ps "
             f"{_REGIME_WORD.get(regime, regime):<4} "
             f"{num(energy, '8.1f', 1000):>8} mJ {num(fluence, '6.3f'):>6} J/cm2 "
@@ -75,9 +77,12 @@ def current_settings(profile: Profile, settings: dict[str, float],
     """Return the console's settings as labelled text: read-back first, else the last pulse."""
     values: dict[str, float | None] = {}
     if last_pulse is not None:
-        values.update(pulse_duration=last_pulse[3], energy=last_pulse[5], fluence=last_pulse[6],
-                      spot=last_pulse[7], wavelength=last_pulse[8], rep_rate=last_pulse[9],
-                      handpiece=last_pulse[10])
+        values.update(pulse_duration=last_pulse[PulseAt.PULSE_DURATION_PS],
+                      energy=last_pulse[PulseAt.ENERGY_J],
+                      fluence=last_pulse[PulseAt.FLUENCE_J_CM2], spot=last_pulse[PulseAt.SPOT_MM],
+                      wavelength=last_pulse[PulseAt.WAVELENGTH_NM],
+                      rep_rate=last_pulse[PulseAt.REP_RATE_HZ],
+                      handpiece=last_pulse[PulseAt.HANDPIECE])
     for name, value in profile.pulses.fixed.items():
         values.setdefault(name, value)
     values.update({k: v for k, v in settings.items() if v is not None})
