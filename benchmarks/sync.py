@@ -98,7 +98,7 @@ def main() -> None:
             "fleet_energy_by_month_s": round(report_s, 3)}), flush=True)
         print(json.dumps(record_with_sync(url, args.record_pulses, args.record_repeat,
                                           args.ship_interval)), flush=True)
-        from laserlog.central.shipper import INTERVAL_S
+        from laserlog.recording.shipping import INTERVAL_S
 
         print(json.dumps(shipping_lag(url, args.lag_rate, args.lag_seconds,
                                       1 if small else 3, args.lag_interval or INTERVAL_S)),
@@ -159,7 +159,7 @@ def record_with_sync(url: str, pulses: int, repeat: int, interval_s: float) -> d
 
     from ingest import record_flood  # benchmarks/ingest.py
 
-    from laserlog.central.shipper import Shipper
+    from laserlog.recording.shipping import Shipper
 
     rates: dict[bool, list[float]] = {False: [], True: []}
     catch_up_s: list[float] = []
@@ -207,7 +207,7 @@ def shipping_lag(url: str, rate_hz: float, seconds: float, repeat: int,
 
     from ingest import record_flood  # benchmarks/ingest.py
 
-    from laserlog.central.shipper import Shipper
+    from laserlog.recording.shipping import Shipper
     from laserlog.storage.chain import parse_ranges
 
     pulses = max(1, round(rate_hz * seconds))

@@ -15,9 +15,9 @@ import pytest
 import test_sync
 from test_sync import _server_count
 
-from laserlog.central.shipper import Shipper, ShipperStatus
-from laserlog.config.catalog import open_profile
+from laserlog.config.profile import open_profile
 from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.recording.shipping import Shipper, ShipperStatus
 from laserlog.sim.engine import Simulator
 from laserlog.storage.store import Store
 
@@ -122,7 +122,7 @@ def test_the_shipping_leaves_when_the_recorder_is_killed(url, tmp_path):
     db = tmp_path / "orphan.db"
     Store(db).close()
     script = ("import sys, time\n"
-              "from laserlog.central.shipper import Shipper\n"
+              "from laserlog.recording.shipping import Shipper\n"
               "s = Shipper(sys.argv[1], sys.argv[2], interval_s=0.2).start()\n"
               "print(s.pid, flush=True)\n"
               "time.sleep(600)\n")

@@ -12,8 +12,8 @@ from test_sync import _server_count
 from textual.pilot import Pilot
 from tui_support import FROZEN_ELAPSED_S, T0, frozen_app, screen_text, wait_for
 
-from laserlog.central.shipper import ShipperStatus
 from laserlog.recording.recorder import SessionInfo
+from laserlog.recording.shipping import ShipperStatus
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from laserlog.central.shipper import Shipper
 from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import LaserlogError, PortError, ProtocolError
-from laserlog.recording.completion import EventRow
 from laserlog.recording.recorder import Recorder, SessionInfo, Totals
+from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
+from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import INSERT_EVENT, Store
 from laserlog.tui.alarms import Alarm, alarm_word
 
@@ -38,8 +38,10 @@ STEP_TIMEOUT_S = 0.02
 IDLE_SETTINGS_POLL_S = 2.0
 RECONNECT_S = 1.0
 
-# Pulse row columns (store.PULSE_COLUMNS) checked against the profile's ranges.
-_RANGE_COLUMNS = {3: "pulse_duration", 5: "energy", 6: "fluence", 7: "spot", 8: "wavelength"}
+# Pulse row columns checked against the profile's ranges, by their profile names.
+_RANGE_COLUMNS = {PulseAt.PULSE_DURATION_PS: "pulse_duration", PulseAt.ENERGY_J: "energy",
+                  PulseAt.FLUENCE_J_CM2: "fluence", PulseAt.SPOT_MM: "spot",
+                  PulseAt.WAVELENGTH_NM: "wavelength"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,9 +395,9 @@ class LiveController:
             if value is not None and not lo <= value <= hi and name not in self._latched:
                 self._latched.add(name)
                 self._pending.append(EventRow(
-                    row[2], "out_of_range", "alarm", None,
+                    row[PulseAt.RECEIVED_UNIX_S], "out_of_range", "alarm", None,
                     f"{name} {value:.4g} outside the console's range {lo:.4g}..{hi:.4g} "
-                    f"(pulse {row[1]})"))
+                    f"(pulse {row[PulseAt.SEQ]})"))
 
     def _flush_pending(self) -> None:
         if self._pending and self._recorder is not None:
