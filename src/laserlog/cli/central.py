@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from laserlog.cli.args import db_arg, db_path, positive_int
 
-def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+
+def add_commands(commands: Any) -> None:
     """Add `laserlog sync` to the main parser's subcommands."""
-    from laserlog.cli.main import _positive_int  # loaded: laserlog.cli.main is what calls this
     p = commands.add_parser("sync", help="ship this console's sessions, pulses, events and "
                             "chain to a central PostgreSQL (what is not there yet)")
     p.add_argument("--to", required=True, metavar="URL",
@@ -23,23 +23,17 @@ def add_sync_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], 
     p.add_argument("--site", metavar="SITE", help="the clinic this console belongs to")
     p.add_argument("--new-server", action="store_true",
                    help="allow shipping to a server other than the one this database ships to")
-    p.add_argument("--chunk-rows", type=_positive_int, metavar="N",
+    p.add_argument("--chunk-rows", type=positive_int, metavar="N",
                    help="rows of a table per transaction (default 500000): what a sync cut "
                    "off keeps is every whole chunk before the cut")
     db_arg(p)
     p.set_defaults(func=cmd_sync)
 
 
-def _db(args: argparse.Namespace) -> str:
-    from laserlog.storage.store import default_db_path
-
-    return args.db or str(default_db_path())
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
-    from laserlog.central import is_url
     from laserlog.central.sync import sync
     from laserlog.errors import LaserlogError
+    from laserlog.storage.location import is_url
 
     if not is_url(args.to):
         raise LaserlogError(f"--to {args.to!r}: expected postgresql://user:password@host/database")
@@ -51,7 +45,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"  committed chunk {so_far.chunks}: {so_far.rows.get('pulses', 0):,} pulses, "
               f"chain link {so_far.head_link}", file=sys.stderr, flush=True)
 
-    result = sync(_db(args), args.to, name=args.name, site=args.site, new_server=args.new_server,
+    result = sync(db_path(args), args.to, name=args.name, site=args.site, new_server=args.new_server,
                   chunk_rows=args.chunk_rows or CHUNK_ROWS,
                   on_chunk=progress if sys.stderr.isatty() else None)
     print(result.line())

@@ -1,7 +1,6 @@
-"""The engineer's profile commands: `profiles new`, `profiles test`, `profiles replay`.
+"""The engineer's profile commands: list, show, check, new, test, replay.
 
-Kept apart from cli.py so that file stays the map of every command; each function here
-imports what it needs when it runs, so `--help` stays fast.
+Each function imports what it needs when it runs, so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,7 +10,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from laserlog.cli.args import EXIT_BAD_INPUT, Parser, profiles_arg
 
 if TYPE_CHECKING:
     from laserlog.link.transport import Link
@@ -20,8 +21,23 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 
 
-def add_profile_commands(sub: argparse._SubParsersAction) -> None:
-    """Add `new`, `test` and `replay` to the `profiles` command's subparsers."""
+def add_commands(commands: Any) -> None:
+    """Add `profiles` and its actions to the main parser's subcommands."""
+    profiles = commands.add_parser("profiles", help="list, show, check, scaffold, test and "
+                                   "replay device profiles")
+    sub = profiles.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser, required=True)
+    p = sub.add_parser("list", help="list every profile found, and where")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    profiles_arg(p)
+    p.set_defaults(func=cmd_profiles_list)
+    p = sub.add_parser("show", help="show a profile's parameters, ranges and handpieces")
+    p.add_argument("name")
+    profiles_arg(p)
+    p.set_defaults(func=cmd_profiles_show)
+    p = sub.add_parser("check", help="validate profile files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    profiles_arg(p)  # where the profiles they extend may be
+    p.set_defaults(func=cmd_profiles_check)
     p = sub.add_parser("new", help="write a new profile to start from, into the user profiles "
                        "folder")
     p.add_argument("name", help="the new profile's name (its device.id and file name)")
@@ -59,6 +75,61 @@ def add_profile_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_profiles_replay)
 
 
+def cmd_profiles_list(args: argparse.Namespace) -> int:
+    from laserlog.config.catalog import profile_files
+    from laserlog.config.profile import load_profile
+    from laserlog.errors import LaserlogError
+    from laserlog.review.summary import to_json
+
+    rows: list[dict[str, Any]] = []
+    for entry in profile_files(args.profiles):
+        try:
+            p = load_profile(entry.path, args.profiles)
+            rows.append({"name": entry.name, "title": p.name, "kind": p.kind,
+                         "protocol": p.protocol, "wavelengths_nm": list(p.wavelengths_nm),
+                         "origin": entry.origin, "path": str(entry.path), "error": None})
+        except LaserlogError as exc:
+            rows.append({"name": entry.name, "title": "", "kind": "", "protocol": "",
+                         "wavelengths_nm": [], "origin": entry.origin, "path": str(entry.path),
+                         "error": str(exc)})
+    if args.json:
+        print(to_json(rows))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        if r["error"]:
+            print(f"{r['name']:<{width}}  INVALID  {r['error']}")
+        else:
+            waves = "/".join(f"{w:g}" for w in r["wavelengths_nm"])
+            print(f"{r['name']:<{width}}  {r['kind']:<10} {r['protocol']:<12} {waves:>9} nm  "
+                  f"{r['title']}  [{r['origin']}]")
+    return 0
+
+
+def cmd_profiles_show(args: argparse.Namespace) -> int:
+    from laserlog.config.profile import open_profile
+    from laserlog.review.summary import format_profile
+
+    print(format_profile(open_profile(args.name, args.profiles)))
+    return 0
+
+
+def cmd_profiles_check(args: argparse.Namespace) -> int:
+    from laserlog.config.profile import load_profile
+    from laserlog.errors import LaserlogError
+
+    failed = 0
+    for name in args.files:
+        try:
+            profile = load_profile(name, args.profiles)
+        except LaserlogError as exc:
+            failed += 1
+            print(f"INVALID {exc}", file=sys.stderr)
+        else:
+            print(f"ok      {name}: {profile.id} ({profile.name})")
+    return EXIT_BAD_INPUT if failed else 0
+
+
 def cmd_profiles_new(args: argparse.Namespace) -> int:
     from laserlog.config import scaffold
     from laserlog.config.catalog import find_profile, user_profiles_dir
@@ -80,7 +151,7 @@ def cmd_profiles_new(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles_test(args: argparse.Namespace) -> int:
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.proving.conformance import Suite
 
     profile = open_profile(args.profile, args.profiles)
@@ -93,7 +164,7 @@ def cmd_profiles_test(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles_replay(args: argparse.Namespace) -> int:
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.link.transcript_file import read_transcript
     from laserlog.proving.replay import replay
 

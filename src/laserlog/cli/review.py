@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
-ArgAdder = Callable[[argparse.ArgumentParser], None]
+from laserlog.cli.args import db_arg, db_path, positive_float, positive_int, profiles_arg
 
 
 def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
@@ -28,9 +27,7 @@ def _format(p: argparse.ArgumentParser) -> None:
                    help="output format (default table)")
 
 
-def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
-                 positive_int: Callable[[str], int],
-                 positive_float: Callable[[str], float]) -> None:
+def add_commands(commands: Any) -> None:
     """Add the review commands to the main parser's subcommands."""
     report = commands.add_parser("report", help="energy, faults, limits, calibration and "
                                  "sign-off reports for the safety officer")
@@ -185,22 +182,16 @@ def add_commands(commands: Any, db_arg: ArgAdder, profiles_arg: ArgAdder,
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _db(args: argparse.Namespace) -> str:
-    from laserlog.storage.store import default_db_path
-
-    return args.db or str(default_db_path())
-
-
 def _read_store(args: argparse.Namespace):
-    from laserlog.central import is_url
     from laserlog.errors import LaserlogError
+    from laserlog.storage.location import is_url
     from laserlog.storage.store import Store
 
     if is_url(args.db):
         raise LaserlogError("this command reads a console's SQLite file; on a central server "
                             "use `report`, `export`, `verify`, `signoff` or `users` (--db postgresql://...)")
 
-    return Store(_db(args), readonly=True)
+    return Store(db_path(args), readonly=True)
 
 
 def _write_store(args: argparse.Namespace):
@@ -209,14 +200,14 @@ def _write_store(args: argparse.Namespace):
     from laserlog.errors import StoreError
     from laserlog.storage.store import Store
 
-    path = _db(args)
+    path = db_path(args)
     if not Path(path).exists():
         raise StoreError(f"database {path} does not exist (record a session first, or pass --db)")
     return Store(path)
 
 
 def _central(args: argparse.Namespace) -> bool:
-    from laserlog.central import is_url
+    from laserlog.storage.location import is_url
 
     return is_url(getattr(args, "db", None))
 
@@ -317,7 +308,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from laserlog.cli.central import verify
 
         return verify(args)
-    report = verify_database(_db(args), anchor_file=args.anchor)
+    report = verify_database(db_path(args), anchor_file=args.anchor)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0 if report.ok else 1
@@ -351,7 +342,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         from laserlog.cli.central import users_add
 
         return users_add(args, passphrase)
-    with Store(_db(args)) as store:
+    with Store(db_path(args)) as store:
         user = add_user(store, args.user_id, args.name, args.role, passphrase)
     print(f"added {user.role} {user.user_id} ({user.name})")
     return 0
@@ -422,7 +413,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.config.siteconfig import site_for
     from laserlog.review.calibration import run_check, vars_of
 
@@ -458,7 +449,7 @@ def cmd_simulate_bench(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.errors import LaserlogError
     from laserlog.sim.beam import couple
     from laserlog.sim.engine import Simulator
@@ -529,7 +520,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
     from laserlog.config.siteconfig import site_for
 
-    site = site_for(_db(args))
+    site = site_for(db_path(args))
     data = {"source": site.source, "calibration_interval_days": site.calibration_interval_days,
             "warn_deviation": site.warn_deviation, "fail_deviation": site.fail_deviation,
             "calibration_shots": site.calibration_shots,

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a port from 1 to 65535")
-    return value
+from laserlog.cli.args import db_arg, tcp_port
 
 
-def add_serve_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(commands: Any) -> None:
     """Add `serve` to the main parser's subcommands."""
     p = commands.add_parser(
         "serve", help="a read-only web view of the log for the safety officer (Datasette)",
@@ -29,7 +20,7 @@ def add_serve_command(commands: Any, db_arg: Callable[[argparse.ArgumentParser],
     db_arg(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; off loopback needs --passwords)")
-    p.add_argument("--port", type=_port, default=8001, help="port (default 8001)")
+    p.add_argument("--port", type=tcp_port, default=8001, help="port (default 8001)")
     p.add_argument("--passwords", metavar="FILE",
                    help="officers who may log in: TOML lines `lso-01 = \"<hash>\"`")
     p.add_argument("--hash-password", action="store_true",

@@ -1,0 +1,75 @@
+"""Shared argument types of the command line: the parser, --db, --profiles, --sync, numbers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+#: Exit status for bad input: a broken profile, a wrong argument, a missing file.
+EXIT_BAD_INPUT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors say what was expected, exit 2, no traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"laserlog: error: {message}\n")
+
+
+def db_arg(p: argparse.ArgumentParser) -> None:
+    """Add --db, the database file (or, where a command says so, a central server)."""
+    p.add_argument("--db", metavar="PATH",
+                   help="database file (default: $LASERLOG_DB, else laserlog.db in the user data folder)")
+
+
+def profiles_arg(p: argparse.ArgumentParser) -> None:
+    """Add --profiles, folders searched for profiles before the user's and the bundled ones."""
+    p.add_argument("--profiles", metavar="DIR", action="append", default=[],
+                   help="also search this folder for profiles (first match wins; repeatable)")
+
+
+def sync_arg(p: argparse.ArgumentParser) -> None:
+    """Add --sync, background shipping to a central PostgreSQL."""
+    p.add_argument("--sync", metavar="URL", help="also ship committed rows to a central "
+                   "PostgreSQL in the background (postgresql://...; retries, never blocks)")
+
+
+def positive_float(text: str) -> float:
+    """Parse a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def tcp_port(text: str) -> int:
+    """Parse a TCP port number, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a port from 1 to 65535")
+    return value
+
+
+def db_path(args: argparse.Namespace) -> str:
+    """Return the database the command works on: --db, else the default one."""
+    from laserlog.storage.store import default_db_path
+
+    return args.db or str(default_db_path())

@@ -1,0 +1,278 @@
+"""The technician's commands: record, simulate, demo, live (the session screen), recover."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from laserlog.cli.args import db_arg, db_path, positive_float, positive_int, profiles_arg, sync_arg
+
+
+def add_commands(commands: Any) -> None:
+    """Add record, simulate, demo, live and recover to the main parser's subcommands."""
+    p = commands.add_parser("record", help="record one session headless and print its summary")
+    p.add_argument("--profile", required=True, help="profile name or .toml file")
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
+    p.add_argument("--operator", metavar="ID", help="operator ID (required unless --resume)")
+    p.add_argument("--client", metavar="REF",
+                   help="client pseudonym, never a name (required unless --resume)")
+    p.add_argument("--resume", nargs="?", const="last", metavar="ID",
+                   help="continue an interrupted session (default: the last one on this port) "
+                        "as a new session linked to it")
+    p.add_argument("--area", metavar="TEXT", help="treatment area, e.g. 'left cheek'")
+    p.add_argument("--skin-type", metavar="I..VI", help="Fitzpatrick skin type")
+    p.add_argument("--eyewear-checked", action="store_true",
+                   help="confirm eyewear rated for this wavelength is worn by everyone present")
+    p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    stop.add_argument("--pulses", type=positive_int, metavar="N", help="stop after N pulses")
+    p.add_argument("--transcript", metavar="FILE",
+                   help="also save the raw exchange with timestamps (for `profiles replay`)")
+    sync_arg(p)
+    db_arg(p)
+    profiles_arg(p)
+    p.set_defaults(func=cmd_record)
+
+    p = commands.add_parser("simulate", help="serve a simulated console on a pseudo-terminal")
+    p.add_argument("profile", help="profile name or .toml file")
+    p.add_argument("--link", required=True, metavar="PATH", help="symlink path to the pty to create")
+    p.add_argument("--seed", type=int, default=0, help="seed for shot-to-shot noise (default 0)")
+    p.add_argument("--rate", type=positive_float, metavar="HZ", help="override the repetition rate")
+    p.add_argument("--fire", action="store_true", help="start firing without waiting for a command")
+    p.add_argument("--faults", metavar="SPEC", default="",
+                   help="faults to inject, seeded by --seed, e.g. 'garble=0.01,unplug=4+3,"
+                        "reboot=6,fault=10@3+2' (see laserlog.sim.faults)")
+    profiles_arg(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = commands.add_parser("demo", help="open the TUI on a simulated picosecond console "
+                            "(headless: record a few seconds and print the summary)")
+    p.add_argument("--profile", default="ps755-ref", help="profile to simulate (default ps755-ref)")
+    p.add_argument("--headless", action="store_true",
+                   help="record without the TUI and print the summary (also when stdout is not "
+                        "a terminal, or with --duration)")
+    p.add_argument("--duration", type=positive_float, metavar="S",
+                   help="record headless for S seconds (default 5)")
+    p.add_argument("--rate", type=positive_float, metavar="HZ",
+                   help="repetition rate of the simulated console (headless default 10; the "
+                        "TUI uses the console's own setting)")
+    p.add_argument("--checklist", metavar="FILE", help="site checklist file for the TUI form")
+    sync_arg(p)
+    db_arg(p)
+    profiles_arg(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = commands.add_parser("live", help="open the TUI on a console: start, watch and end sessions")
+    p.add_argument("--profile", required=True, help="profile name or .toml file")
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
+    p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    p.add_argument("--checklist", metavar="FILE",
+                   help="site checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml "
+                        "in the user config folder, else the built-in checklist)")
+    sync_arg(p)
+    db_arg(p)
+    profiles_arg(p)
+    p.set_defaults(func=cmd_live)
+
+    p = commands.add_parser("recover", help="import rows a full disk left in a recovery file")
+    p.add_argument("file", metavar="FILE", help="the .ndjson recovery file named in the error")
+    db_arg(p)
+    p.set_defaults(func=cmd_recover)
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_record(args: argparse.Namespace) -> int:
+    from laserlog.config.profile import open_profile
+    from laserlog.errors import SessionError
+    from laserlog.recording.recorder import SessionInfo
+
+    if args.resume is None and not (args.operator and args.client):
+        raise SessionError("record needs --operator ID and --client REF (or --resume to continue "
+                           "an interrupted session)")
+    if args.resume not in (None, "last") and not args.resume.isdigit():
+        raise SessionError(f"--resume {args.resume!r}: expected a session ID or nothing")
+    profile = open_profile(args.profile, args.profiles)
+    info = None
+    if args.resume is None:
+        info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
+                           args.eyewear_checked).validated()
+    from laserlog.cli.profiles import transcript_wrapper
+
+    shipper = _shipper(args)
+    with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link, \
+            _stopping(shipper):
+        return _record(profile, args.port, info, db_path(args), serial=args.serial,
+                       duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
+                       eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
+                       wrap_link=wrap_link)
+
+
+def _shipper(args: argparse.Namespace) -> Any:
+    """Return the background shipping `--sync URL` asks for, started; None without it."""
+    if not args.sync:
+        return None
+    from laserlog.recording.shipping import Shipper
+
+    return Shipper(db_path(args), args.sync).start()
+
+
+@contextlib.contextmanager
+def _stopping(shipper: Any) -> Iterator[None]:
+    """Ship what the session committed last when it ends; say so if the server is away."""
+    try:
+        yield
+    finally:
+        if shipper is not None and not shipper.stop():
+            print(f"laserlog: not yet shipped to the central server ({shipper.last_error}); "
+                  "`laserlog sync --to URL` ships it later", file=sys.stderr)
+
+
+def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
+    """Return the interrupted session to resume and the details the new one carries over."""
+    from laserlog.errors import SessionError
+    from laserlog.recording.recorder import SessionInfo
+
+    target = store.latest_interrupted(port) if resume == "last" else store.session(int(resume))
+    if target is None:
+        raise SessionError(f"no interrupted session to resume on {port}"
+                           if resume == "last" else f"no session {resume} to resume")
+    if target["status"] != "interrupted":
+        raise SessionError(f"session {target['id']} is {target['status']}, not interrupted: "
+                           "only an interrupted session can be resumed")
+    info = SessionInfo(target["operator_id"], target["client_ref"], target["area"],
+                       target["skin_type"], eyewear_checked or bool(target["eyewear_checked"]))
+    return target["id"], info
+
+
+def _record(profile, port: str, info, db_file: str, *, serial: str | None = None,
+            duration_s: float | None = None, max_pulses: int | None = None,
+            before_run: Callable[[], None] | None = None, resume: str | None = None,
+            eyewear_checked: bool = False, explicit_db: bool = False,
+            wrap_link: Callable[[Any], Any] | None = None) -> int:
+    import signal
+    import threading
+
+    from laserlog.recording.recorder import Recorder
+    from laserlog.review.summary import format_session
+    from laserlog.storage.store import Store
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # A --db in a folder that does not exist is more likely a typo than a wish.
+    store = Store(db_file, create_dirs=not explicit_db)
+    try:
+        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link)
+        recorder.connect()
+        resumes = None
+        if resume is not None:
+            resumes, info = _resumed_info(store, port, resume, eyewear_checked)
+        for interrupted in recorder.interrupted_sessions:
+            print(f"session {interrupted} on {port} was interrupted (its recorder stopped without "
+                  "ending it); `laserlog record --resume` continues it", file=sys.stderr)
+        session_id = recorder.start(info, resumes=resumes)
+        print(f"recording session {session_id} from {profile.name} "
+              f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
+              "Ctrl-C ends it", file=sys.stderr)
+        if before_run is not None:
+            before_run()
+        try:
+            recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses)
+            reason = "interrupted by signal" if stop.is_set() else "duration or pulse count reached"
+        finally:
+            recorder.end(reason if "reason" in locals() else "recorder error")
+        print(format_session(store, session_id))
+    finally:
+        store.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from laserlog.config.profile import open_profile
+    from laserlog.sim.engine import Simulator
+    from laserlog.sim.faults import parse_spec
+
+    profile = open_profile(args.profile, args.profiles)
+    faults = parse_spec(args.faults, args.seed)
+    try:
+        sim = Simulator(profile, args.link, seed=args.seed, rate_hz=args.rate, fire=args.fire,
+                        faults=faults)
+    except OSError as exc:
+        from laserlog.errors import LaserlogError
+
+        raise LaserlogError(f"cannot create the simulated port at {args.link}: {exc.strerror}") from None
+    done = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: done.set())
+    sim.start()
+    print(f"simulating {profile.name} (serial {profile.simulator.serial}) on {args.link}",
+          file=sys.stderr, flush=True)
+    done.wait()
+    sim.stop()
+    injected = ", ".join(f"{k} {v}" for k, v in sorted(faults.counts.items()))
+    print(f"stopped after {sim.pulses_sent} pulses" + (f"; faults injected: {injected}" if injected else ""),
+          file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from laserlog.config.profile import open_profile
+    from laserlog.recording.recorder import SessionInfo
+    from laserlog.sim.engine import Simulator
+
+    profile = open_profile(args.profile, args.profiles)
+    if not (args.headless or args.duration is not None or not sys.stdout.isatty()):
+        from laserlog.tui.launch import run_demo
+
+        return run_demo(profile, db_path(args), rate_hz=args.rate, profile_dirs=args.profiles,
+                        checklist_file=args.checklist, sync_url=args.sync)
+    with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
+        link = Path(tmp) / "console"
+        with Simulator(profile, link, seed=1, rate_hz=args.rate or 10.0) as sim:
+            info = SessionInfo("demo-tech", "C-0001", "left cheek", "III", eyewear_checked=True)
+            print(f"simulated {profile.name} on {link}", file=sys.stderr)
+
+            def fire() -> None:
+                sim.console.firing = True
+
+            with _stopping(_shipper(args)):
+                return _record(profile, str(link), info, db_path(args),
+                               duration_s=args.duration or 5.0, before_run=fire)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from laserlog.config.profile import open_profile
+    from laserlog.tui.launch import run_live
+
+    profile = open_profile(args.profile, args.profiles)
+    return run_live(profile, args.port, db_path(args), serial=args.serial,
+                    profile_dirs=args.profiles, checklist_file=args.checklist,
+                    sync_url=args.sync)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from laserlog.storage.recovery import recover
+    from laserlog.storage.store import Store
+
+    with Store(db_path(args), create_dirs=False) as store:
+        counts = recover(args.file, store)
+    print("recovered " + ", ".join(f"{n} {table}" for table, n in counts.items())
+          + f" into {db_path(args)}; the recovery file can now be archived")
+    return 0
