@@ -9,7 +9,7 @@ from textual.widgets import Static
 from laserlog.tui.alarms import SYMBOL
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 
 class AlarmBar(Static):
@@ -23,7 +23,7 @@ class AlarmBar(Static):
 
     def show_alarms(self) -> None:
         """Redraw from the controller's active alarms."""
-        controller = cast("LaserlogApp", self.app).controller
+        controller = cast("SessionHost", self.app).controller
         alarms = controller.alarms
         if not alarms:
             self.set_class(False, "-alarm")

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from laserlog.errors import LaserlogError
-from laserlog.recording.completion import EventRow
+from laserlog.storage.rows import EventRow
 from laserlog.storage.store import Store
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.alarms import Alarm

@@ -19,7 +19,7 @@ from laserlog.tui.queries import EnergyBar, energy_by_period
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 REDRAW_S = 0.5
 MAX_BARS = 60
@@ -93,7 +93,7 @@ class EnergyScreen(Screen):
         """Query and draw the chart, when shown and changed."""
         if not self.is_current:
             return
-        app = cast("LaserlogApp", self.app)
+        app = cast("SessionHost", self.app)
         bars = energy_by_period(app.reader, self.period, self.group, MAX_BARS)
         width = self.query_one("#energy-body").size.width or 80
         text = energy_chart(bars, self.period, self.group, width - 1)

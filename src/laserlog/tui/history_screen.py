@@ -15,7 +15,7 @@ from laserlog.tui.text import num
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 COLUMNS = ("id", "started (UTC)", "status", "operator", "client", "area", "skin", "pulses",
            "energy J", "max F J/cm2", "profile")
@@ -58,7 +58,7 @@ class HistoryScreen(Screen):
 
     def reload(self) -> None:
         """Query the sessions again with the current filter and sort."""
-        app = cast("LaserlogApp", self.app)
+        app = cast("SessionHost", self.app)
         table = self.query_one("#sessions", DataTable)
         rows = find_sessions(app.reader, self.filter_text, self.sort, self.descending)
         keep = table.cursor_row

@@ -18,7 +18,7 @@ from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 
 class ProfilesScreen(Screen):
@@ -41,7 +41,7 @@ class ProfilesScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        app = cast("LaserlogApp", self.app)
+        app = cast("SessionHost", self.app)
         table = self.query_one("#profile-table", DataTable)
         for entry in profile_files(app.profile_dirs):
             try:

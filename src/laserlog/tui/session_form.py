@@ -23,7 +23,7 @@ from laserlog.tui.queries import AreaHistory, ClientHistory, client_history
 from laserlog.tui.tick_box import TickBox
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 FIELDS = ("operator", "client", "area", "skin")
 _SETTING_TEXT = (("energy", "energy {} mJ", ".1f", 1000.0), ("fluence", "{} J/cm2", ".3g", 1.0),
@@ -78,8 +78,8 @@ class SessionForm(ModalScreen[int | None]):
         self.last_area: AreaHistory | None = None
 
     @property
-    def laserlog(self) -> LaserlogApp:
-        return cast("LaserlogApp", self.app)
+    def laserlog(self) -> SessionHost:
+        return cast("SessionHost", self.app)
 
     def compose(self) -> ComposeResult:
         app = self.laserlog

@@ -15,7 +15,7 @@ from laserlog.tui.text import num
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 #: Pulses per page: one keyset query each, as fast on page 10 000 as on page 1.
 PAGE_SIZE = 100
@@ -58,8 +58,8 @@ class SessionScreen(Screen):
         self.page_ids: list[int] = []
 
     @property
-    def laserlog(self) -> LaserlogApp:
-        return cast("LaserlogApp", self.app)
+    def laserlog(self) -> SessionHost:
+        return cast("SessionHost", self.app)
 
     def compose(self) -> ComposeResult:
         store = self.laserlog.reader

@@ -15,7 +15,7 @@ from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 
 class SummaryScreen(Screen):
@@ -31,7 +31,7 @@ class SummaryScreen(Screen):
         self.session_id = session_id
 
     def compose(self) -> ComposeResult:
-        app = cast("LaserlogApp", self.app)
+        app = cast("SessionHost", self.app)
         yield TopBar(f"session {self.session_id} summary", id="top")
         yield AlarmBar(id="alarm")
         with VerticalScroll(id="summary-body"):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.host import SessionHost
 
 #: Link states as symbol and word, readable without colour.
 LINK_TEXT = {"up": "= LINK UP", "down": "x LINK DOWN", "connecting": "~ CONNECTING"}
@@ -25,7 +25,7 @@ class TopBar(Static):
 
     def show_state(self) -> None:
         """Redraw from the controller's state."""
-        controller = cast("LaserlogApp", self.app).controller
+        controller = cast("SessionHost", self.app).controller
         identity = controller.identity
         console = controller.profile.id + (f" {identity.serial}" if identity else "")
         session = controller.session
