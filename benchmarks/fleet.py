@@ -445,8 +445,8 @@ def _chain_pulse_links_sql() -> list[str]:
     p = _pulse_exprs("s", "g")
     before = _events_before("s", "g")
     ev_in = "((s.gap_at = g)::int + (g >= s.run_at AND g < s.run_at + s.run_len)::int)"
-    return ["TRUNCATE laserlog.storage.chain", f"""
-INSERT INTO laserlog.storage.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
+    return ["TRUNCATE laserlog.chain", f"""
+INSERT INTO laserlog.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
   row_crcs, hash)
 SELECT s.console_id, s.l0 + 1 + g, s.sid, 'batch', {p['time']} + 0.06,
   'pulses ' || {p['id']} || ' ' || {p['id']} || CASE WHEN {ev_in} > 0 THEN ',events '
@@ -521,7 +521,7 @@ ORDER BY s.console_id, s.sid"""]
 def _chain_session_links_sql() -> list[str]:
     """Genesis links, each session's start link (its settings and start events) and seal."""
     return [f"""
-INSERT INTO laserlog.storage.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
+INSERT INTO laserlog.chain (console_id, id, session_id, kind, committed_unix_s, ranges, snapshot,
   row_crcs, hash)
 SELECT c.console_id, 0, NULL, 'genesis', c.start_unix,
   'pulses 1 0,events 1 0,settings 1 0,sessions 1 0,devices 1 0', NULL, NULL, ''
@@ -628,7 +628,7 @@ def generate(url: str, args: argparse.Namespace) -> dict[str, Any]:
         t = step("load_vacuum_keys", t)
         size = pg.execute("SELECT pg_database_size(current_database()),"
                           " pg_total_relation_size('laserlog.pulses'),"
-                          " pg_total_relation_size('laserlog.storage.chain'),"
+                          " pg_total_relation_size('laserlog.chain'),"
                           " pg_total_relation_size('laserlog.sessions'),"
                           " pg_total_relation_size('laserlog.events')").fetchone()
         links = pg.execute("SELECT sum(head_link + 1) FROM laserlog.consoles").fetchone()[0]

@@ -89,7 +89,7 @@ def tamper(db: Path, *statements: str) -> None:
 def record_three_sessions(folder: Path, store: Store) -> None:
     """Record three sessions on two simulated consoles (in `folder`), with a gap of 7 pulses
     and an interlock fault in the second."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     state = {"gap": False, "fault": False}

@@ -49,7 +49,7 @@ def server():
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A console file: session 1 by tech-01 (approved there by lso-01), session 2 by tech-02."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.review.signoff import sign
     from laserlog.sim.engine import Simulator
 
@@ -201,7 +201,7 @@ def test_wrong_passphrase_and_console_only_users_are_refused(central):
 def test_a_session_still_recording_on_the_server_cannot_be_signed(server, tmp_path):
     from laserlog.central.signing import sign
     from laserlog.central.sync import sync
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.errors import LaserlogError
     from laserlog.sim.engine import Simulator
 
@@ -299,7 +299,7 @@ def test_a_central_signoff_is_invalid_once_the_servers_rows_change(central, tamp
 
 def test_central_signoffs_survive_a_further_sync(central, tmp_path):
     from laserlog.central.sync import sync
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.review.signoff import sign
     from laserlog.review.users import authenticate
     from laserlog.sim.engine import Simulator

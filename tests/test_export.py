@@ -18,7 +18,7 @@ from reviewkit import PASSPHRASES, assert_clean_error, cli, record, user
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """Two sessions, the first signed off and corrected; an area with markup in it."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("export")

@@ -21,7 +21,7 @@ from reviewkit import PASSPHRASES, assert_clean_error, cli, counts, record, tamp
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     """Two ended sessions (operated by tech-01 and tech-02) and four users, nothing signed."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("signoff")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import laserlog.recording.recorder as recorder_module
-from laserlog.config.catalog import open_profile
 from laserlog.config.drivers_registry import driver_module
+from laserlog.config.profile import open_profile
 from laserlog.errors import PortError
 from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.console import Console

@@ -57,7 +57,7 @@ def url(server) -> str:
 
 def _console_db(folder: Path, profile: str, seed: int, sessions: list[tuple[str, int]]) -> Path:
     """Record sessions from a simulated console into a database of its own."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     db = folder / f"{profile}-{seed}.db"
@@ -318,8 +318,8 @@ def test_console_role_only_appends_and_officer_role_only_reads_and_signs(server,
 
 # -- background shipping while recording ------------------------------------------------------
 def test_record_ships_in_the_background_and_survives_a_dead_server(url, tmp_path):
-    from laserlog.central.shipper import Shipper
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
+    from laserlog.recording.shipping import Shipper
     from laserlog.sim.engine import Simulator
 
     db = tmp_path / "live.db"
@@ -342,7 +342,7 @@ def test_record_ships_in_the_background_and_survives_a_dead_server(url, tmp_path
 
 
 def test_record_with_sync_option_ships_the_session(url, tmp_path):
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     db = tmp_path / "rec.db"

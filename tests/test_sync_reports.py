@@ -57,7 +57,7 @@ def _calibrate(store: Store, result: str, deviation: float, days_ago: float) -> 
 def fleet(server, tmp_path_factory):
     """Three console files synced to one database: (url, {console name: db path})."""
     from laserlog.central.sync import sync
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.review.corrections import correct
     from laserlog.review.signoff import sign
     from laserlog.sim.engine import Simulator

@@ -21,7 +21,7 @@ INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=Tru
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     """A database with two recorded sessions (real recorder, simulated console), untouched."""
-    from laserlog.config.catalog import open_profile
+    from laserlog.config.profile import open_profile
     from laserlog.sim.engine import Simulator
 
     folder = tmp_path_factory.mktemp("pristine")
