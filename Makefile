@@ -37,7 +37,8 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src drivers tests benchmarks
-	$(BIN)/mypy src drivers
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .hypothesis

@@ -1,1 +1,1 @@
-"""Recording a session: pulse completion, limits, the recorder and the review of a session at its start."""
+"""Recording a session: pulse completion, limits, the recorder, start-of-session checks, shipping."""

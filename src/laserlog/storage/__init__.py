@@ -1,1 +1,1 @@
-"""The SQLite record: schema and migrations, the store, the batch writer, the hash chain, verify and recovery."""
+"""The SQLite record: schema and migrations, store, batch writer, hash chain, verify, recovery."""
