@@ -18,17 +18,15 @@ options from an `[stx_bcc]` table (`ok`, `error`, as for `[line]`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from laserlog.drivers.line import Device as LineDevice
-from laserlog.drivers.line import Driver as LineDriver
-from laserlog.drivers.line import check_profile as check_line_profile
-from laserlog.errors import ProfileError
-
-if TYPE_CHECKING:
-    from laserlog.config.profile import Profile
-    from laserlog.link.transport import Link
-    from laserlog.sim.console import Console
+from laserlog.plugin import (
+    ConsoleState,
+    LineDevice,
+    LineDriver,
+    Link,
+    Profile,
+    ProfileError,
+    check_line_profile,
+)
 
 __all__ = ["Device", "Driver", "bcc", "check_profile", "frame"]
 
@@ -105,7 +103,7 @@ class Driver(LineDriver):
 class Device(LineDevice):
     """Console side for the simulator: the line protocol's answers, framed."""
 
-    def __init__(self, profile: Profile, console: Console) -> None:
+    def __init__(self, profile: Profile, console: ConsoleState) -> None:
         super().__init__(profile, console)
         self.framer = StxFramer()  # type: ignore[assignment]
 
