@@ -129,29 +129,46 @@ class Driver(LineDriver):
         ok, error = _templates(profile)
         return LineOptions(ok=ok, error=error)
 
+    def set(self, name: str, value: float) -> float:
+        param = self.profile.parameters[name]
+        if param.set is not None and not param.in_range(value):
+            raise ProtocolError(f"meter {name} {value:g} is outside the profile's range")
+        return super().set(name, value)
+
+    # -- the meter's exchange: one command, one reply line, judged at once ----------------
+    def pump(self, timeout_s: float) -> None:
+        data = self.link.read_available(timeout_s)
+        if data:
+            self.replies.extend(line for line in self.framer.feed(data) if line.strip())
+
     def reply_to(self, request: str) -> str:
         """Send one command and return its reply line as sent (a word, a number, `*OVER`)."""
+        t = self.profile.transport
         self.replies.clear()
-        self._awaiting = True
-        try:
-            self.link.write(self.wire(request.encode("latin-1")))
-            t = self.profile.transport
-            deadline = time.monotonic() + t.timeout_s
-            while True:
-                while self.replies:
-                    reply = self.replies.popleft()
-                    if not reply.strip():
-                        continue
-                    if self._error is not None and self._error.match(reply) is not None:
-                        self._refused(request, reply.decode("latin-1"))
-                    return reply.decode("latin-1")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s on "
-                                        f"{self.link.url}")
-                self.pump(min(left, 0.05))
-        finally:
-            self._awaiting = False
+        self.link.write(self.wire(request.encode("latin-1")))
+        deadline = time.monotonic() + t.timeout_s
+        while not self.replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"no reply to {request!r} within {t.timeout_s:g} s on "
+                                    f"{self.link.url}")
+            self.pump(min(left, 0.05))
+        reply = self.replies.popleft()
+        if self._error is not None and self._error.match(reply) is not None:
+            raise ProtocolError(f"meter refused {request!r}: {reply.decode('latin-1')}")
+        return reply.decode("latin-1")
+
+    def exchange(self, request: str, expect: Template | None) -> dict[str, str]:
+        """Send one command and match its one reply line to `expect` (the line driver's
+        get, set, command and identity all come through here)."""
+        reply = self.reply_to(request)
+        if expect is None:
+            return {}
+        fields = expect.match(reply.encode("latin-1"))
+        if fields is None:
+            raise ProtocolError(f"meter answered {request!r} with {reply!r}; expected "
+                                f"{expect.text!r}")
+        return fields
 
     def get(self, name: str) -> float:
         if name == self.profile.pulses.counter:

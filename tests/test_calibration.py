@@ -14,7 +14,7 @@ from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import load_profile, open_profile
 from laserlog.config.siteconfig import SiteConfig
-from laserlog.errors import IdentityMismatch
+from laserlog.errors import IdentityMismatch, ProtocolError
 from laserlog.recording.calstatus import status
 from laserlog.recording.recorder import SessionInfo
 from laserlog.review.calibration import CalibrationError, Check, Shot, classify, record, run_check
@@ -364,3 +364,42 @@ def test_a_meter_is_never_recorded_as_a_console(simulate, db_path):
     assert_clean_error(result, "energy meter")
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+
+
+# -- the meter driver's exchange, by transcript --------------------------------------------
+def test_meter_answering_something_else_fails_at_once_naming_what_it_said():
+    from laserlog.proving.transcript import expected_protocol
+
+    ophir = open_profile("ophir-nova2")
+    started = time.monotonic()
+    with expected_protocol(ophir, [(b"$HI\r\n", b"*HELLO\r\n")]) as meter:
+        with pytest.raises(ProtocolError, match=r"meter answered '\$HI' with '\*HELLO'"):
+            meter.query_identity()
+    assert time.monotonic() - started < ophir.transport.timeout_s
+
+
+def test_meter_refusal_quotes_the_meter_and_a_set_out_of_range_is_never_sent():
+    from laserlog.proving.transcript import expected_protocol
+
+    ophir = open_profile("ophir-nova2")
+    with expected_protocol(ophir, [(b"$EF\r\n", b"?UNKNOWN COMMAND\r\n")]) as meter:
+        with pytest.raises(ProtocolError, match=r"meter refused '\$EF': \?UNKNOWN COMMAND$"):
+            meter.new_data()
+    with expected_protocol(ophir, []) as meter:
+        with pytest.raises(ProtocolError, match="meter wavelength 5000 is outside"):
+            meter.set("wavelength", 5000.0)
+
+
+def test_meter_reads_identity_sets_and_commands_through_its_one_line_exchange():
+    from laserlog.proving.transcript import expected_protocol
+
+    gentec = open_profile("gentec-maestro")
+    pairs = [(b"*VER\r\n", b"Maestro firmware Version 1.2\r\n"), (b"*SSE1\r\n", b"ACK\r\n"),
+             (b"*NVU\r\n", b"New Data Available\r\n")]
+    with expected_protocol(gentec, pairs) as meter:
+        assert meter.query_identity().model == "Maestro"
+        meter.command("energy_mode")
+        assert meter.get("new_data") == 1.0
+    with expected_protocol(gentec, [(b"*SSE1\r\n", b"NACK\r\n")]) as meter:
+        with pytest.raises(ProtocolError, match="meter answered '\\*SSE1' with 'NACK'"):
+            meter.command("energy_mode")
