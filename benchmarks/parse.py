@@ -14,7 +14,7 @@ from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import open_profile
 from laserlog.domain.model import PulseReading
-from laserlog.link.transcript import TranscriptLink
+from laserlog.proving.transcript import TranscriptLink
 from laserlog.sim.console import Console
 
 CHUNK_BYTES = 4096

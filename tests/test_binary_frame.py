@@ -32,9 +32,9 @@ from laserlog.domain.model import (
 )
 from laserlog.drivers.binary_frame import Device, Driver, FrameSplitter, check_profile
 from laserlog.errors import IdentityMismatch, ProfileError, ProtocolError
-from laserlog.link.transcript import TranscriptLink, expected_protocol
 from laserlog.link.transport import Link
 from laserlog.link.wire import SimPulse
+from laserlog.proving.transcript import TranscriptLink, expected_protocol
 from laserlog.sim.console import Console
 from laserlog.sim.engine import Simulator
 

@@ -18,8 +18,8 @@ from laserlog.domain.model import PulseReading
 from laserlog.drivers import fixed_width
 from laserlog.drivers.fixed_width import Driver as FixedWidthDriver
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.link.transcript import TranscriptLink, expected_protocol
 from laserlog.link.transport import Link
+from laserlog.proving.transcript import TranscriptLink, expected_protocol
 from laserlog.sim.console import interpolate
 from laserlog.sim.engine import Simulator
 

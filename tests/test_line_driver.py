@@ -11,8 +11,8 @@ from laserlog.config.profile import open_profile
 from laserlog.domain.model import LinkEvent, PulseReading, StatusReading
 from laserlog.drivers.line import LineFramer
 from laserlog.errors import IdentityMismatch, ProtocolError
-from laserlog.link.transcript import TranscriptMismatch, expected_protocol
 from laserlog.link.transport import Link
+from laserlog.proving.transcript import TranscriptMismatch, expected_protocol
 
 from conftest import wait_until
 

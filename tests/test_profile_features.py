@@ -18,9 +18,9 @@ from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile, load_profile, parse_profile
 from laserlog.domain.model import LinkEvent, PulseReading, StatusReading
 from laserlog.errors import ProfileError, ProtocolError
-from laserlog.link.transcript import expected_protocol
 from laserlog.link.transcript_file import TranscriptWriter, read_transcript
 from laserlog.link.transport import Link
+from laserlog.proving.transcript import expected_protocol
 from laserlog.sim.console import Console
 from laserlog.sim.engine import Simulator
 

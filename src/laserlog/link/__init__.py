@@ -1,1 +1,1 @@
-"""The console link: serial transport, the driver base, port locks and transcripts."""
+"""The console link: serial transport, driver base, port lock, transcript files, shared names."""

@@ -20,15 +20,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from laserlog.errors import LaserlogError
 from laserlog.link.transport import Link
 
-if TYPE_CHECKING:
-    from laserlog.link.transcript import Pair
-
 FORMAT = 1
+#: One exchange: what the host sent (None for pushed lines) and what came back.
+Pair = tuple[bytes | None, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,1 @@
-"""Proves a profile: the conformance suite and transcript replay against the simulator or a console."""
+"""Proves a profile: conformance suite, transcripts and replay, against simulator or console."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from laserlog.config.drivers_registry import driver_module
 from laserlog.domain.model import LinkEvent, PulseReading
 from laserlog.errors import LaserlogError, PortError, ProtocolError
-from laserlog.link.transcript import TranscriptLink, TranscriptMismatch
+from laserlog.proving.transcript import TranscriptLink, TranscriptMismatch
 from laserlog.sim.console import Console
 
 if TYPE_CHECKING:

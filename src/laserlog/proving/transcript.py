@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.errors import PortError
+from laserlog.link.transcript_file import Pair
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Profile
     from laserlog.link.driver import Driver
-
-Pair = tuple[bytes | None, bytes | None]
 
 
 class TranscriptMismatch(AssertionError):
