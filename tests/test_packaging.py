@@ -58,3 +58,19 @@ def test_wheel_install_records_a_demo_session(installed, tmp_path):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "[ended]" in result.stdout and "regimes picosecond" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_wheel_built_from_the_sdist_ships_every_driver_and_profile(tmp_path):
+    """`python -m build` makes the wheel from the sdist, where drivers/ and profiles/ sit at
+    the top: the wheel must still hold them inside the package."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("laserlog-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    drivers = {f"laserlog/drivers/{p.name}" for p in (ROOT / "drivers").glob("*.py")}
+    profiles = {f"laserlog/profiles/{p.name}" for p in (ROOT / "profiles").glob("*.toml")}
+    assert drivers and profiles
+    assert drivers | profiles <= names

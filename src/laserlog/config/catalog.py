@@ -19,7 +19,8 @@ def user_profiles_dir() -> Path:
 
 def bundled_profiles_dir() -> Path:
     """Return the folder of the profiles shipped with laserlog."""
-    return Path(str(resources.files("laserlog.profiles")))
+    # Resolved: in a checkout the package's folder is a link to profiles/ at the top.
+    return Path(str(resources.files("laserlog.profiles"))).resolve()
 
 
 @dataclass(frozen=True, slots=True)
