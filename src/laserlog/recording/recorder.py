@@ -81,7 +81,7 @@ class SessionInfo:
 
 @dataclass(slots=True)
 class Totals:
-    """What the session has delivered so far, as the core counts it."""
+    """What the session has delivered so far, as the recorder counts it."""
 
     pulses: int = 0
     energy_j: float = 0.0

@@ -1,12 +1,13 @@
 """Ship a recording console's database in the background, never in the recorder's way.
 
-The shipping runs in a child process (`python -m laserlog.central.shipper`, started here)
-at a lower CPU priority, so it never takes the recorder's interpreter lock and yields the
-processor to it. Every few seconds the child runs the same chunked `sync` as `laserlog sync` on its own
-SQLite read connection. While the recorder is saturated (the file grows by more than
-`busy_rows_per_s`) it defers, for at most `max_defer_s`, and catches up afterwards; when
-the server is down it waits longer each time (up to a minute) and tries again. What was
-not shipped simply stays in the file until it is.
+The shipping runs in a child process at a lower CPU priority: the central front end's
+`python -m laserlog.central.shipper`, started here by name across a process boundary, so
+neither the recorder nor the session screen imports central (or psycopg), and the child
+never takes the recorder's interpreter lock. Every few seconds the child runs the same
+chunked `sync` as `laserlog sync` on its own SQLite read connection. While the recorder
+is saturated (the file grows by more than `busy_rows_per_s`) it defers, for at most
+`max_defer_s`, and catches up afterwards; when the server is down it waits longer each
+time (up to a minute) and tries again. What was not shipped stays in the file until it is.
 
 The child reads its settings as one JSON line on stdin (so no password shows in the
 process list), then "stop" when the session has ended: it ships once more and exits. It

@@ -1,1 +1,1 @@
-"""The SQLite record: schema and migrations, store, batch writer, hash chain, verify, recovery."""
+"""The SQLite record: schema, store, row names, batch writer, hash chain, verify, recovery."""

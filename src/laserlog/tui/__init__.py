@@ -1,1 +1,1 @@
-"""The Textual front end. The core never imports this package; this package imports the core."""
+"""The technician's Textual session screen: a front end over recording and review."""

@@ -109,7 +109,7 @@ class LiveController:
     # -- what the screen reads -------------------------------------------------------------
     @property
     def totals(self) -> Totals:
-        """Return the core's totals for the current (or last) session."""
+        """Return the recorder's totals for the current (or last) session."""
         return self._recorder.totals if self._recorder is not None and self.session else (
             self._last_totals)
 
