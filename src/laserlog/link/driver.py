@@ -20,6 +20,7 @@ from laserlog.domain.model import (
     StatusReading,
 )
 from laserlog.errors import IdentityMismatch, ProtocolError
+from laserlog.link.plausibility import INT64_MAX, max_rate_hz, plausible_shots
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Conversion, Profile
@@ -84,6 +85,12 @@ class Driver:
         self.identity: DeviceIdentity | None = None
         self.settings: dict[str, float] = {}
         self._last_counter: int | None = None
+        self._counter_read_at = 0.0  # monotonic: when _last_counter was read
+        #: A counter reading not yet believed (too high a jump, or lower than before), and
+        #: when it was read: the next reading tells a misread from a restart or a real jump.
+        self._suspect: tuple[int, float] | None = None
+        self._max_rate_hz = max_rate_hz(profile)
+        self.monotonic = time.monotonic  # when counter readings were taken (tests replace it)
         #: The console's shot counter when the session started (pushed consoles that have one).
         self.counter_at_start: int | None = None
         # Nothing is polled until start(): a driver used for one query must not wander off.
@@ -159,6 +166,7 @@ class Driver:
                 self.command("stream_on")
         else:
             self._last_counter = self._read_counter()
+            self._counter_read_at = self.monotonic()
         now = time.monotonic()
         self._next_settings_poll = now + SETTINGS_POLL_S
         self._next_counter_poll = now + self.profile.pulses.poll_interval_s
@@ -209,20 +217,64 @@ class Driver:
             self.pending.append(LinkEvent(self.clock(), "timeout", str(exc)))
 
     def _read_counter(self) -> int:
-        return int(round(self.get(self.profile.pulses.counter or "")))
+        name = self.profile.pulses.counter or ""
+        value = self.get(name)
+        if not 0 <= value <= INT64_MAX:  # NaN fails too
+            raise ProtocolError(f"shot counter {name} read {value!r}: not a count")
+        return int(round(value))
 
     def _poll_counter(self) -> None:
+        """Read the shot counter; turn the shots it believably counted into pulse readings.
+
+        A reading is evidence, not truth: a rise is believed only if the console could have
+        fired that many shots since the last reading; a lower reading is a misread when the
+        next one carries on from before, a restart when the next one confirms it.
+        """
         try:
             count = self._read_counter()
         except ProtocolError as exc:
             self.pending.append(LinkEvent(self.clock(), "timeout", str(exc)))
             return
+        read_at = self.monotonic()
         last = self._last_counter
-        self._last_counter = count
-        if last is None or count == last:
+        if last is None:
+            self._last_counter, self._counter_read_at = count, read_at
             return
+        rate = self._max_rate_hz
+        suspect = self._suspect
+        if last <= count <= last + plausible_shots(rate, read_at - self._counter_read_at):
+            if suspect is not None:
+                self.pending.append(LinkEvent(
+                    self.clock(), "counter_misread",
+                    f"shot counter read {suspect[0]} between {last} and {count}: a misread, "
+                    "not believed"))
+            self._believe(count, read_at, first=last + 1)
+            return
+        if suspect is not None and suspect[0] <= count <= suspect[0] + plausible_shots(
+                rate, read_at - suspect[1]):
+            if suspect[0] < last and count <= plausible_shots(rate, read_at - self._counter_read_at):
+                # Two readings below the old count agree: the console restarted from 0.
+                self._believe(count, read_at, first=1)
+                return
+            self.pending.append(LinkEvent(
+                self.clock(), "counter_jump",
+                f"shot counter moved from {last} to {suspect[0]} (then {count}), not as a "
+                f"console firing at {rate:g} Hz counts: the shots in between are not counted"))
+            self._believe(count, read_at, first=suspect[0] + 1)
+            return
+        self._suspect = (count, read_at)
+        self._next_counter_poll = time.monotonic()  # read it again at once
+        if count > last:
+            elapsed_s = read_at - self._counter_read_at
+            self.pending.append(LinkEvent(
+                self.clock(), "counter_implausible",
+                f"shot counter read {count} after {last} {elapsed_s:.2g} s earlier: more than "
+                f"the console can fire (at most {plausible_shots(rate, elapsed_s)} at "
+                f"{rate:g} Hz); not believed, read again"))
+
+    def _believe(self, count: int, read_at: float, *, first: int) -> None:
+        """Take a counter reading as true and queue a pulse reading per shot from `first`."""
+        self._last_counter, self._counter_read_at, self._suspect = count, read_at, None
         now = self.clock()
-        # A counter that went back means the console restarted: its whole new count is pulses.
-        first = 1 if count < last else last + 1
         for seq in range(first, count + 1):
             self.pending.append(PulseReading(now, seq=seq))

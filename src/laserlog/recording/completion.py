@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from laserlog.config.profile import Handpiece, Profile
 from laserlog.domain import dosimetry
 from laserlog.domain.model import LinkEvent, PulseReading, SettingReading, StatusReading
+from laserlog.link.plausibility import INT64_MAX, LIFETIME_SHOTS, PulseGate
 from laserlog.storage.rows import EventRow, PulseRow
 
 if TYPE_CHECKING:
@@ -44,6 +45,18 @@ class PulseCompleter:
         self._handpieces: dict[int | None, Handpiece | None] = {}
         self._area_for: tuple[Handpiece | None, float] | None = None
         self._area_cm2: float | None = None
+        self._gate = PulseGate(profile)
+        #: Shots the console reported that could not be physical: fired, dose unknown.
+        self.unknown_dose = 0
+
+    def _invalid(self, events: list[EventRow], r: PulseReading, problem: str) -> None:
+        """Count a shot whose reading cannot be physical and say so; it is never a pulse."""
+        self.unknown_dose += 1
+        seq = r.seq if r.seq is not None and 0 <= r.seq <= INT64_MAX else "?"
+        events.append(EventRow(
+            r.received_unix_s, "invalid_reading", "alarm", None,
+            f"pulse {seq}: {problem}: not stored; the shot counts as fired, its dose unknown",
+            raw=repr(tuple(r))[:500]))
 
     def _setting(self, name: str) -> float | None:
         value = self.settings.get(name)
@@ -78,7 +91,8 @@ class PulseCompleter:
         return events
 
     def link(self, event: LinkEvent) -> EventRow:
-        severity = "warning" if event.kind in ("garbled", "timeout") else (
+        severity = "warning" if event.kind in ("garbled", "timeout", "counter_implausible",
+                                               "counter_misread", "counter_jump") else (
             "alarm" if event.kind == "link_lost" else "info")
         return EventRow(event.received_unix_s, event.kind, severity, None, event.detail,
                         raw=event.raw.decode("latin-1") if event.raw else None)
@@ -95,15 +109,24 @@ class PulseCompleter:
         """Return the stored row for a pulse (None when it cannot be a pulse); append events."""
         t = r.received_unix_s
         seq = r.seq
+        if seq is not None and not 0 <= seq <= INT64_MAX:
+            self._invalid(events, r, f"sequence number {seq} is outside 0..{INT64_MAX}")
+            return None
         if seq is not None:
             last = self.last_seq
-            if last is None and self.baseline_seq is not None and seq > self.baseline_seq + 1:
+            if (last is None and self.baseline_seq is not None
+                    and self.baseline_seq + 1 < seq <= self.baseline_seq + 1 + LIFETIME_SHOTS):
                 missing = seq - self.baseline_seq - 1
                 events.append(EventRow(t, "gap", "warning", None,
                                        f"{missing} pulse(s) missing between the counter at start "
                                        f"({self.baseline_seq}) and {seq}", missing_pulses=missing))
             if last is not None and seq != last + 1:
-                if seq > last + 1:
+                if seq > last + 1 + LIFETIME_SHOTS:
+                    events.append(EventRow(
+                        t, "counter_implausible", "warning", None,
+                        f"sequence number jumped from {last} to {seq}: more than a console fires "
+                        "in its life, so a misread, not lost pulses"))
+                elif seq > last + 1:
                     missing = seq - last - 1
                     events.append(EventRow(t, "gap", "warning", None,
                                            f"{missing} pulse(s) missing between {last} and {seq}",
@@ -113,7 +136,7 @@ class PulseCompleter:
                                            f"pulse {seq} reported twice; kept once"))
                     return None
                 else:
-                    missing = seq - 1
+                    missing = max(0, seq - 1)
                     if self.blind:
                         events.append(EventRow(
                             t, "counter_reset", "alarm", None,
@@ -127,6 +150,10 @@ class PulseCompleter:
             self.last_seq = seq
             self._last_reading = r
             self.blind = False
+        problem = self._gate.problem(r)
+        if problem is not None:
+            self._invalid(events, r, problem)
+            return None
 
         profile = self.profile
         code = r.handpiece
@@ -218,6 +245,10 @@ class PulseCompleter:
                                    f"pulse {seq} has a non-finite energy or fluence: not stored"))
             return None
 
+        problem = self._gate.completed_problem(energy, fluence, spot)
+        if problem is not None:
+            self._invalid(events, r, problem)
+            return None
         beamlet = None
         if hp is not None and hp.fractional and energy is not None:
             beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,

@@ -25,7 +25,8 @@ FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
 #: Event kinds the faults report shows unless --kind says otherwise.
 FAULT_KINDS = ("fault", "fault_cleared", "interlock_open", "interlock_closed", "link_lost",
                "link_restored", "identity_refused", "gap", "counter_reset", "duplicate",
-               "disagreement", "out_of_limit", "invalid_pulse", "timeout", "garbled",
+               "disagreement", "out_of_limit", "invalid_pulse", "invalid_reading",
+               "counter_implausible", "counter_misread", "timeout", "garbled",
                "calibration_missing", "calibration_overdue", "calibration_failed")
 FORMATS = ("table", "csv", "json")
 

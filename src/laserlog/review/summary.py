@@ -43,6 +43,8 @@ def format_session(store: Store, session_id: int) -> str:
     if s is None:
         return f"no session {session_id}"
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
+    events = store.events(session_id)
+    unknown = unknown_dose_shots(events)
     lines = [
         f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
         f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
@@ -52,10 +54,10 @@ def format_session(store: Store, session_id: int) -> str:
         + (f"   ({s['end_reason']})" if s['end_reason'] else ""),
         f"  pulses    {s['pulse_count']}   total energy {s['total_energy_j']:.4f} J"
         f"   fluence {_num(s['min_fluence_j_cm2'], '.3f')}..{_num(s['max_fluence_j_cm2'], '.3f')} J/cm2"
-        f"   regimes {regimes}",
+        f"   regimes {regimes}"
+        + (f"   + {unknown} shot(s) of unknown dose" if unknown else ""),
         f"  missing   {s['missing_pulses']} pulse(s) in gaps   events {s['event_count']}",
     ]
-    events = store.events(session_id)
     if events:
         lines.append("  events:")
         shown = events[-12:]
@@ -92,10 +94,16 @@ def format_pulses(store: Store, session_id: int, page_size: int = 5000) -> str:
     return "\n".join(lines)
 
 
+def unknown_dose_shots(events: list[dict[str, Any]]) -> int:
+    """Return how many shots the console fired whose reading could not be physical."""
+    return sum(1 for e in events if e["kind"] == "invalid_reading")
+
+
 def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
     """Return a session, its events and settings (and pulses if asked) as JSON."""
     data: dict[str, Any] = dict(store.session(session_id) or {})
     data["events"] = store.events(session_id)
+    data["unknown_dose_shots"] = unknown_dose_shots(data["events"])
     data["settings"] = store.settings(session_id)
     from laserlog.review.signoff import review_data
 
