@@ -203,3 +203,45 @@ def test_run_stops_on_event_and_everything_is_committed(simulate, db_path):
     assert session["status"] == "ended"
     assert session["pulse_count"] == rec.totals.pulses == len(pulses(db_path, rec.session_id))
     assert rec.totals.pulses > 50
+
+
+def test_a_start_the_console_cannot_answer_leaves_no_session_behind(simulate, db_path):
+    """Another profile's console identifies alike but refuses a read of the start: no
+    'recording' session with 0 pulses stays behind for reports and --resume."""
+    from dataclasses import replace
+
+    from laserlog.config.template import compile_template
+    from laserlog.errors import LaserlogError
+
+    sim = simulate("ps755-ref")
+    energy = sim.profile.parameters["energy"]
+    other = replace(sim.profile, parameters={
+        **sim.profile.parameters, "energy": replace(energy, get=compile_template("ZZ?"))})
+    store = Store(db_path)
+    recorder = Recorder(store, other, str(sim.path))
+    with pytest.raises(LaserlogError):
+        recorder.start(INFO)
+    recorder.end("start failed")
+    assert store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert store.latest_interrupted(str(sim.path)) is None
+    store.close()
+
+
+def test_resume_refuses_a_session_of_another_profile(simulate, db_path, capsys):
+    from laserlog.cli.main import main
+
+    sim = simulate("ps755-ref")
+    store = Store(db_path)
+    recorder = Recorder(store, sim.profile, str(sim.path))
+    session_id = recorder.start(INFO)
+    recorder.flush()
+    recorder.writer.drain()
+    recorder._port_lock.release()  # as a killed recorder leaves it: 'recording', lock gone
+    assert store.mark_interrupted(str(sim.path)) == [session_id]
+    store.close()
+    other = simulate("fx1550-ref")
+    status = main(["record", "--profile", "fx1550-ref", "--port", str(other.path), "--resume",
+                   str(session_id), "--db", str(db_path), "--duration", "0.2"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"session {session_id} was recorded with profile ps755-ref, not fx1550-ref" in err

@@ -133,8 +133,12 @@ def _stopping(shipper: Any) -> Iterator[None]:
                   "`laserlog sync --to URL` ships it later", file=sys.stderr)
 
 
-def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
-    """Return the interrupted session to resume and the details the new one carries over."""
+def _resumed_info(store, port: str, resume: str, eyewear_checked: bool, profile_id: str,
+                  serial: str | None):
+    """Return the interrupted session to resume and the details the new one carries over.
+
+    Only a session of this profile, on this very console, continues here.
+    """
     from laserlog.errors import SessionError
     from laserlog.recording.recorder import SessionInfo
 
@@ -145,6 +149,14 @@ def _resumed_info(store, port: str, resume: str, eyewear_checked: bool):
     if target["status"] != "interrupted":
         raise SessionError(f"session {target['id']} is {target['status']}, not interrupted: "
                            "only an interrupted session can be resumed")
+    if target["profile_id"] != profile_id:
+        raise SessionError(f"session {target['id']} was recorded with profile "
+                           f"{target['profile_id']}, not {profile_id}: resume it with its own "
+                           "profile")
+    if serial is not None and target.get("serial") not in (None, "", serial):
+        raise SessionError(f"session {target['id']} was recorded on console serial "
+                           f"{target['serial']}, this is serial {serial}: resume it on its own "
+                           "console")
     info = SessionInfo(target["operator_id"], target["client_ref"], target["area"],
                        target["skin_type"], eyewear_checked or bool(target["eyewear_checked"]))
     return target["id"], info
@@ -175,7 +187,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         recorder.connect()
         resumes = None
         if resume is not None:
-            resumes, info = _resumed_info(store, port, resume, eyewear_checked)
+            resumes, info = _resumed_info(store, port, resume, eyewear_checked, profile.id,
+                                          recorder.identity.serial if recorder.identity else None)
         for interrupted in recorder.interrupted_sessions:
             print(f"session {interrupted} on {port} was interrupted (its recorder stopped without "
                   "ending it); `laserlog record --resume` continues it", file=sys.stderr)

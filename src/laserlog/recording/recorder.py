@@ -89,6 +89,8 @@ class Totals:
     max_fluence_j_cm2: float | None = None
     regimes: set[str] = field(default_factory=set)
     missing_pulses: int = 0
+    #: Shots fired whose reading could not be physical: never pulses, never in energy_j.
+    unknown_dose: int = 0
     events: int = 0
     garbled: int = 0
     link_losses: int = 0
@@ -164,6 +166,10 @@ class Recorder:
                                          identity.firmware)
         # The officer's limits and calibration policy (site file); refuses a broken site file.
         limits, review_events = session_review(self.store, self.profile, device_id)
+        # The console answers every read of the start (settings, counter, streaming) before
+        # the session exists: a console that cannot (another profile's console, a broken
+        # link) leaves no session behind to count in reports or to offer to --resume.
+        self.driver.start()
         self.session_id = self.store.create_session(
             device_id=device_id, profile_id=self.profile.id, port=self.port,
             operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
@@ -181,7 +187,6 @@ class Recorder:
                                  "eyewear check not confirmed at session start"))
         for event in review_events:  # console never checked, check overdue or failed
             self._event(event)
-        self.driver.start()
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start
         self.ingest(self.driver.poll(0.0))
@@ -193,7 +198,9 @@ class Recorder:
         if self.driver is not None and self._link_up:
             try:
                 self.driver.stop()
-                self.ingest(self.driver.poll(0.0))
+                last = self.driver.poll(0.0)
+                if self.completer is not None:  # None: the start failed before the session
+                    self.ingest(last)
             except (PortError, ProtocolError):
                 pass
         try:
@@ -319,6 +326,8 @@ class Recorder:
                                    event.severity, event.code, event.message,
                                    event.missing_pulses, event.count, event.raw))
         self.totals.events += 1
+        if event.kind == "invalid_reading":
+            self.totals.unknown_dose += 1
         if event.missing_pulses:
             self.totals.missing_pulses += event.missing_pulses
             self._batch.missing_pulses += event.missing_pulses

@@ -256,8 +256,9 @@ class Store:
 
     def latest_interrupted(self, port: str) -> dict[str, Any] | None:
         """Return the most recent interrupted session recorded from a port."""
-        rows = self.query("SELECT * FROM sessions WHERE status = 'interrupted' AND port = ?"
-                          " ORDER BY id DESC LIMIT 1", (port,))
+        rows = self.query("SELECT s.*, d.serial FROM sessions s LEFT JOIN devices d"
+                          " ON d.id = s.device_id WHERE s.status = 'interrupted' AND s.port = ?"
+                          " ORDER BY s.id DESC LIMIT 1", (port,))
         return rows[0] if rows else None
 
     def recount(self, session_id: int) -> None:
