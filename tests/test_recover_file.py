@@ -1,0 +1,98 @@
+"""`laserlog recover` takes a recovery file once, whole, and only rows it can stand behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from laserlog.cli.main import main
+from laserlog.storage.store import Store
+
+PULSE = [1, 7, 1700000000.5, 650.0, "ps", 0.12, 0.95, 4.0, 755.0, 5.0, 1, None, ""]
+
+
+def _db_with_session(path) -> None:
+    with Store(path) as store:
+        store.create_session(device_id=None, profile_id="ps755-ref", port="x",
+                             operator_id="tech-07", client_ref="C-1042", area=None,
+                             skin_type=None, eyewear_checked=True, checklist_json=None)
+
+
+def _counts(db) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        return (conn.execute("SELECT count(*) FROM pulses").fetchone()[0],
+                conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def test_a_recovery_file_is_imported_once(tmp_path, capsys):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_text(json.dumps({"table": "pulses", "row": PULSE}) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    assert _counts(db) == (1, 1)  # the pulse, and the event naming the file's hash
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    assert "was already imported (into session 1)" in capsys.readouterr().err
+    assert _counts(db) == (1, 1)
+
+
+def test_rows_for_a_session_the_database_lacks_are_refused_with_their_line(tmp_path, capsys):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    stranger = [99, *PULSE[1:]]
+    spill.write_text("\n".join(json.dumps({"table": "pulses", "row": r})
+                               for r in (PULSE, stranger)) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    assert f"{spill}:2: session 99 is not in" in capsys.readouterr().err
+    assert _counts(db) == (0, 0)
+
+
+def _hostile_value():
+    return st.one_of(st.integers(min_value=2**63, max_value=2**80), st.just(float("nan")),
+                     st.just(float("inf")), st.booleans(), st.lists(st.integers(), max_size=2),
+                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda i, v: json.dumps({"table": "pulses", "row": PULSE[:i] + [v] + PULSE[i + 1:]},
+                                      allow_nan=True).encode(),
+              st.integers(0, len(PULSE) - 1), _hostile_value()),
+    st.builds(lambda depth: ("[" * depth + "]" * depth).encode(), st.integers(1, 100_000)),
+    st.just(b"\xef\xbb\xbf" + json.dumps({"table": "pulses", "row": PULSE}).encode()),
+))
+def test_a_hostile_recovery_file_imports_nothing_and_says_which_line(tmp_path_factory, content):
+    tmp_path = tmp_path_factory.mktemp("recover")
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_bytes(content)
+    started = time.monotonic()
+    status = main(["recover", str(spill), "--db", str(db)])
+    assert time.monotonic() - started < 2
+    if status == 0:  # only a file whose every line is a storable row of session 1
+        assert _counts(db)[0] == sum(1 for line in content.splitlines() if line.strip())
+    else:
+        assert status == 2
+        assert _counts(db) == (0, 0)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "missing"])
+def test_recover_refuses_what_is_not_a_regular_file_at_once(tmp_path, capsys, kind):
+    db, target = tmp_path / "log.db", tmp_path / "spill"
+    _db_with_session(db)
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    started = time.monotonic()
+    assert main(["recover", str(target), "--db", str(db)]) == 2
+    assert time.monotonic() - started < 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "Traceback" not in err
