@@ -59,3 +59,9 @@ class SessionError(LaserlogError):
 
 class StoreError(LaserlogError):
     """Raise when the database cannot be opened, migrated or queried."""
+
+
+class RecorderError(LaserlogError):
+    """Raise when recording stopped on a failure of its own; the session says why."""
+
+    exit_status = 3

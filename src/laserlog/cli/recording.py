@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -170,6 +171,7 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     import signal
     import threading
 
+    from laserlog.errors import RecorderError
     from laserlog.recording.recorder import Recorder
     from laserlog.review.summary import format_session
     from laserlog.storage.store import Store
@@ -200,9 +202,18 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             before_run()
         try:
             recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses)
-            reason = "interrupted by signal" if stop.is_set() else "duration or pulse count reached"
-        finally:
-            recorder.end(reason if "reason" in locals() else "recorder error")
+        except Exception as exc:  # any failure ends the session, saying why and keeping rows
+            spilled = recorder.fail(exc)
+            print(format_session(store, session_id))
+            kept = (f"; rows not committed are in {spilled}: run `laserlog recover {spilled}`"
+                    if spilled else "")
+            raise RecorderError(f"session {session_id} stopped: {type(exc).__name__}: {exc}"
+                                f"{kept}") from None
+        except BaseException:
+            recorder.end("recorder stopped")
+            raise
+        recorder.end("interrupted by signal" if stop.is_set()
+                     else "duration or pulse count reached")
         print(format_session(store, session_id))
     finally:
         store.close()
@@ -221,6 +232,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     profile = open_profile(args.profile, args.profiles)
     faults = parse_spec(args.faults, args.seed)
+    if os.path.lexists(args.link):  # the link is replaced while serving and removed at exit
+        from laserlog.errors import LaserlogError
+
+        raise LaserlogError(f"--link {args.link} already exists; nothing was touched "
+                            "(expected a new path for the simulated port)")
     try:
         sim = Simulator(profile, args.link, seed=args.seed, rate_hz=args.rate, fire=args.fire,
                         faults=faults)

@@ -7,12 +7,15 @@ and records the restoration. Totals are counted here, from what is committed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile
@@ -25,7 +28,15 @@ from laserlog.domain.model import (
     StatusReading,
 )
 from laserlog.domain.units import CANONICAL
-from laserlog.errors import IdentityMismatch, PortError, ProtocolError, SessionError
+from laserlog.errors import (
+    IdentityMismatch,
+    LaserlogError,
+    PortError,
+    ProtocolError,
+    RecorderError,
+    SessionError,
+    StoreError,
+)
 from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
@@ -128,6 +139,8 @@ class Recorder:
         self._link_up = False
         self._port_lock = PortLock(port)
         self._disk_full = False
+        self._db_locked = False
+        self._spills_seen = 0
         self.interrupted_sessions: list[int] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -218,6 +231,40 @@ class Recorder:
                 self.link.close()
             self._port_lock.release()
         return self.totals
+
+    def fail(self, error: BaseException) -> Path | None:
+        """End the session after a failure of the recorder's own: record why, keep every row
+        not committed (in the recovery file when the writer cannot), let go of the port.
+
+        The session is marked interrupted (`record --resume` continues it); return the
+        recovery file written, if any.
+        """
+        message = f"the recorder stopped: {type(error).__name__}: {error}"[:500]
+        spilled: Path | None = None
+        if self.session_id is not None:
+            self._event(EventRow(time.time(), "recorder_error", "alarm", None, message))
+        try:
+            writer = self.writer
+            if writer is not None:
+                if writer.error is None:
+                    with contextlib.suppress(LaserlogError):
+                        self.flush()
+                        writer.drain()
+                writer.abandon(self._batch)
+                self._batch = Batch()
+                try:
+                    writer.close()
+                except StoreError:
+                    spilled = writer.recovery_file
+            if self.session_id is not None:
+                with contextlib.suppress(LaserlogError, sqlite3.Error):
+                    self.store.recount(self.session_id)
+                    self.store.end_session(self.session_id, "interrupted", message)
+        finally:
+            if self.link is not None:
+                self.link.close()
+            self._port_lock.release()
+        return spilled
 
     # -- the loop --------------------------------------------------------------------------
     def step(self, timeout_s: float = 0.05) -> None:
@@ -335,9 +382,31 @@ class Recorder:
             self.on_event(event)
 
     def _watch_disk(self) -> None:
-        """Raise an alarm when the disk fills (rows wait in memory) and say when it has room."""
+        """Raise an alarm when the disk fills or another program locks the database (rows
+        wait in memory), when waiting rows went to a recovery file, and when it is over;
+        raise RecorderError when the writer failed."""
         writer = self.writer
-        if writer is None or writer.disk_full == self._disk_full:
+        if writer is None:
+            return
+        if writer.error is not None:
+            raise RecorderError(f"writing to {self.store.path} failed: "
+                                f"{type(writer.error).__name__}: {writer.error}")
+        locked = writer.locked_since is not None
+        if locked != self._db_locked:
+            self._db_locked = locked
+            self._event(EventRow(time.time(), "database_locked", "alarm", None,
+                                 f"another program holds the write lock of {self.store.path}: "
+                                 "recording goes on, rows wait in memory and are retried")
+                        if locked else EventRow(time.time(), "database_unlocked", "info", None,
+                                                "the database takes rows again"))
+        while len(writer.spilled) > self._spills_seen:
+            path, rows = writer.spilled[self._spills_seen]
+            self._spills_seen += 1
+            self._event(EventRow(time.time(), "rows_spilled", "alarm", None,
+                                 f"{rows} row(s) waited too long for the lock and are kept in "
+                                 f"{path}: run `laserlog recover {path}` when it is free",
+                                 raw=str(path)))
+        if writer.disk_full == self._disk_full:
             return
         self._disk_full = writer.disk_full
         if self._disk_full:

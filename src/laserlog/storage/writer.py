@@ -7,6 +7,7 @@ totals in the sessions table always equal what is committed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -24,8 +25,15 @@ from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, c
 #: Batches handed over but not yet committed, at most.
 MAX_QUEUED_BATCHES = 4
 
-#: How often a full disk is tried again.
+#: How often a full disk or a locked database is tried again.
 DISK_FULL_RETRY_S = 0.5
+#: How long the writer waits on another program's write lock in one attempt: short, so
+#: batches gather in memory and the recorder never waits on the lock.
+BUSY_TIMEOUT_MS = 200
+#: Rows wait in memory for a locked database this long, or up to this many rows; then
+#: they go to a recovery file too, and the session goes on.
+LOCKED_SPILL_S = 60.0
+LOCKED_SPILL_ROWS = 100_000
 
 #: Hand a batch to the writer after this long or this many rows, whichever comes first.
 FLUSH_INTERVAL_S = 0.1
@@ -78,18 +86,23 @@ class BatchWriter:
         #: True while the disk is full: batches wait in memory and are retried.
         self.disk_full = False
         self.recovery_file: Path | None = None
+        #: Since when (monotonic) another program has held the write lock; None when not.
+        self.locked_since: float | None = None
+        #: Recovery files written while the database stayed locked, and their row count.
+        self.spilled: list[tuple[Path, int]] = []
         self._pending: list[Batch] = []
         # Bounded: a reader faster than the disk waits here (the console's bytes wait in the
         # port's buffer) instead of queueing batches until memory runs out.
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=MAX_QUEUED_BATCHES)
         self._conn: sqlite3.Connection = connect(self.path)
+        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._thread = threading.Thread(target=self._run, name="laserlog-writer", daemon=True)
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
         """Queue a batch for commit; raise if the writer has failed."""
         if self.error is not None:
-            raise StoreError(f"writing to {self.path} failed: {self.error}")
+            raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
         if len(batch):
             self._queue.put(batch)
 
@@ -97,31 +110,54 @@ class BatchWriter:
         """Wait until every submitted batch is committed."""
         self._queue.join()
         if self.error is not None:
-            raise StoreError(f"writing to {self.path} failed: {self.error}")
+            raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
+
+    def abandon(self, batch: Batch) -> None:
+        """Keep a batch the recorder could not hand over (the writer failed) for the spill."""
+        if len(batch):
+            self._pending.append(batch)
 
     def close(self) -> None:
         """Commit what is queued and stop the thread.
 
-        Rows the disk still has no room for go to a recovery file beside the database,
-        for `laserlog recover`; the error then names it. Nothing is dropped silently.
+        Rows that cannot be committed (a full disk, a database still locked, a failed
+        writer) go to a recovery file beside the database, for `laserlog recover`; the
+        error then names it. Nothing is dropped silently.
         """
         self._queue.put(None)
-        self._thread.join()
-        self._conn.close()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
         if self._pending:
             self.recovery_file = spill(self.path, self.session_id, self._pending)
             self._pending = []
-            raise StoreError(f"the disk holding {self.path} is full: the session's last rows "
-                             f"are kept in {self.recovery_file}; free space, then run "
+            why = (f"writing to {self.path} failed ({_named(self.error)})" if self.error is not None
+                   else f"the disk holding {self.path} is full" if self.disk_full
+                   else f"{self.path} stayed locked by another program")
+            raise StoreError(f"{why}: the session's last rows are kept in "
+                             f"{self.recovery_file}; then run "
                              f"`laserlog recover {self.recovery_file} --db {self.path}`")
         if self.error is not None:
-            raise StoreError(f"writing to {self.path} failed: {self.error}")
+            raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # the thread must never die silently
+            self.error = exc
+            while True:  # keep taking batches, so nobody waits on a full queue
+                batch = self._queue.get()
+                if batch is not None:
+                    self._pending.append(batch)
+                self._queue.task_done()
+                if batch is None:
+                    return
+
+    def _serve(self) -> None:
         while True:
             try:
                 batch = self._queue.get(timeout=DISK_FULL_RETRY_S if self._pending else None)
@@ -143,16 +179,32 @@ class BatchWriter:
             try:
                 self._commit(self._conn, self._pending[0])
             except sqlite3.OperationalError as exc:
-                if "full" not in str(exc):
+                text = str(exc)
+                if "full" in text:
+                    self.disk_full = True
+                elif "locked" in text or "busy" in text:
+                    self._locked()
+                else:
                     self.error = exc
-                    return
-                self.disk_full = True
                 return
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # any other failure ends the session, saying what
                 self.error = exc
                 return
             self._pending.pop(0)
             self.disk_full = False
+            self.locked_since = None
+
+    def _locked(self) -> None:
+        """Keep rows in memory while another program holds the write lock; past a minute
+        (or 100 000 rows) put them in a recovery file as well, so memory stays bounded."""
+        now = time.monotonic()
+        if self.locked_since is None:
+            self.locked_since = now
+        if now - self.locked_since >= LOCKED_SPILL_S or self.waiting_rows >= LOCKED_SPILL_ROWS:
+            rows = self.waiting_rows
+            self.spilled.append((spill(self.path, self.session_id, self._pending), rows))
+            self._pending = []
+            self.locked_since = now
 
     @property
     def waiting_rows(self) -> int:
@@ -185,9 +237,14 @@ class BatchWriter:
         self.committed_events += len(batch.events)
 
 
+def _named(error: BaseException) -> str:
+    """Return an error as its type and message, e.g. 'OverflowError: int too large'."""
+    return f"{type(error).__name__}: {error}"
+
+
 def spill(db_path: Path, session_id: int, batches: list[Batch]) -> Path:
     """Write batches that could not be committed to a recovery file (JSON lines, fsynced)."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
     target = db_path.with_name(f"{db_path.name}.recovery-{session_id}-{stamp}.ndjson")
     try:
         fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)

@@ -1,0 +1,118 @@
+"""The recorder never dies silently and never loses a committed-to-be row.
+
+A failure of its own ends the session with a recorder_error event, keeps what was not
+committed in a recovery file and exits 3; another program holding the database's write lock
+makes rows wait in memory (and, past the limit, in a recovery file) while recording goes on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+from laserlog.cli.main import main
+from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.storage import writer as writer_module
+from laserlog.storage.store import Store
+
+from conftest import wait_until
+
+INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", eyewear_checked=True)
+
+
+def _rows(db, sql, *args):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_a_writer_failure_ends_the_session_saying_why_and_keeps_every_row(
+        simulate, db_path, monkeypatch, capsys):
+    sim = simulate("ps755-ref", rate_hz=200, fire=True)
+    real_commit = writer_module.BatchWriter._commit
+    calls = {"n": 0}
+
+    def failing_commit(self, conn, batch):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        real_commit(self, conn, batch)
+
+    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    started = time.monotonic()
+    status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+                   "tech-07", "--client", "C-1042", "--eyewear-checked", "--duration", "60",
+                   "--db", str(db_path)])
+    elapsed_s = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert status == 3
+    assert elapsed_s < 10  # five commits and the failure: no waiting out the 60 s
+    assert "session 1 stopped:" in err and "OverflowError: Python int too large" in err
+    assert "laserlog recover" in err and "Traceback" not in err
+    ((status_text, reason),) = _rows(db_path, "SELECT status, end_reason FROM sessions")
+    assert status_text == "interrupted" and "OverflowError" in reason
+    spill = err.split("rows not committed are in ")[1].split(":")[0]
+    monkeypatch.setattr(writer_module.BatchWriter, "_commit", real_commit)
+    assert main(["recover", spill, "--db", str(db_path)]) == 0
+    seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) > 5
+    kinds = [k for (k,) in _rows(db_path, "SELECT kind FROM events")]
+    assert "recorder_error" in kinds
+    assert main(["verify", "--db", str(db_path)]) == 0
+
+
+def _hold_write_lock(db, seconds: float, taken: threading.Event) -> threading.Thread:
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)  # another program's long write transaction
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    return thread
+
+
+def _record_through_a_lock(sim, db_path, hold_s: float):
+    store = Store(db_path)
+    recorder = Recorder(store, sim.profile, str(sim.path))
+    session_id = recorder.start(INFO)
+    wait_until(lambda: recorder.step(0.02) or recorder.totals.pulses >= 20, 20, "pulses")
+    taken = threading.Event()
+    holder = _hold_write_lock(db_path, hold_s, taken)
+    taken.wait(5)
+    at_lock = recorder.totals.pulses
+    wait_until(lambda: recorder.step(0.02) or not holder.is_alive(), hold_s + 10, "the lock")
+    wait_until(lambda: recorder.step(0.02) or recorder.totals.pulses >= at_lock + 150, 20,
+               "pulses after the lock")
+    recorder.end()
+    store.close()
+    return recorder, session_id, at_lock
+
+
+def test_a_database_locked_mid_session_raises_an_alarm_and_loses_nothing(simulate, db_path):
+    sim = simulate("ps755-ref", rate_hz=100, fire=True)
+    recorder, session_id, _ = _record_through_a_lock(sim, db_path, 2.0)
+    kinds = [k for (k,) in _rows(db_path, "SELECT kind FROM events WHERE session_id = ?",
+                                  session_id)]
+    assert "database_locked" in kinds and "database_unlocked" in kinds
+    assert "gap" not in kinds
+    seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
+    assert len(seqs) == recorder.totals.pulses
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_rows_locked_out_past_the_limit_go_to_a_recovery_file_that_completes_the_record(
+        simulate, db_path, monkeypatch):
+    monkeypatch.setattr(writer_module, "LOCKED_SPILL_S", 0.5)
+    sim = simulate("ps755-ref", rate_hz=100, fire=True)
+    recorder, session_id, _ = _record_through_a_lock(sim, db_path, 2.0)
+    spills = _rows(db_path, "SELECT raw FROM events WHERE kind = 'rows_spilled'")
+    assert spills
+    for (path,) in spills:
+        assert main(["recover", path, "--db", str(db_path)]) == 0
+    seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
+    assert len(seqs) == recorder.totals.pulses
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
