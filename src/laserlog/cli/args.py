@@ -7,6 +7,8 @@ import sys
 
 #: Exit status for bad input: a broken profile, a wrong argument, a missing file.
 EXIT_BAD_INPUT = 2
+#: The largest whole number SQLite stores (a session ID, a count).
+INT64_MAX = 2**63 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -17,9 +19,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"laserlog: error: {message}\n")
 
 
+def database(text: str) -> str:
+    """Parse --db: a file path (or a server URL), never empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; expected a database file")
+    return text
+
+
 def db_arg(p: argparse.ArgumentParser) -> None:
     """Add --db, the database file (or, where a command says so, a central server)."""
-    p.add_argument("--db", metavar="PATH",
+    p.add_argument("--db", metavar="PATH", type=database,
                    help="database file (default: $LASERLOG_DB, else laserlog.db in the user data folder)")
 
 
@@ -54,6 +63,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    if value > INT64_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {INT64_MAX})")
     return value
 
 

@@ -102,7 +102,7 @@ def export(args: argparse.Namespace, filters: Any, progress: Any) -> int:
     sessions, rows, name = fleet.export(
         args.db, args.console, args.format, args.session, filters.start_utc if filters else None,
         filters.end_utc if filters else None, Path(args.out), table=args.table,
-        progress=progress)
+        progress=progress, force=args.force)
     if progress is not None:
         print(file=sys.stderr)
     print(f"exported {sessions} session(s) of console {name}, {rows} pulse(s) to {args.out} "

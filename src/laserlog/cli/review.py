@@ -152,7 +152,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--to", dest="end", metavar="DATE", help="... up to this date (with --from)")
     p.add_argument("--table", choices=("pulses", "events", "sessions"), default="pulses",
                    help="what a CSV export holds (default pulses)")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="a new file (an existing one only with --force)")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a file")
     p.add_argument("--console", metavar="NAME", help="on a central server (--db postgresql://"
                    "...): the console whose sessions these are, by name or UUID")
     bar = p.add_mutually_exclusive_group()
@@ -508,7 +510,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         sessions = select_sessions(store.conn, args.session, f.start_utc if f else None,
                                    f.end_utc if f else None)
         rows = export(store.conn, args.format, sessions, Path(args.out), table=args.table,
-                      progress=progress if show else None, database=str(store.path))
+                      progress=progress if show else None, database=str(store.path),
+                      force=args.force)
     if show:
         print(file=sys.stderr)
     print(f"exported {len(sessions)} session(s), {rows} pulse(s) to {args.out} ({args.format})")

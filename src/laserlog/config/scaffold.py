@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from laserlog.config.files import new_private_file, private_folders
 from laserlog.errors import LaserlogError
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -189,9 +190,11 @@ def _target(name: str, folder: Path) -> Path:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with path.open("x", encoding="utf-8") as out:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise LaserlogError(f"{path.parent} is not a folder; nothing was written")
+        private_folders(path.parent)
+        with new_private_file(path) as out:
             out.write(text)
     except FileExistsError:
         raise LaserlogError(f"{path} already exists; it was not overwritten (choose another "

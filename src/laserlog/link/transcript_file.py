@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from laserlog.config.files import new_private_file
 from laserlog.errors import LaserlogError
 from laserlog.link.transport import Link
 
@@ -74,7 +75,7 @@ class TranscriptWriter:
     def __init__(self, path: str | Path, *, profile: str, port: str) -> None:
         self.path = Path(path)
         try:
-            self._file: IO[str] = self.path.open("x", encoding="ascii")
+            self._file: IO[str] = new_private_file(self.path, encoding="ascii")
         except FileExistsError:
             raise LaserlogError(f"transcript {self.path} already exists; choose a new file "
                                 "name (transcripts are never overwritten)") from None

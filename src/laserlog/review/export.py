@@ -84,8 +84,11 @@ class _Counter:
 
 def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], out: Path, *,
            table: str = "pulses", progress: Progress | None = None,
-           database: str = "") -> int:
-    """Write the sessions to `out` in a format; return the number of rows written."""
+           database: str = "", force: bool = False) -> int:
+    """Write the sessions to `out` in a format; return the number of rows written.
+
+    An existing `out` is replaced only with `force`, and only when it is a regular file.
+    """
     if fmt not in FORMATS:
         raise LaserlogError(f"format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
     if not sessions:
@@ -93,6 +96,13 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
     out = Path(out)
     if not out.parent.is_dir():
         raise LaserlogError(f"folder {out.parent} does not exist; nothing was written")
+    if out.is_symlink() or out.exists():
+        if not out.is_file() or out.is_symlink():
+            raise LaserlogError(f"--out {out} exists and is not a regular file; nothing was "
+                                "written (expected a new file name)")
+        if not force:
+            raise LaserlogError(f"--out {out} exists; nothing was written (choose a new file, "
+                                "or --force to replace it)")
     tmp = out.with_name(f".{out.name}.partial")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

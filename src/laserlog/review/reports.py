@@ -87,6 +87,8 @@ def parse_moment(text: str, *, end: bool) -> str:
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return _iso(moment + timedelta(days=1) if end else moment)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except OverflowError:  # the day after 9999-12-31: as late as a time can be
+        return _iso(datetime.max.replace(tzinfo=UTC))
     except ValueError:
         raise ReportError(f"{text!r} is not a date; expected YYYY-MM-DD or an ISO 8601 time "
                           "such as 2026-06-30T14:00Z") from None

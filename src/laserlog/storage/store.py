@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
+import sys
 import uuid
 from datetime import UTC, datetime
 from functools import cached_property
@@ -15,6 +17,7 @@ from itertools import chain as chain_rows
 from pathlib import Path
 from typing import Any
 
+from laserlog.config.files import private_folders
 from laserlog.errors import StoreError
 from laserlog.storage import chain
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
@@ -81,6 +84,19 @@ def _explain(exc: BaseException) -> str:
     return text
 
 
+def _tighten(path: Path) -> None:
+    """Make an existing database (and its -wal, -shm) private, saying so when it was not."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(file, 0o600)
+                print(f"laserlog: notice: {file} was open to others (mode {mode:04o}); "
+                      "made private (0600)", file=sys.stderr)
+        except OSError:
+            continue  # absent, or not ours to change: SQLite says what matters
+
+
 def connect(path: str | Path, *, readonly: bool = False,
             create_dirs: bool = True) -> sqlite3.Connection:
     """Open a connection with the settings every connection needs (WAL, FULL sync, timeouts).
@@ -88,6 +104,9 @@ def connect(path: str | Path, *, readonly: bool = False,
     A new database and a new folder for it are private (0600, 0700) whatever the umask.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "folder" if path.is_dir() else "special file (a device, FIFO or socket)"
+        raise StoreError(f"database {path} is a {kind}; expected a database file")
     try:
         if readonly:
             if not path.exists():
@@ -100,10 +119,13 @@ def connect(path: str | Path, *, readonly: bool = False,
                 if not create_dirs:
                     raise StoreError(f"folder {path.parent} for database {path.name} does not "
                                      "exist; create it or choose another --db")
-                path.parent.mkdir(parents=True, mode=0o700)
+                private_folders(path.parent)
             if not path.exists():
                 # Private from the first byte; SQLite gives -wal and -shm the same mode.
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(path, 0o600)  # whatever the umask
+            else:
+                _tighten(path)
             conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

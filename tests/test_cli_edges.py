@@ -1,0 +1,128 @@
+"""The command line's edge: odd numbers, dates, paths and umasks get one message and exit 2.
+
+Each case runs through the real entry point, `main(argv)`, in process; nothing may print a
+traceback, hang, overwrite what exists, or create a file others can read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from laserlog.cli.main import main
+from laserlog.storage.store import Store
+
+ID_COMMANDS = [
+    ["sessions", "show", "{n}"],
+    ["sessions", "list", "--limit", "{n}"],
+    ["signoff", "{n}", "--meaning", "reviewed", "--user", "lso-01"],
+    ["correct", "{n}", "--field", "area", "--value", "x", "--reason", "r", "--user", "lso-01"],
+    ["export", "--format", "csv", "--session", "{n}", "--out", "{tmp}/out.csv"],
+    ["report", "energy", "--last", "{n}"],
+]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "log.db"
+    with Store(path) as store:
+        store.create_session(device_id=None, profile_id="ps755-ref", port="x",
+                             operator_id="tech-07", client_ref="C-1042", area=None,
+                             skin_type=None, eyewear_checked=True, checklist_json=None)
+    return path
+
+
+def _run(argv, capsys):
+    started = time.monotonic()
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse refuses with exit 2
+        status = exc.code
+    err = capsys.readouterr().err
+    assert time.monotonic() - started < 2
+    assert "Traceback" not in err
+    return status, err
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(ID_COMMANDS),
+       n=st.integers(min_value=2**63, max_value=2**200) | st.integers(max_value=0))
+def test_ids_and_counts_beyond_64_bits_or_below_one_are_refused(db, tmp_path, capsys, command,
+                                                                n):
+    argv = [a.format(n=n, tmp=tmp_path) for a in command] + ["--db", str(db)]
+    status, err = _run(argv, capsys)
+    assert status == 2
+    assert str(n) in err and ("too large" in err or "above 0" in err)
+
+
+@pytest.mark.parametrize("to", ["9999-12-31", "0001-01-01T00:00Z", "9999-12-31T23:59:59Z"])
+def test_dates_at_the_extremes_are_taken(db, capsys, to):
+    status, err = _run(["report", "energy", "--from", "0001-01-01", "--to", to, "--db", str(db),
+                        "--format", "json"], capsys)
+    assert status == 0 or "backwards" in err
+
+
+def test_export_never_overwrites_and_writes_only_regular_files(db, tmp_path, capsys):
+    existing = tmp_path / "report.csv"
+    existing.write_text("keep me")
+    argv = ["export", "--format", "csv", "--session", "1", "--db", str(db), "--out"]
+    status, err = _run([*argv, str(existing)], capsys)
+    assert status == 2 and "exists" in err and existing.read_text() == "keep me"
+    status, err = _run([*argv, str(tmp_path)], capsys)
+    assert status == 2 and "not a regular file" in err
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    status, err = _run([*argv, str(fifo), "--force"], capsys)
+    assert status == 2 and stat.S_ISFIFO(fifo.stat().st_mode)
+    status, _ = _run([*argv, str(existing), "--force"], capsys)
+    assert status == 0 and existing.read_text() != "keep me"
+
+
+def test_simulate_refuses_a_link_path_that_exists(tmp_path, capsys):
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    status, err = _run(["simulate", "ps755-ref", "--link", str(keep)], capsys)
+    assert status == 2 and "already exists" in err and keep.read_text() == "mine"
+
+
+@pytest.mark.parametrize("kind", ["empty", "folder", "fifo"])
+def test_a_database_path_that_is_no_file_is_named_as_such(tmp_path, capsys, kind):
+    target = {"empty": "", "folder": str(tmp_path), "fifo": str(tmp_path / "db")}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    status, err = _run(["sessions", "list", "--db", target], capsys)
+    assert status == 2
+    assert {"empty": "empty path", "folder": "is a folder", "fifo": "special file"}[kind] in err
+
+
+def test_under_umask_000_everything_created_is_private(tmp_path):
+    code = ("import os, sys; os.umask(0); from laserlog.cli.main import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    db = tmp_path / "new" / "deeper" / "log.db"
+    subprocess.run([sys.executable, "-c", code, "sessions", "list", "--db", str(db)],
+                   check=False, capture_output=True)
+    with Store(db):
+        pass
+    subprocess.run([sys.executable, "-c", code, "profiles", "new", "my-console", "--dir",
+                    str(tmp_path / "profiles" / "mine")], check=True, capture_output=True)
+    for folder in (tmp_path / "new", tmp_path / "new" / "deeper", tmp_path / "profiles",
+                   tmp_path / "profiles" / "mine"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for file in (db, tmp_path / "profiles" / "mine" / "my-console.toml"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_an_existing_database_open_to_others_is_made_private_with_a_notice(db, capsys):
+    os.chmod(db, 0o644)
+    with Store(db):
+        pass
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert "made private (0600)" in capsys.readouterr().err
