@@ -437,6 +437,9 @@ def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
             raise fixed_table.error(key, "cannot be fixed", expected="energy, fluence, spot, "
                                     "pulse_duration, wavelength or rep_rate")
         fixed[key] = _quantity(fixed_table, key, PULSE_FIELDS[key])
+        if not fixed[key] > 0:  # stored on every pulse: it must be physical
+            raise fixed_table.error(key, "not above zero", value=fixed_table.table[key],
+                                    expected=f"a positive {PULSE_FIELDS[key]}")
     fixed_table.done()
     transfer = None
     tr = r.sub("energy_transfer")

@@ -6,6 +6,8 @@ multiplication factors to these.
 
 from __future__ import annotations
 
+import math
+import re
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,22 @@ SUFFIX = {
 }
 
 
+#: A unit as profiles write it: names joined by *, / or a space, each with an optional small
+#: power (mJ, J/cm^2, J/cm**2, 1/s). Anything else (10**10**10, calls, attributes) is refused
+#: before pint sees it: pint evaluates what it parses.
+_UNIT_NAME = r"[A-Za-z\u00b5\u03bc\u00b0\u2126_]+(?:\s*(?:\*\*|\^)\s*-?[1-4])?"
+UNIT_GRAMMAR = re.compile(rf"(?:1\s*/\s*)?{_UNIT_NAME}(?:\s*[*/ ]\s*{_UNIT_NAME}){{0,4}}")
+#: A quantity as profiles write it: a finite decimal number, then a unit.
+QUANTITY_GRAMMAR = re.compile(
+    r"\s*([-+]?(?:\d{1,30}\.?\d{0,30}|\.\d{1,30})(?:[eE][-+]?\d{1,3})?)\s*(.*?)\s*")
+
+
+def check_unit(unit: str) -> None:
+    """Raise ValueError unless `unit` is a plain unit expression (no arithmetic to evaluate)."""
+    if len(unit) > 40 or UNIT_GRAMMAR.fullmatch(unit) is None:
+        raise ValueError(f"{unit!r} is not a unit such as 'mJ', 'J/cm^2' or 'ps'")
+
+
 @cache
 def registry() -> pint.UnitRegistry:
     """Return the program's single pint registry (built on first use: it costs ~0.4 s)."""
@@ -61,6 +79,8 @@ def factor_to_canonical(unit: str, quantity: str) -> tuple[float, float]:
     if quantity not in CANONICAL:
         raise ValueError(f"unknown quantity {quantity!r}; known: {', '.join(sorted(CANONICAL))}")
     canonical, dimension = CANONICAL[quantity]
+    if unit != "dimensionless":
+        check_unit(unit)
     ureg = registry()
     try:
         parsed = ureg.Quantity(1.0, unit)
@@ -78,12 +98,23 @@ def factor_to_canonical(unit: str, quantity: str) -> tuple[float, float]:
 
 
 def parse_quantity(text: str, quantity: str) -> float:
-    """Parse a string such as "650 ps" into a float in the canonical unit of `quantity`."""
+    """Parse a string such as "650 ps" into a float in the canonical unit of `quantity`.
+
+    The number must be finite and the unit a plain unit: nothing is evaluated.
+    """
     import pint
 
+    found = QUANTITY_GRAMMAR.fullmatch(text) if len(text) <= 80 else None
+    if found is None:
+        raise ValueError(f"cannot read {text!r} as a number and a unit, such as '650 ps'")
+    number, unit = float(found.group(1)), found.group(2)
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} is not a finite number")
+    if unit:
+        check_unit(unit)
     ureg = registry()
     try:
-        parsed = ureg.Quantity(text)
+        parsed = ureg.Quantity(number, unit or "dimensionless")
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
             TypeError, ValueError, AssertionError) as exc:
         raise ValueError(f"cannot read {text!r} as a quantity ({exc})") from None
