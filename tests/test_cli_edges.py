@@ -126,3 +126,49 @@ def test_an_existing_database_open_to_others_is_made_private_with_a_notice(db, c
         pass
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert "made private (0600)" in capsys.readouterr().err
+
+
+def _deep_toml(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["deep", "fifo", "dev-zero", "non-utf8", "folder"])
+def test_a_profile_file_that_cannot_be_one_is_refused_in_one_line(tmp_path, capsys, kind):
+    path = {"deep": lambda: _deep_toml(tmp_path), "fifo": lambda: tmp_path / "p.toml",
+            "dev-zero": lambda: "/dev/zero", "non-utf8": lambda: tmp_path / "latin.toml",
+            "folder": lambda: tmp_path}[kind]()
+    if kind == "fifo":
+        os.mkfifo(path)
+    if kind == "non-utf8":
+        path.write_bytes(b'format = 1\n# caf\xe9\n')
+    status, err = _run(["profiles", "check", str(path)], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_one_deeply_nested_file_in_a_profiles_folder_leaves_the_list_working(tmp_path, capsys):
+    _deep_toml(tmp_path)
+    assert main(["profiles", "list", "--profiles", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out
+    assert "deep" in listed and "INVALID" in listed and "nested more than" in listed
+    assert "ps755-ref" in listed
+
+
+def test_a_site_file_that_is_not_utf8_or_nests_too_deep_says_so(db, tmp_path, capsys,
+                                                                 monkeypatch):
+    site = tmp_path / "site.toml"
+    for content in (b"[limits]\n# \xff\n", ("x = " + "[" * 3000 + "]" * 3000).encode()):
+        site.write_bytes(content)
+        monkeypatch.setenv("LASERLOG_SITE", str(site))
+        status, err = _run(["site", "--db", str(db)], capsys)
+        assert status == 2 and str(site) in err
+
+
+def test_a_profile_with_a_byte_order_mark_loads(tmp_path, capsys):
+    from laserlog.config.catalog import bundled_profiles_dir
+
+    path = tmp_path / "ps755-ref.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (bundled_profiles_dir() / "ps755-ref.toml").read_bytes())
+    status, err = _run(["profiles", "check", str(path)], capsys)
+    assert status == 0, err

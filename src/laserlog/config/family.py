@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laserlog.config.files import loads_toml, read_text
 from laserlog.errors import ProfileError
 
 #: How deep a chain of `extends` may go before it is taken for a mistake.
@@ -77,17 +78,19 @@ def read_toml(path: Path, source: str | None = None) -> tuple[dict[str, Any], st
     """Read and parse one TOML file, raising ProfileError with the line of a syntax error."""
     source = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "profile")
     except OSError as exc:
-        raise ProfileError(source, "", f"cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ProfileError(source, "", "not UTF-8 text") from None
+        raise ProfileError(source, "", f"cannot read the file ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ProfileError(source, "", str(exc)) from None
     try:
-        return tomllib.loads(text), text
+        return loads_toml(text), text
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         raise ProfileError(source, "", f"TOML syntax error: {exc}",
                            line=int(match.group(1)) if match else None) from None
+    except ValueError as exc:
+        raise ProfileError(source, "", str(exc)) from None
 
 
 def find_parent(name: object, child: Path, child_source: str,

@@ -28,6 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from laserlog.config.files import loads_toml, read_text
 from laserlog.config.tomlreader import TableReader
 from laserlog.errors import ProfileError
 
@@ -127,7 +128,7 @@ def load_site(path: str | Path | None) -> SiteConfig:
         return SiteConfig()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "site file")
     except FileNotFoundError:
         if os.environ.get("LASERLOG_SITE"):
             raise ProfileError(str(path), "", "site configuration file does not exist",
@@ -135,10 +136,14 @@ def load_site(path: str | Path | None) -> SiteConfig:
         return SiteConfig()
     except OSError as exc:
         raise ProfileError(str(path), "", f"cannot read the site file ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ProfileError(str(path), "", str(exc)) from None
     try:
-        data = tomllib.loads(text)
+        data = loads_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(str(path), "", f"TOML syntax error: {exc}") from None
+    except ValueError as exc:
+        raise ProfileError(str(path), "", str(exc)) from None
     return parse_site(data, str(path))
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from laserlog.config.files import new_private_file
+from laserlog.config.files import new_private_file, read_text
 from laserlog.errors import LaserlogError
 from laserlog.link.transport import Link
 
@@ -159,9 +159,11 @@ def read_transcript(path: str | Path) -> Transcript:
     """Read a transcript file, raising LaserlogError naming the line that is not one."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, "transcript", max_bytes=2**30).splitlines()
     except OSError as exc:
-        raise LaserlogError(f"cannot read transcript {path}: {exc.strerror}") from None
+        raise LaserlogError(f"cannot read transcript {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise LaserlogError(str(exc)) from None
     transcript = Transcript({}, source=str(path))
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -170,6 +172,9 @@ def read_transcript(path: str | Path) -> Transcript:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
             raise LaserlogError(f"{path}:{number}: not a transcript line ({exc.msg})") from None
+        except RecursionError:
+            raise LaserlogError(f"{path}:{number}: not a transcript line (nested too "
+                                "deeply)") from None
         if not isinstance(entry, dict):
             raise LaserlogError(f"{path}:{number}: not a transcript line; expected a JSON object")
         if number == 1 or not transcript.header:

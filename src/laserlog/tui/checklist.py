@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from laserlog.config.files import loads_toml, read_text
 from laserlog.errors import LaserlogError
 
 EYEWEAR_KEY = "eyewear"
@@ -61,8 +62,8 @@ def load_checklist(path: str | Path | None = None) -> tuple[CheckItem, ...]:
             raise ChecklistError(f"checklist file {file} does not exist")
         return DEFAULT_ITEMS
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = loads_toml(read_text(file, "checklist"))
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
         raise ChecklistError(f"{file}: cannot read the checklist: {exc}") from None
     items = data.get("item")
     if not isinstance(items, list) or not items:

@@ -83,14 +83,18 @@ def load_passwords(path: Path) -> dict[str, str]:
     """Read officers' password hashes: TOML lines `user-id = "pbkdf2_sha256$..."`."""
     import tomllib
 
+    from laserlog.config.files import loads_toml, read_text
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = loads_toml(read_text(path, "password file"))
     except FileNotFoundError:
         raise ServeError(f"password file {path} does not exist") from None
     except OSError as exc:
         raise ServeError(f"cannot read password file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ServeError(f"{path}: TOML syntax error: {exc}") from None
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
     users = data.get("passwords", data)
     out = {}
     for user, digest in users.items():
