@@ -116,3 +116,25 @@ def test_rows_locked_out_past_the_limit_go_to_a_recovery_file_that_completes_the
     seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
     assert len(seqs) == recorder.totals.pulses
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_a_database_locked_at_start_is_one_message_naming_the_holder(
+        simulate, db_path, monkeypatch, capsys):
+    from laserlog.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.5)
+    Store(db_path).close()
+    sim = simulate("ps755-ref")
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path),
+                       "--operator", "tech-07", "--client", "C-1042", "--pulses", "3",
+                       "--db", str(db_path)])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert f"database {db_path} is locked by another program" in err
+    assert _rows(db_path, "SELECT count(*) FROM sessions") == [(0,)]

@@ -52,3 +52,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        if not _locked(exc):
+            raise
+        from laserlog.cli.args import db_path
+        from laserlog.storage.location import lock_holders
+
+        path = db_path(args) if hasattr(args, "db") else "the database"
+        holders = lock_holders(path)
+        named = f" ({'; '.join(holders)})" if holders else ""
+        from laserlog.storage.store import BUSY_TIMEOUT_S
+
+        print(f"laserlog: error: database {path} is locked by another program{named}: waited "
+              f"{BUSY_TIMEOUT_S:g} s and changed nothing; close that program (or let it finish) "
+              "and try again", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _locked(exc: BaseException) -> bool:
+    """Tell SQLite's 'database is locked' (another program's write lock) from a real fault."""
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))

@@ -23,6 +23,9 @@ from laserlog.storage import chain
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
+#: How long a connection waits for another program's write lock before it gives up.
+BUSY_TIMEOUT_S = 10.0
+
 INSERT_PULSE = f"INSERT INTO pulses ({', '.join(PULSE_COLUMNS)}) VALUES ({', '.join('?' * len(PULSE_COLUMNS))})"
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 INSERT_SETTING = f"INSERT INTO settings ({', '.join(SETTING_COLUMNS)}) VALUES ({', '.join('?' * len(SETTING_COLUMNS))})"
@@ -112,7 +115,8 @@ def connect(path: str | Path, *, readonly: bool = False,
             if not path.exists():
                 raise StoreError(f"database {path} does not exist (record a session first, "
                                  "or pass --db)")
-            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10,
+            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_S,
                                    check_same_thread=False)
         else:
             if not path.parent.is_dir():
@@ -126,10 +130,10 @@ def connect(path: str | Path, *, readonly: bool = False,
                 os.chmod(path, 0o600)  # whatever the umask
             else:
                 _tighten(path)
-            conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.row_factory = sqlite3.Row
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open database {path}: {_explain(exc)}") from None
