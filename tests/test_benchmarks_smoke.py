@@ -16,9 +16,12 @@ def test_benchmarks_run_small_and_print_their_figures():
     assert result.returncode == 0, result.stderr
     figures = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     names = {f["figure"] for f in figures}
-    assert {"startup_help", "parse", "ingest_end_to_end", "fuzz_total"} <= names
+    assert {"startup_help", "parse", "ingest_end_to_end", "fuzz_total", "hostile_console_lines",
+            "hostile_cli_cases", "adversarial_template_match"} <= names
     for figure in figures:
         if figure["figure"] == "ingest_end_to_end":
             assert figure["lost"] == 0 and figure["raw_executemany_rows_per_s"] > 0
         if figure["figure"] == "fuzz_total":
             assert figure["crashes"] == 0 and figure["inputs"] > 0
+        if figure["figure"] in ("hostile_console_lines", "hostile_cli_cases"):
+            assert figure["broke"] == 0, figure
