@@ -165,3 +165,34 @@ def test_durations_read_in_the_unit_and_regime_clinics_use():
     assert (duration_text(6000), regime_name(6000)) == ("6 ns", "nanosecond")
     assert (duration_text(3e8), regime_name(3e8)) == ("300 us", "long pulse")
     assert regime_name(None) == "-"
+
+
+def test_a_recorder_failure_behind_the_screen_raises_an_alarm_and_keeps_every_row(
+        simulate, db_path, monkeypatch):
+    from laserlog.storage import writer as writer_module
+
+    real_commit = writer_module.BatchWriter._commit
+    calls = {"n": 0}
+
+    def failing_commit(self, conn, batch):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise ValueError("a value SQLite cannot take")
+        real_commit(self, conn, batch)
+
+    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    sim = simulate("ps755-ref", rate_hz=100)
+    controller = LiveController(db_path, sim.profile, str(sim.path),
+                                on_session_start=lambda: setattr(sim.console, "firing", True))
+    controller.start()
+    try:
+        wait_until(lambda: controller.link_state == "up", what="the link")
+        controller.start_session(INFO).result(timeout=10)
+        wait_until(lambda: controller.session is None, 20, "the session to end on the failure")
+        alarms = [a for a in controller.alarms if a.kind == "recorder_error"]
+        assert alarms and "ValueError: a value SQLite cannot take" in alarms[0].message
+        assert controller._thread.is_alive()  # the screen's recording thread goes on
+    finally:
+        controller.shutdown()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT status FROM sessions").fetchone() == ("interrupted",)

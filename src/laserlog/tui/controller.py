@@ -9,7 +9,6 @@ No Textual here: the benchmark and the tests drive it directly.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -224,12 +223,15 @@ class LiveController:
         try:
             recorder.step(STEP_TIMEOUT_S)
             self._flush_pending()
-        except LaserlogError as exc:
-            # The writer failed (disk full, database locked for too long): say so loudly and
-            # close what can be closed; never pretend to record.
-            self._raise(EventRow(time.time(), "recorder_error", "alarm", None, str(exc)))
-            with contextlib.suppress(LaserlogError):  # already said: the alarm stays
-                self._finish(f"recorder error: {exc}", "interrupted")
+        except Exception as exc:
+            # Any failure of the recorder's own: say so loudly, keep every row (the recovery
+            # file holds what could not be committed) and end the session; never pretend to
+            # record, and never let the screen's recording thread die with it.
+            spilled = recorder.fail(exc)
+            kept = f"; rows not committed are in {spilled}" if spilled else ""
+            self._raise(EventRow(time.time(), "recorder_error", "alarm", None,
+                                 f"the recorder stopped: {type(exc).__name__}: {exc}{kept}"))
+            self._end_failed()
 
     def _new_recorder(self) -> Recorder:
         return Recorder(self.store, self.profile, self.port, expect_serial=self.expect_serial,
@@ -335,6 +337,17 @@ class LiveController:
             self.link_state = "connecting"
             self._next_connect = time.monotonic() + 0.05
         return session.session_id
+
+    def _end_failed(self) -> None:
+        """Forget a session its recorder ended after a failure (`Recorder.fail` closed it)."""
+        if self.on_session_end is not None:
+            self.on_session_end()
+        if self._recorder is not None:
+            self._last_totals = self._recorder.totals
+        self.session = None
+        self._recorder = None
+        self.link_state = "connecting"
+        self._next_connect = time.monotonic() + 0.05
 
     def _note(self, at_unix_s: float, kind: str, text: str) -> None:
         if self.session is None or self._recorder is None:
