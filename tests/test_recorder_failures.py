@@ -138,3 +138,33 @@ def test_a_database_locked_at_start_is_one_message_naming_the_holder(
     assert status == 2 and "Traceback" not in err
     assert f"database {db_path} is locked by another program" in err
     assert _rows(db_path, "SELECT count(*) FROM sessions") == [(0,)]
+
+
+def test_a_writer_failure_on_the_last_rows_still_keeps_them(simulate, db_path, monkeypatch):
+    from laserlog.errors import RecorderError
+
+    sim = simulate("ps755-ref", rate_hz=100, fire=True)
+    store = Store(db_path)
+    recorder = Recorder(store, sim.profile, str(sim.path))
+    recorder.start(INFO)
+    wait_until(lambda: recorder.step(0.02) or recorder.totals.pulses >= 30, 20, "pulses")
+
+    def failing_commit(self, conn, batch):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    recorder.step(0.02)
+    try:
+        recorder.end()
+    except RecorderError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("the failure was not reported")
+    store.close()
+    assert "OverflowError" in message and "rows not committed are in" in message
+    spill = message.split("rows not committed are in ")[1]
+    monkeypatch.undo()
+    assert main(["recover", spill, "--db", str(db_path)]) == 0
+    seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
+    assert len(seqs) == recorder.totals.pulses
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))

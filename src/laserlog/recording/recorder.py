@@ -217,12 +217,22 @@ class Recorder:
             except (PortError, ProtocolError):
                 pass
         try:
-            self.flush()
-            if self.writer is not None:
-                self.writer.drain()
-                self._watch_disk()  # its last word on the disk goes in with the last rows
+            try:
                 self.flush()
-                self.writer.close()
+                if self.writer is not None:
+                    self.writer.drain()
+                    self._watch_disk()  # its last word on the disk goes in with the last rows
+                    self.flush()
+                    self.writer.close()
+            except LaserlogError:
+                writer = self.writer
+                if writer is None or writer.error is None:
+                    raise  # a full disk: the error names the recovery file
+                spilled = self.fail(writer.error)  # the writer failed on the last rows
+                kept = f"; rows not committed are in {spilled}" if spilled else ""
+                raise RecorderError(f"writing the end of session {self.session_id} failed: "
+                                    f"{type(writer.error).__name__}: {writer.error}{kept}"
+                                    ) from None
             if self.session_id is not None:
                 self.store.recount(self.session_id)
                 self.store.end_session(self.session_id, status, reason)
@@ -252,10 +262,9 @@ class Recorder:
                         writer.drain()
                 writer.abandon(self._batch)
                 self._batch = Batch()
-                try:
+                with contextlib.suppress(StoreError):
                     writer.close()
-                except StoreError:
-                    spilled = writer.recovery_file
+                spilled = writer.recovery_file  # also when an earlier close wrote it
             if self.session_id is not None:
                 with contextlib.suppress(LaserlogError, sqlite3.Error):
                     self.store.recount(self.session_id)
