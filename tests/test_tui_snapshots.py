@@ -28,8 +28,11 @@ def no_user_profiles(tmp_path, monkeypatch):
 
 async def drained(pilot: Pilot) -> None:
     app = pilot.app
+    # The trends redraw at most twice a second: on a loaded machine the feed may drain in
+    # several ticks, the last one's points waiting for the next redraw.
     await wait_for(pilot, lambda: not app.controller.feed and not app.controller.events
-                   and app.live.is_mounted, what="the feed to be drained")
+                   and app.live.is_mounted and not app.live._spark_dirty,
+                   what="the feed to be drained and the trends drawn")
     await pilot.pause()
 
 
