@@ -76,13 +76,22 @@ def console_lines(count: int, rng: random.Random, tmp: Path) -> dict:
         store = Store(db)
         recorder = Recorder(store, profile, str(sim.path))
         session_id = recorder.start(SessionInfo("bench", "C-0001", eyewear_checked=True))
+        # The console has answered the start; from here on the flood is the only writer on
+        # the line (a reply interleaved mid-line would garble lines of the flood).
+        sim._stop.set()
+        if sim._thread is not None:
+            sim._thread.join(5)
         pusher = threading.Thread(target=lambda: [sim.link.write(c) for c in chunks], daemon=True)
         started = time.perf_counter()
         pusher.start()
-        deadline = time.monotonic() + 600
-        while (recorder.totals.pulses + recorder.totals.unknown_dose < valid + hostile
-               and time.monotonic() < deadline):
+        seen, quiet_since = -1, time.monotonic()
+        while recorder.totals.pulses + recorder.totals.unknown_dose < valid + hostile:
             recorder.step(0.05)
+            now_seen = recorder.totals.pulses + recorder.totals.unknown_dose
+            if now_seen != seen:
+                seen, quiet_since = now_seen, time.monotonic()
+            elif time.monotonic() - quiet_since > 10 and not pusher.is_alive():
+                break  # nothing more is coming: what is missing was lost
         elapsed = time.perf_counter() - started
         recorder.end("benchmark done")
         store.close()
