@@ -172,3 +172,54 @@ def test_a_profile_with_a_byte_order_mark_loads(tmp_path, capsys):
     path.write_bytes(b"\xef\xbb\xbf" + (bundled_profiles_dir() / "ps755-ref.toml").read_bytes())
     status, err = _run(["profiles", "check", str(path)], capsys)
     assert status == 0, err
+
+
+def test_export_never_replaces_the_database_it_reads(db, capsys):
+    status, err = _run(["export", "--format", "csv", "--session", "1", "--db", str(db),
+                        "--out", str(db), "--force"], capsys)
+    assert status == 2 and "is the database being exported" in err
+    with Store(db, readonly=True) as store:
+        assert store.session(1) is not None
+
+
+@pytest.mark.parametrize("argv", [
+    ["report", "energy", "--from", "0001-01-01T00:00+05:00"],
+    ["report", "faults", "--from", "2026-01-01", "--to", "9999-12-31T23:59:59-05:00"],
+    ["simulate", "ps755-ref", "--link", ""],
+])
+def test_offsets_past_the_calendar_and_empty_links_get_one_message(db, capsys, argv):
+    status, err = _run([*argv, "--db", str(db)] if argv[0] == "report" else argv, capsys)
+    assert status in (0, 2)
+    if argv[0] == "simulate":
+        assert status == 2 and "--link is empty" in err
+
+
+def test_a_port_lock_planted_as_a_link_is_refused_not_followed(tmp_path, monkeypatch):
+    from laserlog.errors import PortError
+    from laserlog.link.portlock import PortLock
+
+    monkeypatch.setenv("LASERLOG_LOCK_DIR", str(tmp_path / "locks"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    lock = PortLock("/dev/ttyUSB9")
+    lock.path.symlink_to(victim)
+    with pytest.raises(PortError, match="cannot take the lock"):
+        lock.acquire()
+    assert victim.read_text() == "keep"
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'line = "P {seq:d} E{energy:.2f} F{fluence:.3f} S{spot:.1f} D{pulse_duration:d} '
+     b'H{handpiece:d}"', b'line = ""'),
+    (b"[pulses.units]", b'[pulses.fixed]\nwavelength = "1e300 km"\n\n[pulses.units]'),
+])
+def test_profiles_whose_values_overflow_or_whose_line_is_empty_are_refused(tmp_path, capsys,
+                                                                           old, new):
+    from laserlog.config.catalog import bundled_profiles_dir
+
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_bytes()
+    assert old in text
+    path = tmp_path / "ps755-ref.toml"
+    path.write_bytes(text.replace(old, new))
+    status, err = _run(["profiles", "check", str(path)], capsys)
+    assert status == 2 and "INVALID" in err

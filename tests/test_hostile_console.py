@@ -206,3 +206,37 @@ def test_no_counter_sequence_yields_more_pulses_than_the_console_could_fire(step
     rate = driver._max_rate_hz
     assert len(seqs) <= (rate * 4 * t + 5) * 2 + 5
     assert all(0 <= s <= INT64_MAX for s in seqs)
+
+
+@pytest.mark.parametrize("name, value, what", [
+    ("rep_rate", -5.0, "repetition rate -5 Hz (with the console's settings) is not physical"),
+    ("wavelength", 1e300, "wavelength 1e+300 nm (with the console's settings) is not physical"),
+    ("handpiece", -1.0, "handpiece setting -1.0 is not a code"),
+    ("handpiece", 1e30, "handpiece setting 1e+30 is not a code"),
+])
+def test_a_pulse_completed_from_hostile_settings_is_no_pulse(tmp_path, name, value, what):
+    """The console reads back a setting no console could have; pulses completed from it are
+    shots of unknown dose, never stored values."""
+    profile = open_profile("ps755-ref")
+    line = b"P 1 E120.00 F0.955 S4.0 D650\r\n"  # no handpiece, wavelength or rate on the line
+    from dataclasses import replace
+
+    from laserlog.config.template import compile_template
+
+    profile = replace(profile, pulses=replace(profile.pulses, line=compile_template(
+        "P {seq:d} E{energy:.2f} F{fluence:.3f} S{spot:.1f} D{pulse_duration:d}")))
+    with Simulator(profile, tmp_path / "console", seed=1) as sim:
+        sim.console.params[name] = value
+        store = Store(tmp_path / "log.db")
+        recorder = Recorder(store, profile, str(sim.path))
+        session_id = recorder.start(INFO)
+        sim.link.write(line)
+        wait_until(lambda: (recorder.step(0.02), recorder.totals.unknown_dose == 1)[1], 20,
+                   "the shot of unknown dose")
+        recorder.end("test done")
+        store.close()
+    conn = sqlite3.connect(tmp_path / "log.db")
+    assert conn.execute("SELECT count(*) FROM pulses").fetchone() == (0,)
+    (message,) = conn.execute("SELECT message FROM events WHERE session_id = ? AND kind = "
+                              "'invalid_reading'", (session_id,)).fetchone()
+    assert what in message

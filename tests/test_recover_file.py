@@ -96,3 +96,28 @@ def test_recover_refuses_what_is_not_a_regular_file_at_once(tmp_path, capsys, ki
     assert time.monotonic() - started < 2
     err = capsys.readouterr().err
     assert str(target) in err and "Traceback" not in err
+
+
+def test_the_same_rows_with_other_line_ends_are_not_imported_again(tmp_path, capsys):
+    db, spill, crlf = tmp_path / "log.db", tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    _db_with_session(db)
+    spill.write_text(json.dumps({"table": "pulses", "row": PULSE}) + "\n")
+    crlf.write_bytes(spill.read_bytes().replace(b"\n", b"\r\n"))
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    assert main(["recover", str(crlf), "--db", str(db)]) == 2
+    assert "already imported" in capsys.readouterr().err
+    assert _counts(db)[0] == 1
+
+
+@pytest.mark.parametrize("column, value", [(3, 0.0), (2, None), (5, "lots"), (6, -5.0),
+                                           (1, -1), (10, True)])
+def test_rows_the_recorder_could_not_have_written_are_refused(tmp_path, capsys, column, value):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    row = list(PULSE)
+    row[column] = value
+    spill.write_text(json.dumps({"table": "pulses", "row": row}) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spill}:1" in err and "Traceback" not in err
+    assert _counts(db) == (0, 0)

@@ -232,6 +232,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     profile = open_profile(args.profile, args.profiles)
     faults = parse_spec(args.faults, args.seed)
+    if not args.link.strip():
+        from laserlog.errors import LaserlogError
+
+        raise LaserlogError("--link is empty; expected a new path for the simulated port")
     if os.path.lexists(args.link):  # the link is replaced while serving and removed at exit
         from laserlog.errors import LaserlogError
 

@@ -7,6 +7,7 @@ permissive umask (000 on some shared clinic machines) must not make them readabl
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import IO
 
@@ -65,12 +66,24 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+
+
+def dotted_depth(text: str) -> int:
+    """Return the most parts a TOML key or table header has (`a.b.c` has 3)."""
+    deepest = 0
+    for line in text.splitlines():
+        key = _QUOTED.sub("q", line).split("=", 1)[0]
+        deepest = max(deepest, key.count(".") + 1)
+    return deepest
+
+
 def loads_toml(text: str) -> dict:
     """Parse TOML, refusing nesting deeper than MAX_NESTING (ValueError, or the
     parser's own TOMLDecodeError for a syntax error)."""
     import tomllib
 
-    if nesting_depth(text) > MAX_NESTING:
+    if nesting_depth(text) > MAX_NESTING or dotted_depth(text) > MAX_NESTING:
         raise ValueError(f"nested more than {MAX_NESTING} levels deep")
     try:
         return tomllib.loads(text)

@@ -480,6 +480,10 @@ def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
     )
     r.done()
     if spec.line is not None:
+        if not spec.line.fields or not spec.line.text.strip():
+            raise r.error("line", "has no field: every blank or fixed line would be a pulse",
+                          value=spec.line.text, expected="a template with {seq} or a measured "
+                          "field, such as 'P {seq:d} E{energy:.2f}'")
         for name in spec.line.fields:
             if name not in PULSE_FIELDS:
                 raise r.error("line", f"unknown field {{{name}}}", value=spec.line.text,

@@ -121,4 +121,7 @@ def parse_quantity(text: str, quantity: str) -> float:
     canonical, dimension = CANONICAL[quantity]
     if parsed.dimensionality != ureg.get_dimensionality(dimension):
         raise ValueError(f"{text!r} is not a {quantity} ({dimension})")
-    return float(parsed.to(canonical).magnitude)
+    value = float(parsed.to(canonical).magnitude)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is beyond any {quantity} a console reports")
+    return value

@@ -86,15 +86,21 @@ class PulseGate:
         self._checks = tuple(checks)
 
     def completed_problem(self, energy_j: float | None, fluence_j_cm2: float | None,
-                          spot_mm: float | None) -> str | None:
+                          spot_mm: float | None, pulse_duration_ps: float | None = None,
+                          wavelength_nm: float | None = None,
+                          rep_rate_hz: float | None = None) -> str | None:
         """Return what is not physical about a pulse completed from the settings, else None."""
-        for name, label, unit, value in (("energy", "energy", "J", energy_j),
-                                         ("fluence", "fluence", "J/cm2", fluence_j_cm2),
-                                         ("spot", "spot", "mm", spot_mm)):
+        for name, label, unit, value in (
+                ("energy", "energy", "J", energy_j),
+                ("fluence", "fluence", "J/cm2", fluence_j_cm2),
+                ("spot", "spot", "mm", spot_mm),
+                ("pulse_duration", "pulse duration", "ps", pulse_duration_ps),
+                ("wavelength", "wavelength", "nm", wavelength_nm),
+                ("rep_rate", "repetition rate", "Hz", rep_rate_hz)):
             low, high = self.bounds[name]
             if value is not None and not low <= value <= high:
-                return (f"{label} {value:.6g} {unit} (completed from the console's settings) "
-                        f"is not physical (expected {low:.3g}..{high:.3g} {unit})")
+                return (f"{label} {value:.6g} {unit} (with the console's settings) is not "
+                        f"physical (expected {low:.3g}..{high:.3g} {unit})")
         return None
 
     @staticmethod

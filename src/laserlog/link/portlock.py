@@ -21,6 +21,11 @@ def lock_dir() -> Path:
     folder = Path(os.environ.get("LASERLOG_LOCK_DIR")
                   or Path(tempfile.gettempdir()) / f"laserlog-{os.getuid()}-locks")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.lstat()
+    # In a shared /tmp another user could have made the folder first, or a link in its place.
+    if folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PortError(f"lock folder {folder} is not a private folder of this user; remove "
+                        "it or set $LASERLOG_LOCK_DIR to one")
     return folder
 
 
@@ -39,7 +44,11 @@ class PortLock:
 
     def acquire(self) -> PortLock:
         """Take the lock, or raise PortError naming the process that holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # never through a link planted in the lock's place
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise PortError(f"cannot take the lock {self.path} for port {self.url}: "
+                            f"{exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -159,7 +159,11 @@ class PulseCompleter:
         code = r.handpiece
         if code is None:
             current = self.settings.get("handpiece")
-            code = int(current) if current is not None else None
+            if current is not None:
+                if not 0 <= current <= INT64_MAX:  # NaN fails too
+                    self._invalid(events, r, f"handpiece setting {current!r} is not a code")
+                    return None
+                code = int(current)
         try:
             hp = self._handpieces[code]
         except KeyError:
@@ -240,12 +244,8 @@ class PulseCompleter:
                 fluence = energy / area
                 derived = "settings,energy,fluence"
         derived = derived.rstrip(",")
-        if energy is not None and not math.isfinite(energy) or fluence is not None and not math.isfinite(fluence):
-            events.append(EventRow(t, "invalid_pulse", "warning", None,
-                                   f"pulse {seq} has a non-finite energy or fluence: not stored"))
-            return None
-
-        problem = self._gate.completed_problem(energy, fluence, spot)
+        # What the settings completed passes the same physical check as what was read.
+        problem = self._gate.completed_problem(energy, fluence, spot, duration, wavelength, rate)
         if problem is not None:
             self._invalid(events, r, problem)
             return None

@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +89,9 @@ class SessionInfo:
         area = self.area.strip() if self.area else None
         return SessionInfo(operator, client, area or None, normalise_skin_type(self.skin_type),
                            self.eyewear_checked, dict(self.checklist))
+
+
+_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(slots=True)
@@ -324,6 +328,11 @@ class Recorder:
                 if on_pulse is not None:
                     on_pulse(row)
             elif isinstance(obs, SettingReading):
+                if not -_FLOAT_MAX <= obs.value <= _FLOAT_MAX:  # NaN, infinity: not a setting
+                    events.append(EventRow(obs.received_unix_s, "invalid_setting", "warning",
+                                           None, f"setting {obs.name} read back as {obs.value!r}"
+                                           ": not a value; the last one read is kept"))
+                    continue
                 completer.setting(obs)
                 param = self.profile.parameters.get(obs.name)
                 unit = CANONICAL[param.conversion.quantity][0] if param is not None else ""

@@ -103,9 +103,11 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
         if not force:
             raise LaserlogError(f"--out {out} exists; nothing was written (choose a new file, "
                                 "or --force to replace it)")
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if database and out.exists() and Path(database).exists() and out.samefile(database):
+        raise LaserlogError(f"--out {out} is the database being exported; nothing was written")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:  # a new file of our own: never through a link or a file planted in its place
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise LaserlogError(f"cannot write {out}: {exc.strerror}") from None
     counter = _Counter(_count(conn, sessions) if fmt != "csv" or table == "pulses"

@@ -26,6 +26,7 @@ FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
 FAULT_KINDS = ("fault", "fault_cleared", "interlock_open", "interlock_closed", "link_lost",
                "link_restored", "identity_refused", "gap", "counter_reset", "duplicate",
                "disagreement", "out_of_limit", "invalid_pulse", "invalid_reading",
+               "invalid_setting",
                "counter_implausible", "counter_misread", "timeout", "garbled",
                "calibration_missing", "calibration_overdue", "calibration_failed")
 FORMATS = ("table", "csv", "json")
@@ -94,7 +95,11 @@ def parse_moment(text: str, *, end: bool) -> str:
                           "such as 2026-06-30T14:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return _iso(moment)
+    try:
+        return _iso(moment)
+    except OverflowError:  # an offset pushed it past year 9999 or before year 1
+        extreme = datetime.max if moment.year > 1 else datetime.min
+        return _iso(extreme.replace(tzinfo=UTC))
 
 
 def make_filters(start: str | None = None, end: str | None = None, *, device: str | None = None,

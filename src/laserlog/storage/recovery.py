@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,6 +34,43 @@ def _value_ok(value: object) -> bool:
     return isinstance(value, float) and value == value and abs(value) != float("inf")
 
 
+def _number(value: object, *, positive: bool = False, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value > 0 if positive else True
+
+
+def _count(value: object, *, optional: bool = True, least: int = 0) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _text(value: object, *, optional: bool = False) -> bool:
+    return isinstance(value, str) or (optional and value is None)
+
+
+#: Per table, what each column of a recovered row must be: what the recorder writes.
+_COLUMN_CHECKS = {
+    "pulses": (_count, _count, _number, lambda v: _number(v, positive=True), _text,
+               *[lambda v: _number(v, positive=True, optional=True)] * 5, _count,
+               lambda v: _number(v, positive=True, optional=True), _text),
+    "events": (_count, _number, _text,
+               lambda v: v in ("info", "warning", "alarm"),
+               lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+               _text, _count, lambda v: _count(v, optional=False, least=1),
+               lambda v: _text(v, optional=True)),
+    "settings": (_count, _number, _text, _number, _text),
+}
+
+
+def _row_ok(table: str, row: list) -> bool:
+    """Return whether a recovered row holds what the recorder would have written."""
+    return all(check(value) for check, value in zip(_COLUMN_CHECKS[table], row, strict=True))
+
+
 def _read(path: Path) -> bytes:
     """Return a recovery file's bytes, refusing what is not a regular file of sane size."""
     try:
@@ -55,12 +93,6 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
     """
     path = Path(path)
     data = _read(path)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    done = store.conn.execute("SELECT session_id, received_unix_s FROM events"
-                              " WHERE kind = 'recovered' AND raw = ? LIMIT 1", (digest,)).fetchone()
-    if done is not None:
-        raise LaserlogError(f"{path} was already imported (into session {done[0]}); nothing "
-                            "was imported again")
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
@@ -74,7 +106,7 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
             table, row = item["table"], item["row"]
             if (table not in _TABLES or not isinstance(row, list)
                     or len(row) != _TABLES[table][1] or not all(map(_value_ok, row))
-                    or not isinstance(row[0], int) or isinstance(row[0], bool)):
+                    or not _row_ok(table, row)):
                 raise ValueError(table)
         except (ValueError, KeyError, TypeError, RecursionError):
             raise LaserlogError(f"{path}:{number}: not a laserlog recovery line (expected "
@@ -82,12 +114,36 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
                                 "nothing was imported") from None
         rows[table].append(tuple(row))
         first_line.setdefault(int(row[0]), number)
+    # The rows themselves, not the file's bytes, say whether it was imported before: the same
+    # rows with other line ends or spacing are the same rows.
+    canonical = json.dumps(sorted((table, list(r)) for table, table_rows in rows.items()
+                                  for r in table_rows), separators=(",", ":"))
+    digest = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    done = store.conn.execute("SELECT session_id FROM events WHERE kind = 'recovered' AND raw = ?"
+                              " LIMIT 1", (digest,)).fetchone()
+    if done is not None:
+        raise LaserlogError(f"{path} was already imported (into session {done[0]}); nothing "
+                            "was imported again")
     sessions = set(first_line)
     for session_id in sorted(sessions):
         if store.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
             raise LaserlogError(f"{path}:{first_line[session_id]}: session {session_id} is not "
                                 f"in {store.path}; nothing was imported")
     per_session = Counter(int(r[0]) for table_rows in rows.values() for r in table_rows)
+    try:
+        head = _insert(store, rows, sessions, per_session, digest, path.name)
+    except sqlite3.IntegrityError as exc:
+        raise LaserlogError(f"{path}: the database refuses its rows ({exc}); nothing was "
+                            "imported") from None
+    chain.write_anchor(store.path, head)
+    for session_id in sessions:
+        store.recount(session_id)
+    return {table: len(r) for table, r in rows.items()}
+
+
+def _insert(store: Store, rows: dict[str, list[tuple]], sessions: set[int],
+            per_session: Counter[int], digest: str, name: str) -> chain.Head | None:
+    """Insert the rows, one chain link per session, in one transaction; return the head."""
     head = None
     now = time.time()
     with store.conn:
@@ -99,12 +155,9 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
                 if table == "events":
                     mine.append((session_id, now, "recovered", "info", None,
                                  f"imported {per_session[session_id]} row(s) from recovery file "
-                                 f"{path.name}", None, 1, digest))
+                                 f"{name}", None, 1, digest))
                 if mine:
                     store.conn.executemany(sql, mine)
                 counts[table] = len(mine)
             head = chain.append_batch(store.conn, session_id, counts)
-    chain.write_anchor(store.path, head)
-    for session_id in sessions:
-        store.recount(session_id)
-    return {table: len(r) for table, r in rows.items()}
+    return head
