@@ -168,3 +168,39 @@ def test_a_writer_failure_on_the_last_rows_still_keeps_them(simulate, db_path, m
     seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
     assert len(seqs) == recorder.totals.pulses
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_a_database_deleted_mid_session_is_saved_and_the_session_stops_saying_so(
+        simulate, db_path, capsys):
+    import glob
+    import os
+
+    sim = simulate("ps755-ref", rate_hz=100, fire=True)
+    deleted = threading.Event()
+
+    def committed() -> int:
+        if not db_path.exists():  # connecting would create it
+            return 0
+        try:
+            return _rows(db_path, "SELECT count(*) FROM pulses")[0][0]
+        except sqlite3.Error:
+            return 0
+
+    def delete_when_recording() -> None:
+        deadline = time.monotonic() + 20
+        while committed() < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for file in glob.glob(f"{db_path}*"):
+            if not file.endswith((".anchor", ".lock")):
+                os.unlink(file)
+        deleted.set()
+
+    threading.Thread(target=delete_when_recording, daemon=True).start()
+    status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+                   "tech-07", "--client", "C-1042", "--eyewear-checked", "--duration", "30",
+                   "--db", str(db_path)])
+    err = capsys.readouterr().err
+    assert deleted.is_set() and status == 3
+    assert f"the database file {db_path} was deleted or replaced" in err
+    rescued = err.split("is saved in ")[1].split(";")[0].split()[0]
+    assert _rows(rescued, "SELECT count(*) FROM pulses")[0][0] >= 30

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -145,6 +146,7 @@ class Recorder:
         self._disk_full = False
         self._db_locked = False
         self._spills_seen = 0
+        self._db_file: tuple[int, int] | None = None  # (device, inode) the session writes to
         self.interrupted_sessions: list[int] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -198,6 +200,8 @@ class Recorder:
             self.completer.last_seq = self.store.last_seq(resumes)
             self.completer.blind = True
         self.writer = BatchWriter(self.store.path, self.session_id)
+        db_file = os.stat(self.store.path)
+        self._db_file = (db_file.st_dev, db_file.st_ino)
         now = time.time()
         if not info.eyewear_checked:
             self._event(EventRow(now, "checklist", "warning", None,
@@ -406,6 +410,7 @@ class Recorder:
         writer = self.writer
         if writer is None:
             return
+        self._watch_file()
         if writer.error is not None:
             raise RecorderError(f"writing to {self.store.path} failed: "
                                 f"{type(writer.error).__name__}: {writer.error}")
@@ -434,6 +439,30 @@ class Recorder:
         else:
             self._event(EventRow(time.time(), "disk_space_restored", "info", None,
                                  "disk has room again: waiting rows written"))
+
+    def _watch_file(self) -> None:
+        """Raise RecorderError when the database file was deleted or replaced under the
+        session, after saving what it had committed (the open connection still reads it)."""
+        if self._db_file is None:
+            return
+        path = self.store.path
+        try:
+            info = os.stat(path)
+            same = (info.st_dev, info.st_ino) == self._db_file
+        except OSError:
+            same = False
+        if same:
+            return
+        self._db_file = None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        rescued = path.with_name(f"{path.name}.rescued-{self.session_id}-{stamp}.db")
+        try:
+            self.store.conn.execute("VACUUM INTO ?", (str(rescued),))
+            saved = f"what it had committed is saved in {rescued}"
+        except sqlite3.Error as exc:
+            saved = f"what it had committed could not be saved ({exc})"
+        raise RecorderError(f"the database file {path} was deleted or replaced during the "
+                            f"session: {saved}")
 
     def flush(self) -> None:
         """Hand the current batch to the writer."""
