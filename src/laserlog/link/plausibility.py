@@ -99,8 +99,8 @@ class PulseGate:
                 ("rep_rate", "repetition rate", "Hz", rep_rate_hz)):
             low, high = self.bounds[name]
             if value is not None and not low <= value <= high:
-                return (f"{label} {value:.6g} {unit} (with the console's settings) is not "
-                        f"physical (expected {low:.3g}..{high:.3g} {unit})")
+                return (f"{label} {value:.6g} {unit} is not physical (expected "
+                        f"{low:.3g}..{high:.3g} {unit})")
         return None
 
     @staticmethod

@@ -7,7 +7,6 @@ console restarts. Plain floats only: this runs once per pulse.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from laserlog.config.profile import Handpiece, Profile
@@ -46,6 +45,9 @@ class PulseCompleter:
         self._area_for: tuple[Handpiece | None, float] | None = None
         self._area_cm2: float | None = None
         self._gate = PulseGate(profile)
+        self._bounds = tuple(v for name in ("energy", "fluence", "spot", "wavelength",
+                                            "rep_rate") for v in self._gate.bounds[name])
+        self._duration_bounds = self._gate.bounds["pulse_duration"]
         #: Shots the console reported that could not be physical: fired, dose unknown.
         self.unknown_dose = 0
 
@@ -150,13 +152,12 @@ class PulseCompleter:
             self.last_seq = seq
             self._last_reading = r
             self.blind = False
-        problem = self._gate.problem(r)
-        if problem is not None:
-            self._invalid(events, r, problem)
+        code = r.handpiece
+        if code is not None and not 0 <= code <= INT64_MAX:
+            self._invalid(events, r, f"handpiece code {code} is outside 0..{INT64_MAX}")
             return None
 
         profile = self.profile
-        code = r.handpiece
         if code is None:
             current = self.settings.get("handpiece")
             if current is not None:
@@ -183,9 +184,14 @@ class PulseCompleter:
                 wavelength = profile.wavelengths_nm[0]
         rate = r.rep_rate_hz if r.rep_rate_hz is not None else self._setting("rep_rate")
 
-        if duration is None or not (duration > 0.0 and math.isfinite(duration)):
+        if duration is None:
             events.append(EventRow(t, "invalid_pulse", "warning", None,
-                                   f"pulse {seq} has no valid duration ({duration} ps): not stored"))
+                                   f"pulse {seq} has no duration: not stored"))
+            return None
+        d_lo, d_hi = self._duration_bounds
+        if not d_lo <= duration <= d_hi:  # NaN fails too
+            self._invalid(events, r, self._gate.completed_problem(
+                None, None, None, duration, None, None) or "not physical")
             return None
         regime = dosimetry.regime(duration)
 
@@ -244,10 +250,16 @@ class PulseCompleter:
                 fluence = energy / area
                 derived = "settings,energy,fluence"
         derived = derived.rstrip(",")
-        # What the settings completed passes the same physical check as what was read.
-        problem = self._gate.completed_problem(energy, fluence, spot, duration, wavelength, rate)
-        if problem is not None:
-            self._invalid(events, r, problem)
+        # Every value the row will hold, read or completed from the settings, must be physical:
+        # one chained comparison per value on the way through, the words only when it fails.
+        e_lo, e_hi, f_lo, f_hi, s_lo, s_hi, w_lo, w_hi, r_lo, r_hi = self._bounds
+        if not ((energy is None or e_lo <= energy <= e_hi)
+                and (fluence is None or f_lo <= fluence <= f_hi)
+                and (spot is None or s_lo <= spot <= s_hi)
+                and (wavelength is None or w_lo <= wavelength <= w_hi)
+                and (rate is None or r_lo <= rate <= r_hi)):
+            self._invalid(events, r, self._gate.completed_problem(
+                energy, fluence, spot, duration, wavelength, rate) or "not physical")
             return None
         beamlet = None
         if hp is not None and hp.fractional and energy is not None:
