@@ -223,3 +223,44 @@ def test_profiles_whose_values_overflow_or_whose_line_is_empty_are_refused(tmp_p
     path.write_bytes(text.replace(old, new))
     status, err = _run(["profiles", "check", str(path)], capsys)
     assert status == 2 and "INVALID" in err
+
+
+def test_an_infinite_value_in_an_older_database_exports_as_null_not_infinity(db, tmp_path):
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps,"
+                     " regime, energy_j, wavelength_nm, derived) VALUES (1, 1, 1.0, 650.0,"
+                     " 'ps', 0.1, 9e999, '')")
+    for fmt in ("json", "ndjson"):
+        out = tmp_path / f"x.{fmt}"
+        assert main(["export", "--format", fmt, "--session", "1", "--db", str(db), "--out",
+                     str(out)]) == 0
+
+        def refuse(constant):
+            raise ValueError(f"{constant} is not JSON")
+
+        text = out.read_text()
+        docs = [text] if fmt == "json" else text.splitlines()
+        for doc in docs:
+            json.loads(doc, parse_constant=refuse)
+        assert '"wavelength_nm": null' in text
+
+
+def test_a_passphrase_that_is_not_text_is_refused_in_one_line(db, capsys, monkeypatch):
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", "pass\udcffword")
+    status, err = _run(["users", "add", "lso-01", "--name", "A. Officer", "--role", "officer",
+                        "--db", str(db)], capsys)
+    assert status == 2 and "LASERLOG_PASSPHRASE is not UTF-8 text" in err
+
+
+def test_serve_on_a_busy_port_is_one_message_and_exit_2(db, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        status, err = _run(["serve", "--db", str(db), "--port", str(port)], capsys)
+    assert status == 2 and f"cannot listen on 127.0.0.1:{port}" in err

@@ -144,3 +144,17 @@ def test_a_text_field_stops_at_the_literal_after_it():
     assert template.match(b"Maestro firmware Version 1.2") == {"model": "Maestro",
                                                                "firmware": "1.2"}
     assert re.search(rb"\(\?!", template.regex.pattern)
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    (b'get = "EN?"', b'get = "EN? {foo}"', "which nothing fills"),
+    (b'set = "EN {value:.1f}"', b'set = "EN {value:.1f} {other:d}"', "unknown field {other}"),
+    (b'set = "EN {value:.1f}"', b'set = "EN {value:s}"', "cannot be written with the min"),
+])
+def test_templates_the_recorder_could_not_fill_are_refused_at_check(tmp_path, old, new, reason):
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_bytes()
+    assert old in text
+    path = tmp_path / "ps755-ref.toml"
+    path.write_bytes(text.replace(old, new, 1))
+    with pytest.raises(ProfileError, match=re.escape(reason)):
+        load_profile(path)

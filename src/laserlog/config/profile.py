@@ -325,6 +325,40 @@ def _template(reader: TableReader, name: str) -> Template | None:
                            "'EN {value:.1f}'") from None
 
 
+def _query(reader: TableReader, name: str) -> Template | None:
+    """Return a command sent as written (a query): a template without fields."""
+    template = _template(reader, name)
+    if template is not None and template.fields:
+        raise reader.error(name, f"has a field {{{template.fields[0]}}}, which nothing fills: a "
+                           "query is sent as written", value=template.text,
+                           expected="a command without fields, such as 'EN?'")
+    return template
+
+
+def _check_set_renders(r: TableReader, param: Parameter) -> None:
+    """Render a set template with the range's ends and the initial value, as the driver will."""
+    template = param.set
+    if template is None:
+        return
+    extra = [f for f in template.fields if f != "value"]
+    if extra:
+        raise r.error("set", f"unknown field {{{extra[0]}}}", value=template.text,
+                      expected="a template whose only field is {value}")
+    for label, canonical in (("min", param.min), ("max", param.max), ("initial", param.initial)):
+        if canonical is None:
+            continue
+        wire = param.conversion.from_canonical(canonical) * param.wire_scale * param.set_scale
+        value: float | int = (int(round(wire)) if "value" in template.integer_fields else wire)
+        try:
+            text = template.render(value=value)
+        except (ValueError, OverflowError, KeyError, IndexError, TypeError) as exc:
+            raise r.error("set", f"cannot be written with the {label} value {wire:g} ({exc})",
+                          value=template.text) from None
+        if len(text) > 1000:
+            raise r.error("set", f"writes {len(text)} characters for the {label} value",
+                          value=template.text, expected="a command of at most 1000 characters")
+
+
 def _conversion(reader: TableReader, key: str, unit: str, quantity: str) -> Conversion:
     from laserlog.domain.units import factor_to_canonical
 
@@ -403,7 +437,7 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         conversion=conversion,
         min=canon(low),
         max=canon(high),
-        get=_template(r, "get"),
+        get=_query(r, "get"),
         reply=_template(r, "reply"),
         set=_template(r, "set"),
         set_reply=_template(r, "set_reply"),
@@ -418,6 +452,7 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         raise r.error("reply", "missing", expected="a reply template for the get command")
     if param.reply is not None and "value" not in param.reply.fields:
         raise r.error("reply", "has no {value} field", value=param.reply.text)
+    _check_set_renders(r, param)
     return param
 
 
@@ -566,7 +601,7 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     transport = _transport(root.sub("transport"))
 
     ident = root.sub("identity")
-    identity = Identity(model=model, get=_template(ident, "get"), reply=_template(ident, "reply"),
+    identity = Identity(model=model, get=_query(ident, "get"), reply=_template(ident, "reply"),
                         code=ident.opt_int("code", minimum=0, maximum=255))
     ident.done()
 
@@ -588,7 +623,7 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         if fault.code in faults:
             raise fr.error("code", "duplicate fault code", value=fault.code)
         faults[fault.code] = fault
-    status = StatusSpec(get=_template(st, "get"), reply=_template(st, "reply"),
+    status = StatusSpec(get=_query(st, "get"), reply=_template(st, "reply"),
                         fault_line=_template(st, "fault_line"), faults=faults,
                         code=st.opt_int("code", minimum=0, maximum=255),
                         fault_code=st.opt_int("fault_code", minimum=0, maximum=255),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -169,6 +170,25 @@ def _session_record(conn: sqlite3.Connection, s: dict[str, Any]) -> dict[str, An
     return record
 
 
+def _dumps(value: Any) -> str:
+    """Return JSON text; a non-finite number (an older database may hold one) is null, not
+    the `Infinity` that JSON readers refuse."""
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[str],
           counter: _Counter, database: str) -> None:
     stream.write('{"exported_utc": ' + json.dumps(utc_now()) + ', "database": '
@@ -176,12 +196,12 @@ def _json(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[s
     for n, s in enumerate(sessions):
         record = _session_record(conn, s)
         record["events"] = _dicts(conn.execute(_EVENTS, (s["id"],)))
-        head = json.dumps(record, default=str)
+        head = _dumps(record)
         stream.write(("," if n else "") + "\n" + head[:-1] + ', "pulses": [')
         first = True
         for page in _pulse_pages(conn, s["id"]):
             for p in page:
-                stream.write(("" if first else ",") + "\n  " + json.dumps(p))
+                stream.write(("" if first else ",") + "\n  " + _dumps(p))
                 first = False
             counter.add(len(page))
         stream.write("]}")
@@ -191,7 +211,7 @@ def _json(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[s
 def _ndjson(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[str],
             counter: _Counter) -> None:
     def line(kind: str, data: dict[str, Any]) -> None:
-        stream.write(json.dumps({"type": kind, **data}, default=str) + "\n")
+        stream.write(_dumps({"type": kind, **data}) + "\n")
 
     for s in sessions:
         record = _session_record(conn, s)

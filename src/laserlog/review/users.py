@@ -50,6 +50,10 @@ def read_passphrase(prompt: str = "passphrase: ", *, confirm: bool = False) -> s
     """Return a passphrase from $LASERLOG_PASSPHRASE, a prompt, or the first line of stdin."""
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
+        try:
+            env.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AuthError(f"${PASSPHRASE_ENV} is not UTF-8 text; nothing was written") from None
         return env
     if sys.stdin is not None and sys.stdin.isatty():
         first = getpass.getpass(prompt)

@@ -137,6 +137,25 @@ def build(db_path: Path, *, passwords: dict[str, str] | None = None,
     return ds
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise ServeError naming the port when something already listens there."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ServeError(f"--host {host}: not an address this machine can listen on "
+                         f"({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror}): another "
+                             "program (another `laserlog serve`?) uses it; choose --port") from None
+
+
 def serve(db_path: Path, host: str, port: int, *, password_file: Path | None = None) -> None:
     """Serve until interrupted; off loopback only with officers' passwords configured."""
     import asyncio
@@ -149,6 +168,7 @@ def serve(db_path: Path, host: str, port: int, *, password_file: Path | None = N
                          "Give --passwords FILE (lines `lso-01 = \"<hash>\"`, hashes from "
                          "`laserlog serve --hash-password`), or serve on 127.0.0.1")
     ds = build(db_path, passwords=passwords)
+    _check_port_free(host, port)
     asyncio.run(ds.invoke_startup())
     where = f"[{host}]" if ":" in host else host
     print(f"laserlog serve: http://{where}:{port}/ (read-only view of {db_path}; "
