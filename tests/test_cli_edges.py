@@ -264,3 +264,26 @@ def test_serve_on_a_busy_port_is_one_message_and_exit_2(db, capsys):
         port = busy.getsockname()[1]
         status, err = _run(["serve", "--db", str(db), "--port", str(port)], capsys)
     assert status == 2 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_an_emptied_database_is_named_as_truncated_by_its_anchor(db, capsys):
+    from laserlog.storage import chain
+    from laserlog.storage.store import Store as _Store
+
+    with _Store(db) as store:
+        head = chain.append_batch(store.conn, 1, {"pulses": 0, "events": 0, "settings": 0})
+        store.conn.commit()
+    chain.write_anchor(db, head)
+    db.write_bytes(b"")
+    for argv in (["verify", "--db", str(db)], ["sessions", "list", "--db", str(db)],
+                 ["record", "--profile", "ps755-ref", "--port", "/nonexistent", "--operator",
+                  "tech-07", "--client", "C-1042", "--db", str(db)]):
+        try:
+            status = main(argv)
+        except SystemExit as exc:
+            status = exc.code
+        captured = capsys.readouterr()
+        assert status in (1, 2)
+        assert "empty or truncated, but its anchor says the hash chain had 1 link" in (
+            captured.out + captured.err)
+    assert db.stat().st_size == 0

@@ -164,6 +164,22 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return SCHEMA_VERSION
 
 
+def truncated(conn: sqlite3.Connection, path: str | Path) -> str | None:
+    """Return why a database with no schema is not new but emptied: its anchor says the chain
+    had links. None for a database that is simply new (no anchor, or an empty one)."""
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+            return None
+        anchor = chain.read_anchor(chain.anchor_path(path))
+    except (sqlite3.DatabaseError, ValueError, OSError):
+        return None
+    if not anchor or anchor.get("link", 0) <= 0:
+        return None
+    return (f"database {path} is empty or truncated, but its anchor says the hash chain had "
+            f"{anchor['link']} link(s): it was emptied or replaced; restore it from a backup "
+            "(nothing was written to it)")
+
+
 class Store:
     """The laserlog database: sessions, devices, and reads for the views."""
 
@@ -171,7 +187,18 @@ class Store:
                  create_dirs: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            # Opening for writing would give the empty file a header: check it first.
+            empty = sqlite3.connect(":memory:")
+            emptied = truncated(empty, self.path)
+            empty.close()
+            if emptied:
+                raise StoreError(emptied)
         self.conn = connect(self.path, readonly=readonly, create_dirs=create_dirs)
+        emptied = truncated(self.conn, self.path)
+        if emptied:
+            self.conn.close()
+            raise StoreError(emptied)
         if not readonly:
             migrate(self.conn, self.path)
         else:

@@ -497,9 +497,12 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version < 3:
             conn.rollback()
-            return Report(str(path), [Finding("schema", f"database schema {version} predates "
-                                              "the hash chain (3); open it once with any "
-                                              "recording command to upgrade it")], [], 0, 0, 0,
+            from laserlog.storage.store import truncated
+
+            emptied = truncated(conn, path)
+            return Report(str(path), [Finding("schema", emptied or (
+                f"database schema {version} predates the hash chain (3); open it once with any "
+                "recording command to upgrade it"))], [], 0, 0, 0,
                           0.0, time.perf_counter() - started, 0, "")
         if integrity:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
