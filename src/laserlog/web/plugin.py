@@ -85,6 +85,8 @@ async def session_report(request: Request, datasette: Any) -> Response:
                                           default=True) is False:
         raise Forbidden("view-instance denied")
     session_id = int(request.url_vars["session_id"])
+    if not 0 < session_id < 2**63:  # SQLite's integers: a larger ID names no session
+        raise NotFound(f"no session {session_id}")
     db = datasette.get_database(DATABASE)
     loop = asyncio.get_running_loop()
     html = await loop.run_in_executor(datasette.executor, _session_html, db.path, session_id)
