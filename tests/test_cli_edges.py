@@ -287,3 +287,18 @@ def test_an_emptied_database_is_named_as_truncated_by_its_anchor(db, capsys):
         assert "empty or truncated, but its anchor says the hash chain had 1 link" in (
             captured.out + captured.err)
     assert db.stat().st_size == 0
+
+
+@pytest.mark.parametrize("text", ["1_0", "\u0661", " 1 2", "0x1"])
+def test_ids_are_ascii_digits_only(db, capsys, text):
+    status, err = _run(["sessions", "show", text, "--db", str(db)], capsys)
+    assert status == 2 and "is not a whole number" in err
+
+
+def test_a_transcript_path_that_is_empty_or_the_database_is_refused(db, capsys):
+    base = ["record", "--profile", "ps755-ref", "--port", "/nonexistent", "--operator",
+            "tech-07", "--client", "C-1042", "--db", str(db)]
+    status, err = _run([*base, "--transcript", ""], capsys)
+    assert status == 2 and "empty path" in err
+    status, err = _run([*base, "--transcript", str(db)], capsys)
+    assert status == 2 and "--transcript is the database file" in err

@@ -26,6 +26,13 @@ def database(text: str) -> str:
     return text
 
 
+def new_file(text: str) -> str:
+    """Parse the path of a file laserlog will create: never empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; expected a new file name")
+    return text
+
+
 def db_arg(p: argparse.ArgumentParser) -> None:
     """Add --db, the database file (or, where a command says so, a central server)."""
     p.add_argument("--db", metavar="PATH", type=database,
@@ -56,8 +63,10 @@ def positive_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    """Parse a whole number above 0."""
+    """Parse a whole number above 0, written in ASCII digits."""
     try:
+        if not text.strip().lstrip("+").isascii() or not text.strip().lstrip("+").isdigit():
+            raise ValueError(text)  # int() also takes 1_0 and other scripts' digits
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None

@@ -9,7 +9,15 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from laserlog.cli.args import db_arg, db_path, positive_float, positive_int, profiles_arg, sync_arg
+from laserlog.cli.args import (
+    db_arg,
+    db_path,
+    new_file,
+    positive_float,
+    positive_int,
+    profiles_arg,
+    sync_arg,
+)
 
 
 def add_commands(commands: Any) -> None:
@@ -32,7 +40,7 @@ def add_commands(commands: Any) -> None:
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     stop.add_argument("--pulses", type=positive_int, metavar="N", help="stop after N pulses")
-    p.add_argument("--transcript", metavar="FILE",
+    p.add_argument("--transcript", metavar="FILE", type=new_file,
                    help="also save the raw exchange with timestamps (for `profiles replay`)")
     sync_arg(p)
     db_arg(p)
@@ -98,6 +106,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                            "an interrupted session)")
     if args.resume not in (None, "last") and not args.resume.isdigit():
         raise SessionError(f"--resume {args.resume!r}: expected a session ID or nothing")
+    if args.transcript and os.path.abspath(args.transcript) == os.path.abspath(db_path(args)):
+        raise SessionError("--transcript is the database file; choose another file")
     profile = open_profile(args.profile, args.profiles)
     info = None
     if args.resume is None:
