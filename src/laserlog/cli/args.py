@@ -65,7 +65,8 @@ def positive_float(text: str) -> float:
 def positive_int(text: str) -> int:
     """Parse a whole number above 0, written in ASCII digits."""
     try:
-        if not text.strip().lstrip("+").isascii() or not text.strip().lstrip("+").isdigit():
+        digits = text.strip().lstrip("+-")
+        if not digits.isascii() or not digits.isdigit():
             raise ValueError(text)  # int() also takes 1_0 and other scripts' digits
         value = int(text)
     except ValueError:
