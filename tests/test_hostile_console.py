@@ -240,3 +240,45 @@ def test_a_pulse_completed_from_hostile_settings_is_no_pulse(tmp_path, name, val
     (message,) = conn.execute("SELECT message FROM events WHERE session_id = ? AND kind = "
                               "'invalid_reading'", (session_id,)).fetchone()
     assert what in message
+
+
+def test_a_profile_declares_its_own_hard_bound_and_top_rate(tmp_path):
+    from laserlog.config.catalog import bundled_profiles_dir
+    from laserlog.config.profile import load_profile
+    from laserlog.link.plausibility import hard_bounds, max_rate_hz
+
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
+    text = text.replace('[parameters.energy]\n', '[parameters.energy]\nhard_max = 600\n', 1)
+    text = text.replace('[pulses]\n', '[pulses]\nmax_rate_hz = 12\n', 1)
+    path = tmp_path / "ps755-ref.toml"
+    path.write_text(text)
+    profile = load_profile(path)
+    assert hard_bounds(profile, "energy")[1] == pytest.approx(0.6)  # 600 mJ, not 10 x 500 mJ
+    assert max_rate_hz(profile) == 12
+    data, energies, hostile = _script([{"energy": 590, "fluence": 4.7, "spot": 4, "duration": 650},
+                                       ("energy", "700.00")])
+    with Simulator(profile, tmp_path / "console", seed=1) as sim:
+        store = Store(tmp_path / "log.db")
+        recorder = Recorder(store, profile, str(sim.path))
+        session_id = recorder.start(INFO)
+        sim.link.write(data)
+        wait_until(lambda: (recorder.step(0.02), recorder.totals.pulses == 1
+                            and recorder.totals.unknown_dose == 1)[1], 20, "both shots")
+        recorder.end("test done")
+        store.close()
+    conn = sqlite3.connect(tmp_path / "log.db")
+    kinds = [k for (k,) in conn.execute("SELECT kind FROM events WHERE session_id = ?",
+                                        (session_id,))]
+    assert "out_of_limit" in kinds and "invalid_reading" in kinds  # 590 stored, 700 refused
+
+
+def test_a_hard_bound_below_the_range_is_refused_at_check(tmp_path):
+    from laserlog.config.catalog import bundled_profiles_dir
+    from laserlog.config.profile import load_profile
+    from laserlog.errors import ProfileError
+
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
+    path = tmp_path / "ps755-ref.toml"
+    path.write_text(text.replace('[parameters.energy]\n', '[parameters.energy]\nhard_max = 400\n'))
+    with pytest.raises(ProfileError, match="below the range's maximum"):
+        load_profile(path)

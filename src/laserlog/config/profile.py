@@ -89,6 +89,9 @@ class Parameter:
     code: int | None = None
     encoding: str | None = None
     initial: float | None = None  # canonical unit, for the simulator
+    #: The highest value a reading may have and still be physical (canonical unit); above
+    #: it a reading is no pulse. None: ten times `max` (laserlog.link.plausibility).
+    hard_max: float | None = None
 
     @property
     def settable(self) -> bool:
@@ -166,6 +169,8 @@ class PulseSpec:
     fields: dict[str, Conversion] = field(default_factory=dict)
     counter: str | None = None
     poll_interval_s: float = 0.1
+    #: The fastest the console fires, when the profile says (else its rep_rate parameter's).
+    max_rate_hz: float | None = None
     fixed: dict[str, float] = field(default_factory=dict)  # canonical values
     energy_transfer: tuple[str, tuple[tuple[float, float], ...]] | None = None
     code: int | None = None
@@ -423,6 +428,10 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         raise r.error("max", "range is inverted", value=f"min {low:g} > max {high:g}",
                       expected="min <= max")
     initial = r.opt_float("initial")
+    hard_max = r.opt_float("hard_max", positive=True)
+    if hard_max is not None and high is not None and hard_max < high:
+        raise r.error("hard_max", "below the range's maximum", value=hard_max,
+                      expected=f"at least max ({high:g}): a value in range is always physical")
     if initial is not None and ((low is not None and initial < low) or (high is not None and initial > high)):
         bounds = [f"at least {low:g}"] if low is not None else []
         bounds += [f"at most {high:g}"] if high is not None else []
@@ -446,6 +455,7 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         code=r.opt_int("code", minimum=0, maximum=255),
         encoding=r.opt_str("encoding"),
         initial=canon(initial),
+        hard_max=canon(hard_max),
     )
     r.done()
     if param.get is not None and param.reply is None:
@@ -508,6 +518,7 @@ def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
         fields=fields,
         counter=r.opt_str("counter"),
         poll_interval_s=r.float("poll_interval_ms", 100, positive=True) / 1000.0,
+        max_rate_hz=r.opt_float("max_rate_hz", positive=True, maximum=1e7),
         fixed=fixed,
         energy_transfer=transfer,
         code=r.opt_int("code", minimum=0, maximum=255),

@@ -4,7 +4,9 @@ A reading is a claim: a cable, a misread digit or a broken console can send any 
 Before a reading becomes a pulse it passes `PulseGate`: every integer inside SQLite's
 64-bit range, every measured quantity finite, above zero, and within a hard bound (the
 profile's range widened `HARD_FACTOR` times). A value between the range and the hard
-bound may be a real overdose: it is stored as delivered, and limits raise the alarm.
+bound may be a real overdose: it is stored as delivered, and limits raise the alarm. A
+profile may set the hard bound itself (`hard_max` of a parameter) and the console's top
+rate (`[pulses] max_rate_hz`).
 A shot counter is believed only as far as the console could have fired since the last
 reading (`plausible_shots`).
 """
@@ -66,7 +68,9 @@ def hard_bounds(profile: Profile, parameter: str) -> tuple[float, float]:
     positive = [v for v in lows if v > 0]
     if positive and not (param is not None and param.min is not None and param.min <= 0):
         low = max(low, min(positive) / HARD_FACTOR)
-    if highs and max(highs) > 0:
+    if param is not None and param.hard_max is not None:
+        high = param.hard_max  # the profile says how far a real reading can go
+    elif highs and max(highs) > 0:
         high = max(highs) * HARD_FACTOR
     return low, high
 
@@ -127,6 +131,8 @@ class PulseGate:
 
 def max_rate_hz(profile: Profile) -> float:
     """Return the highest repetition rate the profile says the console fires at."""
+    if profile.pulses.max_rate_hz is not None:
+        return profile.pulses.max_rate_hz
     param = profile.parameters.get("rep_rate")
     candidates = [v for v in (param.max if param else None, param.initial if param else None,
                               profile.pulses.fixed.get("rep_rate")) if v is not None and v > 0]
