@@ -256,6 +256,13 @@ def check_profile(profile: Profile, status_fields: frozenset[str] = STATUS_FIELD
             raise ProfileError(profile.source, "status.reply", f"unknown field {{{unknown[0]}}}",
                                value=status.text,
                                expected="fields among " + ", ".join(sorted(status_fields)))
+        untyped = sorted(set(status.fields) - status.integer_fields)
+        if untyped:  # read as text, "OK" would end the session when taken for a code
+            raise ProfileError(profile.source, "status.reply",
+                               f"field {{{untyped[0]}}} is not read as a whole number",
+                               value=status.text,
+                               expected=f"an integer spec such as {{{untyped[0]}:d}} or "
+                               "{word:04X}")
     if (profile.status.get is None) != (status is None):
         missing = "get" if profile.status.get is None else "reply"
         raise ProfileError(profile.source, f"status.{missing}", "missing",

@@ -158,3 +158,13 @@ def test_templates_the_recorder_could_not_fill_are_refused_at_check(tmp_path, ol
     path.write_bytes(text.replace(old, new, 1))
     with pytest.raises(ProfileError, match=re.escape(reason)):
         load_profile(path)
+
+
+def test_a_status_field_read_as_text_is_refused_at_check(tmp_path):
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_bytes()
+    old = b'reply = "ST {fault:d} {interlock:d} {firing:d}"'
+    assert old in text
+    path = tmp_path / "ps755-ref.toml"
+    path.write_bytes(text.replace(old, b'reply = "ST {fault} {interlock:d} {firing:d}"'))
+    with pytest.raises(ProfileError, match=re.escape("field {fault} is not read as a whole")):
+        load_profile(path)
