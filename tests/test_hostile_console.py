@@ -282,3 +282,21 @@ def test_a_hard_bound_below_the_range_is_refused_at_check(tmp_path):
     path.write_text(text.replace('[parameters.energy]\n', '[parameters.energy]\nhard_max = 400\n'))
     with pytest.raises(ProfileError, match="below the range's maximum"):
         load_profile(path)
+
+
+def test_a_pulse_whose_energy_cannot_be_worked_out_is_said_to_be_of_unknown_dose(tmp_path):
+    profile = open_profile("fx1550-ref")
+    with Simulator(profile, tmp_path / "console", seed=1) as sim:
+        store = Store(tmp_path / "log.db")
+        recorder = Recorder(store, profile, str(sim.path))
+        session_id = recorder.start(INFO)
+        sim.link.write(b"T 1 Z20.0 S7.0 D10.00 H9\r\nT 2 Z20.0 S7.0 D10.00 H9\r\n")
+        wait_until(lambda: (recorder.step(0.02), recorder.totals.pulses == 2)[1], 20,
+                   "two pulses from an unknown handpiece")
+        recorder.end("test done")
+        text = format_session(store, session_id)
+        store.close()
+    conn = sqlite3.connect(tmp_path / "log.db")
+    assert conn.execute("SELECT count(*) FROM events WHERE kind = 'energy_unknown'"
+                        ).fetchone() == (1,)  # said once, not per pulse
+    assert "+ 2 shot(s) of unknown dose" in text

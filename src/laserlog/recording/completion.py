@@ -50,6 +50,7 @@ class PulseCompleter:
         self._duration_bounds = self._gate.bounds["pulse_duration"]
         #: Shots the console reported that could not be physical: fired, dose unknown.
         self.unknown_dose = 0
+        self._warned_energy = False
 
     def _invalid(self, events: list[EventRow], r: PulseReading, problem: str) -> None:
         """Count a shot whose reading cannot be physical and say so; it is never a pulse."""
@@ -261,6 +262,13 @@ class PulseCompleter:
             self._invalid(events, r, self._gate.completed_problem(
                 energy, fluence, spot, duration, wavelength, rate) or "not physical")
             return None
+        if energy is None and not self._warned_energy:
+            # Stored as fired, without energy: say so once, so no total reads as complete.
+            self._warned_energy = True
+            events.append(EventRow(t, "energy_unknown", "warning", None,
+                                   f"pulse {seq}: its energy cannot be worked out (no energy, "
+                                   "fluence or spot, or an unknown handpiece): stored without "
+                                   "energy, its dose unknown; later ones likewise"))
         beamlet = None
         if hp is not None and hp.fractional and energy is not None:
             beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,

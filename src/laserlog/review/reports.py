@@ -26,7 +26,7 @@ FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
 FAULT_KINDS = ("fault", "fault_cleared", "interlock_open", "interlock_closed", "link_lost",
                "link_restored", "identity_refused", "gap", "counter_reset", "duplicate",
                "disagreement", "out_of_limit", "invalid_pulse", "invalid_reading",
-               "invalid_setting",
+               "invalid_setting", "energy_unknown",
                "counter_implausible", "counter_misread", "timeout", "garbled",
                "calibration_missing", "calibration_overdue", "calibration_failed")
 FORMATS = ("table", "csv", "json")

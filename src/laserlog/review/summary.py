@@ -44,7 +44,9 @@ def format_session(store: Store, session_id: int) -> str:
         return f"no session {session_id}"
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
     events = store.events(session_id)
-    unknown = unknown_dose_shots(events)
+    unknown = unknown_dose_shots(events) + store.conn.execute(
+        "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
+        (session_id,)).fetchone()[0]
     lines = [
         f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
         f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
@@ -103,7 +105,9 @@ def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
     """Return a session, its events and settings (and pulses if asked) as JSON."""
     data: dict[str, Any] = dict(store.session(session_id) or {})
     data["events"] = store.events(session_id)
-    data["unknown_dose_shots"] = unknown_dose_shots(data["events"])
+    data["unknown_dose_shots"] = unknown_dose_shots(data["events"]) + store.conn.execute(
+        "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
+        (session_id,)).fetchone()[0]
     data["settings"] = store.settings(session_id)
     from laserlog.review.signoff import review_data
 
