@@ -252,7 +252,8 @@ class Driver:
             return
         if suspect is not None and suspect[0] <= count <= suspect[0] + plausible_shots(
                 rate, read_at - suspect[1]):
-            if suspect[0] < last and count <= plausible_shots(rate, read_at - self._counter_read_at):
+            since_last_s = read_at - self._counter_read_at
+            if suspect[0] < last and count <= plausible_shots(rate, since_last_s):
                 # Two readings below the old count agree: the console restarted from 0.
                 self._believe(count, read_at, first=1)
                 return

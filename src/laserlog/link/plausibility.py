@@ -1,22 +1,19 @@
 """Tell what a console could physically have reported from what it cannot have.
 
 A reading is a claim: a cable, a misread digit or a broken console can send any bytes.
-Before a reading becomes a pulse it passes `PulseGate`: every integer inside SQLite's
-64-bit range, every measured quantity finite, above zero, and within a hard bound (the
-profile's range widened `HARD_FACTOR` times). A value between the range and the hard
-bound may be a real overdose: it is stored as delivered, and limits raise the alarm. A
-profile may set the hard bound itself (`hard_max` of a parameter) and the console's top
-rate (`[pulses] max_rate_hz`).
-A shot counter is believed only as far as the console could have fired since the last
-reading (`plausible_shots`).
+Before a reading becomes a pulse (recording.completion), every integer must lie inside
+SQLite's 64-bit range and every quantity the row holds must be finite, above zero and
+within a hard bound (`PulseGate.bounds`: the profile's range widened `HARD_FACTOR` times,
+or its `hard_max`). A value between the range and the hard bound may be a real overdose:
+it is stored as delivered, and limits raise the alarm. A shot counter is believed only as
+far as the console could have fired since the last reading (`plausible_shots`, at the
+profile's `[pulses] max_rate_hz` or its rep_rate parameter's maximum).
 """
 
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING
-
-from laserlog.domain.model import PulseReading
 
 if TYPE_CHECKING:
     from laserlog.config.profile import Profile
@@ -36,18 +33,10 @@ DEFAULT_MAX_RATE_HZ = 100.0
 #: that jumps further is a misread, never a count of lost pulses.
 LIFETIME_SHOTS = 10**12
 
-#: PulseReading field -> (profile parameter, label, unit).
-MEASURED = {
-    "energy_j": ("energy", "energy", "J"),
-    "fluence_j_cm2": ("fluence", "fluence", "J/cm2"),
-    "spot_mm": ("spot", "spot", "mm"),
-    "pulse_duration_ps": ("pulse_duration", "pulse duration", "ps"),
-    "wavelength_nm": ("wavelength", "wavelength", "nm"),
-    "rep_rate_hz": ("rep_rate", "repetition rate", "Hz"),
-    "beamlet_energy_j": ("beamlet_energy", "beamlet energy", "J"),
-}
-_SEQ = PulseReading._fields.index("seq")
-_HANDPIECE = PulseReading._fields.index("handpiece")
+#: What a pulse row holds that must be physical: (profile parameter, label, unit).
+CHECKED = (("energy", "energy", "J"), ("fluence", "fluence", "J/cm2"), ("spot", "spot", "mm"),
+           ("pulse_duration", "pulse duration", "ps"), ("wavelength", "wavelength", "nm"),
+           ("rep_rate", "repetition rate", "Hz"))
 
 
 def hard_bounds(profile: Profile, parameter: str) -> tuple[float, float]:
@@ -76,52 +65,23 @@ def hard_bounds(profile: Profile, parameter: str) -> tuple[float, float]:
 
 
 class PulseGate:
-    """The physical check every pulse reading passes before it can become a pulse."""
+    """The hard bounds of one profile's quantities, and the words for a value beyond them.
 
-    __slots__ = ("_checks", "bounds")
+    The recorder compares values with `bounds` itself, once per pulse; `problem` words a
+    failure only when one happened.
+    """
+
+    __slots__ = ("bounds",)
 
     def __init__(self, profile: Profile) -> None:
-        checks = []
         #: Profile parameter name -> (lowest, highest) physical value, canonical unit.
-        self.bounds: dict[str, tuple[float, float]] = {}
-        for attr, (parameter, label, unit) in MEASURED.items():
-            low, high = self.bounds[parameter] = hard_bounds(profile, parameter)
-            checks.append((PulseReading._fields.index(attr), label, unit, low, high))
-        self._checks = tuple(checks)
+        self.bounds = {name: hard_bounds(profile, name) for name, _, _ in CHECKED}
 
-    def completed_problem(self, energy_j: float | None, fluence_j_cm2: float | None,
-                          spot_mm: float | None, pulse_duration_ps: float | None = None,
-                          wavelength_nm: float | None = None,
-                          rep_rate_hz: float | None = None) -> str | None:
-        """Return what is not physical about a pulse completed from the settings, else None."""
-        for name, label, unit, value in (
-                ("energy", "energy", "J", energy_j),
-                ("fluence", "fluence", "J/cm2", fluence_j_cm2),
-                ("spot", "spot", "mm", spot_mm),
-                ("pulse_duration", "pulse duration", "ps", pulse_duration_ps),
-                ("wavelength", "wavelength", "nm", wavelength_nm),
-                ("rep_rate", "repetition rate", "Hz", rep_rate_hz)):
+    def problem(self, **values: float | None) -> str | None:
+        """Return what is not physical among values given by parameter name, else None."""
+        for name, label, unit in CHECKED:
+            value = values.get(name)
             low, high = self.bounds[name]
-            if value is not None and not low <= value <= high:
-                return (f"{label} {value:.6g} {unit} is not physical (expected "
-                        f"{low:.3g}..{high:.3g} {unit})")
-        return None
-
-    @staticmethod
-    def bad_seq(reading: PulseReading) -> str | None:
-        """Return why the reading's sequence number cannot be stored, None when it can."""
-        seq = reading[_SEQ]
-        if seq is None or 0 <= seq <= INT64_MAX:
-            return None
-        return f"sequence number {seq} is outside 0..{INT64_MAX}"
-
-    def problem(self, reading: PulseReading) -> str | None:
-        """Return what is not physical about a reading (field, value, expected), else None."""
-        code = reading[_HANDPIECE]
-        if code is not None and not 0 <= code <= INT64_MAX:
-            return f"handpiece code {code} is outside 0..{INT64_MAX}"
-        for index, label, unit, low, high in self._checks:
-            value = reading[index]
             # NaN fails both comparisons, infinity the upper one.
             if value is not None and not low <= value <= high:
                 return (f"{label} {value:.6g} {unit} is not physical (expected "

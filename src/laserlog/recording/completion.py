@@ -191,8 +191,8 @@ class PulseCompleter:
             return None
         d_lo, d_hi = self._duration_bounds
         if not d_lo <= duration <= d_hi:  # NaN fails too
-            self._invalid(events, r, self._gate.completed_problem(
-                None, None, None, duration, None, None) or "not physical")
+            self._invalid(events, r,
+                          self._gate.problem(pulse_duration=duration) or "not physical")
             return None
         regime = dosimetry.regime(duration)
 
@@ -259,8 +259,9 @@ class PulseCompleter:
                 and (spot is None or s_lo <= spot <= s_hi)
                 and (wavelength is None or w_lo <= wavelength <= w_hi)
                 and (rate is None or r_lo <= rate <= r_hi)):
-            self._invalid(events, r, self._gate.completed_problem(
-                energy, fluence, spot, duration, wavelength, rate) or "not physical")
+            self._invalid(events, r, self._gate.problem(
+                energy=energy, fluence=fluence, spot=spot, wavelength=wavelength,
+                rep_rate=rate) or "not physical")
             return None
         if energy is None and not self._warned_energy:
             # Stored as fired, without energy: say so once, so no total reads as complete.

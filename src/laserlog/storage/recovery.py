@@ -126,7 +126,8 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
                             "was imported again")
     sessions = set(first_line)
     for session_id in sorted(sessions):
-        if store.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+        known = store.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
+        if known.fetchone() is None:
             raise LaserlogError(f"{path}:{first_line[session_id]}: session {session_id} is not "
                                 f"in {store.path}; nothing was imported")
     per_session = Counter(int(r[0]) for table_rows in rows.values() for r in table_rows)
