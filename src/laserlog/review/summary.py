@@ -44,9 +44,7 @@ def format_session(store: Store, session_id: int) -> str:
         return f"no session {session_id}"
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
     events = store.events(session_id)
-    unknown = unknown_dose_shots(events) + store.conn.execute(
-        "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
-        (session_id,)).fetchone()[0]
+    unknown = unknown_dose_shots(store, session_id, events)
     lines = [
         f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
         f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
@@ -96,18 +94,19 @@ def format_pulses(store: Store, session_id: int, page_size: int = 5000) -> str:
     return "\n".join(lines)
 
 
-def unknown_dose_shots(events: list[dict[str, Any]]) -> int:
-    """Return how many shots the console fired whose reading could not be physical."""
-    return sum(1 for e in events if e["kind"] == "invalid_reading")
+def unknown_dose_shots(store: Store, session_id: int, events: list[dict[str, Any]]) -> int:
+    """Return how many shots of a session have no known dose: readings that could not be
+    physical (never pulses) and pulses stored without energy."""
+    return sum(1 for e in events if e["kind"] == "invalid_reading") + store.conn.execute(
+        "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
+        (session_id,)).fetchone()[0]
 
 
 def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
     """Return a session, its events and settings (and pulses if asked) as JSON."""
     data: dict[str, Any] = dict(store.session(session_id) or {})
     data["events"] = store.events(session_id)
-    data["unknown_dose_shots"] = unknown_dose_shots(data["events"]) + store.conn.execute(
-        "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
-        (session_id,)).fetchone()[0]
+    data["unknown_dose_shots"] = unknown_dose_shots(store, session_id, data["events"])
     data["settings"] = store.settings(session_id)
     from laserlog.review.signoff import review_data
 
