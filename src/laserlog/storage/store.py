@@ -164,14 +164,14 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return SCHEMA_VERSION
 
 
-def truncated(conn: sqlite3.Connection, path: str | Path) -> str | None:
+def truncated(path: str | Path, schema_version: int) -> str | None:
     """Return why a database with no schema is not new but emptied: its anchor says the chain
     had links. None for a database that is simply new (no anchor, or an empty one)."""
+    if schema_version != 0:
+        return None
     try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
-            return None
         anchor = chain.read_anchor(chain.anchor_path(path))
-    except (sqlite3.DatabaseError, ValueError, OSError):
+    except (ValueError, OSError):
         return None
     if not anchor or anchor.get("link", 0) <= 0:
         return None
@@ -187,22 +187,20 @@ class Store:
                  create_dirs: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if self.path.is_file() and self.path.stat().st_size == 0:
-            # Opening for writing would give the empty file a header: check it first.
-            empty = sqlite3.connect(":memory:")
-            emptied = truncated(empty, self.path)
-            empty.close()
-            if emptied:
-                raise StoreError(emptied)
+        # A zero-byte file has schema 0; check it before opening, which would give it a header.
+        emptied = (truncated(self.path, 0)
+                   if self.path.is_file() and self.path.stat().st_size == 0 else None)
+        if emptied:
+            raise StoreError(emptied)
         self.conn = connect(self.path, readonly=readonly, create_dirs=create_dirs)
-        emptied = truncated(self.conn, self.path)
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        emptied = truncated(self.path, version)
         if emptied:
             self.conn.close()
             raise StoreError(emptied)
         if not readonly:
             migrate(self.conn, self.path)
         else:
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 raise StoreError(f"database {self.path} has schema {version}, expected "
                                  f"{SCHEMA_VERSION}; run any recording command to upgrade it")

@@ -499,7 +499,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             conn.rollback()
             from laserlog.storage.store import truncated
 
-            emptied = truncated(conn, path)
+            emptied = truncated(path, version)
             return Report(str(path), [Finding("schema", emptied or (
                 f"database schema {version} predates the hash chain (3); open it once with any "
                 "recording command to upgrade it"))], [], 0, 0, 0,
