@@ -50,3 +50,20 @@ def simulate(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "laserlog.db"
+
+
+def fail_commits(monkeypatch: pytest.MonkeyPatch, error: BaseException, *,
+                 after: int = 0) -> None:
+    """Make the writer's commits raise `error` once `after` of them went through."""
+    from laserlog.storage import writer as writer_module
+
+    real_commit = writer_module.BatchWriter._commit
+    calls = {"n": 0}
+
+    def failing_commit(self, conn, batch):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise error
+        real_commit(self, conn, batch)
+
+    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)

@@ -16,7 +16,7 @@ from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.storage import writer as writer_module
 from laserlog.storage.store import Store
 
-from conftest import wait_until
+from conftest import fail_commits, wait_until
 
 INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", eyewear_checked=True)
 
@@ -29,16 +29,8 @@ def _rows(db, sql, *args):
 def test_a_writer_failure_ends_the_session_saying_why_and_keeps_every_row(
         simulate, db_path, monkeypatch, capsys):
     sim = simulate("ps755-ref", rate_hz=200, fire=True)
-    real_commit = writer_module.BatchWriter._commit
-    calls = {"n": 0}
-
-    def failing_commit(self, conn, batch):
-        calls["n"] += 1
-        if calls["n"] > 5:
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        real_commit(self, conn, batch)
-
-    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    fail_commits(monkeypatch, OverflowError("Python int too large to convert to SQLite "
+                                            "INTEGER"), after=5)
     started = time.monotonic()
     status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
                    "tech-07", "--client", "C-1042", "--eyewear-checked", "--duration", "60",
@@ -52,7 +44,7 @@ def test_a_writer_failure_ends_the_session_saying_why_and_keeps_every_row(
     ((status_text, reason),) = _rows(db_path, "SELECT status, end_reason FROM sessions")
     assert status_text == "interrupted" and "OverflowError" in reason
     spill = err.split("rows not committed are in ")[1].split(":")[0]
-    monkeypatch.setattr(writer_module.BatchWriter, "_commit", real_commit)
+    monkeypatch.undo()
     assert main(["recover", spill, "--db", str(db_path)]) == 0
     seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) > 5
@@ -149,10 +141,8 @@ def test_a_writer_failure_on_the_last_rows_still_keeps_them(simulate, db_path, m
     recorder.start(INFO)
     wait_until(lambda: recorder.step(0.02) or recorder.totals.pulses >= 30, 20, "pulses")
 
-    def failing_commit(self, conn, batch):
-        raise OverflowError("Python int too large to convert to SQLite INTEGER")
-
-    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    fail_commits(monkeypatch, OverflowError("Python int too large to convert to SQLite "
+                                            "INTEGER"))
     recorder.step(0.02)
     try:
         recorder.end()
@@ -162,7 +152,7 @@ def test_a_writer_failure_on_the_last_rows_still_keeps_them(simulate, db_path, m
         raise AssertionError("the failure was not reported")
     store.close()
     assert "OverflowError" in message and "rows not committed are in" in message
-    spill = message.split("rows not committed are in ")[1]
+    spill = message.split("rows not committed are in ")[1].split(":")[0]
     monkeypatch.undo()
     assert main(["recover", spill, "--db", str(db_path)]) == 0
     seqs = [s for (s,) in _rows(db_path, "SELECT seq FROM pulses ORDER BY seq")]

@@ -18,7 +18,7 @@ from laserlog.tui.controller import LiveController
 from laserlog.tui.queries import client_history, energy_by_period, find_sessions
 from laserlog.tui.text import duration_text, regime_name
 
-from conftest import wait_until
+from conftest import fail_commits, wait_until
 
 INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True})
 
@@ -169,18 +169,7 @@ def test_durations_read_in_the_unit_and_regime_clinics_use():
 
 def test_a_recorder_failure_behind_the_screen_raises_an_alarm_and_keeps_every_row(
         simulate, db_path, monkeypatch):
-    from laserlog.storage import writer as writer_module
-
-    real_commit = writer_module.BatchWriter._commit
-    calls = {"n": 0}
-
-    def failing_commit(self, conn, batch):
-        calls["n"] += 1
-        if calls["n"] > 4:
-            raise ValueError("a value SQLite cannot take")
-        real_commit(self, conn, batch)
-
-    monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+    fail_commits(monkeypatch, ValueError("a value SQLite cannot take"), after=4)
     sim = simulate("ps755-ref", rate_hz=100)
     controller = LiveController(db_path, sim.profile, str(sim.path),
                                 on_session_start=lambda: setattr(sim.console, "firing", True))

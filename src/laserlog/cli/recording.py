@@ -181,7 +181,6 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     import signal
     import threading
 
-    from laserlog.errors import RecorderError
     from laserlog.recording.recorder import Recorder
     from laserlog.review.summary import format_session
     from laserlog.storage.store import Store
@@ -213,12 +212,9 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         try:
             recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses)
         except Exception as exc:  # any failure ends the session, saying why and keeping rows
-            spilled = recorder.fail(exc)
+            failure = recorder.fail(exc)
             print(format_session(store, session_id))
-            kept = (f"; rows not committed are in {spilled}: run `laserlog recover {spilled}`"
-                    if spilled else "")
-            raise RecorderError(f"session {session_id} stopped: {type(exc).__name__}: {exc}"
-                                f"{kept}") from None
+            raise failure from None
         except BaseException:
             recorder.end("recorder stopped")
             raise

@@ -236,11 +236,7 @@ class Recorder:
                 writer = self.writer
                 if writer is None or writer.error is None:
                     raise  # a full disk: the error names the recovery file
-                spilled = self.fail(writer.error)  # the writer failed on the last rows
-                kept = f"; rows not committed are in {spilled}" if spilled else ""
-                raise RecorderError(f"writing the end of session {self.session_id} failed: "
-                                    f"{type(writer.error).__name__}: {writer.error}{kept}"
-                                    ) from None
+                raise self.fail(writer.error) from None  # it failed on the last rows
             if self.session_id is not None:
                 self.store.recount(self.session_id)
                 self.store.end_session(self.session_id, status, reason)
@@ -250,12 +246,12 @@ class Recorder:
             self._port_lock.release()
         return self.totals
 
-    def fail(self, error: BaseException) -> Path | None:
+    def fail(self, error: BaseException) -> RecorderError:
         """End the session after a failure of the recorder's own: record why, keep every row
         not committed (in the recovery file when the writer cannot), let go of the port.
 
-        The session is marked interrupted (`record --resume` continues it); return the
-        recovery file written, if any.
+        The session is marked interrupted (`record --resume` continues it). Return the error
+        to report: what failed, and the recovery file written, if any.
         """
         message = f"the recorder stopped: {type(error).__name__}: {error}"[:500]
         spilled: Path | None = None
@@ -281,7 +277,10 @@ class Recorder:
             if self.link is not None:
                 self.link.close()
             self._port_lock.release()
-        return spilled
+        kept = (f"; rows not committed are in {spilled}: run `laserlog recover {spilled}`"
+                if spilled else "")
+        return RecorderError(f"session {self.session_id} stopped: {type(error).__name__}: "
+                             f"{error}{kept}")
 
     # -- the loop --------------------------------------------------------------------------
     def step(self, timeout_s: float = 0.05) -> None:

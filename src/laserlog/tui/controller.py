@@ -227,10 +227,8 @@ class LiveController:
             # Any failure of the recorder's own: say so loudly, keep every row (the recovery
             # file holds what could not be committed) and end the session; never pretend to
             # record, and never let the screen's recording thread die with it.
-            spilled = recorder.fail(exc)
-            kept = f"; rows not committed are in {spilled}" if spilled else ""
-            self._raise(EventRow(time.time(), "recorder_error", "alarm", None,
-                                 f"the recorder stopped: {type(exc).__name__}: {exc}{kept}"))
+            failure = recorder.fail(exc)
+            self._raise(EventRow(time.time(), "recorder_error", "alarm", None, str(failure)))
             self._end_failed()
 
     def _new_recorder(self) -> Recorder:
