@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -90,9 +90,6 @@ class SessionInfo:
         area = self.area.strip() if self.area else None
         return SessionInfo(operator, client, area or None, normalise_skin_type(self.skin_type),
                            self.eyewear_checked, dict(self.checklist))
-
-
-_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(slots=True)
@@ -229,7 +226,7 @@ class Recorder:
                 self.flush()
                 if self.writer is not None:
                     self.writer.drain()
-                    self._watch_disk()  # its last word on the disk goes in with the last rows
+                    self._watch_writer()  # its last word on the disk goes in with the last rows
                     self.flush()
                     self.writer.close()
             except LaserlogError:
@@ -295,7 +292,7 @@ class Recorder:
             self._reconnect()
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S or len(self._batch) >= FLUSH_ROWS:
             self.flush()
-            self._watch_disk()
+            self._watch_writer()
 
     def run(self, stop: threading.Event, *, duration_s: float | None = None,
             max_pulses: int | None = None) -> Totals:
@@ -331,7 +328,7 @@ class Recorder:
                 if on_pulse is not None:
                     on_pulse(row)
             elif isinstance(obs, SettingReading):
-                if not -_FLOAT_MAX <= obs.value <= _FLOAT_MAX:  # NaN, infinity: not a setting
+                if not math.isfinite(obs.value):  # NaN, infinity: not a setting
                     events.append(EventRow(obs.received_unix_s, "invalid_setting", "warning",
                                            None, f"setting {obs.name} read back as {obs.value!r}"
                                            ": not a value; the last one read is kept"))
@@ -402,7 +399,7 @@ class Recorder:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _watch_disk(self) -> None:
+    def _watch_writer(self) -> None:
         """Raise an alarm when the disk fills or another program locks the database (rows
         wait in memory), when waiting rows went to a recovery file, and when it is over;
         raise RecorderError when the writer failed."""
