@@ -101,14 +101,16 @@ class BatchWriter:
 
     def submit(self, batch: Batch) -> None:
         """Queue a batch for commit; raise if the writer has failed."""
-        if self.error is not None:
-            raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
+        self._raise_if_failed()
         if len(batch):
             self._queue.put(batch)
 
     def drain(self) -> None:
         """Wait until every submitted batch is committed."""
         self._queue.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
         if self.error is not None:
             raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
 
@@ -137,8 +139,7 @@ class BatchWriter:
             raise StoreError(f"{why}: the session's last rows are kept in "
                              f"{self.recovery_file}; then run "
                              f"`laserlog recover {self.recovery_file} --db {self.path}`")
-        if self.error is not None:
-            raise StoreError(f"writing to {self.path} failed: {_named(self.error)}")
+        self._raise_if_failed()
 
     @property
     def backlog(self) -> int:
