@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +13,11 @@ import pytest
 from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.profile import Profile, open_profile
 from laserlog.sim.engine import Simulator
+
+# This installation's signing key (laserlog.storage.signing) lives in a folder of the test
+# run, never in the home folder of whoever runs the tests; subprocesses inherit it.
+os.environ["LASERLOG_INSTALLATION_KEY"] = str(
+    Path(tempfile.mkdtemp(prefix="laserlog-key-")) / "installation.key")
 
 CONSOLE_PROFILES = sorted(
     p.stem for p in bundled_profiles_dir().glob("*.toml")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from laserlog.recording.recorder import Recorder, SessionInfo
-from laserlog.review.users import User, add_user
+from laserlog.review.users import Signer, User, add_user, list_users, unlock
 from laserlog.storage.store import Store
 
 from conftest import wait_until
@@ -45,7 +45,22 @@ def record(store: Store, sim, info: SessionInfo, *, pulses: int,
 def user(store: Store, user_id: str, name: str | None = None) -> User:
     """Add a user whose role follows its ID prefix (lso-, tech-, eng-)."""
     role = ROLES[user_id.split("-")[0]]
-    return add_user(store, user_id, name or f"Name of {user_id}", role, PASSPHRASES[user_id])
+    return add_user(store, user_id, name or f"Name of {user_id}", role, PASSPHRASES[user_id],
+                    by=manager(store))
+
+
+def manager(store: Store) -> Signer | None:
+    """Return a user who may add users (the first one added, or an officer), unlocked; None
+    while the database has no users (the first one needs nobody's authorisation)."""
+    for known in list_users(store):
+        if known.manages and known.user_id in PASSPHRASES:
+            return unlock(store, known.user_id, PASSPHRASES[known.user_id])
+    return None
+
+
+def signer(store: Store, user_id: str) -> Signer:
+    """Return a known test user, unlocked with their passphrase."""
+    return unlock(store, user_id, PASSPHRASES[user_id])
 
 
 def cli(*args: str, passphrase: str | None = None, stdin: str | None = None,

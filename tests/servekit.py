@@ -16,7 +16,7 @@ from pathlib import Path
 from laserlog.storage.store import Store
 
 from conftest import wait_until
-from reviewkit import record_three_sessions, user
+from reviewkit import record_three_sessions, signer, user
 
 #: The site file beside the test database: the ps1064 console's fluence is capped low, so
 #: its pulses raise out_of_limit alarms.
@@ -38,9 +38,10 @@ def fill(folder: Path) -> Path:
     (folder / "site.toml").write_text(SITE)
     with Store(db) as store:
         record_three_sessions(folder, store)
-        officer, technician = user(store, "lso-01"), user(store, "tech-01")
-        sign(store, 1, officer, "approved")
-        sign(store, 2, technician, "reviewed")
+        officer = user(store, "lso-01")
+        user(store, "tech-01")
+        sign(store, 1, signer(store, "lso-01"), "approved")
+        sign(store, 2, signer(store, "tech-01"), "reviewed")
         correct(store, 3, "area", "chin", "the area was entered wrongly", officer)
         now = datetime.now(UTC)
         for serial, profile, model, result, age_days in (

@@ -23,7 +23,7 @@ from laserlog.storage import chain
 from laserlog.storage.store import Store
 
 from conftest import wait_until
-from reviewkit import PASSPHRASES, ROLES, assert_clean_error, cli, record, user
+from reviewkit import PASSPHRASES, ROLES, assert_clean_error, cli, record, signer, user
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install "
                               "'laserlog[central]')")
@@ -61,7 +61,8 @@ def pristine(tmp_path_factory) -> Path:
                pulses=25)
         record(store, sim, SessionInfo("tech-02", "C-2", "forehead", eyewear_checked=True),
                pulses=20)
-        sign(store, 1, user(store, "lso-01"), "approved")
+        user(store, "lso-01")
+        sign(store, 1, signer(store, "lso-01"), "approved")
     return db
 
 
@@ -301,7 +302,7 @@ def test_central_signoffs_survive_a_further_sync(central, tmp_path):
     from laserlog.central.sync import sync
     from laserlog.config.profile import open_profile
     from laserlog.review.signoff import sign
-    from laserlog.review.users import authenticate
+    from laserlog.review.users import unlock
     from laserlog.sim.engine import Simulator
 
     _sign(central)
@@ -310,7 +311,7 @@ def test_central_signoffs_survive_a_further_sync(central, tmp_path):
             Store(central.db) as store:
         record(store, sim, SessionInfo("tech-02", "C-3", "chin", eyewear_checked=True),
                pulses=15)
-        sign(store, 2, authenticate(store, "lso-01", PASSPHRASES["lso-01"]), "reviewed")
+        sign(store, 2, unlock(store, "lso-01", PASSPHRASES["lso-01"]), "reviewed")
     shipped = sync(central.db, central.console)  # as the console's own login
     assert shipped.rows["sessions"] >= 1 and shipped.rows["signoffs"] == 1
     assert _central_rows(central.admin) == before

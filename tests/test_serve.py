@@ -193,6 +193,10 @@ def test_passphrase_keys_never_leave_the_database(url):
     rows = httpx.get(f"{url}/laserlog.json", params={
         "sql": "SELECT user_id, salt_hex, key_hex FROM users", "_shape": "array"}, timeout=30).json()
     assert rows and all(r["salt_hex"] is None and r["key_hex"] is None for r in rows)
+    sealed = httpx.get(f"{url}/laserlog.json", params={
+        "sql": "SELECT user_id, sealed_key, public_key_hex FROM user_changes",
+        "_shape": "array"}, timeout=30).json()
+    assert sealed and all(r["sealed_key"] is None and r["public_key_hex"] for r in sealed)
 
 
 def test_session_links_to_its_printable_report(url):

@@ -56,7 +56,8 @@ def test_users_add_stores_an_scrypt_key_never_the_passphrase(tmp_path):
                  "--db", str(db), stdin="a long passphrase\n")
     assert result.returncode == 0, result.stderr
     assert cli("users", "add", "lso-08", "--name", "B", "--role", "officer", "--db", str(db),
-               passphrase="a long passphrase").returncode == 0
+               "--as", "lso-07", passphrase="a long passphrase",
+               env={"LASERLOG_AS_PASSPHRASE": "a long passphrase"}).returncode == 0
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT user_id, name, kdf, salt_hex, key_hex FROM users").fetchall()
     (_, name, kdf, salt_a, key_a), (_, _, _, salt_b, key_b) = rows
@@ -87,8 +88,10 @@ def test_bad_users_are_refused_and_nothing_written(tmp_path, args, passphrase, n
 
 def test_existing_user_cannot_be_replaced(db):
     before = counts(db)
-    assert_clean_error(cli("users", "add", "lso-01", "--name", "Mallory", "--role", "officer",
-                           "--db", str(db), passphrase="another passphrase"), "already exists")
+    assert_clean_error(cli("users", "add", "LSO-01 ", "--name", "Mallory", "--role", "officer",
+                           "--db", str(db), "--as", "lso-01", passphrase="another passphrase",
+                           env={"LASERLOG_AS_PASSPHRASE": PASSPHRASES["lso-01"]}),
+                       "already exists")
     assert counts(db) == before
 
 

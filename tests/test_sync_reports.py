@@ -20,7 +20,7 @@ import pytest
 from laserlog.recording.recorder import SessionInfo
 from laserlog.storage.store import Store
 
-from reviewkit import assert_clean_error, cli, record, user
+from reviewkit import assert_clean_error, cli, record, signer, user
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'laserlog[central]')")
 
@@ -83,9 +83,9 @@ def fleet(server, tmp_path_factory):
                 _calibrate(store, "warn", -0.12, 2)
             if name == "south-1":
                 officer = user(store, "lso-01")
-                sign(store, 1, officer, "approved")
+                sign(store, 1, signer(store, "lso-01"), "approved")
                 correct(store, 2, "area", "forehead", "mistyped at the desk", officer)
-                sign(store, 2, officer, "reviewed")
+                sign(store, 2, signer(store, "lso-01"), "reviewed")
         (folder / "site.toml").unlink(missing_ok=True)  # the central copy knows no site file
         dbs[name] = db
     url = server.create_database(f"laserlog_reports_{os.getpid()}")

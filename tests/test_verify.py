@@ -192,11 +192,11 @@ def test_triggers_guard_the_review_tables(db):
     from laserlog.review.corrections import correct
     from laserlog.review.signoff import sign
 
-    from reviewkit import user
+    from reviewkit import signer, user
 
     with Store(db) as store:
         officer = user(store, "lso-01")
-        sign(store, 1, officer, "approved")
+        sign(store, 1, signer(store, "lso-01"), "approved")
         correct(store, 1, "area", "right cheek", "typed the wrong side", officer)
         shot = Shot(1, 0.0, 0.1, 0.1, 0.0, "pass")
         record_check(store, Check(0, "ps755-ref", "PSR755", "R755-0001", "", "ophir-nova2",
@@ -257,18 +257,18 @@ def test_anchor_copy_kept_elsewhere_catches_a_tail_removed_with_its_anchor(db, t
     shutil.copy(chain.anchor_path(db), elsewhere)
     with sqlite3.connect(db) as conn:
         last = conn.execute("SELECT max(id) FROM chain").fetchone()[0]
-        new_head = conn.execute("SELECT hash FROM chain WHERE id = ?", (last - 1,)).fetchone()[0]
-    # A thorough tamperer drops the last link (the second session's seal) and rewrites the
-    # anchor beside the database to match.
-    tamper(db, "DROP TRIGGER chain_no_delete", f"DELETE FROM chain WHERE id = {last}")
+        new_head = conn.execute("SELECT hash FROM chain WHERE id = ?", (last - 2,)).fetchone()[0]
+    # A thorough tamperer drops the last two links (the second session's seal and the
+    # checkpoint that signed it) and rewrites the anchor beside the database to match.
+    tamper(db, "DROP TRIGGER chain_no_delete", f"DELETE FROM chain WHERE id >= {last - 1}")
     anchor = chain.anchor_path(db)
     data = json.loads(anchor.read_text())
-    data.update(link=last - 1, hash=new_head)
+    data.update(link=last - 2, hash=new_head)
     anchor.write_text(json.dumps(data))
     beside = verify_database(db)
     assert [f.kind for f in beside.findings] == ["session_unsealed", "trigger_missing"]
     offsite = verify_database(db, anchor_file=elsewhere)
-    assert any(f.kind == "truncated" and f.link_id == last for f in offsite.findings)
+    assert any(f.kind == "truncated" and f.link_id == last - 1 for f in offsite.findings)
     result = cli("verify", "--anchor", str(elsewhere), "--db", str(db))
     assert result.returncode == 1 and "truncated" in result.stdout
 

@@ -17,7 +17,14 @@ from typing import Any
 
 from psycopg.adapt import Loader
 
-from laserlog.central.pgschema import CENTRAL_SIGNOFFS, SCHEMA, TABLES, columns
+from laserlog.central.pgschema import (
+    CENTRAL_SIGNOFFS,
+    CENTRAL_USER_KEYS,
+    CENTRAL_USERS,
+    SCHEMA,
+    TABLES,
+    columns,
+)
 
 _STRFTIME = re.compile(
     r"strftime\('%Y-%m-%dT%H:%M:%fZ',\s*([\w.]+),\s*'unixepoch'\)", re.IGNORECASE)
@@ -167,6 +174,20 @@ class ConsoleView:
                    + _ISO_MS.format("e.received_unix_s") + " AS received_utc,"
                    " e.kind, e.severity, e.code, e.message, e.missing_pulses, e.count, e.raw"
                    " FROM pg_temp.events e")
+
+    def installation_keys(self) -> set[str]:
+        """Return the installation keys this console registered with the server."""
+        row = self.pg.execute(f"SELECT installation_keys FROM {SCHEMA}.consoles"
+                              " WHERE console_id = %s", (self.console_id,)).fetchone()
+        return {k for k in str(row[0] if row else "").split(",") if k}
+
+    def server_user(self, user_id: str) -> tuple[str | None, str]:
+        """Return (public key, role) of a user who signs on the server (None: no key)."""
+        row = self.pg.execute(
+            f"SELECT coalesce(u.public_key_hex, k.public_key_hex), u.role FROM"
+            f" {SCHEMA}.{CENTRAL_USERS} u LEFT JOIN {SCHEMA}.{CENTRAL_USER_KEYS} k"
+            " ON k.user_id = u.user_id WHERE u.user_id = %s", (user_id,)).fetchone()
+        return (row[0], str(row[1])) if row else (None, "")
 
     def bind(self, sql: str, params: Any) -> str:
         """Return the query with its values escaped in (psycopg's client-side binding)."""

@@ -66,6 +66,10 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                     ("row_id", "INTEGER"), ("column_name", "TEXT"), ("old_value", "TEXT"),
                     ("new_value", "TEXT"), ("reason", "TEXT"), ("user_id", "TEXT"),
                     ("corrected_utc", "TEXT")),
+    "user_changes": (("id", "INTEGER"), ("user_id", "TEXT"), ("change", "TEXT"),
+                     ("name", "TEXT"), ("role", "TEXT"), ("administrator", "INTEGER"),
+                     ("public_key_hex", "TEXT"), ("sealed_key", "TEXT"), ("by_user_id", "TEXT"),
+                     ("changed_utc", "TEXT"), ("signature", "TEXT")),
     "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
               ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
               ("row_crcs", "BLOB"), ("hash", "TEXT")),
@@ -85,6 +89,16 @@ OFFICER_ROLE = "laserlog_officer"
 def columns(table: str) -> tuple[str, ...]:
     """Return a shipped table's column names, in order."""
     return tuple(name for name, _ in TABLES[table])
+
+
+#: Shipped tables the server learnt later (created by the migration that brought them).
+SHIPPED_SINCE_V3 = ("user_changes",)
+
+
+def _shipped_table(table: str) -> str:
+    body = ", ".join(f"{name} {_PG_TYPES[kind]}" for name, kind in TABLES[table])
+    return (f"CREATE TABLE {SCHEMA}.{table} (console_id integer NOT NULL"
+            f" REFERENCES {SCHEMA}.consoles, {body}, PRIMARY KEY (console_id, id))")
 
 
 def _v1() -> list[str]:
@@ -107,10 +121,7 @@ def _v1() -> list[str]:
             last_id bigint NOT NULL,
             PRIMARY KEY (console_id, table_name))""",
     ]
-    for table, cols in TABLES.items():
-        body = ", ".join(f"{name} {_PG_TYPES[kind]}" for name, kind in cols)
-        out.append(f"CREATE TABLE {SCHEMA}.{table} (console_id integer NOT NULL"
-                   f" REFERENCES {SCHEMA}.consoles, {body}, PRIMARY KEY (console_id, id))")
+    out += [_shipped_table(table) for table in TABLES if table not in SHIPPED_SINCE_V3]
     out += [
         f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
         f"CREATE INDEX events_kind ON {SCHEMA}.events (kind, received_unix_s)",
@@ -174,8 +185,37 @@ def _v2() -> list[str]:
     ]
 
 
+CENTRAL_USER_KEYS = "central_user_keys"
+
+
+def _v3() -> list[str]:
+    """Keys: the consoles' signed user changes, each server user's key sealed under their
+    passphrase (keys of users from before come as rows of their own), and each console's
+    installation keys as it registered them on its first sync after keys."""
+    return [
+        *(_shipped_table(t) for t in SHIPPED_SINCE_V3),
+        f"""CREATE TABLE {SCHEMA}.{CENTRAL_USER_KEYS} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_id text NOT NULL UNIQUE REFERENCES {SCHEMA}.{CENTRAL_USERS} (user_id),
+            public_key_hex text NOT NULL,
+            sealed_key text NOT NULL,
+            created_utc text NOT NULL,
+            db_login text NOT NULL DEFAULT session_user)""",
+        *(f"CREATE TRIGGER {CENTRAL_USER_KEYS}_{name}" + body for name, body in (
+            ("login", f" BEFORE INSERT ON {SCHEMA}.{CENTRAL_USER_KEYS}"
+                      f" FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.stamp_login()"),
+            ("append_only", f" BEFORE UPDATE OR DELETE ON {SCHEMA}.{CENTRAL_USER_KEYS}"
+                            f" FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.refuse_change()"),
+            ("no_truncate", f" BEFORE TRUNCATE ON {SCHEMA}.{CENTRAL_USER_KEYS}"
+                            f" FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.refuse_change()"))),
+        f"ALTER TABLE {SCHEMA}.consoles ADD COLUMN installation_keys text NOT NULL DEFAULT ''",
+        f"ALTER TABLE {SCHEMA}.{CENTRAL_USERS} ADD COLUMN public_key_hex text,"
+        " ADD COLUMN sealed_key text",
+    ]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()))
+MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -267,3 +307,10 @@ def _grant(conn: Any) -> None:
     # even read them. Central users are added by the database's owner only.
     conn.execute(f"GRANT INSERT ({', '.join(CENTRAL_SIGNOFF_COLUMNS)}) ON"
                  f" {SCHEMA}.{CENTRAL_SIGNOFFS} TO {OFFICER_ROLE}")
+    # A server user from before keys gets theirs at their next passphrase, as themselves.
+    conn.execute(f"GRANT INSERT (user_id, public_key_hex, sealed_key, created_utc) ON"
+                 f" {SCHEMA}.{CENTRAL_USER_KEYS} TO {OFFICER_ROLE}")
+    conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {OFFICER_ROLE}")
+    # A console registers its installation keys on its first sync after keys (sync writes
+    # them only while empty; changing them later is the owner's work).
+    conn.execute(f"GRANT UPDATE (installation_keys) ON {SCHEMA}.consoles TO {CONSOLE_ROLE}")

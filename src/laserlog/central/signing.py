@@ -18,6 +18,7 @@ from laserlog.central.pgconn import ConsoleView, find_console
 from laserlog.central.pgschema import (
     CENTRAL_SIGNOFF_COLUMNS,
     CENTRAL_SIGNOFFS,
+    CENTRAL_USER_KEYS,
     CENTRAL_USERS,
     OFFICER_ROLE,
     SCHEMA,
@@ -32,11 +33,15 @@ from laserlog.review.signoff import Signature, SignoffError, check_signable, sig
 from laserlog.review.users import (
     USER_COLUMNS,
     AuthError,
+    Signer,
     User,
-    check_passphrase,
+    passphrase_matches,
     user_row,
     validate_new_user,
+    validate_user_id,
 )
+from laserlog.storage import signing
+from laserlog.storage.store import utc_now
 
 
 @contextmanager
@@ -72,19 +77,23 @@ def _server(url: str, doing: str, needs: str) -> Iterator[Any]:
 def add_user(url: str, user_id: str, name: str, role: str, passphrase: str) -> User:
     """Add a person who signs on the server; refuse what `laserlog users add` refuses locally."""
     name = validate_new_user(user_id, name, role, passphrase)
+    user_id = validate_user_id(user_id)
     where = redact(url)
     with _server(url, "add a user", "users on the server are added by the database's owner"
                  ) as pg:
         pg.execute("SELECT pg_advisory_xact_lock(hashtext('laserlog central users'))")
-        if pg.execute(f"SELECT 1 FROM {SCHEMA}.{CENTRAL_USERS} WHERE user_id = %s",
+        if pg.execute(f"SELECT 1 FROM {SCHEMA}.{CENTRAL_USERS} WHERE lower(user_id) = %s",
                       (user_id,)).fetchone():
-            raise LaserlogError(f"user {user_id} already exists on {where}; users cannot be "
-                                "replaced")
-        row = user_row(user_id, name, role, passphrase)
-        pg.execute(f"INSERT INTO {SCHEMA}.{CENTRAL_USERS} ({', '.join(USER_COLUMNS)})"
-                   f" VALUES ({', '.join(['%s'] * len(USER_COLUMNS))})", row)
+            raise LaserlogError(f"user {user_id} already exists on {where} (IDs are compared "
+                                "ignoring case); users cannot be replaced")
+        key = signing.new_key()
+        sealed = signing.seal_key(key, passphrase)
+        row = (*user_row(user_id, name, role, sealed), signing.public_hex(key), sealed.blob)
+        names = (*USER_COLUMNS, "public_key_hex", "sealed_key")
+        pg.execute(f"INSERT INTO {SCHEMA}.{CENTRAL_USERS} ({', '.join(names)})"
+                   f" VALUES ({', '.join(['%s'] * len(names))})", row)
         pg.commit()
-    return User(user_id, name, role, row[-1])
+    return User(user_id, name, role, row[6], public_key=signing.public_hex(key))
 
 
 def list_users(url: str) -> list[User]:
@@ -95,15 +104,34 @@ def list_users(url: str) -> list[User]:
             " ORDER BY id").fetchall()]
 
 
-def _authenticate(pg: Any, where: str, user_id: str, passphrase: Callable[[], str]) -> User:
-    row = pg.execute(f"SELECT user_id, name, role, created_utc, kdf, salt_hex, key_hex FROM"
-                     f" {SCHEMA}.{CENTRAL_USERS} WHERE user_id = %s", (user_id,)).fetchone()
+def _authenticate(pg: Any, where: str, user_id: str, passphrase: Callable[[], str]) -> Signer:
+    row = pg.execute(f"SELECT u.user_id, u.name, u.role, u.created_utc, u.kdf, u.salt_hex,"
+                     " u.key_hex, coalesce(u.sealed_key, k.sealed_key),"
+                     " coalesce(u.public_key_hex, k.public_key_hex)"
+                     f" FROM {SCHEMA}.{CENTRAL_USERS} u LEFT JOIN {SCHEMA}.{CENTRAL_USER_KEYS} k"
+                     " ON k.user_id = u.user_id WHERE lower(u.user_id) = %s",
+                     (user_id.strip().casefold(),)).fetchone()
     if row is None:
         raise AuthError(f"unknown user {user_id!r} on {where}: people who sign on the central "
                         "server are its own users (see `laserlog users list --db URL`; the "
                         "database's owner adds them with `laserlog users add ID --name NAME "
                         "--role ROLE --db URL`)")
-    return check_passphrase(row, passphrase())
+    given = passphrase()
+    user = User(row[0], row[1], row[2], row[3], public_key=row[8])
+    if row[7] is not None:
+        key = signing.open_key(row[7], given)
+        if key is None or signing.public_hex(key) != row[8]:
+            raise AuthError(f"wrong passphrase for user {row[0]}; nothing was written")
+        return Signer(user, key)
+    # A server user from before keys: the old check, then their key, as a row of its own.
+    if not passphrase_matches(row[4], row[5], row[6], given):
+        raise AuthError(f"wrong passphrase for user {row[0]}; nothing was written")
+    key = signing.new_key()
+    sealed = signing.seal_key(key, given)
+    pg.execute(f"INSERT INTO {SCHEMA}.{CENTRAL_USER_KEYS} (user_id, public_key_hex, sealed_key,"
+               " created_utc) VALUES (%s, %s, %s, %s)",
+               (row[0], signing.public_hex(key), sealed.blob, utc_now()))
+    return Signer(User(row[0], row[1], row[2], row[3], public_key=signing.public_hex(key)), key)
 
 
 def sign(url: str, console: str | None, session_id: int, user_id: str, meaning: str,
@@ -121,7 +149,8 @@ def sign(url: str, console: str | None, session_id: int, user_id: str, meaning: 
         if view.execute("SELECT id FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
             raise SignoffError(f"no session {session_id} of console {name} on {where} (see "
                                "`laserlog report energy --by session --db URL`)")
-        user = _authenticate(pg, where, user_id, passphrase)
+        signer = _authenticate(pg, where, user_id, passphrase)
+        user = signer.user
         pg.commit()
         # Two officers signing the same console take turns; the snapshot that decides comes
         # after the turn (a session-level lock: it outlives the commit that follows it).
@@ -130,7 +159,7 @@ def sign(url: str, console: str | None, session_id: int, user_id: str, meaning: 
         pg.commit()
         target = check_signable(view, session_id, user, meaning,
                                 f"console {name} on {where}")
-        row = (console_id, *signature_row(session_id, user, meaning, target))
+        row = (console_id, *signature_row(session_id, signer, meaning, target))
         new_id = pg.execute(
             f"INSERT INTO {SCHEMA}.{CENTRAL_SIGNOFFS} ({', '.join(CENTRAL_SIGNOFF_COLUMNS)})"
             f" VALUES ({', '.join(['%s'] * len(row))}) RETURNING id", row).fetchone()[0]

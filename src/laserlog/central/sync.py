@@ -33,6 +33,7 @@ from laserlog.central.pgschema import (
 )
 from laserlog.central.server import open_server, redact
 from laserlog.storage.chain import CHAINED, parse_ranges
+from laserlog.storage.schema import SCHEMA_VERSION as STORE_SCHEMA
 
 _FETCH = 5000
 #: Rows of any one table (and chain links) one chunk ships at most: one transaction each.
@@ -87,9 +88,10 @@ def sync(db_path: str | Path, url: str, *, name: str | None = None, site: str | 
         version = lite.execute("PRAGMA user_version").fetchone()[0]
     finally:
         lite.close()
-    if version < 3:
-        raise CentralError(f"database {db_path} has schema {version}, before the hash chain (3): "
-                           "open it once with any recording command to upgrade it, then sync")
+    if version < STORE_SCHEMA:
+        raise CentralError(f"database {db_path} has schema {version}, before signed checkpoints "
+                           f"({STORE_SCHEMA}): open it once with any recording command to "
+                           "upgrade it, then sync")
     me = ident.identity(db_path)
     pg = open_server(url, connect_timeout_s=connect_timeout_s)
     try:
@@ -197,6 +199,7 @@ def _ship_chunk(pg: Any, lite: Any, result: SyncResult, db_path: str, name: str 
                          " VALUES (%s, %s, %s) RETURNING console_id, head_link, head_hash",
                          (console_uuid, label, site)).fetchone()
     console_id = int(row[0])
+    _register_key(pg, console_id)
     # Two syncs of one console (the background shipper and a manual one) take turns.
     pg.execute("SELECT pg_advisory_xact_lock(hashtext('laserlog sync'), %s)", (console_id,))
     row = pg.execute(f"SELECT head_link, head_hash FROM {SCHEMA}.consoles WHERE console_id = %s",
@@ -246,6 +249,18 @@ def _ship_chunk(pg: Any, lite: Any, result: SyncResult, db_path: str, name: str 
                 site, console_id))
     result.head_link = int(head[0]) if head else 0
     return complete
+
+
+def _register_key(pg: Any, console_id: int) -> None:
+    """Register this installation's key with the server, once (the server then witnesses
+    which key signs this console's checkpoints)."""
+    from laserlog.storage import signing
+
+    key, _, _ = signing.installation_key(create=False)
+    if key is not None:
+        pg.execute(f"UPDATE {SCHEMA}.consoles SET installation_keys = %s"
+                   " WHERE console_id = %s AND installation_keys = ''",
+                   (signing.public_hex(key), console_id))
 
 
 def _plan(lite: Any, marks: dict[str, int], target: int,

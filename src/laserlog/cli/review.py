@@ -93,9 +93,33 @@ def add_commands(commands: Any) -> None:
                        "$LASERLOG_PASSPHRASE)")
     p.add_argument("user_id", metavar="ID")
     p.add_argument("--name", required=True, help="printed name, as under a signature")
-    p.add_argument("--role", required=True, choices=("technician", "officer", "engineer"))
+    p.add_argument("--role", required=True,
+                   choices=("technician", "officer", "engineer", "administrator"))
+    p.add_argument("--as", dest="as_user", metavar="ID",
+                   help="the administrator or officer who authorises it (passphrase from a "
+                   "prompt, stdin or $LASERLOG_AS_PASSPHRASE); not needed for the first user")
     db_arg(p)
     p.set_defaults(func=cmd_users_add)
+    p = sub.add_parser("role", help="give a user another role (an administrator or officer "
+                       "authorises it)")
+    p.add_argument("user_id", metavar="ID")
+    p.add_argument("role", choices=("technician", "officer", "engineer", "administrator"))
+    p.add_argument("--as", dest="as_user", required=True, metavar="ID",
+                   help="the administrator or officer who authorises it")
+    db_arg(p)
+    p.set_defaults(func=cmd_users_role)
+    p = sub.add_parser("revoke", help="revoke a user: their later signatures are INVALID, "
+                       "earlier ones stand")
+    p.add_argument("user_id", metavar="ID")
+    p.add_argument("--as", dest="as_user", required=True, metavar="ID",
+                   help="the administrator or officer who authorises it")
+    db_arg(p)
+    p.set_defaults(func=cmd_users_revoke)
+    p = sub.add_parser("passphrase", help="change your own passphrase (your key is sealed "
+                       "again under it)")
+    p.add_argument("user_id", metavar="ID")
+    db_arg(p)
+    p.set_defaults(func=cmd_users_passphrase)
     p = sub.add_parser("list", help="list users")
     p.add_argument("--json", action="store_true", help="print JSON")
     db_arg(p)
@@ -223,10 +247,12 @@ def _filters_of(args: argparse.Namespace):
                         client=getattr(args, "client", None), last=getattr(args, "last", None))
 
 
-def _authenticate(store: Any, user_id: str):
-    from laserlog.review.users import authenticate, read_passphrase
+def _authenticate(store: Any, user_id: str, *, env: str | None = None):
+    """Return the user as a Signer once their passphrase opens their key."""
+    from laserlog.review.users import PASSPHRASE_ENV, read_passphrase, unlock
 
-    return authenticate(store, user_id, read_passphrase(f"passphrase for {user_id}: "))
+    return unlock(store, user_id, read_passphrase(f"passphrase for {user_id}: ",
+                                                  env=env or PASSPHRASE_ENV))
 
 
 # -- reports ----------------------------------------------------------------------------
@@ -335,19 +361,91 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # -- users, sign-off, corrections ----------------------------------------------------------
 def cmd_users_add(args: argparse.Namespace) -> int:
-    from laserlog.review.users import add_user, read_passphrase, validate_user_id
-    from laserlog.storage.store import Store
+    from laserlog.review.users import (
+        AS_PASSPHRASE_ENV,
+        add_user,
+        find_user,
+        list_users,
+        read_passphrase,
+        validate_user_id,
+    )
+    from laserlog.storage import signing
 
     validate_user_id(args.user_id)
-    passphrase = read_passphrase(f"passphrase for {args.user_id}: ", confirm=True)
     if _central(args):
         from laserlog.cli.central import users_add
 
+        passphrase = read_passphrase(f"passphrase for {args.user_id}: ", confirm=True)
         return users_add(args, passphrase)
-    with Store(db_path(args)) as store:
-        user = add_user(store, args.user_id, args.name, args.role, passphrase)
-    print(f"added {user.role} {user.user_id} ({user.name})")
+    with _write_or_new_store(args) as store:
+        by = None
+        if list_users(store):
+            if not args.as_user:
+                from laserlog.review.users import AuthError
+
+                raise AuthError("adding a user needs an administrator or officer: give --as ID "
+                                "and their passphrase; nothing was written")
+            by = _authenticate(store, args.as_user, env=AS_PASSPHRASE_ENV)
+        passphrase = read_passphrase(f"passphrase for {args.user_id}: ", confirm=True)
+        user = add_user(store, args.user_id, args.name, args.role, passphrase, by=by)
+        user = find_user(store, user.user_id) or user
+    print(f"added {user.role} {user.user_id} ({user.name}), key "
+          f"{signing.fingerprint(user.public_key or '00')}")
+    if by is None:
+        print(f"notice: {user.user_id} is the first user of {store.path}, so they are also its "
+              "administrator: adding users, changing roles and revoking now need an "
+              "administrator's or an officer's passphrase (--as)")
     return 0
+
+
+def _write_or_new_store(args: argparse.Namespace):
+    from laserlog.storage.store import Store
+
+    return Store(db_path(args))
+
+
+def cmd_users_role(args: argparse.Namespace) -> int:
+    from laserlog.review.users import AS_PASSPHRASE_ENV, change_role
+
+    _local_only(args, "users role")
+    with _write_store(args) as store:
+        by = _authenticate(store, args.as_user, env=AS_PASSPHRASE_ENV)
+        user = change_role(store, args.user_id, args.role, by)
+    print(f"{user.user_id} is now a{'n' if user.role[0] in 'aeio' else ''} {user.role} "
+          f"(authorised by {by.user.user_id})")
+    return 0
+
+
+def cmd_users_revoke(args: argparse.Namespace) -> int:
+    from laserlog.review.users import AS_PASSPHRASE_ENV, revoke
+
+    _local_only(args, "users revoke")
+    with _write_store(args) as store:
+        by = _authenticate(store, args.as_user, env=AS_PASSPHRASE_ENV)
+        user = revoke(store, args.user_id, by)
+    print(f"revoked {user.user_id} at {user.revoked_utc} (authorised by {by.user.user_id}): "
+          "their signatures from now on are INVALID; earlier ones stand")
+    return 0
+
+
+def cmd_users_passphrase(args: argparse.Namespace) -> int:
+    from laserlog.review.users import change_passphrase, read_passphrase
+
+    _local_only(args, "users passphrase")
+    with _write_store(args) as store:
+        signer = _authenticate(store, args.user_id, env="LASERLOG_OLD_PASSPHRASE")
+        new = read_passphrase(f"new passphrase for {signer.user.user_id}: ", confirm=True)
+        change_passphrase(store, signer, new)
+    print(f"the key of {signer.user.user_id} is now sealed under the new passphrase")
+    return 0
+
+
+def _local_only(args: argparse.Namespace, command: str) -> None:
+    from laserlog.errors import LaserlogError
+
+    if _central(args):
+        raise LaserlogError(f"`laserlog {command}` manages the users of a console's file; on "
+                            "the central server, users are managed by the database's owner")
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
@@ -364,13 +462,19 @@ def cmd_users_list(args: argparse.Namespace) -> int:
             users = list_users(store)
     if args.json:
         print(json.dumps([{"user_id": u.user_id, "name": u.name, "role": u.role,
-                           "created_utc": u.created_utc} for u in users], indent=2))
+                           "administrator": u.administrator or u.default_administrator,
+                           "created_utc": u.created_utc, "status": u.status()}
+                          for u in users], indent=2))
     elif not users:
         print("no users yet: add one with `laserlog users add ID --name NAME --role ROLE`")
     else:
         width = max(len(u.user_id) for u in users)
         for u in users:
-            print(f"{u.user_id:<{width}}  {u.role:<10}  {u.name}  (added {u.created_utc})")
+            admin = (" +administrator" if u.administrator and u.role != "administrator" else
+                     " +administrator (by default: an officer from before keys)"
+                     if u.default_administrator else "")
+            print(f"{u.user_id:<{width}}  {u.role:<13}  {u.name}  (added {u.created_utc}; "
+                  f"{u.status()}){admin}")
     return 0
 
 
@@ -388,8 +492,8 @@ def cmd_signoff(args: argparse.Namespace) -> int:
         if store.session(args.session) is None:
             raise LaserlogError(f"no session {args.session} in {store.path} "
                                 "(see `laserlog sessions list`)")
-        user = _authenticate(store, args.user)
-        signature = sign(store, args.session, user, args.meaning)
+        signer = _authenticate(store, args.user)
+        signature = sign(store, args.session, signer, args.meaning)
     print(f"session {args.session} {signature.meaning} by {signature.printed_name} "
           f"({signature.role}) at {signature.signed_utc}, bound to seal link "
           f"{signature.chain_id} {signature.chain_hash[:16]}")
@@ -404,7 +508,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
         if store.session(args.session) is None:
             raise LaserlogError(f"no session {args.session} in {store.path} "
                                 "(see `laserlog sessions list`)")
-        user = _authenticate(store, args.user)
+        user = _authenticate(store, args.user).user
         row = correct(store, args.session, args.field, args.value, args.reason, user)
     print(f"session {args.session} {args.field}: {row['old_value']!r} -> {row['new_value']!r} "
           f"(by {row['user_id']}: {row['reason']})")
@@ -422,7 +526,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     console = open_profile(args.profile, args.profiles)
     meter = open_profile(args.meter, args.profiles)
     with _write_store(args) as store:
-        user = _authenticate(store, args.user)
+        user = _authenticate(store, args.user).user
         site = site_for(store.path)
         check = run_check(store, console, args.port, meter, args.meter_port, user=user,
                           site=site, shots=args.shots or site.calibration_shots, fire=args.fire,

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from laserlog.storage import signing
+
 FORMAT = 1
 GENESIS_PREFIX = b"laserlog chain genesis 1\n"
 
@@ -53,6 +57,9 @@ CHAINED: dict[str, tuple[str, ...]] = {
                      "warn_deviation", "fail_deviation", "fired_by"),
     "calibration_shots": ("id", "calibration_id", "shot", "received_unix_s", "set_energy_j",
                           "measured_energy_j", "deviation", "result"),
+    # Schema 4: who may sign, with which key, authorised by whom (laserlog.review.users).
+    "user_changes": ("id", "user_id", "change", "name", "role", "administrator",
+                     "public_key_hex", "sealed_key", "by_user_id", "changed_utc", "signature"),
 }
 
 #: What a seal snapshots of a session and of its console.
@@ -65,6 +72,18 @@ DEVICE_COLUMNS = ("id", "profile_id", "model", "serial", "firmware", "first_seen
 
 _SELECT = {t: f"SELECT {', '.join(c)} FROM {t} WHERE id BETWEEN ? AND ? ORDER BY id"
            for t, c in CHAINED.items()}
+
+
+#: While recording, the chain head is signed by the installation key at least this often;
+#: every other commit (a seal, a user, a sign-off, a correction) is signed at once.
+CHECKPOINT_INTERVAL_S = 10.0
+
+
+class LogConnection(sqlite3.Connection):
+    """A writable connection that carries this installation's key to sign checkpoints."""
+
+    signer: Ed25519PrivateKey | None = None
+    last_checkpoint_s: float = float("-inf")
 
 
 class Encoder:
@@ -200,9 +219,79 @@ def append(conn: sqlite3.Connection, *, session_id: int | None, kind: str,
     cur.execute("INSERT INTO chain (id, session_id, kind, committed_unix_s, ranges, snapshot,"
                 " row_crcs, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (link_id, session_id, kind, now, text, snapshot, crcs, digest))
+    signer = getattr(conn, "signer", None)
+    if signer is not None and kind != "checkpoint":
+        since = time.monotonic() - conn.last_checkpoint_s  # type: ignore[attr-defined]
+        if kind != "batch" or since >= CHECKPOINT_INTERVAL_S:
+            return checkpoint(conn, signer, link_id, digest)
     last_ids = {t: cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
                 for t in CHAINED}
     return Head(link_id, digest, last_ids)
+
+
+def recomputes(conn: sqlite3.Connection, link_id: int) -> bool:
+    """Return whether one link's stored hash recomputes from its rows and the link before it."""
+    cur = _cursor(conn)
+    row = cur.execute("SELECT session_id, kind, committed_unix_s, ranges, snapshot, hash"
+                      " FROM chain WHERE id = ?", (link_id,)).fetchone()
+    if row is None:
+        return False
+    session_id, kind, ts, ranges, snapshot, stored = row
+    if link_id == 1:
+        genesis = cur.execute("SELECT ranges FROM chain WHERE id = 0").fetchone()
+        prev = genesis_hash(genesis[0] if genesis else "")
+    else:
+        before = cur.execute("SELECT hash FROM chain WHERE id = ?", (link_id - 1,)).fetchone()
+        if before is None:
+            return False
+        prev = before[0]
+    try:
+        lists = [cur.execute(_SELECT[t], (a, b)).fetchall() for t, a, b in parse_ranges(ranges)]
+    except (KeyError, ValueError):
+        return False
+    return link_hash(prev, link_id, session_id, kind, ts, ranges, snapshot,
+                     tuple(lists)) == stored
+
+
+def checkpoint_message(link_id: int, link_hash: str) -> bytes:
+    """Return what an installation key signs: a link and its hash (all before it, by the chain)."""
+    return f"laserlog checkpoint 1\n{link_id}\n{link_hash}".encode("ascii")
+
+
+def checkpoint(conn: sqlite3.Connection, key: Ed25519PrivateKey, link_id: int,
+               link_hash: str) -> Head:
+    """Append a checkpoint after link `link_id`: the installation's signature of its hash."""
+    snapshot = json.dumps({"link": link_id, "hash": link_hash, "key": signing.public_hex(key),
+                           "signature": signing.sign(key, checkpoint_message(link_id, link_hash))},
+                          sort_keys=True)
+    head = append(conn, session_id=None, kind="checkpoint", snapshot=snapshot)
+    if isinstance(conn, LogConnection):
+        conn.last_checkpoint_s = time.monotonic()
+    return head
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A checkpoint link as stored: which link it vouches for, with which key, and whether the
+    signature holds for the hash it names."""
+
+    link_id: int
+    signed_link: int
+    signed_hash: str
+    key: str
+    valid: bool
+
+
+def read_checkpoint(link_id: int, snapshot: str | None) -> Checkpoint:
+    """Return a checkpoint link's content (valid False when it is unreadable or forged)."""
+    try:
+        data = json.loads(snapshot or "")
+        signed_link, signed_hash, key = int(data["link"]), str(data["hash"]), str(data["key"])
+        ok = signing.verifies(key, checkpoint_message(signed_link, signed_hash),
+                              str(data["signature"]))
+    except (ValueError, KeyError, TypeError):
+        return Checkpoint(link_id, -1, "", "", False)
+    return Checkpoint(link_id, signed_link, signed_hash, key, ok)
 
 
 def append_batch(conn: sqlite3.Connection, session_id: int | None,

@@ -259,11 +259,50 @@ WHEN EXISTS (SELECT 1 FROM users WHERE user_id = NEW.user_id)
 BEGIN SELECT RAISE(ABORT, 'users is append-only: a user cannot be replaced'); END;
 """
 
+# Keys and who may do what (laserlog.review.users): a role for those who manage users (the
+# users table is rebuilt for its CHECK, rows and ids unchanged, so the chain still holds),
+# and every user's creation, key, passphrase, role change and revocation as a signed row.
+_V4 = """
+CREATE TABLE users_v4 (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('technician', 'officer', 'engineer', 'administrator')),
+    kdf TEXT NOT NULL,
+    salt_hex TEXT NOT NULL,
+    key_hex TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+INSERT INTO users_v4 (id, user_id, name, role, kdf, salt_hex, key_hex, created_utc)
+SELECT id, user_id, name, role, kdf, salt_hex, key_hex, created_utc FROM users ORDER BY id;
+DROP TABLE users;
+ALTER TABLE users_v4 RENAME TO users;
+CREATE TRIGGER users_no_replace_id BEFORE INSERT ON users
+WHEN EXISTS (SELECT 1 FROM users WHERE user_id = NEW.user_id)
+BEGIN SELECT RAISE(ABORT, 'users is append-only: a user cannot be replaced'); END;
+
+CREATE TABLE user_changes (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    change TEXT NOT NULL CHECK (change IN ('created', 'key', 'passphrase', 'role', 'revoked')),
+    name TEXT,
+    role TEXT CHECK (role IN ('technician', 'officer', 'engineer', 'administrator')),
+    administrator INTEGER NOT NULL DEFAULT 0,
+    public_key_hex TEXT,
+    sealed_key TEXT,
+    by_user_id TEXT NOT NULL,
+    changed_utc TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX user_changes_user ON user_changes (user_id, id);
+""" + _append_only("users") + _append_only("user_changes")
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
     _V2,
     _V3 + "".join(_append_only(t) for t in _V3_TABLES),
+    _V4,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

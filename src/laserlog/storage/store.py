@@ -19,7 +19,7 @@ from typing import Any
 
 from laserlog.config.files import private_folders
 from laserlog.errors import StoreError
-from laserlog.storage import chain
+from laserlog.storage import chain, signing
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -130,8 +130,11 @@ def connect(path: str | Path, *, readonly: bool = False,
                 os.chmod(path, 0o600)  # whatever the umask
             else:
                 _tighten(path)
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                   factory=chain.LogConnection)
             conn.execute("PRAGMA journal_mode=WAL")
+            # Every commit of this connection is vouched for by this installation's key.
+            conn.signer = signing.installation_key()[0]
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.row_factory = sqlite3.Row

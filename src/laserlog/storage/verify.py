@@ -16,17 +16,19 @@ import pickle
 import sqlite3
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laserlog.storage import chain
+from laserlog.storage import chain, vouch
 from laserlog.storage.chain import CHAINED, genesis_hash, parse_ranges
+from laserlog.storage.schema import SCHEMA_VERSION
 
 #: Triggers that make the log append-only (schema 1 and 3); a missing one is a finding.
 APPEND_ONLY_TABLES = ("pulses", "events", "settings", "chain", "users", "signoffs",
-                      "corrections", "calibrations", "calibration_shots", "devices")
+                      "corrections", "calibrations", "calibration_shots", "devices",
+                      "user_changes")
 OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_details",
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).
@@ -64,6 +66,8 @@ class Walk:
     elapsed_s: float = 0.0
     # Per table, the first id the walk started reading at and the last id it read.
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Checkpoint links: (link id, snapshot, stored hash of the link before it).
+    checkpoints: list[tuple[int, str, str]] = field(default_factory=list)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -276,6 +280,8 @@ def walk(conn: sqlite3.Connection, first_link: int = 1, last_link: int | None = 
                 add(_diagnose(conn, link_id, ranges, lists))
             if kind == "seal":
                 seals[session_id] = (link_id, stored, snapshot)
+            elif kind == "checkpoint":
+                out.checkpoints.append((link_id, snapshot, prev))
             prev = stored
         out.last_link = batch[-1][0]
     if whole:
@@ -332,6 +338,7 @@ def walk_parallel(conn: sqlite3.Connection, path: str | Path, head_link: int,
         out.links += part.links
         out.rows += part.rows
         out.seals.update(part.seals)
+        out.checkpoints += part.checkpoints
         out.last_hash, out.last_link = part.last_hash, part.last_link
         for table, (start, last) in part.spans.items():
             gap = conn.execute(f"SELECT min(id) FROM {table} WHERE id > ? AND id < ?",
@@ -470,7 +477,8 @@ PARALLEL_MIN_LINKS = 150_000
 
 
 def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
-                    integrity: bool = True, workers: int | None = None) -> Report:
+                    integrity: bool = True, workers: int | None = None,
+                    trusted: Iterable[str] = ()) -> Report:
     """Run every check on a database file; return the report (findings first-bad-first).
 
     `workers` processes walk the chain (default: one per core, up to 4, for chains of
@@ -495,13 +503,14 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
     try:
         conn.execute("BEGIN")  # one snapshot for every query below
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < 3:
+        if version < SCHEMA_VERSION:
             conn.rollback()
             from laserlog.storage.store import truncated
 
             emptied = truncated(path, version)
+            what = "the hash chain (3)" if version < 3 else f"signed checkpoints ({SCHEMA_VERSION})"
             return Report(str(path), [Finding("schema", emptied or (
-                f"database schema {version} predates the hash chain (3); open it once with any "
+                f"database schema {version} predates {what}; open it once with any "
                 "recording command to upgrade it"))], [], 0, 0, 0,
                           0.0, time.perf_counter() - started, 0, "")
         if integrity:
@@ -516,6 +525,9 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
         else:
             result = walk(conn)
         findings += result.findings
+        coverage = vouch.check(conn, result.checkpoints, head_link, vouch.trusted_keys(trusted))
+        findings += [Finding("checkpoint", why, link_id=link) for link, why in coverage.problems]
+        notes += coverage.notes
         _, legacy = _legacy(conn)
         findings += check_seals(conn, result.seals, legacy.get("sessions", 0))
         if anchor_readable:

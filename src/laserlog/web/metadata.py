@@ -65,8 +65,15 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "hash": "this link's hash"}),
     "users": ("People who sign off and calibrate (passphrase keys are never shown here).", {
         "id": "user row", "user_id": "user ID", "name": "printed name",
-        "role": "technician, officer or engineer", "kdf": "key derivation (scrypt)",
+        "role": "technician, officer, engineer or administrator", "kdf": "key derivation (scrypt)",
         "salt_hex": "hidden", "key_hex": "hidden", "created_utc": "added (UTC)"}),
+    "user_changes": ("Each user's creation, key, passphrase, role change and revocation, "
+                     "signed by whoever authorised it (sealed keys are never shown here).", {
+        "id": "change row", "user_id": "user ID", "change": "created, key, passphrase, role "
+        "or revoked", "name": "printed name (created)", "role": "role (created, role)",
+        "administrator": "1: manages users", "public_key_hex": "the user's public key "
+        "(Ed25519)", "sealed_key": "hidden", "by_user_id": "who authorised it",
+        "changed_utc": "when (UTC)", "signature": "the authoriser's signature"}),
     "signoffs": ("Signatures bound to a session's seal; validity shows in the sign-off "
                  "queries.", {
         "id": "signature row", "session_id": "session signed", "user_id": "signer's user ID",
@@ -129,7 +136,7 @@ SORT_DESC = {
 }
 
 #: Columns that hold secrets: read as NULL through the web view (see laserlog.web.serve).
-HIDDEN_COLUMNS = {("users", "salt_hex"), ("users", "key_hex")}
+HIDDEN_COLUMNS = {("users", "salt_hex"), ("users", "key_hex"), ("user_changes", "sealed_key")}
 
 
 def table_metadata() -> dict[str, dict[str, Any]]:

@@ -1,0 +1,133 @@
+"""What the installation keys vouch for: checkpoints read, checked and trusted.
+
+A checkpoint link signs the stored hash of the link before it, so with the chain intact it
+vouches for every link up to there. Trust in a key comes from outside the database: this
+machine's own installation key, keys the site file lists, or the central server (a
+witness). A key found only in the database proves nothing about who wrote it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from laserlog.storage import chain, signing
+
+
+def trusted_keys(extra: Iterable[str] = ()) -> set[str]:
+    """Return the installation keys trusted here: this machine's (if it has one) and `extra`."""
+    keys = {k.strip().lower() for k in extra if k.strip()}
+    try:
+        local, _, _ = signing.installation_key(create=False)
+    except signing.KeyFileError:
+        local = None
+    if local is not None:
+        keys.add(signing.public_hex(local))
+    return keys
+
+
+@dataclass(slots=True)
+class Coverage:
+    """What the checkpoints of a chain say, for `laserlog verify`."""
+
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (link id, why)
+    notes: list[str] = field(default_factory=list)
+    keys: dict[str, int] = field(default_factory=dict)  # key -> checkpoints it signed
+    last_vouched: int = 0  # the newest link a trusted, valid checkpoint vouches for
+
+
+def _span_text(ids: list[int]) -> str:
+    return f"link {ids[0]}" if len(ids) == 1 else f"links {ids[0]}-{ids[-1]}"
+
+
+def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], head_link: int,
+          trusted: set[str]) -> Coverage:
+    """Judge every checkpoint found by a chain walk, and the links no checkpoint covers."""
+    out = Coverage()
+    untrusted: dict[str, list[int]] = {}
+    for link_id, snapshot, prev_hash in checkpoints:
+        cp = chain.read_checkpoint(link_id, snapshot)
+        if not cp.valid:
+            out.problems.append((link_id, f"checkpoint link {link_id} does not hold: its "
+                                 "installation signature is missing or forged"))
+            continue
+        out.keys[cp.key] = out.keys.get(cp.key, 0) + 1
+        if cp.signed_link != link_id - 1 or cp.signed_hash != prev_hash:
+            out.problems.append((link_id, f"checkpoint link {link_id} vouches for link "
+                                 f"{cp.signed_link} with hash {cp.signed_hash[:16]}..., but the "
+                                 f"chain now holds {prev_hash[:16]}...: the links before it "
+                                 "were rebuilt without the installation key"))
+            continue
+        if trusted and cp.key not in trusted:
+            untrusted.setdefault(cp.key, []).append(link_id)
+            continue
+        out.last_vouched = max(out.last_vouched, cp.signed_link)
+    for key, links in untrusted.items():
+        out.problems.append((links[0], f"{_span_text(links)}: checkpoint(s) signed by "
+                             f"installation key {signing.fingerprint(key)}, which is neither "
+                             "this machine's key nor one the site file trusts: the chain was "
+                             "signed again elsewhere"))
+    if not trusted and out.keys:
+        prints = ", ".join(signing.fingerprint(k) for k in out.keys)
+        out.notes.append(f"no trusted installation key here: the checkpoints hold under "
+                         f"key(s) {prints}; compare with the fingerprint the officer keeps "
+                         "(`laserlog site`), or run `verify --witness`")
+    if head_link and not checkpoints:
+        out.problems.append((1, f"the chain has {head_link} link(s) and not one signed "
+                             "checkpoint: its signatures were removed, or it was written "
+                             "outside laserlog"))
+        return out
+    if checkpoints:
+        first = checkpoints[0][0]
+        if first > 2:
+            out.notes.append(f"links 1-{first - 1} predate signed checkpoints (an older "
+                             "laserlog): they recompute, but only an anchor copy or the "
+                             "central server can show they were not rebuilt")
+        out.problems += _tail(conn, checkpoints[-1][0], head_link, out.notes)
+    return out
+
+
+def _tail(conn: sqlite3.Connection, last_checkpoint: int, head_link: int,
+          notes: list[str]) -> list[tuple[int, str]]:
+    """Judge the links after the last checkpoint: a recording's last seconds may wait for
+    their checkpoint; anything else must have been signed when it was written."""
+    if head_link <= last_checkpoint:
+        return []
+    rows = conn.execute("SELECT id, kind, session_id FROM chain WHERE id > ? ORDER BY id",
+                        (last_checkpoint,)).fetchall()
+    problems = [(int(r[0]), f"link {r[0]} ({r[1]}) is not covered by a signed checkpoint: "
+                 "laserlog signs such a link when it writes it, so it was added outside "
+                 "laserlog") for r in rows if r[1] != "batch"]
+    batches = [int(r[0]) for r in rows if r[1] == "batch"]
+    if batches:
+        sessions = sorted({int(r[2]) for r in rows if r[1] == "batch" and r[2] is not None})
+        notes.append(f"{_span_text(batches)} (session(s) {', '.join(map(str, sessions))}: "
+                     "recording, or stopped without ending) are not yet covered by a signed "
+                     "checkpoint")
+    return problems
+
+
+def vouched(conn: sqlite3.Connection, link_id: int, trusted: set[str]) -> str:
+    """Return why link `link_id` is not vouched for, or "" when a checkpoint right after it
+    signs its hash and the link recomputes (how every user change and sign-off is written)."""
+    rows = conn.execute("SELECT id, kind, snapshot, hash FROM chain WHERE id IN (?, ?)"
+                        " ORDER BY id", (link_id, link_id + 1)).fetchall()
+    if len(rows) != 2 or rows[1][1] != "checkpoint":
+        return "it is not covered by a signed checkpoint (added outside laserlog)"
+    cp = chain.read_checkpoint(int(rows[1][0]), rows[1][2])
+    if not cp.valid or cp.signed_link != link_id or cp.signed_hash != rows[0][3]:
+        return "its checkpoint does not hold (the chain was rebuilt or the checkpoint forged)"
+    if trusted and cp.key not in trusted:
+        return (f"its checkpoint is signed by installation key {signing.fingerprint(cp.key)}, "
+                "which this site does not trust")
+    if not chain.recomputes(conn, link_id):
+        return f"its link {link_id} does not recompute: the rows it wrote were edited"
+    return ""
+
+
+def link_of(conn: sqlite3.Connection, table: str, row_id: int) -> int | None:
+    """Return the chain link that wrote row `row_id` of `table` (rows written one per link)."""
+    found = conn.execute("SELECT id FROM chain WHERE ranges = ?",
+                         (f"{table} {row_id} {row_id}",)).fetchone()
+    return int(found[0]) if found else None
