@@ -17,7 +17,7 @@ from laserlog.central.pgschema import CentralError, check_version
 from laserlog.central.server import open_server, redact
 from laserlog.review import reports
 from laserlog.review.reports import Filters, Report
-from laserlog.storage import verify
+from laserlog.storage import verify, vouch
 
 #: Fleet groupings on top of the local ones.
 FLEET_GROUPS = ("console", "site")
@@ -58,12 +58,18 @@ def verify_server(url: str) -> list[verify.Report]:
         findings = list(result.findings)
         _, legacy = verify._legacy(conn)
         findings += verify.check_seals(conn, result.seals, legacy.get("sessions", 0))
+        # Checkpoints hold under the installation key the console registered here.
+        coverage = vouch.check(conn, result.checkpoints, int(result.last_link),
+                               view.installation_keys())
+        findings += [verify.Finding("checkpoint", why, link_id=link)
+                     for link, why in coverage.problems]
         # The head recorded at the last sync plays the anchor file's part.
         anchor = ({"link": int(head_link), "hash": head_hash, "last_ids": json.loads(last_ids)}
                   if head_link else None)
         more, notes = verify.check_anchor(conn, anchor, int(head_link),
                                           f"{redact(url)} console {name}")  # type: ignore[arg-type]
         findings += more
+        notes += coverage.notes
         return verify.Report(f"{redact(url)} console {name} ({console_uuid})", findings, notes,
                              result.links, result.rows, len(result.seals), result.elapsed_s,
                              time.perf_counter() - started, result.last_link, result.last_hash)

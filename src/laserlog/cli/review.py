@@ -81,7 +81,11 @@ def add_commands(commands: Any) -> None:
 
     p = commands.add_parser("verify", help="check the database for tampering: integrity, hash "
                             "chain, seals, anchor file")
-    p.add_argument("--anchor", metavar="FILE", help="anchor file (default: beside the database)")
+    p.add_argument("--anchor", metavar="FILE", help="anchor file (default: beside the database;"
+                   " e.g. the second anchor on a removable disk)")
+    p.add_argument("--witness", metavar="URL", help="compare the chain with what the central "
+                   "server (postgresql://...) received, and trust the installation key the "
+                   "console registered there")
     p.add_argument("--json", action="store_true", help="print JSON")
     db_arg(p)
     p.set_defaults(func=cmd_verify)
@@ -336,7 +340,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from laserlog.cli.central import verify
 
         return verify(args)
-    report = verify_database(db_path(args), anchor_file=args.anchor)
+    testimony = None
+    if args.witness:
+        from laserlog.central.witness import testify
+
+        testimony = testify(db_path(args), args.witness)
+    report = verify_database(db_path(args), anchor_file=args.anchor,
+                             trusted=testimony.keys if testimony else ())
+    if testimony is not None:
+        from laserlog.storage.verify import Finding
+
+        report.notes.append(f"witness: {testimony.console} holds {testimony.links} link(s) of "
+                            "this chain")
+        report.findings += [Finding("witness", what, link_id=link)
+                            for link, what in testimony.problems]
+    if report.head_link:
+        from laserlog.review.signoff import signature_problems
+        from laserlog.storage.store import Store
+        from laserlog.storage.verify import Finding
+
+        with Store(db_path(args), readonly=True) as store:
+            report.findings += [Finding("signature", what, "signoffs", session)
+                                for session, what in signature_problems(store.conn)]
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0 if report.ok else 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile
+from laserlog.domain.ids import normal_id
 from laserlog.domain.model import (
     DeviceIdentity,
     LinkEvent,
@@ -82,6 +83,10 @@ class SessionInfo:
         operator = self.operator_id.strip()
         if not operator:
             raise SessionError("operator ID is empty; expected the operator's ID, e.g. 'tech-07'")
+        try:
+            operator = normal_id(operator, "operator ID")
+        except LaserlogError as exc:
+            raise SessionError(str(exc)) from None
         client = self.client_ref.strip()
         if not _PSEUDONYM.fullmatch(client) or not any(ch.isdigit() for ch in client):
             raise SessionError(

@@ -17,8 +17,9 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from laserlog.domain.ids import comparable
 from laserlog.errors import LaserlogError
-from laserlog.review.users import Registry, Signer, User, comparable, registry
+from laserlog.review.users import Registry, Signer, User, registry
 from laserlog.storage import chain, signing, vouch
 from laserlog.storage.store import Store, utc_now
 from laserlog.storage.verify import check_sessions
@@ -304,3 +305,13 @@ def annotate(conn: sqlite3.Connection, sessions: list[dict[str, object]]) -> Non
     found = signatures(conn, [int(str(s["id"])) for s in sessions])
     for s in sessions:
         s["signatures"] = signature_summary(found.get(int(str(s["id"])), []))
+
+
+def signature_problems(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """Return (session id, what) for every signature that is not VALID, for `verify`."""
+    ids = [int(r[0]) for r in conn.execute("SELECT DISTINCT session_id FROM signoffs")]
+    out = []
+    for session_id, sigs in sorted(signatures(conn, ids).items()):
+        out += [(session_id, f"session {session_id} {s.meaning} by {s.user_id} is {s.status}: "
+                 f"{s.reason}") for s in sigs if not s.valid and not s.legacy]
+    return out

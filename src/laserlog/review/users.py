@@ -20,13 +20,13 @@ import getpass
 import hmac
 import json
 import os
-import re
 import sqlite3
 import sys
 from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from laserlog.domain.ids import comparable, normal_id
 from laserlog.errors import LaserlogError
 from laserlog.storage import chain, signing, vouch
 from laserlog.storage.store import Store, utc_now
@@ -35,8 +35,6 @@ ROLES = ("technician", "officer", "engineer", "administrator")
 #: Who may add users, change roles and revoke.
 MANAGERS = ("administrator", "officer")
 MIN_PASSPHRASE = 10
-_USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,38}[a-z0-9]")
-_PUNCTUATION = " \t._-"
 PASSPHRASE_ENV = "LASERLOG_PASSPHRASE"
 #: The authorising user's passphrase when a command needs two (e.g. `users add --as`).
 AS_PASSPHRASE_ENV = "LASERLOG_AS_PASSPHRASE"
@@ -88,19 +86,9 @@ class Signer:
     key: Ed25519PrivateKey
 
 
-def comparable(user_id: str) -> str:
-    """Return an ID as compared everywhere: case-folded, trimmed, surrounding punctuation off."""
-    return user_id.casefold().strip(_PUNCTUATION)
-
-
 def validate_user_id(user_id: str) -> str:
     """Return a new ID in normal form, or raise naming what is allowed."""
-    normal = user_id.strip().casefold()
-    if not _USER_ID.fullmatch(normal) or ".." in normal:
-        raise LaserlogError(f"user ID {user_id!r} is not allowed; expected 2-40 letters, digits, "
-                            "'.', '_' or '-', starting and ending with a letter or digit "
-                            "(e.g. 'lso-01'; case does not count)")
-    return normal
+    return normal_id(user_id, "user ID")
 
 
 def read_passphrase(prompt: str = "passphrase: ", *, confirm: bool = False,

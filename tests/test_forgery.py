@@ -1,0 +1,247 @@
+"""Forgeries by someone who can edit the database file but holds no officer's passphrase and
+no installation key: each must show as INVALID or as a `verify` finding."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from laserlog.recording.recorder import SessionInfo
+from laserlog.review.signoff import KEYED, signatures, signed_message
+from laserlog.storage import chain, signing
+from laserlog.storage.store import Store
+from laserlog.storage.verify import verify_database
+
+from reviewkit import PASSPHRASES, assert_clean_error, cli, record, signer, tamper, user
+
+DROP_GUARDS = [f"DROP TRIGGER IF EXISTS {t}_no_{w}" for t in ("pulses", "chain", "signoffs",
+               "users", "user_changes", "sessions") for w in ("update", "delete", "replace")]
+DROP_GUARDS += ["DROP TRIGGER IF EXISTS sessions_fixed_details"]
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """Two ended sessions by tech-01 and tech-02; session 1 approved by lso-01."""
+    from laserlog.config.profile import open_profile
+    from laserlog.sim.engine import Simulator
+
+    folder = tmp_path_factory.mktemp("forgery")
+    db = folder / "laserlog.db"
+    with Simulator(open_profile("ps755-ref"), folder / "console", seed=5, rate_hz=60) as sim, \
+            Store(db) as store:
+        record(store, sim, SessionInfo("tech-01", "C-1042", "left cheek", eyewear_checked=True),
+               pulses=40)
+        record(store, sim, SessionInfo("tech-02", "C-1042", "left cheek", eyewear_checked=True),
+               pulses=20)
+        for user_id in ("lso-01", "lso-02", "tech-01", "tech-02"):
+            user(store, user_id)
+        from laserlog.review.signoff import sign
+
+        sign(store, 1, signer(store, "lso-01"), "approved")
+    return db
+
+
+@pytest.fixture
+def db(signed, tmp_path):
+    target = tmp_path / "laserlog.db"
+    shutil.copy(signed, target)
+    shutil.copy(chain.anchor_path(signed), chain.anchor_path(target))
+    return target
+
+
+def _status(db: Path, session_id: int) -> list[tuple[str, str, str]]:
+    with Store(db, readonly=True) as store:
+        return [(s.user_id, s.status, s.reason)
+                for s in signatures(store.conn, [session_id]).get(session_id, [])]
+
+
+def _rebuild(db: Path, *, resign_with: object = None) -> None:
+    """Recompute every link, seal snapshot and the anchor after an edit, as a 56-line script
+    with the file alone could; checkpoints are kept as they are, or re-signed with a key of
+    the forger's own (`resign_with`)."""
+    conn = sqlite3.connect(db)
+    genesis = conn.execute("SELECT ranges FROM chain WHERE id = 0").fetchone()[0]
+    prev = chain.genesis_hash(genesis)
+    links = conn.execute("SELECT id, session_id, kind, committed_unix_s, ranges, snapshot"
+                         " FROM chain WHERE id > 0 ORDER BY id").fetchall()
+    for link_id, session_id, kind, ts, ranges, snapshot in links:
+        if kind == "seal":
+            snapshot = chain.snapshot_text(conn, session_id)
+        elif kind == "checkpoint" and resign_with is not None:
+            key = resign_with
+            snapshot = json.dumps({"link": link_id - 1, "hash": prev,
+                                   "key": signing.public_hex(key),  # type: ignore[arg-type]
+                                   "signature": signing.sign(  # type: ignore[arg-type]
+                                       key, chain.checkpoint_message(link_id - 1, prev))},
+                                  sort_keys=True)
+        rows = tuple(conn.execute(chain._SELECT[t], (a, b)).fetchall()
+                     for t, a, b in chain.parse_ranges(ranges))
+        digest = chain.link_hash(prev, link_id, session_id, kind, ts, ranges, snapshot, rows)
+        crcs = chain.row_crcs([r for rs in rows for r in rs]).tobytes() if rows else None
+        conn.execute("UPDATE chain SET hash = ?, snapshot = ?, row_crcs = ? WHERE id = ?",
+                     (digest, snapshot, crcs, link_id))
+        prev = digest
+    conn.commit()
+    head = conn.execute("SELECT max(id) FROM chain").fetchone()[0]
+    conn.close()
+    anchor = chain.anchor_path(db)
+    data = json.loads(anchor.read_text())
+    data.update(link=head, hash=prev)
+    anchor.write_text(json.dumps(data))
+
+
+def test_a_rebuilt_chain_fails_at_the_first_checkpoint_after_the_change(db):
+    assert verify_database(db).ok
+    tamper(db, *DROP_GUARDS, "UPDATE pulses SET energy_j = energy_j / 2",
+           "UPDATE sessions SET total_energy_j = total_energy_j / 2")
+    _rebuild(db)
+    report = verify_database(db)
+    assert not report.ok
+    first = next(f for f in report.findings if f.kind == "checkpoint")
+    assert "rebuilt without the installation key" in first.message
+    status = _status(db, 1)
+    assert status[0][1] == "INVALID"
+    result = cli("verify", "--db", str(db))
+    assert result.returncode == 1 and "checkpoint" in result.stdout
+
+
+def test_a_chain_re_signed_with_another_key_is_not_this_installations(db):
+    tamper(db, *DROP_GUARDS, "UPDATE pulses SET energy_j = energy_j / 2",
+           "UPDATE sessions SET total_energy_j = total_energy_j / 2")
+    _rebuild(db, resign_with=signing.new_key())
+    report = verify_database(db)
+    assert any("neither this machine's key nor one the site file trusts" in f.message
+               for f in report.findings), report.findings
+    assert _status(db, 1)[0][1] == "INVALID"
+
+
+def test_a_signoff_row_without_the_officers_key_is_invalid(db):
+    # The forger copies lso-01's approval of session 1 onto session 2 and writes a
+    # fresh-looking signature for lso-02, each with a chain link of its own.
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT user_id, printed_name, role, meaning, signed_utc, signature"
+                           " FROM signoffs WHERE session_id = 1").fetchone()
+        seal = conn.execute("SELECT id, hash FROM chain WHERE session_id = 2 AND kind = 'seal'"
+                            " ORDER BY id DESC LIMIT 1").fetchone()
+    forger = signing.new_key()
+    totals = (20, 0.0)
+    fake = KEYED + signing.sign(forger, signed_message(
+        "x", seal[0], seal[1], *totals, "lso-02", "Name of lso-02", "officer", "approved", "now"))
+    writer = chain.LogConnection(db)
+    with writer:
+        chain.insert(writer, "signoffs", [(2, *row[:5], seal[0], seal[1], row[5])],
+                     ("session_id", "user_id", "printed_name", "role", "meaning", "signed_utc",
+                      "chain_id", "chain_hash", "signature"), session_id=2, kind="signoff")
+        chain.insert(writer, "signoffs", [(2, "lso-02", "Name of lso-02", "officer", "approved",
+                                           "now", seal[0], seal[1], fake)],
+                     ("session_id", "user_id", "printed_name", "role", "meaning", "signed_utc",
+                      "chain_id", "chain_hash", "signature"), session_id=2, kind="signoff")
+    writer.close()
+    status = _status(db, 2)
+    assert [s[1] for s in status] == ["INVALID", "INVALID"]
+    assert "does not hold under lso-01's key" in status[0][2]
+    assert "does not hold under lso-02's key" in status[1][2]
+    report = verify_database(db)
+    assert any("not covered by a signed checkpoint" in f.message for f in report.findings)
+    result = cli("verify", "--db", str(db))
+    assert result.returncode == 1
+    assert "signature: session 2 approved by lso-02" in result.stdout, result.stdout
+    shown = cli("sessions", "show", "2", "--db", str(db))
+    assert "INVALID" in shown.stdout and "VALID  " not in shown.stdout
+
+
+def test_nobody_adds_a_user_without_an_administrators_or_officers_passphrase(db):
+    result = cli("users", "add", "lso-99", "--name", "Self Made", "--role", "officer",
+                 "--db", str(db), passphrase="my own passphrase")
+    assert_clean_error(result, "needs an administrator or officer")
+    result = cli("users", "add", "lso-99", "--name", "Self Made", "--role", "officer",
+                 "--as", "tech-01", "--db", str(db), passphrase="my own passphrase",
+                 env={"LASERLOG_AS_PASSPHRASE": PASSPHRASES["tech-01"]})
+    assert_clean_error(result, "needs an administrator or an officer")
+    result = cli("users", "add", "LSO-01", "--name", "Twin", "--role", "officer",
+                 "--as", "lso-01", "--db", str(db), passphrase="my own passphrase",
+                 env={"LASERLOG_AS_PASSPHRASE": PASSPHRASES["lso-01"]})
+    assert_clean_error(result, "already exists")
+
+
+def test_a_user_inserted_behind_laserlogs_back_authorises_nothing(db):
+    # The technician writes an officer of their own into user_changes, signed by their own
+    # key and claiming lso-01 authorised it, then signs their own session with it.
+    from laserlog.review.users import CHANGE_COLUMNS, change_message
+
+    key = signing.new_key()
+    sealed = signing.seal_key(key, "my own passphrase")
+    values = {"user_id": "lso-77", "change": "created", "name": "Fake Officer",
+              "role": "officer", "administrator": 0, "public_key_hex": signing.public_hex(key),
+              "sealed_key": sealed.blob, "by_user_id": "lso-01", "changed_utc": "now"}
+    values["signature"] = signing.sign(key, change_message(values))
+    writer = chain.LogConnection(db)
+    with writer:
+        chain.insert(writer, "users", [("lso-77", "Fake Officer", "officer", sealed.kdf,
+                                        sealed.salt_hex, sealed.check_hex, "now")],
+                     ("user_id", "name", "role", "kdf", "salt_hex", "key_hex", "created_utc"),
+                     kind="user")
+        chain.insert(writer, "user_changes", [tuple(values[c] for c in CHANGE_COLUMNS)],
+                     CHANGE_COLUMNS, kind="user_change")
+    writer.close()
+    listed = cli("users", "list", "--db", str(db))
+    assert "lso-77" in listed.stdout and "UNTRUSTED" in listed.stdout
+    result = cli("signoff", "1", "--meaning", "approved", "--user", "lso-77", "--db", str(db),
+                 passphrase="my own passphrase")
+    assert_clean_error(result, "cannot sign")
+
+
+def test_operator_ids_are_normalised_and_nobody_signs_their_own_session(db, tmp_path):
+    from laserlog.errors import SessionError
+
+    assert SessionInfo("  TECH-07 ", "C-1").validated().operator_id == "tech-07"
+    with pytest.raises(SessionError, match="not allowed"):
+        SessionInfo("tech-07.", "C-1").validated()
+    # Sessions recorded before IDs were normalised keep their text; they still compare.
+    tamper(db, "DROP TRIGGER sessions_fixed_details",
+           "UPDATE sessions SET operator_id = 'LSO-01.' WHERE id = 2")
+    with Store(db) as store:
+        from laserlog.review.signoff import SignoffError, check_signable
+
+        with pytest.raises(SignoffError, match="nobody signs a session they operated"):
+            check_signable(store.conn, 2, signer(store, "lso-01").user, "approved", "db")
+
+
+def test_revoked_users_sign_nothing_after_and_keep_what_they_signed_before(db):
+    result = cli("users", "revoke", "lso-01", "--as", "lso-02", "--db", str(db),
+                 env={"LASERLOG_AS_PASSPHRASE": PASSPHRASES["lso-02"]})
+    assert result.returncode == 0, result.stderr
+    assert _status(db, 1)[0][1] == "VALID"  # signed before the revocation
+    refused = cli("signoff", "2", "--meaning", "approved", "--user", "lso-01", "--db", str(db),
+                  passphrase=PASSPHRASES["lso-01"])
+    assert_clean_error(refused, "revoked")
+    assert "revoked" in cli("users", "list", "--db", str(db)).stdout
+
+
+def test_roles_change_by_authorisation_and_passphrases_reseal_the_same_key(db):
+    result = cli("users", "role", "tech-02", "officer", "--as", "lso-02", "--db", str(db),
+                 env={"LASERLOG_AS_PASSPHRASE": PASSPHRASES["lso-02"]})
+    assert result.returncode == 0, result.stderr
+    assert cli("signoff", "1", "--meaning", "approved", "--user", "tech-02", "--db", str(db),
+               passphrase=PASSPHRASES["tech-02"]).returncode == 0
+    changed = cli("users", "passphrase", "tech-02", "--db", str(db), passphrase="a new one 123",
+                  env={"LASERLOG_OLD_PASSPHRASE": PASSPHRASES["tech-02"]})
+    assert changed.returncode == 0, changed.stderr
+    with Store(db) as store:
+        from laserlog.review.users import AuthError, unlock
+
+        with pytest.raises(AuthError, match="wrong passphrase"):
+            unlock(store, "tech-02", PASSPHRASES["tech-02"])
+        assert unlock(store, "tech-02", "a new one 123").user.role == "officer"
+    assert [s[1] for s in _status(db, 1)] == ["VALID", "VALID"]
+    assert verify_database(db).ok
+
+
+def test_signoffs_from_before_keys_show_as_legacy_never_valid(db):
+    tamper(db, *DROP_GUARDS, "UPDATE signoffs SET signature = 'ab' || substr(signature, 11)")
+    status = _status(db, 1)
+    assert status[0][1] == "LEGACY" and "legacy (unkeyed)" in status[0][2]
