@@ -385,3 +385,28 @@ def test_bad_input_says_what_where_and_what_was_expected(central, tmp_path):
     assert_clean_error(_signoff(central.officer.replace("officer-pass", "wrong"), 2, "approved",
                                 "lso-02"), "refused the login")
     assert _central_rows(central.admin) == []
+
+
+def test_the_server_witnesses_a_chain_rebuilt_with_the_installation_key(central):
+    """Someone holding the file and the installation key rebuilds the chain so that every
+    link recomputes and every checkpoint holds: only the server's copy shows it."""
+    from test_forgery import DROP_GUARDS, _rebuild
+
+    from laserlog.storage import signing
+    from laserlog.storage.verify import verify_database
+
+    from reviewkit import tamper
+
+    assert cli("verify", "--witness", central.officer, "--db", str(central.db)).returncode == 0
+    key, _, _ = signing.installation_key(create=False)
+    tamper(central.db, *DROP_GUARDS, "UPDATE pulses SET energy_j = energy_j / 2",
+           "UPDATE sessions SET total_energy_j = total_energy_j / 2")
+    _rebuild(central.db, resign_with=key)
+    assert not any(f.kind == "checkpoint" for f in verify_database(central.db).findings)
+    witnessed = cli("verify", "--witness", central.officer, "--db", str(central.db))
+    assert witnessed.returncode == 1
+    assert "witness: link" in witnessed.stdout and "the chain was rebuilt" in witnessed.stdout
+    # The server knows which installation key this console signs with.
+    with psycopg.connect(central.admin) as pg:
+        keys = pg.execute("SELECT installation_keys FROM laserlog.consoles").fetchone()[0]
+    assert keys == signing.public_hex(key)

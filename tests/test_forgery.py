@@ -245,3 +245,54 @@ def test_signoffs_from_before_keys_show_as_legacy_never_valid(db):
     tamper(db, *DROP_GUARDS, "UPDATE signoffs SET signature = 'ab' || substr(signature, 11)")
     status = _status(db, 1)
     assert status[0][1] == "LEGACY" and "legacy (unkeyed)" in status[0][2]
+
+
+def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
+    """Schema 3: users with a bare scrypt check, a digest sign-off. After the upgrade the
+    sign-off is LEGACY, verify names the unsigned prefix, and the officer gets a key the
+    first time they give their passphrase, then signs VALID."""
+    import hashlib
+
+    from laserlog.storage.schema import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for number, script in enumerate(MIGRATIONS[:3], 1):
+        conn.executescript(script + f";PRAGMA user_version = {number};")
+    salt = bytes(16)
+    check = hashlib.scrypt(b"officer passphrase 1", salt=salt, n=2**14, r=8, p=1,
+                           maxmem=2**28, dklen=32)
+    conn.execute("INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+                 " VALUES ('lso-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1', ?, ?, 'then')",
+                 (salt.hex(), check.hex()))
+    for n in (1, 2):
+        conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
+                     " started_utc, ended_utc, status) VALUES (?, 'ps755-ref', 'p', 'tech-01',"
+                     " 'C-1', 'then', 'then', 'ended')", (f"uuid-{n}",))
+    conn.commit()
+    conn.close()
+    with Store(db) as store:  # the upgrade; seal both sessions as an older laserlog had
+        store.conn.execute("SELECT 1")
+    # Made by schema 3 code: seals without checkpoints, then a digest sign-off.
+    plain = sqlite3.connect(db)
+    with plain:
+        for n in (1, 2):
+            chain.seal(plain, n)
+        seal = plain.execute("SELECT id, hash FROM chain WHERE session_id = 1").fetchone()
+        chain.insert(plain, "signoffs", [(1, "lso-01", "Dr Old", "officer", "approved", "then",
+                                          seal[0], seal[1], "ab" * 32)],
+                     ("session_id", "user_id", "printed_name", "role", "meaning",
+                      "signed_utc", "chain_id", "chain_hash", "signature"), session_id=1,
+                     kind="signoff")
+    plain.close()
+    assert _status(db, 1)[0][1] == "LEGACY"
+    with Store(db) as store:
+        from laserlog.review.signoff import sign
+        from laserlog.review.users import unlock
+
+        officer = unlock(store, "lso-01", "officer passphrase 1")  # gets the key now
+        assert officer.user.public_key and officer.user.default_administrator
+        sign(store, 2, officer, "approved")
+    assert _status(db, 2)[0][1] == "VALID"
+    report = verify_database(db)
+    assert any("predate signed checkpoints" in n for n in report.notes), report.notes

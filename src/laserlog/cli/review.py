@@ -660,6 +660,13 @@ def cmd_site(args: argparse.Namespace) -> int:
             "limits": {k: list(v) for k, v in site.limits.items()},
             "profile_limits": {p: {k: list(v) for k, v in b.items()}
                                for p, b in site.profile_limits.items()}}
+    from laserlog.storage import signing
+
+    key, key_path, _ = signing.installation_key(create=False)
+    data["installation_key"] = {"path": str(key_path),
+                                "public": signing.public_hex(key) if key else None,
+                                "fingerprint": signing.fingerprint(signing.public_hex(key))
+                                if key else None}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -667,6 +674,9 @@ def cmd_site(args: argparse.Namespace) -> int:
     print(f"  calibration: every {site.calibration_interval_days:g} days, {site.calibration_shots}"
           f" shots, warn beyond {site.warn_deviation:.0%}, fail beyond {site.fail_deviation:.0%}")
     print(f"  profile ranges widened by {site.profile_tolerance:.0%}")
+    print(f"  installation key {key_path}: " + (
+        f"fingerprint {signing.fingerprint(signing.public_hex(key))} (keep it with the "
+        "officer's records)" if key else "none yet (made by the first recording here)"))
     for scope, bounds in [("all consoles", site.limits), *site.profile_limits.items()]:
         for column, (low, high) in sorted(bounds.items()):
             print(f"  {scope}: {column} min {low if low is not None else '-'} max "
