@@ -8,6 +8,7 @@ witness). A key found only in the database proves nothing about who wrote it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,20 @@ class Coverage:
     last_vouched: int = 0  # the newest link a trusted, valid checkpoint vouches for
 
 
+def _holds(found: tuple[int, str, str], trusted: set[str]) -> bool:
+    link_id, snapshot, prev_hash = found
+    cp = chain.read_checkpoint(link_id, snapshot)
+    return (cp.valid and cp.signed_link == link_id - 1 and cp.signed_hash == prev_hash
+            and (not trusted or cp.key in trusted))
+
+
+def _key_of(snapshot: str) -> str:
+    try:
+        return str(json.loads(snapshot)["key"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
 def _span_text(ids: list[int]) -> str:
     return f"link {ids[0]}" if len(ids) == 1 else f"links {ids[0]}-{ids[-1]}"
 
@@ -46,7 +61,20 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
     """Judge every checkpoint found by a chain walk, and the links no checkpoint covers."""
     out = Coverage()
     untrusted: dict[str, list[int]] = {}
-    for link_id, snapshot, prev_hash in checkpoints:
+    if checkpoints and _holds(checkpoints[-1], trusted):
+        # The newest checkpoint signs a hash that covers every link before it, the older
+        # checkpoints included: with the chain recomputing (the walk's job), they hold too.
+        # One signature to check instead of one per 10 s recorded.
+        for link_id, snapshot, _ in checkpoints:
+            key = _key_of(snapshot)
+            out.keys[key] = out.keys.get(key, 0) + 1
+            if trusted and key not in trusted:
+                untrusted.setdefault(key, []).append(link_id)
+        out.last_vouched = checkpoints[-1][0] - 1
+        checkpoints_to_judge: list[tuple[int, str, str]] = []
+    else:
+        checkpoints_to_judge = checkpoints
+    for link_id, snapshot, prev_hash in checkpoints_to_judge:
         cp = chain.read_checkpoint(link_id, snapshot)
         if not cp.valid:
             out.problems.append((link_id, f"checkpoint link {link_id} does not hold: its "
