@@ -360,13 +360,13 @@ def _session_html(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
     if sigs:
         rows = []
         for g in sigs:
-            state = "VALID" if g.valid else "INVALID"
-            rows.append([state, g.meaning, g.printed_name, f"{g.role}, {g.user_id}",
+            rows.append([g.status, g.meaning, g.printed_name, f"{g.role}, {g.user_id}",
                          g.signed_utc, f"seal link {g.chain_id}, {g.chain_hash[:16]}…",
                          g.reason or "-"])
         table = _table(["status", "meaning", "printed name", "role, ID", "signed (UTC)",
                         "bound to", "note"], rows)
-        table = table.replace("<td>INVALID</td>", '<td class="invalid">INVALID</td>')
+        for flagged in ("INVALID", "LEGACY"):
+            table = table.replace(f"<td>{flagged}</td>", f'<td class="invalid">{flagged}</td>')
         parts.append(table)
     else:
         parts.append("<p>Not signed.</p>")

@@ -433,7 +433,7 @@ def signoffs_report(conn: sqlite3.Connection, f: Filters, *, user: str | None,
                              "status": r["status"], "device": _device(r),
                              "operator": r["operator_id"], "client": r["client_ref"],
                              "signatures": " ".join(
-                                 f"{s.meaning}:{s.user_id}{'' if s.valid else '(INVALID)'}"
+                                 f"{s.meaning}:{s.user_id}{'' if s.valid else f'({s.status})'}"
                                  for s in sigs.get(r["id"], [])) or "-"})
         return Report("Ended sessions without a valid approval", columns, rows)
     columns = ["session", "started_utc", "operator", "client", "meaning", "signer", "role",
@@ -447,7 +447,7 @@ def signoffs_report(conn: sqlite3.Connection, f: Filters, *, user: str | None,
                          "operator": r["operator_id"], "client": r["client_ref"],
                          "meaning": s.meaning, "signer": s.printed_name, "role": s.role,
                          "user": s.user_id, "signed_utc": s.signed_utc,
-                         "status": "VALID" if s.valid else "INVALID", "reason": s.reason})
+                         "status": s.status, "reason": s.reason})
     return Report("Sign-offs", columns, rows)
 
 

@@ -35,29 +35,33 @@ def _review_conn(path: str) -> sqlite3.Connection:
     return conns[path]
 
 
-def _signature(path: str, signoff_id: int) -> tuple[bool, str]:
+def _signature(path: str, signoff_id: int) -> tuple[str, str]:
+    """Return a sign-off's status (VALID, INVALID, LEGACY) and the reason."""
     from laserlog.review.signoff import signatures
 
     conn = _review_conn(path)
     row = conn.execute("SELECT session_id FROM signoffs WHERE id = ?", (signoff_id,)).fetchone()
     if row is None:
-        return False, f"no signature {signoff_id}"
+        return "INVALID", f"no signature {signoff_id}"
     for sig in signatures(conn, [int(row[0])]).get(int(row[0]), []):
         if sig.id == signoff_id:
-            return sig.valid, sig.reason
-    return False, f"no signature {signoff_id}"
+            return sig.status, sig.reason
+    return "INVALID", f"no signature {signoff_id}"
 
 
 @hookimpl
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
-    """Add laserlog_signature_valid(id) and laserlog_signature_reason(id) to SQL."""
+    """Add laserlog_signature_valid(id), _status(id) and _reason(id) to SQL."""
     db = datasette.databases.get(database)
     path = getattr(db, "path", None)
     if not path:
         return
     conn.create_function("laserlog_signature_valid", 1,
-                         lambda sid: int(_signature(path, int(sid))[0]) if sid is not None
-                         else 0, deterministic=False)
+                         lambda sid: int(_signature(path, int(sid))[0] == "VALID")
+                         if sid is not None else 0, deterministic=False)
+    conn.create_function("laserlog_signature_status", 1,
+                         lambda sid: _signature(path, int(sid))[0] if sid is not None
+                         else "INVALID", deterministic=False)
     conn.create_function("laserlog_signature_reason", 1,
                          lambda sid: _signature(path, int(sid))[1] if sid is not None else "",
                          deterministic=False)

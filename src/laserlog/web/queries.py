@@ -123,7 +123,8 @@ def _report_link(id_sql: str) -> str:
 
 _SIGNATURES = """coalesce((SELECT group_concat(mark, ' ') FROM (
     SELECT g.meaning || ':' || g.user_id
-           || CASE WHEN laserlog_signature_valid(g.id) THEN '' ELSE '(INVALID)' END AS mark
+           || CASE WHEN laserlog_signature_valid(g.id) THEN ''
+                   ELSE '(' || laserlog_signature_status(g.id) || ')' END AS mark
     FROM signoffs g WHERE g.session_id = selected.id ORDER BY g.id)), '-')"""
 
 ENERGY_BY_SESSION = f"""{SESSIONS_CTE}SELECT id AS session, started_utc, status, device,
@@ -145,7 +146,7 @@ ORDER BY started_utc, id"""
 SIGNOFFS = f"""{SESSIONS_CTE}SELECT selected.id AS session, selected.started_utc,
   selected.operator_id AS operator, selected.client_ref AS client, g.meaning,
   g.printed_name AS signer, g.role, g.user_id AS user, g.signed_utc,
-  CASE WHEN laserlog_signature_valid(g.id) THEN 'VALID' ELSE 'INVALID' END AS status,
+  laserlog_signature_status(g.id) AS status,
   laserlog_signature_reason(g.id) AS reason, {_report_link('selected.id')} AS printable_report
 FROM selected JOIN signoffs g ON g.session_id = selected.id
 WHERE (:user = '' OR g.user_id = :user)
