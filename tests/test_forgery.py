@@ -245,6 +245,11 @@ def test_signoffs_from_before_keys_show_as_legacy_never_valid(db):
     tamper(db, *DROP_GUARDS, "UPDATE signoffs SET signature = 'ab' || substr(signature, 11)")
     status = _status(db, 1)
     assert status[0][1] == "LEGACY" and "legacy (unkeyed)" in status[0][2]
+    assert "LEGACY  approved" in cli("sessions", "show", "1", "--db", str(db)).stdout
+    report = json.loads(cli("report", "signoffs", "--format", "json", "--db", str(db)).stdout)
+    assert [r["status"] for r in report["rows"]] == ["LEGACY"]
+    unsigned = cli("report", "signoffs", "--unsigned", "--db", str(db)).stdout
+    assert "approved:lso-01(LEGACY)" in unsigned
 
 
 def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
