@@ -79,6 +79,9 @@ def add_user(url: str, user_id: str, name: str, role: str, passphrase: str) -> U
     name = validate_new_user(user_id, name, role, passphrase)
     user_id = validate_user_id(user_id)
     where = redact(url)
+    if role == "administrator":
+        raise LaserlogError(f"{where} has no administrator role: the database's owner manages "
+                            "the users who sign there (roles: technician, officer, engineer)")
     with _server(url, "add a user", "users on the server are added by the database's owner"
                  ) as pg:
         pg.execute("SELECT pg_advisory_xact_lock(hashtext('laserlog central users'))")
