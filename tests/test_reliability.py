@@ -30,6 +30,19 @@ def figure(name: str, **values: object) -> None:
     print(f"\n{name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
 
 
+def profile_at_rate(folder, rate_hz: float) -> str:
+    """Write ps755-ref declaring `rate_hz` as its top rate into `folder`; return the folder for
+    --profiles. A recorder in another process then believes the gaps a simulated console fired
+    that fast makes, as one given the simulator's own profile does."""
+    from laserlog.config.catalog import bundled_profiles_dir
+
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
+    folder.mkdir(exist_ok=True)
+    (folder / "ps755-ref.toml").write_text(
+        text.replace("[pulses]\n", f"[pulses]\nmax_rate_hz = {rate_hz}\n", 1))
+    return str(folder)
+
+
 def cpu_s(pid: int) -> float:
     """Return the user+system CPU seconds a process has used."""
     with open(f"/proc/{pid}/stat") as f:
@@ -74,6 +87,7 @@ def test_unplug_3s_mid_session_reconnects_within_1s_and_counts_the_gap(simulate,
     sim = simulate("ps755-ref", rate_hz=50, fire=True, faults=parse_spec("unplug=1.5+3"))
     db = tmp_path / "log.db"
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--profiles", profile_at_rate(tmp_path / "profiles", 50),
                              "--operator", "t1", "--client", "C-1", "--duration", "7",
                              "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -155,9 +169,10 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
     rng = random.Random(5)
     lost_ms: list[float] = []
     previous: int | None = None
+    profiles = profile_at_rate(tmp_path / "profiles", rate_hz)
     for trial in range(trials):
         args = [*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                "--db", str(db)]
+                "--profiles", profiles, "--db", str(db)]
         args += ["--resume"] if previous is not None else ["--operator", "t1", "--client", "C-1"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         session = trial + 1
@@ -188,8 +203,8 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
         previous = session
     # The last one is still 'recording' until the next start finds it interrupted.
     final = subprocess.run([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                            "--db", str(db), "--resume", "--pulses", "50"], capture_output=True,
-                           text=True, timeout=60)
+                            "--profiles", profiles, "--db", str(db), "--resume", "--pulses", "50"],
+                           capture_output=True, text=True, timeout=60)
     assert final.returncode == 0, final.stderr
     with sqlite3.connect(db) as conn:
         statuses = [r[0] for r in conn.execute("SELECT status FROM sessions ORDER BY id")]

@@ -185,6 +185,7 @@ class Recorder:
         # The console answers every read of the start (settings, counter, streaming) before
         # the session exists: a console that cannot (another profile's console, a broken
         # link) leaves no session behind to count in reports or to offer to --resume.
+        counter_read_unix_s = time.time()  # at the latest: a later time would believe less
         self.driver.start()
         self.session_id = self.store.create_session(
             device_id=device_id, profile_id=self.profile.id, port=self.port,
@@ -194,7 +195,9 @@ class Recorder:
             resumes_session_id=resumes)
         self.completer = PulseCompleter(self.profile, self.session_id, limits=limits)
         if resumes is not None:
-            self.completer.last_seq = self.store.last_seq(resumes)
+            last = self.store.last_pulse(resumes)
+            if last is not None:
+                self.completer.last_seq, self.completer.last_unix_s = last
             self.completer.blind = True
         self.writer = BatchWriter(self.store.path, self.session_id)
         db_file = os.stat(self.store.path)
@@ -207,6 +210,7 @@ class Recorder:
             self._event(event)
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start
+            self.completer.baseline_unix_s = counter_read_unix_s
         self.ingest(self.driver.poll(0.0))
         self.flush()
         return self.session_id

@@ -291,15 +291,15 @@ class Store:
                 "(a truncated WAL or a deleted tail). Keep both files for inspection, run "
                 "`laserlog verify`, and record into another --db meanwhile")
 
-    def last_seq(self, session_id: int) -> int | None:
-        """Return the sequence number of the last committed pulse of a session or, when it
-        has none, of the sessions it resumes."""
+    def last_pulse(self, session_id: int) -> tuple[int, float] | None:
+        """Return the sequence number and arrival time (Unix seconds) of the last committed
+        pulse of a session or, when it has none, of the sessions it resumes."""
         current: int | None = session_id
         while current is not None:
-            row = self.conn.execute("SELECT seq FROM pulses WHERE session_id = ? ORDER BY id DESC"
-                                    " LIMIT 1", (current,)).fetchone()
+            row = self.conn.execute("SELECT seq, received_unix_s FROM pulses WHERE session_id = ?"
+                                    " ORDER BY id DESC LIMIT 1", (current,)).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), float(row[1])
             link = self.conn.execute("SELECT resumes_session_id FROM sessions WHERE id = ?",
                                      (current,)).fetchone()
             current = link[0] if link else None
