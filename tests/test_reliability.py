@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import pwd
 import random
+import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -277,13 +282,74 @@ def test_corrupt_database_is_a_clear_error_and_is_left_alone(tmp_path):
     assert db.read_bytes() == bytes(data)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
-def test_read_only_database_is_a_clear_error(tmp_path):
-    db = tmp_path / "ro.db"
-    Store(db).close()
-    db.chmod(0o400)
-    with pytest.raises(StoreError, match="read-only"):
-        Store(db)
+#: Runs the command line from the Python of the tests' environment, whichever Python runs it.
+BOOT = ("import site, sys; site.addsitedir(sys.argv.pop(1)); from laserlog.cli.main import "
+        "main; sys.exit(main(sys.argv[1:]))")
+
+
+def laserlog_as_a_user() -> tuple[list[str], object]:
+    """Return the command line and a preexec_fn that run laserlog as a user who is not root:
+    this one, or nobody when the tests run as root (root writes read-only files anyway)."""
+    if os.geteuid() != 0:
+        return LASERLOG, None
+    nobody = pwd.getpwnam("nobody")
+
+    def demote() -> None:
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    # The tests' own Python may sit in root's home, where nobody cannot reach it.
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = sysconfig.get_paths()["purelib"]
+    for python in (sys.executable, shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")):
+        if python is None:
+            continue
+        argv = [python, "-c", BOOT, site]
+        try:
+            probe = subprocess.run([*argv, "--version"], capture_output=True, text=True,
+                                   preexec_fn=demote, cwd="/", timeout=60)
+        except PermissionError:
+            continue
+        if probe.returncode == 0:
+            return argv, demote
+    pytest.skip(f"no {version} that user nobody may run")
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+@pytest.mark.parametrize("command", ["record", "recover"])
+def test_a_read_only_database_is_one_message_exit_2_and_stays_as_it_was(where, command):
+    laserlog, preexec = laserlog_as_a_user()
+    owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
+    folder = Path(tempfile.mkdtemp(prefix="laserlog-ro-"))  # not tmp_path: root's, 0700
+    try:
+        db, spill = folder / "ro.db", folder / "spill.ndjson"
+        Store(db).close()
+        spill.write_text("")
+        spill.chmod(0o444)
+        if where == "file":  # the user's own database, made read-only, in the user's folder
+            for path in (folder, db, spill):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            db.chmod(0o400)
+            folder.chmod(0o700)
+        else:  # a database in a folder the user may not write
+            db.chmod(0o444)
+            folder.chmod(0o555)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        argv = {"record": ["record", "--profile", "ps755-ref", "--port", "/dev/null/none",
+                           "--operator", "tech-07", "--client", "C-1042"],
+                "recover": ["recover", str(spill)]}[command]
+        result = subprocess.run([*laserlog, *argv, "--db", str(db)], capture_output=True,
+                                text=True, timeout=60, preexec_fn=preexec, cwd="/",
+                                env={**os.environ, "HOME": str(folder)})
+        after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    finally:
+        folder.chmod(0o700)
+        shutil.rmtree(folder)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert f"cannot open database {db}" in result.stderr and "read-only" in result.stderr
+    assert after == before  # nothing created beside it, nothing changed in it
 
 
 def _fill_disk(rec: Recorder) -> None:

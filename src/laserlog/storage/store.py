@@ -153,6 +153,11 @@ def connect(path: str | Path, *, readonly: bool = False,
                 os.chmod(path, 0o600)  # whatever the umask
             else:
                 _tighten(path)
+                if not os.access(path, os.R_OK | os.W_OK):
+                    # SQLite would open it read-only without a word, and fail at the first
+                    # row a session writes.
+                    raise StoreError(f"cannot open database {path}: the file is read-only for "
+                                     "this user (check its permissions, or choose another --db)")
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
