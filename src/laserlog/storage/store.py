@@ -170,15 +170,26 @@ def connect(path: str | Path, *, readonly: bool = False,
     return conn
 
 
+def schema_version(conn: sqlite3.Connection, path: str | Path) -> int:
+    """Return a database's schema number; raise StoreError when a newer laserlog wrote it.
+
+    Every command that opens a database asks here, so each refuses a newer one in the same
+    words, before reading or changing anything.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
+                         f"reads (schema {SCHEMA_VERSION} and older): a newer laserlog wrote "
+                         "it; use that laserlog, or upgrade this one (nothing was changed)")
+    return version
+
+
 def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     """Bring the schema up to date; return the version it is now at."""
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(conn, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a laserlog database: {exc}") from None
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
-                         f"({SCHEMA_VERSION}); upgrade laserlog")
     for number in range(version + 1, SCHEMA_VERSION + 1):
         try:
             with conn:
@@ -225,7 +236,11 @@ class Store:
         if emptied:
             raise StoreError(emptied)
         self.conn = connect(self.path, readonly=readonly, create_dirs=create_dirs)
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = schema_version(self.conn, self.path)
+        except StoreError:
+            self.conn.close()
+            raise
         emptied = truncated(self.path, version)
         if emptied:
             self.conn.close()
