@@ -342,3 +342,27 @@ def test_a_database_from_a_newer_laserlog_is_one_same_message_for_every_command(
     assert said == {name: expected for name in said}
     assert db.read_bytes() == before
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("command, link_name", [
+    (["record", "--profile", "ps755-ref", "--port", "/dev/null/none", "--operator", "tech-07",
+      "--client", "C-1042", "--db", "{link}"], "log.db"),
+    (["sessions", "list", "--db", "{link}"], "log.db"),
+    (["profiles", "new", "my-console", "--dir", "{link}"], "profiles"),
+    (["profiles", "new", "my-console", "--dir", "{link}/deeper"], "profiles"),
+    (["export", "--format", "csv", "--session", "1", "--out", "{link}", "--db", "{db}"],
+     "out.csv"),
+])
+def test_a_path_that_is_a_link_to_nothing_is_one_message_and_nothing_is_made_through_it(
+        db, tmp_path, capsys, command, link_name):
+    target = tmp_path / "elsewhere" / link_name  # its folder is missing too
+    link = tmp_path / "links" / link_name
+    link.parent.mkdir()
+    link.symlink_to(target)
+    argv = [a.format(link=link, db=db) for a in command]
+    status, err = _run(argv, capsys)
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert f"{link} is a symbolic link to {target}, which does not exist" in err
+    assert "nothing was created through it" in err
+    assert not (tmp_path / "elsewhere").exists()
+    assert [p.name for p in link.parent.iterdir()] == [link_name]

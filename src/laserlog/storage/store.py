@@ -19,7 +19,7 @@ from itertools import chain as chain_rows
 from pathlib import Path
 from typing import Any, TypeVar
 
-from laserlog.config.files import private_folders
+from laserlog.config.files import dangling_link, private_folders
 from laserlog.errors import StoreError
 from laserlog.storage import chain
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
@@ -130,6 +130,10 @@ def connect(path: str | Path, *, readonly: bool = False,
     A new database and a new folder for it are private (0600, 0700) whatever the umask.
     """
     path = Path(path)
+    problem = dangling_link(path, "database", "a database file, or a path where nothing "
+                                              "exists yet")
+    if problem:
+        raise StoreError(problem)
     if path.exists() and not path.is_file():
         kind = "folder" if path.is_dir() else "special file (a device, FIFO or socket)"
         raise StoreError(f"database {path} is a {kind}; expected a database file")
