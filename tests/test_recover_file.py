@@ -162,3 +162,21 @@ def test_a_session_end_replaces_what_a_later_start_guessed(tmp_path):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status, ended_utc, end_reason FROM sessions").fetchone() == (
             "ended", "2025-01-01T10:00:00.000Z", "ended by operator")
+
+
+def test_a_recovery_file_saved_with_a_byte_order_mark_imports_as_any_laserlog_file(tmp_path):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_bytes(b"\xef\xbb\xbf" + json.dumps({"table": "pulses", "row": PULSE}).encode())
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    assert _counts(db) == (1, 1)
+
+
+def test_a_recovery_file_that_is_not_utf8_is_named_and_imports_nothing(tmp_path, capsys):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_bytes(b'{"table": "pulses"}\n\xff\n')
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    assert (f"recovery file {spill} is not UTF-8 text (byte 20); not a laserlog recovery file"
+            in capsys.readouterr().err)
+    assert _counts(db) == (0, 0)

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from laserlog.config.files import read_text
 from laserlog.errors import LaserlogError
 from laserlog.storage import chain
 from laserlog.storage.rows import (
@@ -100,15 +101,15 @@ def _row_ok(table: str, row: list) -> bool:
     return all(check(value) for check, value in zip(_COLUMN_CHECKS[table], row, strict=True))
 
 
-def _read(path: Path) -> bytes:
-    """Return a recovery file's bytes, refusing what is not a regular file of sane size."""
+def _read(path: Path) -> str:
+    """Return a recovery file's text (a leading BOM dropped, as from any laserlog text file),
+    refusing what is not a regular UTF-8 file of sane size."""
     try:
-        if not path.is_file():
-            raise LaserlogError(f"recovery file {path} is not a regular file")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise LaserlogError(f"recovery file {path} is larger than {MAX_FILE_BYTES} bytes; "
-                                "not a laserlog recovery file")
-        return path.read_bytes()
+        return read_text(path, "recovery file", max_bytes=MAX_FILE_BYTES)
+    except FileNotFoundError:
+        raise LaserlogError(f"recovery file {path} does not exist") from None
+    except ValueError as exc:
+        raise LaserlogError(f"{exc}; not a laserlog recovery file") from None
     except OSError as exc:
         raise LaserlogError(f"cannot read recovery file {path}: {exc.strerror}") from None
 
@@ -121,12 +122,7 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
     refused with its line number and nothing is imported.
     """
     path = Path(path)
-    data = _read(path)
-    try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise LaserlogError(f"{path}: not UTF-8 text at byte {exc.start}; not a laserlog "
-                            "recovery file") from None
+    lines = _read(path).splitlines()
     rows: dict[str, list[tuple]] = {name: [] for name in _WIDTH}
     first_line: dict[int, int] = {}
     for number, line in enumerate(lines, 1):
