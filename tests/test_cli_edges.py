@@ -7,6 +7,7 @@ traceback, hang, overwrite what exists, or create a file others can read.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -302,3 +303,66 @@ def test_a_transcript_path_that_is_empty_or_the_database_is_refused(db, capsys):
     assert status == 2 and "empty path" in err
     status, err = _run([*base, "--transcript", str(db)], capsys)
     assert status == 2 and "--transcript is the database file" in err
+
+
+NEWER_COMMANDS = [
+    ["record", "--profile", "ps755-ref", "--port", "/dev/null/none", "--operator", "tech-07",
+     "--client", "C-1042"],
+    ["recover", "{tmp}/spill.ndjson"],
+    ["sessions", "list"],
+    ["sessions", "show", "1"],
+    ["report", "energy"],
+    ["verify"],
+    ["export", "--format", "csv", "--session", "1", "--out", "{tmp}/out.csv"],
+    ["users", "list"],
+    ["signoff", "1", "--meaning", "reviewed", "--user", "lso-01"],
+    ["serve", "--port", "8799"],
+    ["sync", "--to", "postgresql://nobody@127.0.0.1:1/none"],
+]
+
+
+def test_a_database_from_a_newer_laserlog_is_one_same_message_for_every_command(
+        db, tmp_path, capsys):
+    from laserlog.storage.schema import SCHEMA_VERSION
+
+    newer = SCHEMA_VERSION + 1
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {newer}")
+    (tmp_path / "spill.ndjson").write_text("")
+    before = db.read_bytes()
+    said = {}
+    for command in NEWER_COMMANDS:
+        argv = [a.format(tmp=tmp_path) for a in command] + ["--db", str(db)]
+        status, err = _run(argv, capsys)
+        assert status == 2, (command, err)
+        said[" ".join(command[:2])] = err
+    expected = (f"laserlog: error: database {db} has schema {newer}, newer than this laserlog "
+                f"reads (schema {SCHEMA_VERSION} and older): a newer laserlog wrote it; use "
+                "that laserlog, or upgrade this one (nothing was changed)\n")
+    assert said == {name: expected for name in said}
+    assert db.read_bytes() == before
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("command, link_name", [
+    (["record", "--profile", "ps755-ref", "--port", "/dev/null/none", "--operator", "tech-07",
+      "--client", "C-1042", "--db", "{link}"], "log.db"),
+    (["sessions", "list", "--db", "{link}"], "log.db"),
+    (["profiles", "new", "my-console", "--dir", "{link}"], "profiles"),
+    (["profiles", "new", "my-console", "--dir", "{link}/deeper"], "profiles"),
+    (["export", "--format", "csv", "--session", "1", "--out", "{link}", "--db", "{db}"],
+     "out.csv"),
+])
+def test_a_path_that_is_a_link_to_nothing_is_one_message_and_nothing_is_made_through_it(
+        db, tmp_path, capsys, command, link_name):
+    target = tmp_path / "elsewhere" / link_name  # its folder is missing too
+    link = tmp_path / "links" / link_name
+    link.parent.mkdir()
+    link.symlink_to(target)
+    argv = [a.format(link=link, db=db) for a in command]
+    status, err = _run(argv, capsys)
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert f"{link} is a symbolic link to {target}, which does not exist" in err
+    assert "nothing was created through it" in err
+    assert not (tmp_path / "elsewhere").exists()
+    assert [p.name for p in link.parent.iterdir()] == [link_name]

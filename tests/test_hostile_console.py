@@ -134,6 +134,68 @@ def test_sequence_jumps_past_a_lifetime_of_shots_are_misreads_not_missing_pulses
     assert LIFETIME_SHOTS < 2**62 - 1
 
 
+# -- a pushed sequence number is held to the console's rate ---------------------------------
+def _pushed(lines: list[tuple[float, int]], *, baseline: tuple[int, float] | None = None,
+            profile=PROFILE) -> list[tuple[str, int | None, str]]:
+    """Complete pulse lines (arrival time s, sequence number) of one valid pulse each;
+    return the events as (kind, missing pulses, message)."""
+    from laserlog.domain.model import PulseReading
+    from laserlog.recording.completion import PulseCompleter
+
+    completer = PulseCompleter(profile, 1)
+    if baseline is not None:
+        completer.baseline_seq, completer.baseline_unix_s = baseline
+    events: list = []
+    for t, seq in lines:
+        row = completer.pulse(PulseReading(t, seq, 0.12, 0.955, 4.0, 650.0, handpiece=1), events)
+        assert row is not None
+    return [(e.kind, e.missing_pulses, e.message) for e in events]
+
+
+def test_a_pushed_jump_faster_than_the_console_fires_is_implausible_not_missing_pulses():
+    # ps755-ref fires at most 10 Hz: 0.1 s after pulse 100, 5000 cannot be the next one seen.
+    events = _pushed([(0.0, 100), (0.1, 5000), (0.2, 5001), (0.3, 5002)])
+    assert [(kind, missing) for kind, missing, _ in events] == [("counter_implausible", None)]
+    message = events[0][2]
+    assert "from 100 to 5000" in message and "at most 9 at 10 Hz" in message
+    assert "not 4899 lost pulses" in message
+
+
+def test_a_pushed_jump_the_console_could_have_fired_is_missing_pulses():
+    # 30 s after pulse 100 a 10 Hz console may have fired up to 1205 shots: 1100 is believed.
+    events = _pushed([(0.0, 100), (30.0, 1201), (30.1, 1202)])
+    assert [(kind, missing) for kind, missing, _ in events] == [("gap", 1100)]
+
+
+def test_a_few_dropped_pushed_lines_are_still_missing_pulses():
+    # Four lines dropped in a burst that arrived at once (no time between them).
+    events = _pushed([(0.0, 1), (0.0, 2), (0.0, 7), (0.1, 8)])
+    assert events == [("gap", 4, "4 pulse(s) missing between 2 and 7")]
+
+
+def test_a_flipped_digit_in_a_pushed_line_is_a_misread_and_counting_carries_on():
+    events = _pushed([(0.0, 154), (0.1, 100155), (0.2, 156), (0.3, 160)])
+    assert [(kind, missing) for kind, missing, _ in events] == [
+        ("counter_implausible", None), ("counter_misread", None), ("gap", 3)]
+    assert "sequence number 100155 between 154 and 156" in events[1][2]
+
+
+def test_a_pushed_jump_from_the_counter_at_start_is_held_to_the_rate_too():
+    assert [k for k, _, _ in _pushed([(0.5, 90_000)], baseline=(10, 0.0))] == [
+        "counter_implausible"]
+    assert _pushed([(0.5, 20)], baseline=(10, 0.0)) == [
+        ("gap", 9, "9 pulse(s) missing between the counter at start (10) and 20")]
+
+
+def test_a_profile_top_rate_decides_what_a_pushed_jump_may_be():
+    from dataclasses import replace
+
+    lines = [(0.0, 100), (0.1, 500)]  # 399 missing in 0.1 s
+    fast = replace(PROFILE, pulses=replace(PROFILE.pulses, max_rate_hz=1000))
+    assert [(k, n) for k, n, _ in _pushed(lines, profile=fast)] == [("gap", 399)]
+    assert [(k, n) for k, n, _ in _pushed(lines)] == [("counter_implausible", None)]
+
+
 # -- a polled shot counter is evidence, not truth ------------------------------------------
 class ScriptedCounter(Driver):
     """A polled console whose counter readings (and the time of each) the test writes."""

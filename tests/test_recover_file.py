@@ -121,3 +121,62 @@ def test_rows_the_recorder_could_not_have_written_are_refused(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert f"{spill}:1" in err and "Traceback" not in err
     assert _counts(db) == (0, 0)
+
+
+@pytest.mark.parametrize("row", [
+    [1, "2025-01-01T10:00:00.000Z", "deleted", "ended by operator"],  # no such status
+    [1, "yesterday", "ended", "ended by operator"],  # not a time
+    [1, "2025-01-01T10:00:00.000Z", "ended"],  # a column short
+])
+def test_a_session_end_that_is_not_one_imports_nothing(tmp_path, capsys, row):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_text(json.dumps({"table": "pulses", "row": PULSE}) + "\n"
+                     + json.dumps({"table": "session_end", "row": row}) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    assert f"{spill}:2: not a laserlog recovery line" in capsys.readouterr().err
+    assert _counts(db) == (0, 0)
+
+
+def test_a_session_end_never_replaces_the_end_its_recorder_wrote(tmp_path):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    with Store(db) as store:
+        store.end_session(1, "interrupted", "the recorder stopped: OverflowError")
+    spill.write_text(json.dumps({"table": "session_end", "row": [
+        1, "2025-01-01T10:00:00.000Z", "ended", "ended by operator"]}) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, end_reason FROM sessions").fetchone() == (
+            "interrupted", "the recorder stopped: OverflowError")
+
+
+def test_a_session_end_replaces_what_a_later_start_guessed(tmp_path):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    with Store(db) as store:
+        assert store.mark_interrupted("x") == [1]  # the next start found it 'recording'
+    spill.write_text(json.dumps({"table": "session_end", "row": [
+        1, "2025-01-01T10:00:00.000Z", "ended", "ended by operator"]}) + "\n")
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, ended_utc, end_reason FROM sessions").fetchone() == (
+            "ended", "2025-01-01T10:00:00.000Z", "ended by operator")
+
+
+def test_a_recovery_file_saved_with_a_byte_order_mark_imports_as_any_laserlog_file(tmp_path):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_bytes(b"\xef\xbb\xbf" + json.dumps({"table": "pulses", "row": PULSE}).encode())
+    assert main(["recover", str(spill), "--db", str(db)]) == 0
+    assert _counts(db) == (1, 1)
+
+
+def test_a_recovery_file_that_is_not_utf8_is_named_and_imports_nothing(tmp_path, capsys):
+    db, spill = tmp_path / "log.db", tmp_path / "spill.ndjson"
+    _db_with_session(db)
+    spill.write_bytes(b'{"table": "pulses"}\n\xff\n')
+    assert main(["recover", str(spill), "--db", str(db)]) == 2
+    assert (f"recovery file {spill} is not UTF-8 text (byte 20); not a laserlog recovery file"
+            in capsys.readouterr().err)
+    assert _counts(db) == (0, 0)

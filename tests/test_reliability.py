@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import pwd
 import random
+import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +33,19 @@ LASERLOG = [sys.executable, "-m", "laserlog"]
 def figure(name: str, **values: object) -> None:
     """Print a test's measured figures on one line: name: key=value ..."""
     print(f"\n{name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+
+
+def profile_at_rate(folder, rate_hz: float) -> str:
+    """Write ps755-ref declaring `rate_hz` as its top rate into `folder`; return the folder for
+    --profiles. A recorder in another process then believes the gaps a simulated console fired
+    that fast makes, as one given the simulator's own profile does."""
+    from laserlog.config.catalog import bundled_profiles_dir
+
+    text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
+    folder.mkdir(exist_ok=True)
+    (folder / "ps755-ref.toml").write_text(
+        text.replace("[pulses]\n", f"[pulses]\nmax_rate_hz = {rate_hz}\n", 1))
+    return str(folder)
 
 
 def cpu_s(pid: int) -> float:
@@ -74,6 +92,7 @@ def test_unplug_3s_mid_session_reconnects_within_1s_and_counts_the_gap(simulate,
     sim = simulate("ps755-ref", rate_hz=50, fire=True, faults=parse_spec("unplug=1.5+3"))
     db = tmp_path / "log.db"
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--profiles", profile_at_rate(tmp_path / "profiles", 50),
                              "--operator", "t1", "--client", "C-1", "--duration", "7",
                              "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -155,9 +174,10 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
     rng = random.Random(5)
     lost_ms: list[float] = []
     previous: int | None = None
+    profiles = profile_at_rate(tmp_path / "profiles", rate_hz)
     for trial in range(trials):
         args = [*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                "--db", str(db)]
+                "--profiles", profiles, "--db", str(db)]
         args += ["--resume"] if previous is not None else ["--operator", "t1", "--client", "C-1"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         session = trial + 1
@@ -188,8 +208,8 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
         previous = session
     # The last one is still 'recording' until the next start finds it interrupted.
     final = subprocess.run([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                            "--db", str(db), "--resume", "--pulses", "50"], capture_output=True,
-                           text=True, timeout=60)
+                            "--profiles", profiles, "--db", str(db), "--resume", "--pulses", "50"],
+                           capture_output=True, text=True, timeout=60)
     assert final.returncode == 0, final.stderr
     with sqlite3.connect(db) as conn:
         statuses = [r[0] for r in conn.execute("SELECT status FROM sessions ORDER BY id")]
@@ -262,13 +282,74 @@ def test_corrupt_database_is_a_clear_error_and_is_left_alone(tmp_path):
     assert db.read_bytes() == bytes(data)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
-def test_read_only_database_is_a_clear_error(tmp_path):
-    db = tmp_path / "ro.db"
-    Store(db).close()
-    db.chmod(0o400)
-    with pytest.raises(StoreError, match="read-only"):
-        Store(db)
+#: Runs the command line from the Python of the tests' environment, whichever Python runs it.
+BOOT = ("import site, sys; site.addsitedir(sys.argv.pop(1)); from laserlog.cli.main import "
+        "main; sys.exit(main(sys.argv[1:]))")
+
+
+def laserlog_as_a_user() -> tuple[list[str], object]:
+    """Return the command line and a preexec_fn that run laserlog as a user who is not root:
+    this one, or nobody when the tests run as root (root writes read-only files anyway)."""
+    if os.geteuid() != 0:
+        return LASERLOG, None
+    nobody = pwd.getpwnam("nobody")
+
+    def demote() -> None:
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    # The tests' own Python may sit in root's home, where nobody cannot reach it.
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = sysconfig.get_paths()["purelib"]
+    for python in (sys.executable, shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")):
+        if python is None:
+            continue
+        argv = [python, "-c", BOOT, site]
+        try:
+            probe = subprocess.run([*argv, "--version"], capture_output=True, text=True,
+                                   preexec_fn=demote, cwd="/", timeout=60)
+        except PermissionError:
+            continue
+        if probe.returncode == 0:
+            return argv, demote
+    pytest.skip(f"no {version} that user nobody may run")
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+@pytest.mark.parametrize("command", ["record", "recover"])
+def test_a_read_only_database_is_one_message_exit_2_and_stays_as_it_was(where, command):
+    laserlog, preexec = laserlog_as_a_user()
+    owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
+    folder = Path(tempfile.mkdtemp(prefix="laserlog-ro-"))  # not tmp_path: root's, 0700
+    try:
+        db, spill = folder / "ro.db", folder / "spill.ndjson"
+        Store(db).close()
+        spill.write_text("")
+        spill.chmod(0o444)
+        if where == "file":  # the user's own database, made read-only, in the user's folder
+            for path in (folder, db, spill):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            db.chmod(0o400)
+            folder.chmod(0o700)
+        else:  # a database in a folder the user may not write
+            db.chmod(0o444)
+            folder.chmod(0o555)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        argv = {"record": ["record", "--profile", "ps755-ref", "--port", "/dev/null/none",
+                           "--operator", "tech-07", "--client", "C-1042"],
+                "recover": ["recover", str(spill)]}[command]
+        result = subprocess.run([*laserlog, *argv, "--db", str(db)], capture_output=True,
+                                text=True, timeout=60, preexec_fn=preexec, cwd="/",
+                                env={**os.environ, "HOME": str(folder)})
+        after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    finally:
+        folder.chmod(0o700)
+        shutil.rmtree(folder)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert f"cannot open database {db}" in result.stderr and "read-only" in result.stderr
+    assert after == before  # nothing created beside it, nothing changed in it
 
 
 def _fill_disk(rec: Recorder) -> None:

@@ -79,13 +79,13 @@ def sync(db_path: str | Path, url: str, *, name: str | None = None, site: str | 
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    from laserlog.storage.store import connect
+    from laserlog.storage.store import connect, schema_version
 
     started = time.perf_counter()
     where = redact(url)
     lite = connect(db_path, readonly=True)  # raises StoreError naming a missing file
     try:
-        version = lite.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(lite, db_path)  # a newer laserlog's database: StoreError
     finally:
         lite.close()
     if version < STORE_SCHEMA:

@@ -47,13 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LaserlogError as exc:
         print(f"laserlog: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if str(exc):  # what the interruption left undone, when the command knows
+            print(f"laserlog: {exc}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        if not _locked(exc):
+        from laserlog.storage.store import BUSY_TIMEOUT_S, locked
+
+        if not locked(exc):
             raise
         from laserlog.cli.args import db_path
         from laserlog.storage.location import lock_holders
@@ -61,17 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = db_path(args) if hasattr(args, "db") else "the database"
         holders = lock_holders(path)
         named = f" ({'; '.join(holders)})" if holders else ""
-        from laserlog.storage.store import BUSY_TIMEOUT_S
-
         print(f"laserlog: error: database {path} is locked by another program{named}: waited "
               f"{BUSY_TIMEOUT_S:g} s and changed nothing; close that program (or let it finish) "
               "and try again", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-
-def _locked(exc: BaseException) -> bool:
-    """Tell SQLite's 'database is locked' (another program's write lock) from a real fault."""
-    import sqlite3
-
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc))

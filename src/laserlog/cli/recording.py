@@ -193,17 +193,25 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     # A --db in a folder that does not exist is more likely a typo than a wish.
     store = Store(db_file, create_dirs=not explicit_db)
+    store.interrupted = stop.is_set  # a signal ends a wait for another program's lock
+    store.waiting = lambda message: print(f"laserlog: {message}", file=sys.stderr, flush=True)
     try:
         recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link)
-        recorder.connect()
-        resumes = None
-        if resume is not None:
-            resumes, info = _resumed_info(store, port, resume, eyewear_checked, profile.id,
-                                          recorder.identity.serial if recorder.identity else None)
-        for interrupted in recorder.interrupted_sessions:
-            print(f"session {interrupted} on {port} was interrupted (its recorder stopped without "
-                  "ending it); `laserlog record --resume` continues it", file=sys.stderr)
-        session_id = recorder.start(info, resumes=resumes)
+        try:
+            recorder.connect()
+            resumes = None
+            if resume is not None:
+                resumes, info = _resumed_info(store, port, resume, eyewear_checked, profile.id,
+                                              recorder.identity.serial if recorder.identity
+                                              else None)
+            for interrupted in recorder.interrupted_sessions:
+                print(f"session {interrupted} on {port} was interrupted (its recorder stopped "
+                      "without ending it); `laserlog record --resume` continues it",
+                      file=sys.stderr)
+            session_id = recorder.start(info, resumes=resumes)
+        except BaseException:
+            recorder.close()  # no session: let go of the console and the port
+            raise
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
               "Ctrl-C ends it", file=sys.stderr)
@@ -312,6 +320,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     with Store(db_path(args), create_dirs=False) as store:
         counts = recover(args.file, store)
+    ended = counts.pop("session_end")
     print("recovered " + ", ".join(f"{n} {table}" for table, n in counts.items())
+          + (f" and ended {ended} session(s) as their recorder had" if ended else "")
           + f" into {db_path(args)}; the recovery file can now be archived")
     return 0

@@ -23,6 +23,22 @@ def private_folders(folder: Path) -> None:
         os.chmod(new, 0o700)
 
 
+def dangling_link(path: Path, what: str, expected: str) -> str | None:
+    """Return why `path` cannot be created when it, or a missing folder above it, is a
+    symbolic link to nothing (what is created there would appear wherever the link points);
+    None when it can. `what` names the path, `expected` what it should be."""
+    link = path
+    while not link.exists():
+        if link.is_symlink():
+            where = f"{path} is" if link == path else f"{path}: its folder {link} is"
+            return (f"{what} {where} a symbolic link to {os.readlink(link)}, which does not "
+                    f"exist; nothing was created through it (expected {expected})")
+        if link.parent == link:
+            break
+        link = link.parent
+    return None
+
+
 def new_private_file(path: Path, encoding: str = "utf-8") -> IO[str]:
     """Open a new file for writing, 0600; raise FileExistsError rather than replace one."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from laserlog.config.files import new_private_file, private_folders
+from laserlog.config.files import dangling_link, new_private_file, private_folders
 from laserlog.errors import LaserlogError
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -190,6 +190,10 @@ def _target(name: str, folder: Path) -> Path:
 
 
 def _write(path: Path, text: str) -> Path:
+    problem = dangling_link(path, "profile", "a new file in a folder, or where nothing exists "
+                                             "yet")
+    if problem:
+        raise LaserlogError(problem)
     try:
         if path.parent.exists() and not path.parent.is_dir():
             raise LaserlogError(f"{path.parent} is not a folder; nothing was written")

@@ -497,7 +497,8 @@ class Suite:
             completer.setting(SettingReading(0.0, name, value))
         events: list[EventRow] = []
         rows = [completer.pulse(r, events) for r in readings]
-        bad = [e for e in events if e.kind in ("invalid_pulse", "disagreement", "gap")]
+        bad = [e for e in events if e.kind in ("invalid_pulse", "disagreement", "gap",
+                                               "counter_implausible")]
         if any(row is None for row in rows) or bad:
             self._add("pulses", mode, FAIL, "; ".join(e.message for e in bad[:3]) or
                       "a pulse could not be completed into a row")

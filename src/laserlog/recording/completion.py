@@ -2,7 +2,8 @@
 
 Whichever two of energy, fluence and spot the console reports, the third is derived; when
 it reports all three they must agree within 5 %. Sequence numbers reveal lost pulses and
-console restarts. Plain floats only: this runs once per pulse.
+console restarts; a jump is believed as lost pulses only as far as the console could have
+fired since the last pulse line. Plain floats only: this runs once per pulse.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ from typing import TYPE_CHECKING
 from laserlog.config.profile import Handpiece, Profile
 from laserlog.domain import dosimetry
 from laserlog.domain.model import LinkEvent, PulseReading, SettingReading, StatusReading
-from laserlog.link.plausibility import INT64_MAX, LIFETIME_SHOTS, PulseGate
+from laserlog.link.plausibility import (
+    INT64_MAX,
+    LIFETIME_SHOTS,
+    PulseGate,
+    max_rate_hz,
+    plausible_shots,
+)
 from laserlog.storage.rows import EventRow, PulseRow
 
 if TYPE_CHECKING:
     from laserlog.recording.limits import LimitSet
+
+
+def _gap(t: float, missing: int, after: str, seq: int) -> EventRow:
+    """Return the event for pulses lost between a counter value (`after`) and seq."""
+    return EventRow(t, "gap", "warning", None,
+                    f"{missing} pulse(s) missing between {after} and {seq}",
+                    missing_pulses=missing)
+
 
 class PulseCompleter:
     """Complete pulses from settings and handpiece; detect gaps, resets, disagreements, faults."""
@@ -27,12 +42,20 @@ class PulseCompleter:
         self.session_id = session_id
         self.settings: dict[str, float] = {}
         self.last_seq: int | None = None
+        #: When the line with last_seq arrived (Unix seconds); None: not known.
+        self.last_unix_s: float | None = None
+        #: After a jump not believed: the sequence number before it and when it came, so a
+        #: next line carrying on from before shows the jump was a misread.
+        self._before_jump: tuple[int, float | None] | None = None
         self._last_reading: PulseReading | None = None
         #: Set while the recorder could not see the console (link down, recorder restarted):
         #: a counter that restarted meanwhile hides how many pulses came before the restart.
         self.blind = False
         #: The console's counter at the start: pulses fired before the first one seen are a gap.
         self.baseline_seq: int | None = None
+        #: When that counter was read (Unix seconds); None: not known.
+        self.baseline_unix_s: float | None = None
+        self._rate_hz = max_rate_hz(profile)
         self.fault_code = 0
         self.interlock_open = False
         self._fixed = profile.pulses.fixed
@@ -108,6 +131,48 @@ class PulseCompleter:
             last.beamlet_energy_j) == (r.energy_j, r.fluence_j_cm2, r.spot_mm,
                                        r.pulse_duration_ps, r.beamlet_energy_j)
 
+    def _most_shots(self, since_unix_s: float | None, t: float) -> tuple[int, str]:
+        """Return the most shots the console could have fired since a time, and why."""
+        if since_unix_s is None:
+            return LIFETIME_SHOTS, "more than a console fires in its life"
+        elapsed_s = max(0.0, t - since_unix_s)
+        most = min(LIFETIME_SHOTS, plausible_shots(self._rate_hz, elapsed_s))
+        return most, (f"more than the console can fire in {elapsed_s:.3g} s (at most {most} "
+                      f"at {self._rate_hz:g} Hz)")
+
+    def _jump(self, events: list[EventRow], t: float, last: int, last_unix_s: float | None,
+              seq: int, after: str) -> None:
+        """Report a sequence number past last + 1: lost pulses when the console could have
+        fired them since, else a misread (nothing credited, counting goes on from seq)."""
+        missing = seq - last - 1
+        most, why = self._most_shots(last_unix_s, t)
+        if missing <= most:
+            events.append(_gap(t, missing, after, seq))
+            return
+        self._before_jump = (last, last_unix_s)
+        events.append(EventRow(
+            t, "counter_implausible", "warning", None,
+            f"sequence number jumped from {after} to {seq}: {why}, so a misread, not "
+            f"{missing} lost pulses; counting goes on from {seq}"))
+
+    def _misread(self, events: list[EventRow], t: float,
+                 before_jump: tuple[int, float | None] | None, jumped: int, seq: int) -> bool:
+        """Tell whether seq carries on from before the jump just not believed (the jumped line
+        was a misread shot); if so, report it and any pulses lost around it."""
+        if before_jump is None:
+            return False
+        before, before_unix_s = before_jump
+        most, _ = self._most_shots(before_unix_s, t)
+        if not before < seq <= before + 1 + most:
+            return False
+        events.append(EventRow(t, "counter_misread", "warning", None,
+                               f"sequence number {jumped} between {before} and {seq}: a misread "
+                               "of one shot, not believed"))
+        missing = seq - before - 2  # the misread line was one of the shots in between
+        if missing > 0:
+            events.append(_gap(t, missing, str(before), seq))
+        return True
+
     def pulse(self, r: PulseReading, events: list[EventRow]) -> PulseRow | None:
         """Return the stored row for a pulse (None when it cannot be a pulse); append events."""
         t = r.received_unix_s
@@ -117,23 +182,14 @@ class PulseCompleter:
             return None
         if seq is not None:
             last = self.last_seq
-            if (last is None and self.baseline_seq is not None
-                    and self.baseline_seq + 1 < seq <= self.baseline_seq + 1 + LIFETIME_SHOTS):
-                missing = seq - self.baseline_seq - 1
-                events.append(EventRow(t, "gap", "warning", None,
-                                       f"{missing} pulse(s) missing between the counter at start "
-                                       f"({self.baseline_seq}) and {seq}", missing_pulses=missing))
-            if last is not None and seq != last + 1:
-                if seq > last + 1 + LIFETIME_SHOTS:
-                    events.append(EventRow(
-                        t, "counter_implausible", "warning", None,
-                        f"sequence number jumped from {last} to {seq}: more than a console fires "
-                        "in its life, so a misread, not lost pulses"))
-                elif seq > last + 1:
-                    missing = seq - last - 1
-                    events.append(EventRow(t, "gap", "warning", None,
-                                           f"{missing} pulse(s) missing between {last} and {seq}",
-                                           missing_pulses=missing))
+            before_jump, self._before_jump = self._before_jump, None
+            if last is None:
+                if self.baseline_seq is not None and seq > self.baseline_seq + 1:
+                    self._jump(events, t, self.baseline_seq, self.baseline_unix_s, seq,
+                               f"the counter at start ({self.baseline_seq})")
+            elif seq != last + 1 and not self._misread(events, t, before_jump, last, seq):
+                if seq > last + 1:
+                    self._jump(events, t, last, self.last_unix_s, seq, str(last))
                 elif seq == last and self._same_pulse(r):
                     events.append(EventRow(t, "duplicate", "warning", None,
                                            f"pulse {seq} reported twice; kept once"))
@@ -150,7 +206,7 @@ class PulseCompleter:
                         events.append(EventRow(t, "counter_reset", "warning", None,
                                                f"shot counter went back from {last} to {seq}: "
                                                "console restarted", missing_pulses=missing or None))
-            self.last_seq = seq
+            self.last_seq, self.last_unix_s = seq, t
             self._last_reading = r
             self.blind = False
         code = r.handpiece

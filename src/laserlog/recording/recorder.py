@@ -45,9 +45,16 @@ from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
 from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.sessionreview import session_review
-from laserlog.storage.rows import EventRow, PulseAt
-from laserlog.storage.store import Store
-from laserlog.storage.writer import FLUSH_INTERVAL_S, FLUSH_ROWS, Batch, BatchWriter
+from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
+from laserlog.storage.store import Store, locked, utc_now
+from laserlog.storage.writer import (
+    FLUSH_INTERVAL_S,
+    FLUSH_ROWS,
+    Batch,
+    BatchWriter,
+    LockPatience,
+    spill,
+)
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 _PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
@@ -190,6 +197,7 @@ class Recorder:
         # The console answers every read of the start (settings, counter, streaming) before
         # the session exists: a console that cannot (another profile's console, a broken
         # link) leaves no session behind to count in reports or to offer to --resume.
+        counter_read_unix_s = time.time()  # at the latest: a later time would believe less
         self.driver.start()
         self.session_id = self.store.create_session(
             device_id=device_id, profile_id=self.profile.id, port=self.port,
@@ -199,7 +207,9 @@ class Recorder:
             resumes_session_id=resumes)
         self.completer = PulseCompleter(self.profile, self.session_id, limits=limits)
         if resumes is not None:
-            self.completer.last_seq = self.store.last_seq(resumes)
+            last = self.store.last_pulse(resumes)
+            if last is not None:
+                self.completer.last_seq, self.completer.last_unix_s = last
             self.completer.blind = True
         self.writer = BatchWriter(self.store.path, self.session_id)
         db_file = os.stat(self.store.path)
@@ -212,12 +222,19 @@ class Recorder:
             self._event(event)
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start
+            self.completer.baseline_unix_s = counter_read_unix_s
         self.ingest(self.driver.poll(0.0))
         self.flush()
         return self.session_id
 
     def end(self, reason: str = "ended by operator", status: str = "ended") -> Totals:
-        """Stop pulses, commit everything and close the session with its totals."""
+        """Stop pulses, commit everything and close the session with its totals.
+
+        A database another program keeps locked gets time (writer.LockPatience: up to the
+        minute rows may wait, a second once a signal asks to stop); what it still cannot
+        take, rows and the session's end, goes to a recovery file that the StoreError
+        raised names: `laserlog recover` imports the rows and ends the session.
+        """
         if self.driver is not None and self._link_up:
             try:
                 self.driver.stop()
@@ -226,27 +243,66 @@ class Recorder:
                     self.ingest(last)
             except (PortError, ProtocolError):
                 pass
+        ending = (SessionEnd(self.session_id, utc_now(), status, reason)
+                  if self.session_id is not None else None)
+        rows_kept: StoreError | None = None
         try:
+            writer = self.writer
+            patience = LockPatience(writer.locked_since if writer is not None else None,
+                                    self.store.interrupted)
             try:
                 self.flush()
-                if self.writer is not None:
-                    self.writer.drain()
+                if writer is not None:
+                    writer.drain()
                     self._watch_writer()  # its last word on the disk goes in with the last rows
                     self.flush()
-                    self.writer.close()
-            except LaserlogError:
-                writer = self.writer
-                if writer is None or writer.error is None:
-                    raise  # a full disk: the error names the recovery file
-                raise self.fail(writer.error) from None  # it failed on the last rows
-            if self.session_id is not None:
-                self.store.recount(self.session_id)
-                self.store.end_session(self.session_id, status, reason)
+                    writer.close(end=ending, give_up=patience)
+            except LaserlogError as exc:
+                if writer is not None and writer.error is not None:
+                    raise self.fail(writer.error) from None  # it failed on the last rows
+                if ending is None or not isinstance(exc, StoreError):
+                    raise  # the database file deleted or replaced under the session
+                rows_kept = exc  # a full disk or a locked database: it names the recovery file
+            if ending is not None:
+                end_kept = self._close_session(ending, patience,
+                                               in_file=rows_kept is not None)
+                if end_kept is not None:
+                    raise StoreError(end_kept)
+            if rows_kept is not None:
+                raise rows_kept
         finally:
-            if self.link is not None:
-                self.link.close()
-            self._port_lock.release()
+            self.close()
         return self.totals
+
+    def _close_session(self, ending: SessionEnd, patience: LockPatience, *,
+                       in_file: bool) -> str | None:
+        """Write the session's totals and end. When the database cannot take them, keep the
+        end in a recovery file (unless `in_file`: the rows' file already holds it) and
+        return what to tell; None when the end is in the database."""
+        try:
+            self.store.recount(ending.session_id, give_up=patience)
+            self.store.end_session(ending.session_id, ending.status, ending.end_reason,
+                                   ended_utc=ending.ended_utc, give_up=patience)
+            return None
+        except sqlite3.Error as exc:
+            if in_file:
+                return None
+            path = self.store.path
+            kept = spill(path, ending.session_id, [], ending)
+            earlier = [str(file) for file, _ in self.writer.spilled] if self.writer else []
+            also = (f" (rows it could not commit earlier are in {', '.join(earlier)}: recover "
+                    "those too)" if earlier else "")
+            why = ("it stayed locked by another program" if locked(exc) else str(exc))
+            return (f"session {ending.session_id} could not be ended in {path} ({why}): its "
+                    f"end is kept in {kept}{also}; run `laserlog recover {kept} --db {path}` "
+                    "when the database is free, which ends the session")
+
+    def close(self) -> None:
+        """Let go of the console link and the port (end and fail do it themselves; call it
+        after a start that failed)."""
+        if self.link is not None:
+            self.link.close()
+        self._port_lock.release()
 
     def fail(self, error: BaseException) -> RecorderError:
         """End the session after a failure of the recorder's own: record why, keep every row
@@ -257,10 +313,15 @@ class Recorder:
         """
         message = f"the recorder stopped: {type(error).__name__}: {error}"[:500]
         spilled: Path | None = None
+        end_kept: str | None = None
+        ending = (SessionEnd(self.session_id, utc_now(), "interrupted", message)
+                  if self.session_id is not None else None)
         if self.session_id is not None:
             self._event(EventRow(time.time(), "recorder_error", "alarm", None, message))
         try:
             writer = self.writer
+            patience = LockPatience(writer.locked_since if writer is not None else None,
+                                    self.store.interrupted)
             if writer is not None:
                 if writer.error is None:
                     with contextlib.suppress(LaserlogError):
@@ -269,20 +330,16 @@ class Recorder:
                 writer.abandon(self._batch)
                 self._batch = Batch()
                 with contextlib.suppress(StoreError):
-                    writer.close()
+                    writer.close(end=ending, give_up=patience)
                 spilled = writer.recovery_file  # also when an earlier close wrote it
-            if self.session_id is not None:
-                with contextlib.suppress(LaserlogError, sqlite3.Error):
-                    self.store.recount(self.session_id)
-                    self.store.end_session(self.session_id, "interrupted", message)
+            if ending is not None:
+                end_kept = self._close_session(ending, patience, in_file=spilled is not None)
         finally:
-            if self.link is not None:
-                self.link.close()
-            self._port_lock.release()
+            self.close()
         kept = (f"; rows not committed are in {spilled}: run `laserlog recover {spilled}`"
                 if spilled else "")
         return RecorderError(f"session {self.session_id} stopped: {type(error).__name__}: "
-                             f"{error}{kept}")
+                             f"{error}{kept}" + (f"; {end_kept}" if end_kept else ""))
 
     # -- the loop --------------------------------------------------------------------------
     def step(self, timeout_s: float = 0.05) -> None:

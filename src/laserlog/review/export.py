@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from laserlog.config.files import dangling_link
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
 from laserlog.storage.store import utc_now
@@ -95,6 +96,9 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
     if not sessions:
         raise LaserlogError("no session matches: nothing to export")
     out = Path(out)
+    problem = dangling_link(out, "--out", "a new file name")
+    if problem:
+        raise LaserlogError(problem)
     if not out.parent.is_dir():
         raise LaserlogError(f"folder {out.parent} does not exist; nothing was written")
     if out.is_symlink() or out.exists():

@@ -10,10 +10,12 @@ import os
 import select
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile
+from laserlog.link.plausibility import max_rate_hz
 from laserlog.link.wire import SimPulse
 from laserlog.sim.console import Console
 from laserlog.sim.faults import FaultPlan, Scheduled
@@ -29,6 +31,10 @@ class Simulator:
     def __init__(self, profile: Profile, link_path: str | Path, *, seed: int = 0,
                  rate_hz: float | None = None, fire: bool = False,
                  max_pulses: int | None = None, faults: FaultPlan | None = None) -> None:
+        if rate_hz is not None and rate_hz > max_rate_hz(profile):
+            # A console fired faster than its profile's top rate is that fast: `profile` says
+            # so, or a recorder given it would not believe the gaps this console can make.
+            profile = replace(profile, pulses=replace(profile.pulses, max_rate_hz=rate_hz))
         self.profile = profile
         self.console = Console(profile, seed=seed, rep_rate_hz=rate_hz)
         self.device = driver_module(profile).Device(profile, self.console)

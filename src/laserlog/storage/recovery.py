@@ -1,4 +1,5 @@
-"""Import rows that a full disk forced into a recovery file back into the database."""
+"""Import rows that a full disk or a locked database forced into a recovery file back into
+the database, and end the session when the file holds the end its recorder could not write."""
 
 from __future__ import annotations
 
@@ -7,12 +8,26 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+from laserlog.config.files import read_text
 from laserlog.errors import LaserlogError
 from laserlog.storage import chain
-from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
-from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, Store
+from laserlog.storage.rows import (
+    EVENT_COLUMNS,
+    PULSE_COLUMNS,
+    SESSION_END_COLUMNS,
+    SETTING_COLUMNS,
+    SessionEnd,
+)
+from laserlog.storage.store import (
+    INSERT_EVENT,
+    INSERT_PULSE,
+    INSERT_SETTING,
+    LOST_RECORDER_REASON,
+    Store,
+)
 
 _TABLES = {"pulses": (INSERT_PULSE, len(PULSE_COLUMNS)), "events": (INSERT_EVENT, len(EVENT_COLUMNS)),
            "settings": (INSERT_SETTING, len(SETTING_COLUMNS))}
@@ -52,6 +67,16 @@ def _text(value: object, *, optional: bool = False) -> bool:
     return isinstance(value, str) or (optional and value is None)
 
 
+def _utc(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 #: Per table, what each column of a recovered row must be: what the recorder writes.
 _COLUMN_CHECKS = {
     "pulses": (_count, _count, _number, lambda v: _number(v, positive=True), _text,
@@ -63,7 +88,12 @@ _COLUMN_CHECKS = {
                _text, _count, lambda v: _count(v, optional=False, least=1),
                lambda v: _text(v, optional=True)),
     "settings": (_count, _number, _text, _number, _text),
+    "session_end": (lambda v: _count(v, optional=False, least=1), _utc,
+                    lambda v: v in ("ended", "interrupted"), _text),
 }
+#: Columns per line of each kind a recovery file holds.
+_WIDTH = {**{table: width for table, (_, width) in _TABLES.items()},
+          "session_end": len(SESSION_END_COLUMNS)}
 
 
 def _row_ok(table: str, row: list) -> bool:
@@ -71,15 +101,15 @@ def _row_ok(table: str, row: list) -> bool:
     return all(check(value) for check, value in zip(_COLUMN_CHECKS[table], row, strict=True))
 
 
-def _read(path: Path) -> bytes:
-    """Return a recovery file's bytes, refusing what is not a regular file of sane size."""
+def _read(path: Path) -> str:
+    """Return a recovery file's text (a leading BOM dropped, as from any laserlog text file),
+    refusing what is not a regular UTF-8 file of sane size."""
     try:
-        if not path.is_file():
-            raise LaserlogError(f"recovery file {path} is not a regular file")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise LaserlogError(f"recovery file {path} is larger than {MAX_FILE_BYTES} bytes; "
-                                "not a laserlog recovery file")
-        return path.read_bytes()
+        return read_text(path, "recovery file", max_bytes=MAX_FILE_BYTES)
+    except FileNotFoundError:
+        raise LaserlogError(f"recovery file {path} does not exist") from None
+    except ValueError as exc:
+        raise LaserlogError(f"{exc}; not a laserlog recovery file") from None
     except OSError as exc:
         raise LaserlogError(f"cannot read recovery file {path}: {exc.strerror}") from None
 
@@ -92,32 +122,30 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
     refused with its line number and nothing is imported.
     """
     path = Path(path)
-    data = _read(path)
-    try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise LaserlogError(f"{path}: not UTF-8 text at byte {exc.start}; not a laserlog "
-                            "recovery file") from None
-    rows: dict[str, list[tuple]] = {name: [] for name in _TABLES}
+    lines = _read(path).splitlines()
+    rows: dict[str, list[tuple]] = {name: [] for name in _WIDTH}
     first_line: dict[int, int] = {}
     for number, line in enumerate(lines, 1):
         try:
             item = json.loads(line)
             table, row = item["table"], item["row"]
-            if (table not in _TABLES or not isinstance(row, list)
-                    or len(row) != _TABLES[table][1] or not all(map(_value_ok, row))
+            if (table not in _WIDTH or not isinstance(row, list)
+                    or len(row) != _WIDTH[table] or not all(map(_value_ok, row))
                     or not _row_ok(table, row)):
                 raise ValueError(table)
         except (ValueError, KeyError, TypeError, RecursionError):
             raise LaserlogError(f"{path}:{number}: not a laserlog recovery line (expected "
-                                '{"table": "pulses"|"events"|"settings", "row": [...]}); '
-                                "nothing was imported") from None
+                                '{"table": "pulses"|"events"|"settings"|"session_end", '
+                                '"row": [...]}); nothing was imported') from None
         rows[table].append(tuple(row))
         first_line.setdefault(int(row[0]), number)
+    ends = {end.session_id: end for end in map(SessionEnd._make, rows.pop("session_end"))}
     # The rows themselves, not the file's bytes, say whether it was imported before: the same
     # rows with other line ends or spacing are the same rows.
-    canonical = json.dumps(sorted((table, list(r)) for table, table_rows in rows.items()
-                                  for r in table_rows), separators=(",", ":"))
+    canonical = json.dumps(sorted([(table, list(r)) for table, table_rows in rows.items()
+                                   for r in table_rows]
+                                  + [("session_end", list(end)) for end in ends.values()]),
+                           separators=(",", ":"))
     digest = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     done = store.conn.execute("SELECT session_id FROM events WHERE kind = 'recovered' AND raw = ?"
                               " LIMIT 1", (digest,)).fetchone()
@@ -132,18 +160,33 @@ def recover(path: str | Path, store: Store) -> dict[str, int]:
                                 f"in {store.path}; nothing was imported")
     per_session = Counter(int(r[0]) for table_rows in rows.values() for r in table_rows)
     try:
-        head = _insert(store, rows, sessions, per_session, digest, path.name)
+        head = _insert(store, rows, sessions, per_session, digest, path.name, set(ends))
     except sqlite3.IntegrityError as exc:
         raise LaserlogError(f"{path}: the database refuses its rows ({exc}); nothing was "
                             "imported") from None
     chain.write_anchor(store.path, head)
     for session_id in sessions:
         store.recount(session_id)
-    return {table: len(r) for table, r in rows.items()}
+    ended = 0
+    for end in ends.values():
+        ended += _end(store, end)
+    return {**{table: len(r) for table, r in rows.items()}, "session_end": ended}
+
+
+def _end(store: Store, end: SessionEnd) -> int:
+    """End a session as its recorder had, unless the database already holds an end that is
+    not merely a later start's guess (LOST_RECORDER_REASON); return 1 if it ended it."""
+    status, reason = store.conn.execute("SELECT status, end_reason FROM sessions WHERE id = ?",
+                                        (end.session_id,)).fetchone()
+    if status != "recording" and not (status == "interrupted" and reason == LOST_RECORDER_REASON):
+        return 0
+    store.end_session(end.session_id, end.status, end.end_reason, ended_utc=end.ended_utc)
+    return 1
 
 
 def _insert(store: Store, rows: dict[str, list[tuple]], sessions: set[int],
-            per_session: Counter[int], digest: str, name: str) -> chain.Head | None:
+            per_session: Counter[int], digest: str, name: str,
+            ends: set[int]) -> chain.Head | None:
     """Insert the rows, one chain link per session, in one transaction; return the head."""
     head = None
     now = time.time()
@@ -154,9 +197,10 @@ def _insert(store: Store, rows: dict[str, list[tuple]], sessions: set[int],
             for table, (sql, _) in _TABLES.items():
                 mine = [r for r in rows[table] if int(r[0]) == session_id]
                 if table == "events":
+                    ended = " and the session's end" if session_id in ends else ""
                     mine.append((session_id, now, "recovered", "info", None,
-                                 f"imported {per_session[session_id]} row(s) from recovery file "
-                                 f"{name}", None, 1, digest))
+                                 f"imported {per_session[session_id]} row(s){ended} from "
+                                 f"recovery file {name}", None, 1, digest))
                 if mine:
                     store.conn.executemany(sql, mine)
                 counts[table] = len(mine)

@@ -7,6 +7,7 @@ positions, so code reads `row[PulseAt.ENERGY_J]`, never `row[5]`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PULSE_COLUMNS = (
     "session_id", "seq", "received_unix_s", "pulse_duration_ps", "regime", "energy_j",
@@ -16,6 +17,8 @@ PULSE_COLUMNS = (
 EVENT_COLUMNS = ("session_id", "received_unix_s", "kind", "severity", "code", "message",
                  "missing_pulses", "count", "raw")
 SETTING_COLUMNS = ("session_id", "received_unix_s", "name", "value", "unit")
+#: A session's end kept in a recovery file when the database could not take it.
+SESSION_END_COLUMNS = ("session_id", "ended_utc", "status", "end_reason")
 
 #: A pulse row: one value per PULSE_COLUMNS entry, in that order.
 PulseRow = tuple
@@ -51,3 +54,12 @@ class EventRow:
     missing_pulses: int | None = None
     count: int = 1
     raw: str | None = None
+
+
+class SessionEnd(NamedTuple):
+    """How a session ended (see SESSION_END_COLUMNS): what `Store.end_session` writes."""
+
+    session_id: int
+    ended_utc: str
+    status: str
+    end_reason: str

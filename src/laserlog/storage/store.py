@@ -10,14 +10,16 @@ import os
 import sqlite3
 import stat
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from itertools import chain as chain_rows
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from laserlog.config.files import private_folders
+from laserlog.config.files import dangling_link, private_folders
 from laserlog.errors import StoreError
 from laserlog.storage import chain, signing
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
@@ -25,6 +27,13 @@ from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: How long a connection waits for another program's write lock before it gives up.
 BUSY_TIMEOUT_S = 10.0
+#: How long one attempt of `Store.write` waits for that lock: between attempts a signal
+#: (Ctrl-C, SIGTERM) is honoured, which SQLite's own wait would ignore.
+LOCK_ATTEMPT_S = 0.2
+#: Why a session left 'recording' by a recorder that died is marked interrupted.
+LOST_RECORDER_REASON = "recorder stopped without ending the session"
+
+T = TypeVar("T")
 
 INSERT_PULSE = f"INSERT INTO pulses ({', '.join(PULSE_COLUMNS)}) VALUES ({', '.join('?' * len(PULSE_COLUMNS))})"
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
@@ -71,6 +80,20 @@ def default_db_path() -> Path:
     return Path(user_data_dir("laserlog", appauthor=False)) / "laserlog.db"
 
 
+def locked(exc: BaseException) -> bool:
+    """Tell SQLite's 'database is locked' (another program's write lock) from a real fault."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
+def _never() -> bool:
+    return False
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
 def _explain(exc: BaseException) -> str:
     """Return what an SQLite or OS error means for the person at the console."""
     text = str(exc)
@@ -107,6 +130,10 @@ def connect(path: str | Path, *, readonly: bool = False,
     A new database and a new folder for it are private (0600, 0700) whatever the umask.
     """
     path = Path(path)
+    problem = dangling_link(path, "database", "a database file, or a path where nothing "
+                                              "exists yet")
+    if problem:
+        raise StoreError(problem)
     if path.exists() and not path.is_file():
         kind = "folder" if path.is_dir() else "special file (a device, FIFO or socket)"
         raise StoreError(f"database {path} is a {kind}; expected a database file")
@@ -130,6 +157,11 @@ def connect(path: str | Path, *, readonly: bool = False,
                 os.chmod(path, 0o600)  # whatever the umask
             else:
                 _tighten(path)
+                if not os.access(path, os.R_OK | os.W_OK):
+                    # SQLite would open it read-only without a word, and fail at the first
+                    # row a session writes.
+                    raise StoreError(f"cannot open database {path}: the file is read-only for "
+                                     "this user (check its permissions, or choose another --db)")
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                    factory=chain.LogConnection)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -145,15 +177,26 @@ def connect(path: str | Path, *, readonly: bool = False,
     return conn
 
 
+def schema_version(conn: sqlite3.Connection, path: str | Path) -> int:
+    """Return a database's schema number; raise StoreError when a newer laserlog wrote it.
+
+    Every command that opens a database asks here, so each refuses a newer one in the same
+    words, before reading or changing anything.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
+                         f"reads (schema {SCHEMA_VERSION} and older): a newer laserlog wrote "
+                         "it; use that laserlog, or upgrade this one (nothing was changed)")
+    return version
+
+
 def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     """Bring the schema up to date; return the version it is now at."""
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(conn, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a laserlog database: {exc}") from None
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
-                         f"({SCHEMA_VERSION}); upgrade laserlog")
     for number in range(version + 1, SCHEMA_VERSION + 1):
         try:
             with conn:
@@ -190,13 +233,21 @@ class Store:
                  create_dirs: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        #: Tells `write` that a signal asks the program to stop (a front end sets it).
+        self.interrupted: Callable[[], bool] = _never
+        #: Told once per `write` that waits for another program's lock, with what to show.
+        self.waiting: Callable[[str], None] = _ignore
         # A zero-byte file has schema 0; check it before opening, which would give it a header.
         emptied = (truncated(self.path, 0)
                    if self.path.is_file() and self.path.stat().st_size == 0 else None)
         if emptied:
             raise StoreError(emptied)
         self.conn = connect(self.path, readonly=readonly, create_dirs=create_dirs)
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = schema_version(self.conn, self.path)
+        except StoreError:
+            self.conn.close()
+            raise
         emptied = truncated(self.path, version)
         if emptied:
             self.conn.close()
@@ -226,37 +277,88 @@ class Store:
         return sqlite_utils.Database(self.conn)
 
     # -- writes (small and rare: the pulse path goes through the writer) -------------------
+    def write(self, transaction: Callable[[], T], *,
+              give_up: Callable[[], bool] | None = None) -> T:
+        """Run a write transaction, waiting for another program's write lock in attempts of
+        LOCK_ATTEMPT_S, so a signal is honoured while it waits.
+
+        It waits up to BUSY_TIMEOUT_S, and a signal (`interrupted`) ends the wait with
+        KeyboardInterrupt; or, given `give_up`, until that says to stop. Then the lock's
+        error is raised; `transaction` rolls back what it did when it fails. `waiting` is
+        told when the wait begins.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        told = False
+        self.conn.execute(f"PRAGMA busy_timeout={int(LOCK_ATTEMPT_S * 1000)}")
+        try:
+            while True:
+                try:
+                    return transaction()
+                except sqlite3.OperationalError as exc:
+                    if not locked(exc):
+                        raise
+                    if not told:
+                        told = True
+                        self.waiting(f"database {self.path} is locked by another program: "
+                                     "waiting for it to let go (Ctrl-C stops waiting)")
+                    if give_up is not None:
+                        if give_up():
+                            raise
+                    elif self.interrupted():
+                        raise KeyboardInterrupt(
+                            f"interrupted while waiting for another program's write lock on "
+                            f"{self.path}; nothing more was written") from None
+                    elif time.monotonic() >= deadline:
+                        raise
+                time.sleep(0.01)  # an attempt refused at once (a stale snapshot) must not spin
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
     def device_id(self, profile_id: str, model: str, serial: str, firmware: str) -> int:
         """Return the id of this console, recording it the first time it is seen."""
-        with self.conn:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO devices (profile_id, model, serial, firmware, first_seen_utc)"
-                " VALUES (?, ?, ?, ?, ?)", (profile_id, model, serial, firmware, utc_now()))
-            row = self.conn.execute("SELECT id FROM devices WHERE profile_id = ? AND serial = ?",
-                                    (profile_id, serial)).fetchone()
-        return int(row[0])
+        def transaction() -> int:
+            with self.conn:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO devices (profile_id, model, serial, firmware,"
+                    " first_seen_utc) VALUES (?, ?, ?, ?, ?)",
+                    (profile_id, model, serial, firmware, utc_now()))
+                row = self.conn.execute("SELECT id FROM devices WHERE profile_id = ? AND"
+                                        " serial = ?", (profile_id, serial)).fetchone()
+            return int(row[0])
+
+        return self.write(transaction)
 
     def create_session(self, *, device_id: int | None, profile_id: str, port: str,
                        operator_id: str, client_ref: str, area: str | None,
                        skin_type: str | None, eyewear_checked: bool,
                        checklist_json: str | None, resumes_session_id: int | None = None) -> int:
         """Record the start of a session and return its id."""
-        with self.conn:
-            cur = self.conn.execute(
-                "INSERT INTO sessions (uuid, device_id, profile_id, port, operator_id, client_ref,"
-                " area, skin_type, eyewear_checked, checklist_json, started_utc, resumes_session_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref, area,
-                 skin_type, int(eyewear_checked), checklist_json, utc_now(), resumes_session_id))
-        return int(cur.lastrowid or 0)
+        def transaction() -> int:
+            with self.conn:
+                cur = self.conn.execute(
+                    "INSERT INTO sessions (uuid, device_id, profile_id, port, operator_id,"
+                    " client_ref, area, skin_type, eyewear_checked, checklist_json, started_utc,"
+                    " resumes_session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref,
+                     area, skin_type, int(eyewear_checked), checklist_json, utc_now(),
+                     resumes_session_id))
+            return int(cur.lastrowid or 0)
 
-    def end_session(self, session_id: int, status: str, reason: str) -> None:
-        """Mark a session ended (or interrupted) now."""
-        with self.conn:
-            self.conn.execute("UPDATE sessions SET ended_utc = ?, status = ?, end_reason = ?"
-                              " WHERE id = ?", (utc_now(), status, reason, session_id))
-            head = chain.seal(self.conn, session_id)  # the session as it ended, into the chain
-        chain.write_anchor(self.path, head)
+        return self.write(transaction)
+
+    def end_session(self, session_id: int, status: str, reason: str, *,
+                    ended_utc: str | None = None,
+                    give_up: Callable[[], bool] | None = None) -> None:
+        """Mark a session ended (or interrupted), now or at `ended_utc`; see `write` for
+        `give_up`."""
+        def transaction() -> chain.Head | None:
+            with self.conn:
+                self.conn.execute("UPDATE sessions SET ended_utc = ?, status = ?, end_reason = ?"
+                                  " WHERE id = ?", (ended_utc or utc_now(), status, reason,
+                                                    session_id))
+                return chain.seal(self.conn, session_id)  # the session as it ended, chained
+
+        chain.write_anchor(self.path, self.write(transaction, give_up=give_up))
 
     def mark_interrupted(self, port: str) -> list[int]:
         """Mark sessions left 'recording' on a port by a recorder that died; return their ids.
@@ -268,7 +370,7 @@ class Store:
         ids = [int(r[0]) for r in rows]
         for session_id in ids:
             self.recount(session_id)
-            self.end_session(session_id, "interrupted", "recorder stopped without ending the session")
+            self.end_session(session_id, "interrupted", LOST_RECORDER_REASON)
         return ids
 
     def check_complete(self) -> None:
@@ -294,15 +396,15 @@ class Store:
                 "(a truncated WAL or a deleted tail). Keep both files for inspection, run "
                 "`laserlog verify`, and record into another --db meanwhile")
 
-    def last_seq(self, session_id: int) -> int | None:
-        """Return the sequence number of the last committed pulse of a session or, when it
-        has none, of the sessions it resumes."""
+    def last_pulse(self, session_id: int) -> tuple[int, float] | None:
+        """Return the sequence number and arrival time (Unix seconds) of the last committed
+        pulse of a session or, when it has none, of the sessions it resumes."""
         current: int | None = session_id
         while current is not None:
-            row = self.conn.execute("SELECT seq FROM pulses WHERE session_id = ? ORDER BY id DESC"
-                                    " LIMIT 1", (current,)).fetchone()
+            row = self.conn.execute("SELECT seq, received_unix_s FROM pulses WHERE session_id = ?"
+                                    " ORDER BY id DESC LIMIT 1", (current,)).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), float(row[1])
             link = self.conn.execute("SELECT resumes_session_id FROM sessions WHERE id = ?",
                                      (current,)).fetchone()
             current = link[0] if link else None
@@ -315,8 +417,12 @@ class Store:
                           " ORDER BY s.id DESC LIMIT 1", (port,))
         return rows[0] if rows else None
 
-    def recount(self, session_id: int) -> None:
-        """Recompute a session's aggregates from its committed pulses and events."""
+    def recount(self, session_id: int, *, give_up: Callable[[], bool] | None = None) -> None:
+        """Recompute a session's aggregates from its committed pulses and events; see `write`
+        for `give_up`."""
+        self.write(lambda: self._recount(session_id), give_up=give_up)
+
+    def _recount(self, session_id: int) -> None:
         with self.conn:
             self.conn.execute(
                 """UPDATE sessions SET

@@ -484,7 +484,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
     `workers` processes walk the chain (default: one per core, up to 4, for chains of
     PARALLEL_MIN_LINKS links or more; else 1).
     """
-    from laserlog.storage.store import connect
+    from laserlog.storage.store import connect, schema_version
 
     started = time.perf_counter()
     path = Path(path)
@@ -502,7 +502,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
     conn = connect(path, readonly=True)
     try:
         conn.execute("BEGIN")  # one snapshot for every query below
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(conn, path)  # a newer laserlog's database: StoreError
         if version < SCHEMA_VERSION:
             conn.rollback()
             from laserlog.storage.store import truncated

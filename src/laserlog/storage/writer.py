@@ -14,13 +14,21 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from laserlog.errors import StoreError
 from laserlog.storage import chain
-from laserlog.storage.rows import PulseAt
-from laserlog.storage.store import INSERT_EVENT, INSERT_PULSE, INSERT_SETTING, connect, insert_rows
+from laserlog.storage.rows import PulseAt, SessionEnd
+from laserlog.storage.store import (
+    INSERT_EVENT,
+    INSERT_PULSE,
+    INSERT_SETTING,
+    connect,
+    insert_rows,
+    locked,
+)
 
 #: Batches handed over but not yet committed, at most.
 MAX_QUEUED_BATCHES = 4
@@ -34,6 +42,9 @@ BUSY_TIMEOUT_MS = 200
 #: they go to a recovery file too, and the session goes on.
 LOCKED_SPILL_S = 60.0
 LOCKED_SPILL_ROWS = 100_000
+#: Once a signal asks the program to stop, the end of a session waits this long at most
+#: for a locked database before its rows and its end go to a recovery file.
+SIGNAL_LOCK_WAIT_S = 1.0
 
 #: Hand a batch to the writer after this long or this many rows, whichever comes first.
 FLUSH_INTERVAL_S = 0.1
@@ -73,6 +84,24 @@ WHERE id = :session
 """
 
 
+class LockPatience:
+    """Tell the end of a session when to stop waiting for a database another program keeps
+    locked: rows wait LOCKED_SPILL_S in all (from when the lock began), and no more than
+    SIGNAL_LOCK_WAIT_S once a signal asks the program to stop. Call it: True means give up."""
+
+    def __init__(self, locked_since: float | None, interrupted: Callable[[], bool]) -> None:
+        self.began = locked_since if locked_since is not None else time.monotonic()
+        self.interrupted = interrupted
+        self.signalled: float | None = None
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self.signalled is None and self.interrupted():
+            self.signalled = now
+        return now >= self.began + LOCKED_SPILL_S or (
+            self.signalled is not None and now >= self.signalled + SIGNAL_LOCK_WAIT_S)
+
+
 class BatchWriter:
     """The writer thread and its queue of batches."""
 
@@ -90,6 +119,7 @@ class BatchWriter:
         self.locked_since: float | None = None
         #: Recovery files written while the database stayed locked, and their row count.
         self.spilled: list[tuple[Path, int]] = []
+        self._closing = False  # close spills what waits, with the session's end
         self._pending: list[Batch] = []
         # Bounded: a reader faster than the disk waits here (the console's bytes wait in the
         # port's buffer) instead of queueing batches until memory runs out.
@@ -119,26 +149,34 @@ class BatchWriter:
         if len(batch):
             self._pending.append(batch)
 
-    def close(self) -> None:
-        """Commit what is queued and stop the thread.
+    def close(self, *, end: SessionEnd | None = None,
+              give_up: Callable[[], bool] | None = None) -> None:
+        """Commit what is queued and stop the thread; while another program holds the
+        write lock, wait (retrying) until `give_up` says to stop.
 
         Rows that cannot be committed (a full disk, a database still locked, a failed
-        writer) go to a recovery file beside the database, for `laserlog recover`; the
-        error then names it. Nothing is dropped silently.
+        writer) go to a recovery file beside the database, for `laserlog recover`, with the
+        session's `end` (recover then ends the session); the error then names it. Nothing
+        is dropped silently.
         """
+        self._closing = True
+        while (give_up is not None and self._pending and self.locked_since is not None
+               and self.error is None and not give_up()):
+            time.sleep(0.05)  # the writer thread retries every DISK_FULL_RETRY_S
         self._queue.put(None)
         self._thread.join(timeout=5)
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._pending:
-            self.recovery_file = spill(self.path, self.session_id, self._pending)
+            self.recovery_file = spill(self.path, self.session_id, self._pending, end)
             self._pending = []
             why = (f"writing to {self.path} failed ({_named(self.error)})" if self.error is not None
                    else f"the disk holding {self.path} is full" if self.disk_full
                    else f"{self.path} stayed locked by another program")
-            raise StoreError(f"{why}: the session's last rows are kept in "
-                             f"{self.recovery_file}; then run "
-                             f"`laserlog recover {self.recovery_file} --db {self.path}`")
+            raise StoreError(f"{why}: the session's last rows{' and its end' if end else ''} "
+                             f"are kept in {self.recovery_file}; then run "
+                             f"`laserlog recover {self.recovery_file} --db {self.path}`"
+                             + (", which ends the session" if end else ""))
         self._raise_if_failed()
 
     @property
@@ -180,10 +218,9 @@ class BatchWriter:
             try:
                 self._commit(self._conn, self._pending[0])
             except sqlite3.OperationalError as exc:
-                text = str(exc)
-                if "full" in text:
+                if "full" in str(exc):
                     self.disk_full = True
-                elif "locked" in text or "busy" in text:
+                elif locked(exc):
                     self._locked()
                 else:
                     self.error = exc
@@ -201,6 +238,8 @@ class BatchWriter:
         now = time.monotonic()
         if self.locked_since is None:
             self.locked_since = now
+        if self._closing:
+            return  # close spills what waits, in one file with the session's end
         if now - self.locked_since >= LOCKED_SPILL_S or self.waiting_rows >= LOCKED_SPILL_ROWS:
             rows = self.waiting_rows
             self.spilled.append((spill(self.path, self.session_id, self._pending), rows))
@@ -243,8 +282,10 @@ def _named(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def spill(db_path: Path, session_id: int, batches: list[Batch]) -> Path:
-    """Write batches that could not be committed to a recovery file (JSON lines, fsynced)."""
+def spill(db_path: Path, session_id: int, batches: list[Batch],
+          end: SessionEnd | None = None) -> Path:
+    """Write batches that could not be committed, and the session's end if it could not be
+    written either, to a recovery file (JSON lines, fsynced)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
     target = db_path.with_name(f"{db_path.name}.recovery-{session_id}-{stamp}.ndjson")
     try:
@@ -259,6 +300,8 @@ def spill(db_path: Path, session_id: int, batches: list[Batch]) -> Path:
                                 ("settings", batch.settings)):
                 for row in rows:
                     out.write(json.dumps({"table": table, "row": list(row)}) + "\n")
+        if end is not None:  # last: recover ends the session after its rows are in
+            out.write(json.dumps({"table": "session_end", "row": list(end)}) + "\n")
         out.flush()
         os.fsync(out.fileno())
     return target

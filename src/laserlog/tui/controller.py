@@ -95,6 +95,8 @@ class LiveController:
         self._next_connect = 0.0
         self._next_settings = 0.0
         self._stop = threading.Event()
+        # Shutting down cuts short a wait for a database another program keeps locked.
+        self.store.interrupted = self._stop.is_set
         self._thread: threading.Thread | None = None
         self._checks = []
         for index, name in _RANGE_COLUMNS.items():
@@ -197,6 +199,8 @@ class LiveController:
                         self._run_calls(min(0.05, self._next_connect - time.monotonic()))
                 else:
                     self._idle()
+        except KeyboardInterrupt:
+            pass  # shut down while waiting for another program's lock: nothing was written
         finally:
             self._close()
 

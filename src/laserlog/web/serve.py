@@ -63,11 +63,11 @@ class ReadOnlyDatabase(Database):
 def check_database(db_path: Path) -> None:
     """Refuse a missing file or one that is not a laserlog database."""
     from laserlog.storage.schema import SCHEMA_VERSION
-    from laserlog.storage.store import connect
+    from laserlog.storage.store import connect, schema_version
 
     conn = connect(db_path, readonly=True)  # StoreError names a missing file
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(conn, db_path)  # a newer laserlog's database: StoreError
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise ServeError(f"cannot read {db_path}: {exc}") from None
