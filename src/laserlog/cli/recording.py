@@ -173,6 +173,18 @@ def _resumed_info(store, port: str, resume: str, eyewear_checked: bool, profile_
     return target["id"], info
 
 
+def _registered_operator(store, info) -> None:
+    """Where the site requires it, the operator gives their passphrase before the start."""
+    from laserlog.config.siteconfig import site_for
+
+    if info is None or not getattr(site_for(store.path), "operators_registered", False):
+        return
+    from laserlog.review.users import read_passphrase, require_operator
+
+    require_operator(store, info.operator_id,
+                     read_passphrase(f"passphrase for operator {info.operator_id}: "))
+
+
 def _record(profile, port: str, info, db_file: str, *, serial: str | None = None,
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None, resume: str | None = None,
@@ -208,6 +220,7 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
                 print(f"session {interrupted} on {port} was interrupted (its recorder stopped "
                       "without ending it); `laserlog record --resume` continues it",
                       file=sys.stderr)
+            _registered_operator(store, info)
             session_id = recorder.start(info, resumes=resumes)
         except BaseException:
             recorder.close()  # no session: let go of the console and the port

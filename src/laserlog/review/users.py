@@ -442,3 +442,13 @@ def _first_key(store: Store, user: User, passphrase: str) -> Signer:
 def authenticate(store: Store, user_id: str, passphrase: str) -> User:
     """Return the user when the passphrase matches; raise AuthError (same words) otherwise."""
     return unlock(store, user_id, passphrase).user
+
+
+def require_operator(store: Store, operator_id: str, passphrase: str) -> User:
+    """Return the operator as a registered user whose passphrase opens their key, for a site
+    that requires it (site file `[operators] registered = true`); raise AuthError otherwise."""
+    try:
+        return unlock(store, operator_id, passphrase).user
+    except AuthError as exc:
+        raise AuthError(f"this site requires operators to be registered users who give their "
+                        f"passphrase at the start: {exc}") from None

@@ -113,7 +113,58 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
                              "laserlog): they recompute, but only an anchor copy or the "
                              "central server can show they were not rebuilt")
         out.problems += _tail(conn, checkpoints[-1][0], head_link, out.notes)
+        out.problems += _unsigned(conn, first)
+    out.problems += _misplaced(conn)
     return out
+
+
+#: The tables a recording's `batch` links may write; everything else is signed at once.
+LOG_TABLES = ("pulses", "events", "settings")
+
+
+def _unsigned(conn: sqlite3.Connection, first_checkpoint: int) -> list[tuple[int, str]]:
+    """Find links other than a recording's batches that no checkpoint followed at once:
+    laserlog signs every such link in the transaction that writes it, so a later checkpoint
+    adopting one (after a crash) is not enough."""
+    rows = conn.execute(
+        "SELECT c.id, c.kind FROM chain c LEFT JOIN chain n ON n.id = c.id + 1"
+        " WHERE c.id > ? AND c.kind NOT IN ('batch', 'checkpoint')"
+        " AND (n.kind IS NULL OR n.kind != 'checkpoint') ORDER BY c.id LIMIT 20",
+        (first_checkpoint,)).fetchall()
+    return [(int(r[0]), f"link {r[0]} ({r[1]}) was not signed by a checkpoint when it was "
+             "written: added outside laserlog") for r in rows]
+
+
+def _misplaced(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """Find batch links that write more than a recording writes, or write to a session after
+    its latest seal (a recovery seals the session again after its rows), and links or rows
+    with ids laserlog never gives (below 1)."""
+    found: list[tuple[int, str]] = []
+    others = [t for t in chain.CHAINED if t not in LOG_TABLES]
+    pattern = " OR ".join("ranges LIKE ? OR ranges LIKE ?" for _ in others)
+    args = [p for t in others for p in (f"{t} %", f"%,{t} %")]
+    for link_id, ranges in conn.execute(
+            f"SELECT id, ranges FROM chain WHERE kind = 'batch' AND ({pattern})"
+            " ORDER BY id LIMIT 20", args):
+        found.append((int(link_id), f"link {link_id} is a recording's batch but writes "
+                      f"{ranges}: only pulses, events and settings come in batches"))
+    for session_id, link_id in conn.execute(
+            "SELECT b.session_id, min(b.id) FROM chain b JOIN (SELECT session_id,"
+            " max(id) AS sealed FROM chain WHERE kind = 'seal' GROUP BY session_id) s"
+            " ON s.session_id = b.session_id WHERE b.kind = 'batch' AND b.id > s.sealed"
+            " GROUP BY b.session_id ORDER BY 2 LIMIT 20"):
+        found.append((int(link_id), f"link {link_id} adds rows to session {session_id} after "
+                      "it was sealed, and no seal follows: added outside laserlog"))
+    low = conn.execute("SELECT min(id) FROM chain WHERE id < 0").fetchone()[0]
+    if low is not None:
+        found.append((int(low), f"chain link {low} has an id laserlog never gives: added "
+                      "outside laserlog"))
+    for table in (*chain.CHAINED, "sessions", "devices"):
+        low = conn.execute(f"SELECT min(id) FROM {table} WHERE id < 1").fetchone()[0]
+        if low is not None:
+            found.append((0, f"{table} row {low} has an id laserlog never gives (below 1): "
+                          "inserted outside laserlog"))
+    return found
 
 
 def _tail(conn: sqlite3.Connection, last_checkpoint: int, head_link: int,
