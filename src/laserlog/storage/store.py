@@ -19,7 +19,7 @@ from typing import Any
 
 from laserlog.config.files import private_folders
 from laserlog.errors import StoreError
-from laserlog.storage import chain
+from laserlog.storage import chain, definitions
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -151,16 +151,21 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     if version > SCHEMA_VERSION:
         raise StoreError(f"database {path} has schema {version}, newer than this laserlog "
                          f"({SCHEMA_VERSION}); upgrade laserlog")
+    head = None
     for number in range(version + 1, SCHEMA_VERSION + 1):
         try:
             with conn:
                 conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
-                                   + f";PRAGMA user_version = {number};COMMIT;")
+                                   + f";PRAGMA user_version = {number};")
+                # What the schema now is goes into the chain with the migration that made it.
+                head = definitions.record(conn, number) or head
         except sqlite3.DatabaseError as exc:
             if conn.in_transaction:
                 conn.rollback()
             raise StoreError(f"cannot prepare database {path} (schema {number}): "
                              f"{_explain(exc)}") from None
+    if path:
+        chain.write_anchor(path, head)
     return SCHEMA_VERSION
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laserlog.storage import chain
+from laserlog.storage import chain, definitions
 from laserlog.storage.chain import CHAINED, genesis_hash, parse_ranges
 
 #: Triggers that make the log append-only (schema 1 and 3); a missing one is a finding.
@@ -432,6 +432,87 @@ def check_triggers(conn: sqlite3.Connection) -> list[Finding]:
             for name in wanted if name not in have]
 
 
+def _first_difference(have: str, want: str) -> str:
+    """Return where two definitions part, white space folded: a few words of each."""
+    have, want = " ".join(have.split()), " ".join(want.split())
+    if have == want:
+        return "it differs in white space only"
+    at = next((i for i, (a, b) in enumerate(zip(have, want, strict=False)) if a != b),
+              min(len(have), len(want)))
+    start = max(0, at - 12)
+    return f"it reads {have[start:at + 36]!r} where laserlog's reads {want[start:at + 36]!r}"
+
+
+def _schema_finding(kind: str, name: str, problem: str) -> Finding:
+    table = name if kind == "table" else None
+    return Finding("schema_changed", f"{kind} {name} {problem}", table)
+
+
+def check_schema(conn: sqlite3.Connection, version: int) -> list[Finding]:
+    """Compare every table, view, trigger and index with laserlog's definition of it.
+
+    The reference is what the migrations up to the database's schema version make (the
+    known tables made outside them may also be there, exactly as laserlog makes them), and
+    the chain's latest `schema` link, which recorded the definitions when they were made.
+    A dropped guard trigger is named by `check_triggers`.
+    """
+    findings = check_triggers(conn)
+    if version > len(definitions.MIGRATIONS):
+        return findings + [Finding("schema", f"database schema {version} is newer than this "
+                                   f"laserlog ({len(definitions.MIGRATIONS)}): upgrade laserlog "
+                                   "to check its definitions")]
+    named = {f.message.split()[1] for f in findings}  # "trigger NAME is missing: ..."
+    found = definitions.read(conn)
+    want = definitions.expected(version)
+    extra = definitions.outside_migrations()
+    for kind, name in sorted(set(found) | set(want)):
+        have, sql = found.get((kind, name)), want.get((kind, name))
+        if have == sql or (sql is None and have == extra.get((kind, name))):
+            continue
+        if have is None:
+            if not (kind == "trigger" and name in named):
+                findings.append(_schema_finding(kind, name, "is missing"))
+        elif sql is None:
+            known = " (laserlog makes one, but not like this)" if (kind, name) in extra else ""
+            findings.append(_schema_finding(kind, name, f"is not laserlog's{known}: made "
+                                            "outside laserlog"))
+        elif kind == "view":
+            findings.append(_schema_finding(kind, name, "was redefined: "
+                                            + _first_difference(have, sql)))
+        else:
+            findings.append(_schema_finding(kind, name, "differs from laserlog's definition: "
+                                            + _first_difference(have, sql)))
+    findings += _check_schema_record(conn, found, want)
+    return findings
+
+
+def _check_schema_record(conn: sqlite3.Connection, found: definitions.Definitions,
+                         want: definitions.Definitions) -> list[Finding]:
+    """Compare the definitions with those the latest `schema` link recorded.
+
+    A difference that `check_schema` already named is not named twice: what is left are
+    definitions that match this laserlog's but not the ones the database was made with.
+    """
+    latest = definitions.latest_record(conn)
+    if latest is None:
+        return []  # made before laserlog recorded its schema: the comparison above stands
+    link_id, text = latest
+    recorded = definitions.from_snapshot(text)
+    if recorded is None:
+        return [Finding("schema_changed", f"schema link {link_id} holds no readable "
+                        "definitions", link_id=link_id)]
+    now = definitions.migrated(found)
+    differ = [f"{kind} {name}" for kind, name in sorted(set(now) | set(recorded))
+              if now.get((kind, name)) != recorded.get((kind, name))
+              and now.get((kind, name)) == want.get((kind, name))]
+    if not differ:
+        return []
+    return [Finding("schema_changed", f"the schema differs from what chain link {link_id} "
+                    f"recorded when it was made ({', '.join(differ[:6])}): this laserlog's "
+                    "own definitions were changed, or the database was made by another",
+                    link_id=link_id)]
+
+
 def check_anchor(conn: sqlite3.Connection, anchor: dict[str, Any] | None, head_link: int,
                  anchor_file: Path) -> tuple[list[Finding], list[str]]:
     """Compare the anchor file's chain head with the database's."""
@@ -522,7 +603,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             more, anchor_notes = check_anchor(conn, anchor, head_link, anchor_path)
             findings += more
             notes += anchor_notes
-        findings += check_triggers(conn)
+        findings += check_schema(conn, version)
         legacy_rows = sum(last for t, last in legacy.items() if t in CHAINED)
         if legacy_rows:
             notes.append(f"{legacy_rows} row(s) were recorded before the chain existed and are "
