@@ -1,7 +1,8 @@
-"""`verify` covers the schema: every definition is laserlog's, and the chain records them."""
+"""`verify` covers the schema, and readers never trust a view."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 
@@ -174,5 +175,34 @@ def test_an_upgrade_records_the_schema_after_the_genesis_link(tmp_path, monkeypa
         assert report.ok, messages(report)
     finally:
         definitions.expected.cache_clear()
+
+
+# -- readers do not trust the views ------------------------------------------------------
+def test_csv_export_of_a_session_with_a_redefined_view_shows_every_true_pulse(db, tmp_path):
+    with sqlite3.connect(db) as conn:
+        true = conn.execute("SELECT id, energy_j FROM pulses WHERE session_id = 1"
+                            " ORDER BY id").fetchall()
+    tamper(db, "DROP VIEW pulse_log", FORGED_PULSE_LOG)
+    out = tmp_path / "session.csv"
+    result = cli("export", "--format", "csv", "--session", "1", "--out", str(out),
+                 "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(true) >= PULSES
+    assert [(int(r["id"]), float(r["energy_j"])) for r in rows] == true
+
+
+def test_sessions_show_lists_every_pulse_and_event_past_redefined_views(db):
+    with Store(db, readonly=True) as store:
+        before = (store.pulses(1, limit=10_000), store.events(1))
+    tamper(db, "DROP VIEW pulse_log", FORGED_PULSE_LOG, "DROP VIEW event_log",
+           "CREATE VIEW event_log AS SELECT * FROM events WHERE 0")
+    with Store(db, readonly=True) as store:
+        assert (store.pulses(1, limit=10_000), store.events(1)) == before
+    result = cli("sessions", "show", "1", "--json", "--pulses", "--db", str(db))
+    data = json.loads(result.stdout)
+    assert [p["energy_j"] for p in data["pulses"]] == [p["energy_j"] for p in before[0]]
+    assert len(data["events"]) == len(before[1]) > 0
 
 
