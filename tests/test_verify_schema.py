@@ -1,10 +1,12 @@
-"""`verify` covers the schema, and readers never trust a view."""
+"""`verify` covers the schema and every session's totals; readers never trust a view."""
 
 from __future__ import annotations
 
 import csv
 import json
+import signal
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -12,9 +14,10 @@ from laserlog.recording.recorder import SessionInfo
 from laserlog.storage import chain, definitions
 from laserlog.storage.schema import SCHEMA_VERSION
 from laserlog.storage.store import Store
-from laserlog.storage.verify import verify_database
+from laserlog.storage.verify import check_totals, verify_database
 
-from reviewkit import cli, copy_database, pre_chain_database, record, tamper
+from conftest import wait_until
+from reviewkit import LASERLOG, cli, copy_database, pre_chain_database, record, tamper
 
 INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=True)
 PULSES = 40
@@ -206,3 +209,89 @@ def test_sessions_show_lists_every_pulse_and_event_past_redefined_views(db):
     assert len(data["events"]) == len(before[1]) > 0
 
 
+# -- every session's totals --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """A database whose recorder was killed mid-session: the session is left `recording`."""
+    from laserlog.config.profile import open_profile
+    from laserlog.sim.engine import Simulator
+
+    folder = tmp_path_factory.mktemp("killed")
+    db = folder / "laserlog.db"
+    with Simulator(open_profile("ps755-ref"), folder / "console", seed=4, rate_hz=200,
+                   fire=True) as sim:
+        proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port",
+                                 str(sim.path), "--operator", "tech-01", "--client", "C-1",
+                                 "--eyewear-checked", "--db", str(db)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def pulses() -> int:
+            try:
+                with sqlite3.connect(db) as conn:
+                    return conn.execute("SELECT count(*) FROM pulses").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0
+
+        try:
+            wait_until(lambda: pulses() >= 50, 30, "50 committed pulses")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+    return db
+
+
+@pytest.fixture
+def open_db(killed, tmp_path):
+    return copy_database(killed, tmp_path / "laserlog.db")
+
+
+def test_a_session_left_recording_verifies_until_its_totals_are_edited(open_db):
+    with sqlite3.connect(open_db) as conn:
+        status, count = conn.execute("SELECT status, pulse_count FROM sessions").fetchone()
+    assert status == "recording" and count >= 50
+    report = verify_database(open_db)
+    assert report.ok, messages(report)
+    tamper(open_db, "UPDATE sessions SET pulse_count = 1, total_energy_j = 0.001 WHERE id = 1")
+    report = verify_database(open_db)
+    found = [(f.kind, f.row_id, f.message.split(":")[0]) for f in report.findings]
+    assert found == [("session_totals", 1, "session 1 pulse_count"),
+                     ("session_totals", 1, "session 1 total_energy_j")]
+    assert f"stored 1, recomputed from its rows {count}" in report.findings[0].message
+    result = cli("verify", "--db", str(open_db))
+    assert result.returncode == 1 and "session 1 pulse_count" in result.stdout
+
+
+@pytest.mark.parametrize("column,value", [
+    ("min_fluence_j_cm2", 0.001), ("max_fluence_j_cm2", 99.0), ("missing_pulses", 7),
+    ("event_count", "event_count + 1"), ("regimes", "'ns'"),
+    ("total_energy_j", "total_energy_j * (1 + 1e-6)"),
+])
+def test_each_total_of_an_open_session_is_recomputed(open_db, column, value):
+    tamper(open_db, f"UPDATE sessions SET {column} = {value} WHERE id = 1")
+    (finding,) = verify_database(open_db).findings
+    assert finding.kind == "session_totals" and f"session 1 {column}: stored" in finding.message
+
+
+def test_energy_summed_in_another_order_is_within_the_tolerance(open_db):
+    tamper(open_db, "UPDATE sessions SET total_energy_j = total_energy_j * (1 + 1e-12)"
+           " WHERE id = 1")
+    report = verify_database(open_db)
+    assert report.ok, messages(report)
+
+
+def test_an_ended_session_with_edited_totals_is_named_beside_its_seal(db):
+    tamper(db, "UPDATE sessions SET event_count = event_count + 1 WHERE id = 1")
+    kinds = [f.kind for f in verify_database(db).findings]
+    assert kinds == ["session_changed", "session_totals"]
+
+
+def test_totals_are_recomputed_in_one_query_a_table_whatever_the_sessions(open_db):
+    with sqlite3.connect(open_db) as conn:
+        conn.executemany("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
+                         " started_utc) VALUES (?, 'ps755-ref', 'x', 't', 'C-2', 'now')",
+                         [(f"u{n}",) for n in range(200)])
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        assert check_totals(conn, 0) == []
+        conn.set_trace_callback(None)
+    assert len(statements) == 3, statements  # pulses, events, sessions

@@ -80,7 +80,7 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(func=cmd_report_signoffs)
 
     p = commands.add_parser("verify", help="check the database for tampering: integrity, hash "
-                            "chain, seals, anchor file")
+                            "chain, seals, anchor file, schema, session totals")
     p.add_argument("--anchor", metavar="FILE", help="anchor file (default: beside the database)")
     p.add_argument("--json", action="store_true", help="print JSON")
     db_arg(p)
@@ -320,7 +320,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}")
     if report.ok:
-        print("OK: integrity check passed, the chain recomputes, every seal and the anchor match")
+        print("OK: integrity check passed, the chain recomputes, every seal and the anchor "
+              "match, the schema is laserlog's and every session's totals recompute")
         return 0
     first = report.findings[0]
     where = (f"{first.table} row {first.row_id}" if first.row_id is not None and first.table

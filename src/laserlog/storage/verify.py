@@ -31,6 +31,9 @@ OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_d
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).
 SESSION_LOG_TABLES = ("pulses", "events", "settings")
+#: A session's totals, as Store.recount computes them from its rows.
+TOTAL_COLUMNS = ("pulse_count", "total_energy_j", "min_fluence_j_cm2", "max_fluence_j_cm2",
+                 "regimes", "missing_pulses", "event_count")
 MAX_LISTED = 50
 _FETCH = 8192
 
@@ -513,6 +516,43 @@ def _check_schema_record(conn: sqlite3.Connection, found: definitions.Definition
                     link_id=link_id)]
 
 
+def check_totals(conn: sqlite3.Connection, legacy_sessions: int) -> list[Finding]:
+    """Recompute every session's totals from its rows and compare them with its row.
+
+    The same sums as Store.recount, in one pass over pulses and one over events. The
+    writer adds energy batch by batch, so totals agree within a relative 1e-9 (plus
+    1e-12 J); counts, fluence bounds and regimes must be equal. Sessions recorded before
+    the chain are left out, like their rows.
+    """
+    # Grouped by session alone, the rows come in the index's order (half the time of
+    # grouping by session and regime); the distinct regimes are sorted here.
+    pulses = {r[0]: (r[1], r[2], r[3], r[4], ",".join(sorted(r[5].split(","))))
+              for r in conn.execute(
+                  "SELECT session_id, count(*), coalesce(sum(energy_j), 0), min(fluence_j_cm2),"
+                  " max(fluence_j_cm2), group_concat(DISTINCT regime) FROM pulses"
+                  " WHERE session_id > ? GROUP BY session_id", (legacy_sessions,))}
+    events = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT session_id, coalesce(sum(missing_pulses), 0), count(*) FROM events"
+        " WHERE session_id > ? GROUP BY session_id", (legacy_sessions,))}
+    findings: list[Finding] = []
+    for row in conn.execute(
+            "SELECT id, pulse_count, total_energy_j, min_fluence_j_cm2, max_fluence_j_cm2,"
+            " regimes, missing_pulses, event_count FROM sessions WHERE id > ? ORDER BY id",
+            (legacy_sessions,)):
+        session_id = row[0]
+        recomputed = (*pulses.get(session_id, (0, 0.0, None, None, "")),
+                      *events.get(session_id, (0, 0)))
+        for column, stored, value in zip(TOTAL_COLUMNS, tuple(row)[1:], recomputed, strict=True):
+            if column == "total_energy_j" and isinstance(stored, int | float) \
+                    and abs(stored - value) <= 1e-9 * max(abs(stored), abs(value)) + 1e-12:
+                continue
+            if stored != value:
+                findings.append(Finding("session_totals", f"session {session_id} {column}: "
+                                        f"stored {stored!r}, recomputed from its rows "
+                                        f"{value!r}", "sessions", session_id))
+    return findings
+
+
 def check_anchor(conn: sqlite3.Connection, anchor: dict[str, Any] | None, head_link: int,
                  anchor_file: Path) -> tuple[list[Finding], list[str]]:
     """Compare the anchor file's chain head with the database's."""
@@ -604,6 +644,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             findings += more
             notes += anchor_notes
         findings += check_schema(conn, version)
+        findings += check_totals(conn, legacy.get("sessions", 0))
         legacy_rows = sum(last for t, last in legacy.items() if t in CHAINED)
         if legacy_rows:
             notes.append(f"{legacy_rows} row(s) were recorded before the chain existed and are "
