@@ -121,7 +121,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _record(profile, args.port, info, db_path(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
                        eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
-                       wrap_link=wrap_link)
+                       wrap_link=wrap_link, profile_dirs=args.profiles)
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -177,7 +177,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None, resume: str | None = None,
             eyewear_checked: bool = False, explicit_db: bool = False,
-            wrap_link: Callable[[Any], Any] | None = None) -> int:
+            wrap_link: Callable[[Any], Any] | None = None,
+            profile_dirs: list[str] | None = None) -> int:
     import signal
     import threading
 
@@ -194,7 +195,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     # A --db in a folder that does not exist is more likely a typo than a wish.
     store = Store(db_file, create_dirs=not explicit_db)
     try:
-        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link)
+        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link,
+                            profile_dirs=profile_dirs)
         recorder.connect()
         resumes = None
         if resume is not None:
@@ -293,7 +295,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             with _stopping(_shipper(args)):
                 return _record(profile, str(link), info, db_path(args),
-                               duration_s=args.duration or 5.0, before_run=fire)
+                               duration_s=args.duration or 5.0, before_run=fire,
+                               profile_dirs=args.profiles)
 
 
 def cmd_live(args: argparse.Namespace) -> int:

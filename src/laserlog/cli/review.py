@@ -531,7 +531,9 @@ def cmd_site(args: argparse.Namespace) -> int:
             "profile_tolerance": site.profile_tolerance,
             "limits": {k: list(v) for k, v in site.limits.items()},
             "profile_limits": {p: {k: list(v) for k, v in b.items()}
-                               for p, b in site.profile_limits.items()}}
+                               for p, b in site.profile_limits.items()},
+            "second_anchor": str(site.second_anchor) if site.second_anchor else None,
+            "operators_registered": site.operators_registered}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -543,4 +545,6 @@ def cmd_site(args: argparse.Namespace) -> int:
         for column, (low, high) in sorted(bounds.items()):
             print(f"  {scope}: {column} min {low if low is not None else '-'} max "
                   f"{high if high is not None else '-'}")
+    print(f"  second anchor: {site.second_anchor or 'none'}")
+    print(f"  operators registered: {'yes' if site.operators_registered else 'no'}")
     return 0

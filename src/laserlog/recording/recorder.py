@@ -118,8 +118,11 @@ class Recorder:
                  expect_serial: str | None = None,
                  on_event: Callable[[EventRow], None] | None = None,
                  on_pulse: Callable[[tuple], None] | None = None,
-                 wrap_link: Callable[[Link], Link] | None = None) -> None:
+                 wrap_link: Callable[[Link], Link] | None = None,
+                 profile_dirs: list[str] | None = None) -> None:
         self.store = store
+        # Searched before the usual profile folders for the profiles the site file names.
+        self.profile_dirs = profile_dirs
         # Wraps each link the recorder opens, e.g. a transcript spy (laserlog.link.transcript_file).
         self.wrap_link = wrap_link
         self.profile = profile
@@ -181,7 +184,8 @@ class Recorder:
         device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
                                          identity.firmware)
         # The officer's limits and calibration policy (site file); refuses a broken site file.
-        limits, review_events = session_review(self.store, self.profile, device_id)
+        limits, review_events = session_review(self.store, self.profile, device_id,
+                                               self.profile_dirs)
         # The console answers every read of the start (settings, counter, streaming) before
         # the session exists: a console that cannot (another profile's console, a broken
         # link) leaves no session behind to count in reports or to offer to --resume.
