@@ -206,6 +206,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             print(f"session {interrupted} on {port} was interrupted (its recorder stopped without "
                   "ending it); `laserlog record --resume` continues it", file=sys.stderr)
         session_id = recorder.start(info, resumes=resumes)
+        for warning in recorder.warnings:
+            print(f"laserlog: warning: {warning}", file=sys.stderr)
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
               "Ctrl-C ends it", file=sys.stderr)

@@ -29,6 +29,10 @@ second = "/media/usb/laserlog.anchor"   # relative paths are from this file's fo
 registered = false        # true: operators must be registered users who give their
                           # passphrase at the start (default false)
 ```
+
+The anchor beside the database must be writable when a session starts (else no session);
+the second anchor is written after every commit like the first, but one that cannot be
+written only adds a warning to the session.
 """
 
 from __future__ import annotations
