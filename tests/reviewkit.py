@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -88,6 +89,18 @@ def counts(db: Path) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("pulses", "events", "settings", "sessions", "chain", "users",
                           "signoffs", "corrections", "calibrations", "calibration_shots")}
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """Copy a database, its -wal and -shm (a killed recorder leaves them) and its anchor."""
+    from laserlog.storage import chain
+
+    for suffix in ("", "-wal", "-shm"):
+        path = source.with_name(source.name + suffix)
+        if path.exists():
+            shutil.copy(path, target.with_name(target.name + suffix))
+    shutil.copy(chain.anchor_path(source), chain.anchor_path(target))
+    return target
 
 
 def tamper(db: Path, *statements: str) -> None:

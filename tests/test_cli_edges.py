@@ -285,7 +285,8 @@ def test_an_emptied_database_is_named_as_truncated_by_its_anchor(db, capsys):
             status = exc.code
         captured = capsys.readouterr()
         assert status in (1, 2)
-        assert "empty or truncated, but its anchor says the hash chain had 2 link" in (
+        assert ("empty or truncated, but its anchor says the hash chain had "
+                f"{head.link_id} link") in (
             captured.out + captured.err)
     assert db.stat().st_size == 0
 

@@ -242,11 +242,14 @@ def test_files_are_private_even_under_umask_022(tmp_path):
             "s.conn.execute('CREATE TABLE IF NOT EXISTS t (x)'); s.conn.commit(); input()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
     folder = tmp_path / "new"
-    wait_until(lambda: (folder / "log.db-shm").exists(), what="database files")
+    wait_until(lambda: (folder / "log.db-shm").exists() and (folder / "log.db.anchor").exists(),
+               what="database files")
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.iterdir()]}
     proc.communicate("\n", timeout=10)
     figure("privacy", **{k: oct(v) for k, v in modes.items()})
-    assert modes == {"new": 0o700, "log.db": 0o600, "log.db-wal": 0o600, "log.db-shm": 0o600}
+    # A new database has its anchor (the schema link is its first link) from the start.
+    assert modes == {"new": 0o700, "log.db": 0o600, "log.db-wal": 0o600, "log.db-shm": 0o600,
+                     "log.db.anchor": 0o600, "log.db.anchor.lock": 0o600}
 
 
 def test_full_disk_at_start_is_a_clear_error(tmp_path):

@@ -21,6 +21,7 @@ from laserlog.config.profile import open_profile
 from laserlog.domain.model import PulseReading
 from laserlog.recording.completion import PulseCompleter
 from laserlog.storage import chain
+from laserlog.storage.rows import PulseAt
 from laserlog.storage.store import INSERT_PULSE, ROWS_PER_STATEMENT, Store, insert_rows
 from laserlog.storage.verify import verify_database
 from laserlog.storage.writer import Batch, BatchWriter
@@ -71,6 +72,9 @@ def test_a_row_sqlite_would_store_differently_still_verifies(tmp_path, where):
     batch.pulses.extend(_row(sid, i) for i in range(500))
     index = {"first": 0, "last": 499}[where]
     batch.pulses[index] = _row(sid, index, spot_mm=4, energy_j=-0.0, wavelength_nm=math.nan)
+    # The session's totals, as the recorder adds them up (verify recomputes them too).
+    batch.energy_j = sum(row[PulseAt.ENERGY_J] for row in batch.pulses)
+    batch.min_fluence_j_cm2 = batch.max_fluence_j_cm2 = 0.8
     writer.submit(batch)
     writer.close()
     report = verify_database(db)

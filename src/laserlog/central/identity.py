@@ -1,8 +1,9 @@
 """A console database's identity: a UUID born with its first sync, and the servers it feeds.
 
-Both live in small tables of the console's own file (outside the numbered migrations and
-the chain: they describe the file, not the treatments), so the identity travels with the
-file, and a copy of the file is caught by the server as a chain that forks.
+Both live in small tables of the console's own file, outside the numbered migrations and
+the chain (laserlog.storage.schema.OUTSIDE_MIGRATIONS: they describe the file, not the
+treatments), so the identity travels with the file, and a copy of the file is caught by
+the server as a chain that forks.
 """
 
 from __future__ import annotations
@@ -12,19 +13,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from laserlog.storage.schema import OUTSIDE_MIGRATIONS
 from laserlog.storage.store import connect, utc_now
-
-_CREATE = """
-CREATE TABLE IF NOT EXISTS central_identity (
-    console_uuid TEXT NOT NULL,
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS central_servers (
-    server_uuid TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    first_synced_utc TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +45,7 @@ def identity(path: str | Path) -> Identity:
         return found
     conn = connect(path)
     try:
-        conn.executescript(_CREATE)
+        conn.executescript(OUTSIDE_MIGRATIONS)
         conn.execute("BEGIN IMMEDIATE")  # two first syncs at once still make one identity
         try:
             found = _read(conn)

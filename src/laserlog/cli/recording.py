@@ -121,7 +121,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _record(profile, args.port, info, db_path(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
                        eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
-                       wrap_link=wrap_link)
+                       wrap_link=wrap_link, profile_dirs=args.profiles)
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -189,7 +189,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None, resume: str | None = None,
             eyewear_checked: bool = False, explicit_db: bool = False,
-            wrap_link: Callable[[Any], Any] | None = None) -> int:
+            wrap_link: Callable[[Any], Any] | None = None,
+            profile_dirs: list[str] | None = None) -> int:
     import signal
     import threading
 
@@ -208,7 +209,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     store.interrupted = stop.is_set  # a signal ends a wait for another program's lock
     store.waiting = lambda message: print(f"laserlog: {message}", file=sys.stderr, flush=True)
     try:
-        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link)
+        recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link,
+                            profile_dirs=profile_dirs)
         try:
             recorder.connect()
             resumes = None
@@ -225,6 +227,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         except BaseException:
             recorder.close()  # no session: let go of the console and the port
             raise
+        for warning in recorder.warnings:
+            print(f"laserlog: warning: {warning}", file=sys.stderr)
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
               "Ctrl-C ends it", file=sys.stderr)
@@ -314,7 +318,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             with _stopping(_shipper(args)):
                 return _record(profile, str(link), info, db_path(args),
-                               duration_s=args.duration or 5.0, before_run=fire)
+                               duration_s=args.duration or 5.0, before_run=fire,
+                               profile_dirs=args.profiles)
 
 
 def cmd_live(args: argparse.Namespace) -> int:

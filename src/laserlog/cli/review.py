@@ -80,7 +80,8 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(func=cmd_report_signoffs)
 
     p = commands.add_parser("verify", help="check the database for tampering: integrity, hash "
-                            "chain, seals, anchor file")
+                            "chain, checkpoints, seals, anchor file, schema, session totals, "
+                            "signatures")
     p.add_argument("--anchor", metavar="FILE", help="anchor file (default: beside the database;"
                    " e.g. the second anchor on a removable disk)")
     p.add_argument("--witness", metavar="URL", help="compare the chain with what the central "
@@ -371,7 +372,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}")
     if report.ok:
-        print("OK: integrity check passed, the chain recomputes, every seal and the anchor match")
+        print("OK: integrity check passed, the chain recomputes, every seal and the anchor "
+              "match, the schema is laserlog's and every session's totals recompute")
         return 0
     first = report.findings[0]
     where = (f"{first.table} row {first.row_id}" if first.row_id is not None and first.table
@@ -659,7 +661,9 @@ def cmd_site(args: argparse.Namespace) -> int:
             "profile_tolerance": site.profile_tolerance,
             "limits": {k: list(v) for k, v in site.limits.items()},
             "profile_limits": {p: {k: list(v) for k, v in b.items()}
-                               for p, b in site.profile_limits.items()}}
+                               for p, b in site.profile_limits.items()},
+            "second_anchor": str(site.second_anchor) if site.second_anchor else None,
+            "operators_registered": site.operators_registered}
     from laserlog.storage import signing
 
     key, key_path, _ = signing.installation_key(create=False)
@@ -681,4 +685,6 @@ def cmd_site(args: argparse.Namespace) -> int:
         for column, (low, high) in sorted(bounds.items()):
             print(f"  {scope}: {column} min {low if low is not None else '-'} max "
                   f"{high if high is not None else '-'}")
+    print(f"  second anchor: {site.second_anchor or 'none'}")
+    print(f"  operators registered: {'yes' if site.operators_registered else 'no'}")
     return 0

@@ -1,8 +1,11 @@
-"""The site configuration the laser safety officer owns: limits and the calibration policy.
+"""The site configuration the laser safety officer owns: limits, calibration, witnesses.
 
 One TOML file, found as $LASERLOG_SITE, else `site.toml` in the database's folder. Without
-a file the defaults below apply. Every key is checked when the file loads; a broken file
-stops recording with a message naming the file and key, rather than recording unchecked.
+a file the defaults below apply. Every key is checked when the file loads, and an unknown
+key is refused; a broken file stops recording with a message naming the file and key,
+rather than recording unchecked. A session start also refuses limits for a profile that
+is not on the profile search path (`check_limit_profiles`): a misspelt profile name would
+leave its console without the officer's limits.
 
 ```toml
 [calibration]
@@ -15,16 +18,28 @@ shots = 5                 # default number of shots of a check
 profile_tolerance = 0.10  # a pulse may pass a profile's parameter range by this much
 max_fluence_j_cm2 = 8.0
 
-[limits.ps755-ref]        # one profile
+[limits.ps755-ref]        # one profile (its id, as `laserlog profiles list` shows it)
 max_fluence_j_cm2 = 6.0
 min_spot_mm = 3
+
+[anchor]                  # optional: a second copy of the chain head, on another drive
+second = "/media/usb/laserlog.anchor"   # relative paths are from this file's folder
+
+[operators]
+registered = false        # true: operators must be registered users who give their
+                          # passphrase at the start (default false)
 ```
+
+The anchor beside the database must be writable when a session starts (else no session);
+the second anchor is written after every commit like the first, but one that cannot be
+written only adds a warning to the session.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +73,10 @@ class SiteConfig:
     profile_tolerance: float = 0.10
     limits: Bounds = field(default_factory=dict)
     profile_limits: dict[str, Bounds] = field(default_factory=dict)
+    #: A second anchor file (the chain head after every commit), e.g. on a USB drive.
+    second_anchor: Path | None = None
+    #: Operators must be registered users who give their passphrase at the start.
+    operators_registered: bool = False
 
     def bounds_for(self, profile_id: str) -> Bounds:
         """Return the site's limits for one console: the profile's own override the general."""
@@ -100,7 +119,7 @@ def _bounds(reader: TableReader, skip: set[str]) -> Bounds:
 
 def parse_site(data: dict, source: str) -> SiteConfig:
     """Validate a parsed site file and return the configuration."""
-    root = TableReader(source, "", data)
+    root = TableReader(source, "", data, docs="docs/review.md, the site file")
     cal = root.sub("calibration")
     interval = cal.float("interval_days", 30.0, positive=True, maximum=3660)
     warn = cal.float("warn_deviation", 0.10, positive=True, maximum=1.0)
@@ -118,8 +137,35 @@ def parse_site(data: dict, source: str) -> SiteConfig:
         sub = lim.sub(key)
         profiles[key] = _bounds(sub, set())
     general = _bounds(lim, tables | {"profile_tolerance"})
+    second = _second_anchor(root.sub("anchor"), source)
+    operators = root.sub("operators")
+    registered = operators.bool("registered", False)
+    operators.done()
     root.done()
-    return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles)
+    return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
+                      second_anchor=second, operators_registered=registered)
+
+
+def _second_anchor(reader: TableReader, source: str) -> Path | None:
+    text = reader.opt_str("second")
+    reader.done()
+    if text is None:
+        return None
+    if not text.strip():
+        raise reader.error("second", "empty path",
+                           expected="the path of a second anchor file, e.g. "
+                           "/media/usb/laserlog.anchor")
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(source).resolve().parent / path
+
+
+def check_limit_profiles(site: SiteConfig, known: Collection[str]) -> None:
+    """Refuse limits for a profile that is not among `known` (the profile ids on the path)."""
+    for profile_id in sorted(site.profile_limits):
+        if profile_id not in known:
+            raise ProfileError(site.source, f"[limits.{profile_id}]",
+                               f"no profile {profile_id!r} (known: {', '.join(sorted(known))})",
+                               expected="a profile id as `laserlog profiles list` shows it")
 
 
 def load_site(path: str | Path | None) -> SiteConfig:

@@ -15,11 +15,13 @@ class TableReader:
     """Read one TOML table; every read is checked, every key left unread is an error."""
 
     def __init__(
-        self, source: builtins.str, path: builtins.str, table: dict[builtins.str, Any]
+        self, source: builtins.str, path: builtins.str, table: dict[builtins.str, Any],
+        *, docs: builtins.str = "docs/profiles.md",
     ) -> None:
         self.source = source
         self.path = path
         self.table = table
+        self.docs = docs  # where the keys are documented, for the unknown-key message
         self._seen: set[str] = set()
 
     def key(self, name: builtins.str) -> builtins.str:
@@ -142,11 +144,11 @@ class TableReader:
             if required:
                 raise self.error(name, "missing table", expected=f"a [{self.key(name)}] table")
             self._seen.add(name)
-            return TableReader(self.source, self.key(name), {})
+            return TableReader(self.source, self.key(name), {}, docs=self.docs)
         value = self.raw(name)
         if not isinstance(value, dict):
             raise self.error(name, "wrong type", value=value, expected="a table")
-        return TableReader(self.source, self.key(name), value)
+        return TableReader(self.source, self.key(name), value, docs=self.docs)
 
     def subtables(self, name: builtins.str) -> Iterator[tuple[builtins.str, TableReader]]:
         """Yield (key, reader) for each table inside table `name`."""
@@ -158,14 +160,14 @@ class TableReader:
         for index, item in enumerate(self.list(name, [])):
             if not isinstance(item, dict):
                 raise self.error(f"{name}[{index}]", "wrong type", value=item, expected="a table")
-            yield TableReader(self.source, f"{self.key(name)}[{index}]", item)
+            yield TableReader(self.source, f"{self.key(name)}[{index}]", item, docs=self.docs)
 
     def done(self) -> None:
         """Raise on the first key of this table that nothing read: a typo or an unsupported key."""
         for name in self.table:
             if name not in self._seen:
                 raise self.error(
-                    name, "unknown key", expected="a key this table defines (see docs/profiles.md)"
+                    name, "unknown key", expected=f"a key this table defines (see {self.docs})"
                 )
 
 

@@ -130,8 +130,11 @@ class Recorder:
                  expect_serial: str | None = None,
                  on_event: Callable[[EventRow], None] | None = None,
                  on_pulse: Callable[[tuple], None] | None = None,
-                 wrap_link: Callable[[Link], Link] | None = None) -> None:
+                 wrap_link: Callable[[Link], Link] | None = None,
+                 profile_dirs: list[str] | None = None) -> None:
         self.store = store
+        # Searched before the usual profile folders for the profiles the site file names.
+        self.profile_dirs = profile_dirs
         # Wraps each link the recorder opens, e.g. a transcript spy (laserlog.link.transcript_file).
         self.wrap_link = wrap_link
         self.profile = profile
@@ -157,6 +160,9 @@ class Recorder:
         self._spills_seen = 0
         self._db_file: tuple[int, int] | None = None  # (device, inode) the session writes to
         self.interrupted_sessions: list[int] = []
+        #: What the start found that does not stop the session (a second anchor that cannot
+        #: be written): the front end shows it; the session holds it as an event too.
+        self.warnings: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> DeviceIdentity:
@@ -192,8 +198,10 @@ class Recorder:
         assert identity is not None and self.driver is not None
         device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
                                          identity.firmware)
-        # The officer's limits and calibration policy (site file); refuses a broken site file.
-        limits, review_events = session_review(self.store, self.profile, device_id)
+        # The officer's limits and calibration policy (site file), the anchor files; refuses
+        # a broken site file and an anchor that cannot be written.
+        review = session_review(self.store, self.profile, device_id, self.profile_dirs)
+        self.warnings = review.warnings
         # The console answers every read of the start (settings, counter, streaming) before
         # the session exists: a console that cannot (another profile's console, a broken
         # link) leaves no session behind to count in reports or to offer to --resume.
@@ -205,7 +213,7 @@ class Recorder:
             skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
             checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None,
             resumes_session_id=resumes)
-        self.completer = PulseCompleter(self.profile, self.session_id, limits=limits)
+        self.completer = PulseCompleter(self.profile, self.session_id, limits=review.limits)
         if resumes is not None:
             last = self.store.last_pulse(resumes)
             if last is not None:
@@ -218,7 +226,7 @@ class Recorder:
         if not info.eyewear_checked:
             self._event(EventRow(now, "checklist", "warning", None,
                                  "eyewear check not confirmed at session start"))
-        for event in review_events:  # console never checked, check overdue or failed
+        for event in review.events:  # calibration missing, overdue or failed; an anchor away
             self._event(event)
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start

@@ -20,15 +20,16 @@ from typing import IO, Any
 from laserlog.config.files import dangling_link
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
-from laserlog.storage.store import utc_now
+from laserlog.storage.store import EVENT_LOG, PULSE_LOG, utc_now
 
 FORMATS = ("csv", "json", "ndjson", "html")
 CSV_TABLES = ("pulses", "events", "sessions")
 PAGE = 5000
 Progress = Callable[[int, int], None]
 
-_PULSES = ("SELECT * FROM pulse_log WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?")
-_EVENTS = "SELECT * FROM event_log WHERE session_id = ? ORDER BY id"
+_PULSES = (f"SELECT * FROM ({PULSE_LOG}) AS pulse_log WHERE session_id = ? AND id > ?"
+           " ORDER BY id LIMIT ?")
+_EVENTS = f"SELECT * FROM ({EVENT_LOG}) AS event_log WHERE session_id = ? ORDER BY id"
 
 
 def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -337,8 +338,8 @@ def _session_html(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
     parts.append(_table(["time (UTC)", "setting", "value", "unit"], [list(r) for r in settings],
                         {2}) if settings else "<p>none recorded</p>")
     events = conn.execute(
-        "SELECT received_utc, severity, kind, count, missing_pulses, message FROM event_log"
-        " WHERE session_id = ? ORDER BY id", (sid,)).fetchall()
+        "SELECT received_utc, severity, kind, count, missing_pulses, message"
+        f" FROM ({EVENT_LOG}) AS event_log WHERE session_id = ? ORDER BY id", (sid,)).fetchall()
     parts.append(f"<h2>Events ({len(events)})</h2>")
     parts.append(_table(["time (UTC)", "severity", "kind", "count", "missing", "message"],
                         [[r[0], str(r[1]).upper(), r[2], r[3], r[4], r[5]] for r in events],

@@ -376,12 +376,20 @@ def read_anchor(path: str | Path) -> dict[str, Any] | None:
 def write_anchor(db_path: str | Path, head: Head | None) -> bool:
     """Record the chain head in the anchor file unless it already records a newer one.
 
-    Never raises: the commit it follows has happened, and a missing anchor update only
-    shows as an anchor behind the database in `laserlog verify`. Returns False on failure.
+    Also in the second anchor file set for the database (`set_second_anchor`), whose
+    failure is never reported. Never raises: the commit it follows has happened, and a
+    missing anchor update only shows as an anchor behind the database in `laserlog verify`.
+    Returns False when the anchor beside the database could not be written.
     """
     if head is None:
         return True
-    path = anchor_path(db_path)
+    second = _SECOND_ANCHORS.get(os.path.abspath(db_path))
+    if second is not None:
+        _write_anchor_file(second, db_path, head)
+    return _write_anchor_file(anchor_path(db_path), db_path, head)
+
+
+def _write_anchor_file(path: Path, db_path: str | Path, head: Head) -> bool:
     try:
         lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
@@ -407,3 +415,41 @@ def write_anchor(db_path: str | Path, head: Head | None) -> bool:
         return False
     finally:
         os.close(lock_fd)
+
+
+#: Second anchor files by database (absolute path): a witness on another drive.
+_SECOND_ANCHORS: dict[str, Path] = {}
+
+
+def set_second_anchor(db_path: str | Path, path: str | Path | None) -> None:
+    """Have `write_anchor` also write a database's head to `path` (None: no longer)."""
+    key = os.path.abspath(db_path)
+    if path is None:
+        _SECOND_ANCHORS.pop(key, None)
+    else:
+        _SECOND_ANCHORS[key] = Path(path)
+
+
+def anchor_problem(path: str | Path) -> str | None:
+    """Return why an anchor file cannot be written at `path`; None when it can.
+
+    Tried the way every update is made, under the anchor's lock: its lock file opened, a
+    scratch file written beside it and removed, and nothing but a file in its place.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "it is a folder"
+    try:
+        lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        tmp = path.with_name(path.name + ".tmp")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.unlink(tmp)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        os.close(lock_fd)
+    return None

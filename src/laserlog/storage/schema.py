@@ -8,6 +8,21 @@ from __future__ import annotations
 
 LOG_TABLES = ("pulses", "events", "settings")
 
+#: Tables laserlog adds to a file outside the numbered migrations, made when first needed:
+#: a console's identity for the central server and the servers it ships to
+#: (laserlog.central.identity). `laserlog verify` accepts exactly these, or their absence.
+OUTSIDE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS central_identity (
+    console_uuid TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS central_servers (
+    server_uuid TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    first_synced_utc TEXT NOT NULL
+);
+"""
+
 _V1 = """
 CREATE TABLE devices (
     id INTEGER PRIMARY KEY,

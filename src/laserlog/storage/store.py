@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from laserlog.config.files import dangling_link, private_folders
 from laserlog.errors import StoreError
-from laserlog.storage import chain, signing
+from laserlog.storage import chain, definitions, signing
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -38,6 +38,19 @@ T = TypeVar("T")
 INSERT_PULSE = f"INSERT INTO pulses ({', '.join(PULSE_COLUMNS)}) VALUES ({', '.join('?' * len(PULSE_COLUMNS))})"
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 INSERT_SETTING = f"INSERT INTO settings ({', '.join(SETTING_COLUMNS)}) VALUES ({', '.join('?' * len(SETTING_COLUMNS))})"
+
+#: The rows of the pulse_log and event_log views, read from the tables themselves: a view is
+#: code in the file that anyone can redefine (`laserlog verify` names it), this is laserlog's.
+#: Use as a subquery, `FROM ({PULSE_LOG}) AS pulse_log`: SQLite flattens it into the query.
+PULSE_LOG = ("SELECT p.id, p.session_id, p.seq,"
+             " strftime('%Y-%m-%dT%H:%M:%fZ', p.received_unix_s, 'unixepoch') AS received_utc,"
+             " p.pulse_duration_ps, p.regime, p.energy_j, p.fluence_j_cm2, p.spot_mm,"
+             " p.wavelength_nm, p.rep_rate_hz, p.handpiece, p.beamlet_fluence_j_cm2, p.derived"
+             " FROM pulses p")
+EVENT_LOG = ("SELECT e.id, e.session_id,"
+             " strftime('%Y-%m-%dT%H:%M:%fZ', e.received_unix_s, 'unixepoch') AS received_utc,"
+             " e.kind, e.severity, e.code, e.message, e.missing_pulses, e.count, e.raw"
+             " FROM events e")
 
 #: Rows per statement in `insert_rows`: one step of the SQLite VM writes this many rows.
 ROWS_PER_STATEMENT = 100
@@ -197,16 +210,21 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
         version = schema_version(conn, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a laserlog database: {exc}") from None
+    head = None
     for number in range(version + 1, SCHEMA_VERSION + 1):
         try:
             with conn:
                 conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
-                                   + f";PRAGMA user_version = {number};COMMIT;")
+                                   + f";PRAGMA user_version = {number};")
+                # What the schema now is goes into the chain with the migration that made it.
+                head = definitions.record(conn, number) or head
         except sqlite3.DatabaseError as exc:
             if conn.in_transaction:
                 conn.rollback()
             raise StoreError(f"cannot prepare database {path} (schema {number}): "
                              f"{_explain(exc)}") from None
+    if path:
+        chain.write_anchor(path, head)
     return SCHEMA_VERSION
 
 
@@ -460,12 +478,14 @@ class Store:
     def pulses(self, session_id: int, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Return one page of a session's pulses (keyset paging: fast at any depth)."""
         return self.query(
-            "SELECT * FROM pulse_log WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?",
+            f"SELECT * FROM ({PULSE_LOG}) AS pulse_log WHERE session_id = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
             (session_id, after_id, limit))
 
     def events(self, session_id: int) -> list[dict[str, Any]]:
         """Return a session's events in the order they were recorded."""
-        return self.query("SELECT * FROM event_log WHERE session_id = ? ORDER BY id", (session_id,))
+        return self.query(f"SELECT * FROM ({EVENT_LOG}) AS event_log WHERE session_id = ?"
+                          " ORDER BY id", (session_id,))
 
     def settings(self, session_id: int) -> list[dict[str, Any]]:
         """Return a session's setting changes in order."""

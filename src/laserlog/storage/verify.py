@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laserlog.storage import chain, vouch
+from laserlog.storage import chain, definitions, vouch
 from laserlog.storage.chain import CHAINED, genesis_hash, parse_ranges
 from laserlog.storage.schema import SCHEMA_VERSION
 
@@ -33,6 +33,9 @@ OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_d
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).
 SESSION_LOG_TABLES = ("pulses", "events", "settings")
+#: A session's totals, as Store.recount computes them from its rows.
+TOTAL_COLUMNS = ("pulse_count", "total_energy_j", "min_fluence_j_cm2", "max_fluence_j_cm2",
+                 "regimes", "missing_pulses", "event_count")
 MAX_LISTED = 50
 _FETCH = 8192
 
@@ -439,6 +442,124 @@ def check_triggers(conn: sqlite3.Connection) -> list[Finding]:
             for name in wanted if name not in have]
 
 
+def _first_difference(have: str, want: str) -> str:
+    """Return where two definitions part, white space folded: a few words of each."""
+    have, want = " ".join(have.split()), " ".join(want.split())
+    if have == want:
+        return "it differs in white space only"
+    at = next((i for i, (a, b) in enumerate(zip(have, want, strict=False)) if a != b),
+              min(len(have), len(want)))
+    start = max(0, at - 12)
+    return f"it reads {have[start:at + 36]!r} where laserlog's reads {want[start:at + 36]!r}"
+
+
+def _schema_finding(kind: str, name: str, problem: str) -> Finding:
+    table = name if kind == "table" else None
+    return Finding("schema_changed", f"{kind} {name} {problem}", table)
+
+
+def check_schema(conn: sqlite3.Connection, version: int) -> list[Finding]:
+    """Compare every table, view, trigger and index with laserlog's definition of it.
+
+    The reference is what the migrations up to the database's schema version make (the
+    known tables made outside them may also be there, exactly as laserlog makes them), and
+    the chain's latest `schema` link, which recorded the definitions when they were made.
+    A dropped guard trigger is named by `check_triggers`.
+    """
+    findings = check_triggers(conn)
+    if version > len(definitions.MIGRATIONS):
+        return findings + [Finding("schema", f"database schema {version} is newer than this "
+                                   f"laserlog ({len(definitions.MIGRATIONS)}): upgrade laserlog "
+                                   "to check its definitions")]
+    named = {f.message.split()[1] for f in findings}  # "trigger NAME is missing: ..."
+    found = definitions.read(conn)
+    want = definitions.expected(version)
+    extra = definitions.outside_migrations()
+    for kind, name in sorted(set(found) | set(want)):
+        have, sql = found.get((kind, name)), want.get((kind, name))
+        if have == sql or (sql is None and have == extra.get((kind, name))):
+            continue
+        if have is None:
+            if not (kind == "trigger" and name in named):
+                findings.append(_schema_finding(kind, name, "is missing"))
+        elif sql is None:
+            known = " (laserlog makes one, but not like this)" if (kind, name) in extra else ""
+            findings.append(_schema_finding(kind, name, f"is not laserlog's{known}: made "
+                                            "outside laserlog"))
+        elif kind == "view":
+            findings.append(_schema_finding(kind, name, "was redefined: "
+                                            + _first_difference(have, sql)))
+        else:
+            findings.append(_schema_finding(kind, name, "differs from laserlog's definition: "
+                                            + _first_difference(have, sql)))
+    findings += _check_schema_record(conn, found, want)
+    return findings
+
+
+def _check_schema_record(conn: sqlite3.Connection, found: definitions.Definitions,
+                         want: definitions.Definitions) -> list[Finding]:
+    """Compare the definitions with those the latest `schema` link recorded.
+
+    A difference that `check_schema` already named is not named twice: what is left are
+    definitions that match this laserlog's but not the ones the database was made with.
+    """
+    latest = definitions.latest_record(conn)
+    if latest is None:
+        return []  # made before laserlog recorded its schema: the comparison above stands
+    link_id, text = latest
+    recorded = definitions.from_snapshot(text)
+    if recorded is None:
+        return [Finding("schema_changed", f"schema link {link_id} holds no readable "
+                        "definitions", link_id=link_id)]
+    now = definitions.migrated(found)
+    differ = [f"{kind} {name}" for kind, name in sorted(set(now) | set(recorded))
+              if now.get((kind, name)) != recorded.get((kind, name))
+              and now.get((kind, name)) == want.get((kind, name))]
+    if not differ:
+        return []
+    return [Finding("schema_changed", f"the schema differs from what chain link {link_id} "
+                    f"recorded when it was made ({', '.join(differ[:6])}): this laserlog's "
+                    "own definitions were changed, or the database was made by another",
+                    link_id=link_id)]
+
+
+def check_totals(conn: sqlite3.Connection, legacy_sessions: int) -> list[Finding]:
+    """Recompute every session's totals from its rows and compare them with its row.
+
+    The same sums as Store.recount, in one pass over pulses and one over events. The
+    writer adds energy batch by batch, so totals agree within a relative 1e-9 (plus
+    1e-12 J); counts, fluence bounds and regimes must be equal. Sessions recorded before
+    the chain are left out, like their rows.
+    """
+    # Grouped by session alone, the rows come in the index's order (half the time of
+    # grouping by session and regime); the distinct regimes are sorted here.
+    pulses = {r[0]: (r[1], r[2], r[3], r[4], ",".join(sorted(r[5].split(","))))
+              for r in conn.execute(
+                  "SELECT session_id, count(*), coalesce(sum(energy_j), 0), min(fluence_j_cm2),"
+                  " max(fluence_j_cm2), group_concat(DISTINCT regime) FROM pulses"
+                  " WHERE session_id > ? GROUP BY session_id", (legacy_sessions,))}
+    events = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT session_id, coalesce(sum(missing_pulses), 0), count(*) FROM events"
+        " WHERE session_id > ? GROUP BY session_id", (legacy_sessions,))}
+    findings: list[Finding] = []
+    for row in conn.execute(
+            "SELECT id, pulse_count, total_energy_j, min_fluence_j_cm2, max_fluence_j_cm2,"
+            " regimes, missing_pulses, event_count FROM sessions WHERE id > ? ORDER BY id",
+            (legacy_sessions,)):
+        session_id = row[0]
+        recomputed = (*pulses.get(session_id, (0, 0.0, None, None, "")),
+                      *events.get(session_id, (0, 0)))
+        for column, stored, value in zip(TOTAL_COLUMNS, tuple(row)[1:], recomputed, strict=True):
+            if column == "total_energy_j" and isinstance(stored, int | float) \
+                    and abs(stored - value) <= 1e-9 * max(abs(stored), abs(value)) + 1e-12:
+                continue
+            if stored != value:
+                findings.append(Finding("session_totals", f"session {session_id} {column}: "
+                                        f"stored {stored!r}, recomputed from its rows "
+                                        f"{value!r}", "sessions", session_id))
+    return findings
+
+
 def check_anchor(conn: sqlite3.Connection, anchor: dict[str, Any] | None, head_link: int,
                  anchor_file: Path) -> tuple[list[Finding], list[str]]:
     """Compare the anchor file's chain head with the database's."""
@@ -534,7 +655,8 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             more, anchor_notes = check_anchor(conn, anchor, head_link, anchor_path)
             findings += more
             notes += anchor_notes
-        findings += check_triggers(conn)
+        findings += check_schema(conn, version)
+        findings += check_totals(conn, legacy.get("sessions", 0))
         legacy_rows = sum(last for t, last in legacy.items() if t in CHAINED)
         if legacy_rows:
             notes.append(f"{legacy_rows} row(s) were recorded before the chain existed and are "

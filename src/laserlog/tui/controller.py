@@ -59,8 +59,10 @@ class LiveController:
                  expect_serial: str | None = None,
                  on_session_start: Callable[[], None] | None = None,
                  on_session_end: Callable[[], None] | None = None,
-                 sync_url: str | None = None) -> None:
+                 sync_url: str | None = None,
+                 profile_dirs: list[str] | None = None) -> None:
         self.db_path = Path(db_path)
+        self.profile_dirs = profile_dirs
         self.profile = profile
         self.port = port
         self.expect_serial = expect_serial
@@ -237,7 +239,8 @@ class LiveController:
 
     def _new_recorder(self) -> Recorder:
         return Recorder(self.store, self.profile, self.port, expect_serial=self.expect_serial,
-                        on_event=self._on_event, on_pulse=self._on_pulse)
+                        on_event=self._on_event, on_pulse=self._on_pulse,
+                        profile_dirs=self.profile_dirs)
 
     def _connect(self) -> None:
         recorder = self._recorder or self._new_recorder()

@@ -60,7 +60,8 @@ def run_live(profile: Profile, port: str, db_path: str, *, serial: str | None = 
     from laserlog.tui.app import LaserlogApp
 
     checklist = load_checklist(checklist_file)
-    controller = LiveController(db_path, profile, port, expect_serial=serial, sync_url=sync_url)
+    controller = LiveController(db_path, profile, port, expect_serial=serial, sync_url=sync_url,
+                                profile_dirs=profile_dirs)
     app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
     return _run(app, controller)
 
@@ -83,7 +84,8 @@ def run_demo(profile: Profile, db_path: str, *, rate_hz: float | None = None,
                 sim.console.firing = False
 
             controller = LiveController(db_path, profile, str(link), on_session_start=fire,
-                                        on_session_end=hold, sync_url=sync_url)
+                                        on_session_end=hold, sync_url=sync_url,
+                                        profile_dirs=profile_dirs)
             app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
             app.title = f"laserlog demo: {profile.name} simulated"
             return _run(app, controller)
