@@ -274,22 +274,20 @@ def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
         conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
                      " started_utc, ended_utc, status) VALUES (?, 'ps755-ref', 'p', 'tech-01',"
                      " 'C-1', 'then', 'then', 'ended')", (f"uuid-{n}",))
-    conn.commit()
-    conn.close()
-    with Store(db) as store:  # the upgrade; seal both sessions as an older laserlog had
-        store.conn.execute("SELECT 1")
-    # Made by schema 3 code: seals without checkpoints, then a digest sign-off.
-    plain = sqlite3.connect(db)
-    with plain:
+    # As schema 3 code wrote them: the user's link, seals without checkpoints, then a
+    # digest sign-off.
+    with conn:
+        chain.append(conn, session_id=None, kind="user", ranges=[("users", 1, 1)])
         for n in (1, 2):
-            chain.seal(plain, n)
-        seal = plain.execute("SELECT id, hash FROM chain WHERE session_id = 1").fetchone()
-        chain.insert(plain, "signoffs", [(1, "lso-01", "Dr Old", "officer", "approved", "then",
-                                          seal[0], seal[1], "ab" * 32)],
+            chain.seal(conn, n)
+        seal = conn.execute("SELECT id, hash FROM chain WHERE session_id = 1").fetchone()
+        chain.insert(conn, "signoffs", [(1, "lso-01", "Dr Old", "officer", "approved", "then",
+                                         seal[0], seal[1], "ab" * 32)],
                      ("session_id", "user_id", "printed_name", "role", "meaning",
                       "signed_utc", "chain_id", "chain_hash", "signature"), session_id=1,
                      kind="signoff")
-    plain.close()
+    conn.close()
+    Store(db).close()  # the upgrade
     assert _status(db, 1)[0][1] == "LEGACY"
     with Store(db) as store:
         from laserlog.review.signoff import sign

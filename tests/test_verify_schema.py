@@ -67,9 +67,10 @@ def test_new_and_upgraded_databases_hold_laserlogs_definitions_to_the_letter(tmp
         with sqlite3.connect(path) as conn:
             assert definitions.read(conn) == definitions.expected(SCHEMA_VERSION)
             links = conn.execute("SELECT id, kind, snapshot FROM chain ORDER BY id").fetchall()
-        assert [(i, k) for i, k, _ in links] == [(0, "genesis"), (1, "schema")]
+        assert [(i, k) for i, k, _ in links] == [(0, "genesis"), (1, "schema"),
+                                                 (2, "checkpoint")]
         assert definitions.from_snapshot(links[1][2]) == definitions.expected(SCHEMA_VERSION)
-        assert chain.read_anchor(chain.anchor_path(path))["link"] == 1
+        assert chain.read_anchor(chain.anchor_path(path))["link"] == 2
         report = verify_database(path)
         assert report.ok, messages(report)
 
@@ -136,8 +137,10 @@ def test_the_tables_a_first_sync_adds_are_laserlogs_own(db):
 
 def test_a_schema_newer_than_this_laserlog_is_not_passed_unchecked(db):
     tamper(db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    (finding,) = verify_database(db).findings
-    assert finding.kind == "schema" and "upgrade laserlog" in finding.message
+    from laserlog.errors import StoreError
+
+    with pytest.raises(StoreError, match="newer than this laserlog reads"):
+        verify_database(db)
 
 
 def test_the_schema_link_catches_definitions_changed_in_laserlog_itself(db, monkeypatch):
@@ -170,10 +173,12 @@ def test_an_upgrade_records_the_schema_after_the_genesis_link(tmp_path, monkeypa
         Store(db).close()
         with sqlite3.connect(db) as conn:
             links = conn.execute("SELECT id, kind, snapshot FROM chain ORDER BY id").fetchall()
-        assert [(i, k) for i, k, _ in links] == [(0, "genesis"), (1, "schema"), (2, "schema")]
-        recorded = definitions.from_snapshot(links[2][2])
+        assert [(i, k) for i, k, _ in links] == [(0, "genesis"), (1, "schema"),
+                                                 (2, "checkpoint"), (3, "schema"),
+                                                 (4, "checkpoint")]
+        recorded = definitions.from_snapshot(links[3][2])
         assert recorded is not None and ("index", "pulses_regime") in recorded
-        assert chain.read_anchor(chain.anchor_path(db))["link"] == 2
+        assert chain.read_anchor(chain.anchor_path(db))["link"] == 4
         report = verify_database(db)
         assert report.ok, messages(report)
     finally:

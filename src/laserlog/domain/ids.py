@@ -17,7 +17,7 @@ _PUNCTUATION = " \t._-"
 
 def comparable(person_id: str) -> str:
     """Return an ID as compared everywhere: case-folded, trimmed, surrounding punctuation off."""
-    return person_id.casefold().strip(_PUNCTUATION)
+    return person_id.casefold().strip().strip(_PUNCTUATION).strip()
 
 
 def normal_id(person_id: str, what: str = "user ID") -> str:

@@ -20,6 +20,7 @@ import getpass
 import hmac
 import json
 import os
+import re
 import sqlite3
 import sys
 from dataclasses import dataclass, replace
@@ -61,6 +62,8 @@ class User:
     untrusted: str = ""
     #: An officer from before keys, an administrator until someone is made one explicitly.
     default_administrator: bool = False
+    #: The users row a user from before keys was read from (their old passphrase check).
+    source_row: int | None = None
 
     @property
     def manages(self) -> bool:
@@ -134,11 +137,17 @@ def user_row(user_id: str, name: str, role: str, sealed: signing.Sealed) -> tupl
     return (user_id, name, role, sealed.kdf, sealed.salt_hex, sealed.check_hex, utc_now())
 
 
-def passphrase_matches(kdf: str, salt_hex: str, check_hex: str, passphrase: str) -> bool:
-    """Return whether a passphrase matches a stored check (users rows, central_users rows)."""
-    n, r, p = signing.kdf_params(kdf)
-    check, _ = signing.derive(passphrase, bytes.fromhex(salt_hex), n, r, p)
-    return hmac.compare_digest(check, bytes.fromhex(check_hex))
+def passphrase_matches(kdf: object, salt_hex: object, check_hex: object,
+                       passphrase: str) -> bool:
+    """Return whether a passphrase matches a stored check (users rows, central_users rows);
+    a check that is not laserlog's (edited, damaged) matches nothing."""
+    try:
+        n, r, p = signing.kdf_params(str(kdf))
+        salt, stored = bytes.fromhex(str(salt_hex)), bytes.fromhex(str(check_hex))
+        check, _ = signing.derive(passphrase, salt, n, r, p)
+    except (signing.KeyFileError, ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(check, stored)
 
 
 # -- the registry ----------------------------------------------------------------------------
@@ -179,30 +188,42 @@ def registry(conn: sqlite3.Connection, trusted: set[str] | None = None) -> Regis
         trusted = vouch.trusted_keys()
     users: dict[str, User] = {}
     history: dict[str, list[tuple[int, User]]] = {}
+    # Each user row and change is written by a link of its own: `users 7 7`.
     links: dict[tuple[str, int], int] = {}
     for link_id, ranges in conn.execute(
-            "SELECT id, ranges FROM chain WHERE kind IN ('user', 'user_change')"):
-        for table, first, last in chain.parse_ranges(ranges):
-            for row_id in range(first, min(last, first + 1000) + 1):
-                links[(table, row_id)] = int(link_id)
-    legacy = conn.execute("SELECT id, user_id, name, role, created_utc FROM users ORDER BY id"
-                          ).fetchall()
-    created_ids = {comparable(str(r[0])) for r in conn.execute(
+            "SELECT id, ranges FROM chain WHERE id > 0 AND kind IN ('user', 'user_change')"):
+        found = _ONE_ROW.fullmatch(str(ranges))
+        if found:
+            links[(found[1], int(found[2]))] = int(link_id)
+    first_checkpoint = conn.execute(
+        "SELECT min(id) FROM chain WHERE kind = 'checkpoint'").fetchone()[0]
+    created_ids = {_text_id(r[0]) for r in conn.execute(
         "SELECT user_id FROM user_changes WHERE change = 'created'")}
     events: list[tuple[int, str, tuple]] = []
-    for row in legacy:
-        if comparable(row[1]) not in created_ids:  # made before keys: schema 3
-            events.append((links.get(("users", int(row[0])), 0), "legacy", tuple(row)))
+    seen: set[str] = set()
+    for row in conn.execute("SELECT id, user_id, name, role, created_utc FROM users"
+                            " WHERE id > 0 ORDER BY id"):
+        key = _text_id(row[1])
+        if key in created_ids or key in seen:
+            continue  # made with keys (its change says who), or a second row for one ID
+        seen.add(key)
+        link = links.get(("users", int(row[0])))
+        # A user from before keys must have been chained before the first checkpoint.
+        before_keys = link is not None and (first_checkpoint is None or link < first_checkpoint)
+        events.append((link or 0, "legacy", (*tuple(row), before_keys)))
     cols = ", ".join(("id", *CHANGE_COLUMNS))
-    for row in conn.execute(f"SELECT {cols} FROM user_changes ORDER BY id"):
+    for row in conn.execute(f"SELECT {cols} FROM user_changes WHERE id > 0 ORDER BY id"):
         events.append((links.get(("user_changes", int(row[0])), -1), "change", tuple(row)))
     events.sort(key=lambda e: (e[0] if e[0] >= 0 else 2**62, e[1] != "legacy"))
     explicit_admin = False
     for link_id, what, row in events:
         if what == "legacy":
-            _, user_id, name, role, created = row
-            state = User(comparable(user_id), name, role, created,
-                         default_administrator=role == "officer")
+            row_id, user_id, name, role, created, before_keys = row
+            state = User(_text_id(user_id), str(name), str(role), str(created),
+                         default_administrator=role == "officer", source_row=int(row_id),
+                         untrusted="" if before_keys else
+                         "added outside laserlog (a user without keys that was not in the "
+                         "chain before its first checkpoint)")
         else:
             state, explicit_admin = _apply(conn, users, row, link_id, trusted, explicit_admin)
         key = state.user_id
@@ -215,13 +236,21 @@ def registry(conn: sqlite3.Connection, trusted: set[str] | None = None) -> Regis
     return Registry(users, history)
 
 
+_ONE_ROW = re.compile(r"(users|user_changes) ([1-9][0-9]{0,17}) \2")
+
+
+def _text_id(value: object) -> str:
+    """Return a stored ID as compared; a value that is not text compares as nobody."""
+    return comparable(value) if isinstance(value, str) else f"\x00{value!r}"
+
+
 def _apply(conn: sqlite3.Connection, users: dict[str, User], row: tuple, link_id: int,
            trusted: set[str], explicit_admin: bool) -> tuple[User, bool]:
     """Return the user after one change row, and whether an administrator now exists."""
     values = dict(zip(("id", *CHANGE_COLUMNS), row, strict=True))
-    user_id = comparable(str(values["user_id"]))
+    user_id = _text_id(values["user_id"])
     change = values["change"]
-    by = comparable(str(values["by_user_id"]))
+    by = _text_id(values["by_user_id"])
     before = users.get(user_id)
     why = ("its change is not in the chain" if link_id < 0
            else vouch.vouched(conn, link_id, trusted))
@@ -388,11 +417,19 @@ def _existing(store: Store, user_id: str) -> User:
 
 
 # -- giving a passphrase ---------------------------------------------------------------------
-def _sealed_key(conn: sqlite3.Connection, user_id: str) -> str | None:
+def _sealed_key(conn: sqlite3.Connection, user: User) -> str | None:
+    """Return the newest sealed copy of the user's own key (one sealed for another public
+    key, written outside laserlog, is passed over)."""
     rows = conn.execute("SELECT user_id, sealed_key FROM user_changes WHERE sealed_key IS NOT"
-                        " NULL ORDER BY id DESC").fetchall()
+                        " NULL AND id > 0 ORDER BY id DESC").fetchall()
     for row in rows:
-        if comparable(row[0]) == user_id:
+        if _text_id(row[0]) != user.user_id:
+            continue
+        try:
+            public = json.loads(str(row[1])).get("public")
+        except (ValueError, AttributeError, RecursionError):
+            continue
+        if public == user.public_key:
             return str(row[1])
     return None
 
@@ -411,7 +448,7 @@ def unlock(store: Store, user_id: str, passphrase: str) -> Signer:
     if user.revoked_utc:
         raise AuthError(f"user {user.user_id} was revoked at {user.revoked_utc}; nothing was "
                         "written")
-    blob = _sealed_key(store.conn, user.user_id)
+    blob = _sealed_key(store.conn, user) if user.public_key else None
     if blob is not None:
         key = signing.open_key(blob, passphrase)
         if key is None or signing.public_hex(key) != user.public_key:
@@ -422,9 +459,8 @@ def unlock(store: Store, user_id: str, passphrase: str) -> Signer:
 
 def _first_key(store: Store, user: User, passphrase: str) -> Signer:
     """Give a user from before keys their key, once their old passphrase check matches."""
-    row = next((r for r in store.conn.execute(
-        "SELECT user_id, kdf, salt_hex, key_hex FROM users ORDER BY id")
-        if comparable(r[0]) == user.user_id), None)
+    row = store.conn.execute("SELECT user_id, kdf, salt_hex, key_hex FROM users WHERE id = ?",
+                             (user.source_row,)).fetchone()
     if row is None or not passphrase_matches(row[1], row[2], row[3], passphrase):
         raise AuthError(f"wrong passphrase for user {user.user_id}; nothing was written")
     if store.readonly:

@@ -224,9 +224,18 @@ def append(conn: sqlite3.Connection, *, session_id: int | None, kind: str,
         since = time.monotonic() - conn.last_checkpoint_s  # type: ignore[attr-defined]
         if kind != "batch" or since >= CHECKPOINT_INTERVAL_S:
             return checkpoint(conn, signer, link_id, digest)
-    last_ids = {t: cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
-                for t in CHAINED}
-    return Head(link_id, digest, last_ids)
+    return Head(link_id, digest, _last_ids(cur))
+
+
+def _last_ids(cur: sqlite3.Cursor) -> dict[str, int]:
+    """Return each chained table's last id (tables a migration adds later count as empty)."""
+    found = {}
+    for table in CHAINED:
+        try:
+            found[table] = cur.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        except sqlite3.OperationalError:  # not there yet: an older schema, mid-upgrade
+            found[table] = 0
+    return found
 
 
 def recomputes(conn: sqlite3.Connection, link_id: int) -> bool:

@@ -216,8 +216,10 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
             with conn:
                 conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
                                    + f";PRAGMA user_version = {number};")
-                # What the schema now is goes into the chain with the migration that made it.
-                head = definitions.record(conn, number) or head
+                # What the schema now is goes into the chain with the last migration (the
+                # chain's tables are the newest schema's).
+                if number == SCHEMA_VERSION:
+                    head = definitions.record(conn, number) or head
         except sqlite3.DatabaseError as exc:
             if conn.in_transaction:
                 conn.rollback()
