@@ -1,11 +1,14 @@
 """Forgeries by someone who can edit the database file but holds no officer's passphrase and
-no installation key: each must show as INVALID or as a `verify` finding."""
+no installation key: each must show as INVALID, UNTRUSTED or as a `verify` finding, and a
+value no laserlog writes is one message, never a traceback."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -299,3 +302,135 @@ def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
     assert _status(db, 2)[0][1] == "VALID"
     report = verify_database(db)
     assert any("predate signed checkpoints" in n for n in report.notes), report.notes
+
+
+# -- the edges of the chain ----------------------------------------------------------------
+def append_link(db: Path, kind: str, ranges: str, session_id: int | None = None) -> int:
+    """Append a link hashed as laserlog would and move the anchor to it (no key needed)."""
+    conn = sqlite3.connect(db)
+    prev_id, prev = conn.execute("SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1").fetchone()
+    rows = tuple(conn.execute(chain._SELECT[t], (a, b)).fetchall()
+                 for t, a, b in chain.parse_ranges(ranges))
+    link_id, now = prev_id + 1, time.time()
+    digest = chain.link_hash(prev, link_id, session_id, kind, now, ranges, None, rows)
+    conn.execute("INSERT INTO chain (id, session_id, kind, committed_unix_s, ranges, hash)"
+                 " VALUES (?, ?, ?, ?, ?, ?)", (link_id, session_id, kind, now, ranges, digest))
+    conn.commit()
+    conn.close()
+    anchor = chain.anchor_path(db)
+    data = json.loads(anchor.read_text())
+    data.update(link=link_id, hash=digest)
+    anchor.write_text(json.dumps(data))
+    return link_id
+
+
+def _messages(db: Path) -> str:
+    return "\n".join(f.message for f in verify_database(db).findings)
+
+
+def test_rows_added_to_a_sealed_session_under_a_batch_link_are_found(db):
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps,"
+                     " regime, energy_j, fluence_j_cm2, spot_mm, wavelength_nm) VALUES"
+                     " (2, ?, 1.8e9, 650, 'ps', 3.0, 40.0, 3, 755)", [(900 + i,) for i in range(5)])
+    last = conn.execute("SELECT max(id) FROM pulses").fetchone()[0]
+    conn.commit()
+    conn.close()
+    append_link(db, "batch", f"pulses {last - 4} {last}", session_id=2)
+    assert "adds rows to session 2 after it was sealed" in _messages(db)
+
+
+def test_a_correction_under_a_batch_link_is_found(db):
+    tamper(db, "INSERT INTO corrections (session_id, table_name, row_id, column_name, old_value,"
+           " new_value, reason, user_id, corrected_utc) VALUES (1, 'sessions', 1, 'area',"
+           " 'left cheek', 'right eyelid', 'typo', 'lso-01', 'now')")
+    append_link(db, "batch", "corrections 1 1", session_id=1)
+    assert "only pulses, events and settings come in batches" in _messages(db)
+
+
+def test_rows_and_links_with_ids_below_one_are_found(db):
+    tamper(db, "INSERT INTO events (id, session_id, received_unix_s, kind, severity, message)"
+           " VALUES (-1, 2, 1.8e9, 'fault', 'alarm', 'forged')",
+           "INSERT INTO chain (id, kind, committed_unix_s, ranges, hash)"
+           " VALUES (-1, 'user', 0, 'users 1 1', 'x')")
+    messages = _messages(db)
+    assert "events row -1 has an id laserlog never gives" in messages
+    assert "chain link -1 has an id laserlog never gives" in messages
+
+
+def test_a_link_laserlog_signs_at_once_but_a_later_checkpoint_adopted_is_found(db):
+    # A user row slipped in after the last checkpoint; laserlog's next write checkpoints
+    # the chain, which must not make the slipped-in link look signed.
+    tamper(db, "INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+           " VALUES ('mallory', 'M', 'officer', 'scrypt n=16384 r=8 p=1', '00', '00', 'now')")
+    users_id = sqlite3.connect(db).execute("SELECT max(id) FROM users").fetchone()[0]
+    link = append_link(db, "user", f"users {users_id} {users_id}")
+    result = cli("signoff", "2", "--meaning", "approved", "--user", "lso-01", "--db", str(db),
+                 passphrase=PASSPHRASES["lso-01"])
+    assert result.returncode == 0, result.stderr
+    assert f"link {link} (user) was not signed by a checkpoint when it was written" in (
+        _messages(db))
+    listed = cli("users", "list", "--db", str(db)).stdout
+    assert "mallory" in listed and "UNTRUSTED" in listed.split("mallory")[1].splitlines()[0]
+
+
+def test_a_second_row_for_a_user_from_before_keys_is_never_theirs(tmp_path):
+    """An upgraded database: lso-01 has no key yet. A forger adds a users row 'LSO-01' with a
+    passphrase check of their own; it must not give them lso-01's key."""
+    from laserlog.storage.schema import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for number, script in enumerate(MIGRATIONS[:3], 1):
+        conn.executescript(script + f";PRAGMA user_version = {number};")
+    salt = bytes(16)
+    check = hashlib.scrypt(b"officer passphrase 1", salt=salt, n=2**14, r=8, p=1,
+                           maxmem=2**28, dklen=32)
+    conn.execute("INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+                 " VALUES ('lso-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1', ?, ?, 'then')",
+                 (salt.hex(), check.hex()))
+    with conn:
+        chain.append(conn, session_id=None, kind="user", ranges=[("users", 1, 1)])
+    conn.close()
+    from laserlog.storage.store import Store
+
+    Store(db).close()  # the upgrade: checkpoints from here on
+    mine = hashlib.scrypt(b"forger passphrase", salt=salt, n=2**14, r=8, p=1, maxmem=2**28,
+                          dklen=32)
+    tamper(db, "DROP TRIGGER IF EXISTS users_no_replace",
+           "INSERT INTO users (id, user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+           f" VALUES (-1, 'LSO-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1',"
+           f" '{salt.hex()}', '{mine.hex()}', 'x')",
+           "INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+           f" VALUES ('Lso-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1',"
+           f" '{salt.hex()}', '{mine.hex()}', 'x')")
+    refused = cli("users", "passphrase", "lso-01", "--db", str(db), passphrase="a new one 123",
+                  env={"LASERLOG_OLD_PASSPHRASE": "forger passphrase"})
+    assert refused.returncode == 2 and "wrong passphrase" in refused.stderr, refused.stderr
+    ok = cli("users", "passphrase", "lso-01", "--db", str(db), passphrase="a new one 123",
+             env={"LASERLOG_OLD_PASSPHRASE": "officer passphrase 1"})
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("statements", [
+    ["UPDATE chain SET snapshot = '{\"link\": Infinity, \"hash\": \"x\", \"key\": \"00\","
+     " \"signature\": \"00\"}' WHERE id = (SELECT max(id) FROM chain WHERE kind = 'checkpoint')"],
+    ["UPDATE chain SET snapshot = '" + "[" * 100_000 + "' WHERE id ="
+     " (SELECT max(id) FROM chain WHERE kind = 'checkpoint')"],
+    ["UPDATE chain SET ranges = 'pulses 1' WHERE id = 2"],
+    ["UPDATE chain SET hash = X'00' WHERE id = 3"],
+    ["UPDATE chain SET row_crcs = 'abc' WHERE id = 3"],
+    ["UPDATE sessions SET end_reason = X'00' WHERE id = 1"],
+    ["UPDATE sessions SET total_energy_j = 'lots' WHERE id = 1"],
+    ["UPDATE signoffs SET user_id = X'01'"],
+    ["UPDATE users SET user_id = X'01' WHERE id = 1"],
+    ["UPDATE user_changes SET user_id = X'01' WHERE id = 1"],
+])
+def test_values_laserlog_never_writes_are_one_message_never_a_traceback(db, statements):
+    tamper(db, *DROP_GUARDS, *statements)
+    for args in (["verify"], ["sessions", "show", "1"], ["report", "signoffs"],
+                 ["users", "list"]):
+        result = cli(*args, "--db", str(db))
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.returncode in (0, 1, 2), (args, result.returncode)
+    assert cli("verify", "--db", str(db)).returncode == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 #: Exit status for bad input: a broken profile, a wrong argument, a missing file.
@@ -94,3 +95,18 @@ def db_path(args: argparse.Namespace) -> str:
     from laserlog.storage.store import default_db_path
 
     return args.db or str(default_db_path())
+
+
+#: What reading a value laserlog never writes raises (a database edited behind its back).
+UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError, RecursionError, KeyError,
+              IndexError, sqlite3.DatabaseError)
+
+
+def unreadable(args: object, exc: BaseException) -> str:
+    """Return the one message for a database holding what laserlog never writes."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    return (f"database {db_path(args)} holds a value laserlog never writes ({detail}): if it "
+            "was edited outside laserlog, `laserlog verify` says what changed; otherwise "
+            "please report this")

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from laserlog.cli.args import EXIT_BAD_INPUT, Parser
+from laserlog.cli.args import EXIT_BAD_INPUT, UNREADABLE, Parser, unreadable
 
 
 def build_parser() -> Parser:
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from laserlog.storage.store import BUSY_TIMEOUT_S, locked
 
         if not locked(exc):
+            if isinstance(exc, UNREADABLE) and hasattr(args, "db"):
+                print(f"laserlog: error: {unreadable(args, exc)}", file=sys.stderr)
+                return EXIT_BAD_INPUT
             raise
         from laserlog.cli.args import db_path
         from laserlog.storage.location import lock_holders

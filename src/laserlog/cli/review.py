@@ -335,7 +335,8 @@ def cmd_report_signoffs(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from laserlog.storage.verify import MAX_LISTED, verify_database
+    from laserlog.cli.args import UNREADABLE, unreadable
+    from laserlog.storage.verify import MAX_LISTED
 
     if _central(args):
         from laserlog.cli.central import verify
@@ -346,23 +347,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from laserlog.central.witness import testify
 
         testimony = testify(db_path(args), args.witness)
-    report = verify_database(db_path(args), anchor_file=args.anchor,
-                             trusted=testimony.keys if testimony else ())
-    if testimony is not None:
-        from laserlog.storage.verify import Finding
-
-        report.notes.append(f"witness: {testimony.console} holds {testimony.links} link(s) of "
-                            "this chain")
-        report.findings += [Finding("witness", what, link_id=link)
-                            for link, what in testimony.problems]
-    if report.head_link:
-        from laserlog.review.signoff import signature_problems
-        from laserlog.storage.store import Store
-        from laserlog.storage.verify import Finding
-
-        with Store(db_path(args), readonly=True) as store:
-            report.findings += [Finding("signature", what, "signoffs", session)
-                                for session, what in signature_problems(store.conn)]
+    try:
+        report = _verified(args, testimony)
+    except UNREADABLE as exc:  # values no laserlog writes: damaged or edited, either way
+        print(f"TAMPERED or DAMAGED: {unreadable(args, exc)}")
+        return 1
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0 if report.ok else 1
@@ -384,6 +373,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if len(report.findings) > MAX_LISTED:
         print(f"  ... {len(report.findings) - MAX_LISTED} more")
     return 1
+
+
+def _verified(args: argparse.Namespace, testimony: Any):
+    """Return verify's report with the witness's and the signatures' findings added."""
+    from laserlog.storage.verify import Finding, verify_database
+
+    report = verify_database(db_path(args), anchor_file=args.anchor,
+                             trusted=testimony.keys if testimony else ())
+    if testimony is not None:
+        report.notes.append(f"witness: {testimony.console} holds {testimony.links} link(s) of "
+                            "this chain")
+        report.findings += [Finding("witness", what, link_id=link)
+                            for link, what in testimony.problems]
+    if report.head_link:
+        from laserlog.review.signoff import signature_problems
+        from laserlog.storage.store import Store
+
+        with Store(db_path(args), readonly=True) as store:
+            report.findings += [Finding("signature", what, "signoffs", session)
+                                for session, what in signature_problems(store.conn)]
+    return report
 
 
 # -- users, sign-off, corrections ----------------------------------------------------------
