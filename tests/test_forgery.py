@@ -434,3 +434,26 @@ def test_values_laserlog_never_writes_are_one_message_never_a_traceback(db, stat
         assert "Traceback" not in result.stderr, (args, result.stderr)
         assert result.returncode in (0, 1, 2), (args, result.returncode)
     assert cli("verify", "--db", str(db)).returncode == 1
+
+
+def test_a_database_moved_to_another_pc_trusts_the_old_key_the_site_file_lists(db, tmp_path):
+    """On a new PC (another installation key) the old checkpoints are not this machine's:
+    verify says so and sign-offs read INVALID, until the officer lists the old key."""
+    old = signing.public_hex(signing.installation_key(create=False)[0])
+    elsewhere = {"LASERLOG_INSTALLATION_KEY": str(tmp_path / "new-pc" / "installation.key"),
+                 "LASERLOG_SITE": str(tmp_path / "site.toml")}
+    (tmp_path / "site.toml").write_text("")
+    assert cli("site", "--db", str(db), env=elsewhere).returncode == 0
+    # The new PC makes its own key at its first write.
+    cli("users", "passphrase", "lso-02", "--db", str(db), passphrase="a new one 123",
+        env={**elsewhere, "LASERLOG_OLD_PASSPHRASE": PASSPHRASES["lso-02"]})
+    moved = cli("verify", "--db", str(db), env=elsewhere)
+    assert moved.returncode == 1 and "neither this machine's key" in moved.stdout
+    (tmp_path / "site.toml").write_text(f'[trust]\ninstallation_keys = ["{old}"]\n')
+    trusted = cli("verify", "--db", str(db), env=elsewhere)
+    assert trusted.returncode == 0, trusted.stdout
+    shown = cli("sessions", "show", "1", "--db", str(db), env=elsewhere).stdout
+    assert "VALID   approved" in shown
+    (tmp_path / "site.toml").write_text('[trust]\ninstallation_keys = ["abc"]\n')
+    bad = cli("verify", "--db", str(db), env=elsewhere)
+    assert bad.returncode == 2 and "installation_keys" in bad.stderr

@@ -102,7 +102,7 @@ UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError, RecursionErr
               IndexError, sqlite3.DatabaseError)
 
 
-def unreadable(args: object, exc: BaseException) -> str:
+def unreadable(args: argparse.Namespace, exc: BaseException) -> str:
     """Return the one message for a database holding what laserlog never writes."""
     detail = f"{type(exc).__name__}: {exc}"
     if len(detail) > 200:

@@ -28,6 +28,9 @@ second = "/media/usb/laserlog.anchor"   # relative paths are from this file's fo
 [operators]
 registered = false        # true: operators must be registered users who give their
                           # passphrase at the start (default false)
+
+[trust]                   # installation keys whose checkpoints count besides this machine's
+installation_keys = []    # e.g. the PC this database came from (`laserlog site --json`)
 ```
 
 The anchor beside the database must be writable when a session starts (else no session);
@@ -77,6 +80,8 @@ class SiteConfig:
     second_anchor: Path | None = None
     #: Operators must be registered users who give their passphrase at the start.
     operators_registered: bool = False
+    #: Installation keys (public, hex) whose checkpoints count besides this machine's own.
+    installation_keys: tuple[str, ...] = ()
 
     def bounds_for(self, profile_id: str) -> Bounds:
         """Return the site's limits for one console: the profile's own override the general."""
@@ -141,9 +146,27 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     operators = root.sub("operators")
     registered = operators.bool("registered", False)
     operators.done()
+    keys = _trusted_keys(root.sub("trust"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
-                      second_anchor=second, operators_registered=registered)
+                      second_anchor=second, operators_registered=registered,
+                      installation_keys=keys)
+
+
+def _trusted_keys(reader: TableReader) -> tuple[str, ...]:
+    """Return the installation keys the officer vouches for besides this machine's own (a
+    database moved from another PC keeps its earlier checkpoints trusted)."""
+    keys = reader.list("installation_keys", [])
+    reader.done()
+    out = []
+    for key in keys:
+        text = key.strip().lower() if isinstance(key, str) else ""
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            raise reader.error("installation_keys", "not an installation key", value=key,
+                               expected="64 hex digits, as `laserlog site --json` prints "
+                               "under installation_key.public")
+        out.append(text)
+    return tuple(out)
 
 
 def _second_anchor(reader: TableReader, source: str) -> Path | None:

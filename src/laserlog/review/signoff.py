@@ -225,7 +225,7 @@ def trusted_here(conn: sqlite3.Connection) -> set[str]:
     """Return the installation keys trusted for this connection's checkpoints: on the
     central server, the keys the console registered; on a file, this machine's and the site's."""
     keys: Callable[[], set[str]] | None = getattr(conn, "installation_keys", None)
-    return keys() if keys is not None else vouch.trusted_keys()
+    return keys() if keys is not None else vouch.trusted_keys(conn=conn)
 
 
 def _console_signer(conn: sqlite3.Connection, reg: Registry, trusted: set[str], sig_id: int,

@@ -185,7 +185,7 @@ def registry(conn: sqlite3.Connection, trusted: set[str] | None = None) -> Regis
     `trusted`: the installation keys whose checkpoints count (default: this machine's).
     """
     if trusted is None:
-        trusted = vouch.trusted_keys()
+        trusted = vouch.trusted_keys(conn=conn)
     users: dict[str, User] = {}
     history: dict[str, list[tuple[int, User]]] = {}
     # Each user row and change is written by a link of its own: `users 7 7`.

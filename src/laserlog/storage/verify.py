@@ -646,7 +646,8 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
         else:
             result = walk(conn)
         findings += result.findings
-        coverage = vouch.check(conn, result.checkpoints, head_link, vouch.trusted_keys(trusted))
+        coverage = vouch.check(conn, result.checkpoints, head_link,
+                               vouch.trusted_keys(trusted, conn))
         findings += [Finding("checkpoint", why, link_id=link) for link, why in coverage.problems]
         notes += coverage.notes
         _, legacy = _legacy(conn)

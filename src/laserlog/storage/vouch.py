@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from laserlog.storage import chain, signing
 
 
-def trusted_keys(extra: Iterable[str] = ()) -> set[str]:
-    """Return the installation keys trusted here: this machine's (if it has one) and `extra`."""
+def trusted_keys(extra: Iterable[str] = (), conn: sqlite3.Connection | None = None) -> set[str]:
+    """Return the installation keys trusted here: this machine's (if it has one), `extra`,
+    and those the site file of `conn`'s database lists (`[trust] installation_keys`)."""
     keys = {k.strip().lower() for k in extra if k.strip()}
+    if conn is not None:
+        keys |= _site_keys(conn)
     try:
         local, _, _ = signing.installation_key(create=False)
     except signing.KeyFileError:
@@ -26,6 +29,17 @@ def trusted_keys(extra: Iterable[str] = ()) -> set[str]:
     if local is not None:
         keys.add(signing.public_hex(local))
     return keys
+
+
+def _site_keys(conn: sqlite3.Connection) -> set[str]:
+    from laserlog.config.siteconfig import site_for
+
+    try:
+        row = conn.execute("PRAGMA database_list").fetchone()
+    except sqlite3.Error:
+        return set()
+    path = row[2] if row else ""
+    return set(site_for(path).installation_keys) if path else set()
 
 
 @dataclass(slots=True)
