@@ -229,3 +229,47 @@ def test_operators_registered_is_read_and_shown(tmp_path):
     site.write_text("[operators]\nregistered = 'yes'\n")
     assert_clean_error(cli("site", "--db", str(db)), "operators.registered: wrong type",
                        "true or false")
+
+
+# -- operators who must be registered users ------------------------------------------------
+def test_a_site_that_requires_registered_operators_asks_their_passphrase(simulate, tmp_path):
+    from laserlog.review.users import add_user
+
+    db = tmp_path / "log.db"
+    with Store(db) as store:
+        add_user(store, "tech-07", "Sam Lee", "technician", "technician pass 7")
+    (tmp_path / "site.toml").write_text("[operators]\nregistered = true\n")
+    sim = simulate("ps755-ref", rate_hz=50, fire=True)
+    args = record_args(sim, db)
+    args[args.index("--operator") + 1] = "tech-99"
+    unknown = cli(*args, passphrase="technician pass 7")
+    assert_clean_error(unknown, "this site requires operators to be registered users",
+                       "unknown user 'tech-99'")
+    wrong = cli(*record_args(sim, db), passphrase="not the passphrase")
+    assert_clean_error(wrong, "wrong passphrase for user tech-07")
+    assert sessions(db) == []
+    ok = cli(*record_args(sim, db), passphrase="technician pass 7")
+    assert ok.returncode == 0, ok.stderr
+    assert sessions(db) == [(1, "ended")]
+
+
+def test_the_screen_starts_only_with_a_registered_operators_passphrase(simulate, db_path):
+    from laserlog.review.users import AuthError, add_user
+
+    with Store(db_path) as store:
+        add_user(store, "tech-07", "Sam Lee", "technician", "technician pass 7")
+    (db_path.parent / "site.toml").write_text("[operators]\nregistered = true\n")
+    sim = simulate("ps755-ref")
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        wait_until(lambda: controller.link_state == "up", what="the link")
+        assert controller.operators_registered()
+        with pytest.raises(AuthError, match="wrong passphrase for user tech-07"):
+            controller.start_session(INFO, passphrase="guess guess").result(timeout=10)
+        assert sessions(db_path) == []
+        assert controller.start_session(INFO, passphrase="technician pass 7").result(
+            timeout=10) == 1
+        controller.end_session().result(timeout=10)
+    finally:
+        controller.shutdown()
+    assert sessions(db_path) == [(1, "ended")]

@@ -136,10 +136,23 @@ class LiveController:
             return self._alarm_counts.get(alarm.number, 1)
 
     # -- actions (any thread) ----------------------------------------------------------------
-    def start_session(self, info: SessionInfo,
-                      apply_settings: dict[str, float] | None = None) -> Future[int]:
-        """Start a session (after setting the console, when asked); the future gives its id."""
-        return self._submit(self._start, info.validated(), dict(apply_settings or {}))
+    def start_session(self, info: SessionInfo, apply_settings: dict[str, float] | None = None,
+                      passphrase: str | None = None) -> Future[int]:
+        """Start a session (after setting the console, when asked); the future gives its id.
+
+        `passphrase`: the operator's, where the site requires registered operators.
+        """
+        return self._submit(self._start, info.validated(), dict(apply_settings or {}),
+                            passphrase)
+
+    def operators_registered(self) -> bool:
+        """Return whether this site requires operators to give their passphrase at the start."""
+        from laserlog.config.siteconfig import site_for
+
+        try:
+            return site_for(self.store.path).operators_registered
+        except LaserlogError:  # a broken site file: the start itself refuses, saying why
+            return False
 
     def end_session(self, reason: str = "ended by operator") -> Future[int]:
         """End the session, committing everything; the future gives its id."""
@@ -276,10 +289,15 @@ class LiveController:
                 driver.pending.clear()
         self._run_calls(0.05)
 
-    def _start(self, info: SessionInfo, apply: dict[str, float]) -> int:
+    def _start(self, info: SessionInfo, apply: dict[str, float],
+               passphrase: str | None = None) -> int:
         if self.session is not None:
             raise LaserlogError(f"session {self.session.session_id} is still recording; "
                                 "end it first")
+        if self.operators_registered():
+            from laserlog.review.users import require_operator
+
+            require_operator(self.store, info.operator_id, passphrase or "")
         if self.link_state != "up":
             self._connect()
             if self.link_state != "up":

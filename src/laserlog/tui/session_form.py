@@ -98,6 +98,11 @@ class SessionForm(ModalScreen[int | None]):
                     yield Input(app.last_operator if name == "operator" else "", placeholder=hint,
                                 id=name, compact=True)
                     yield Static("", id=f"{name}-error", classes="error", markup=False)
+                if app.controller.operators_registered():
+                    yield Label("Passphrase", classes="field-label")
+                    yield Input("", placeholder="required at this site",
+                                id="passphrase", password=True, compact=True)
+                    yield Static("", id="passphrase-error", classes="error", markup=False)
             yield Static("Pre-treatment checklist", classes="section")
             for item in app.checklist:
                 with Horizontal(classes="check-row"):
@@ -121,6 +126,10 @@ class SessionForm(ModalScreen[int | None]):
         self._show_history()
 
     # -- reading the form -------------------------------------------------------------------
+    def _passphrase(self) -> str | None:
+        found = self.query("#passphrase")
+        return cast(Input, found.first()).value if found else None
+
     def values(self) -> dict[str, str]:
         return {name: self.query_one(f"#{name}", Input).value for name in FIELDS}
 
@@ -239,7 +248,8 @@ class SessionForm(ModalScreen[int | None]):
     async def _start(self, info: SessionInfo, apply: dict[str, float]) -> None:
         app = self.laserlog
         try:
-            session_id = await asyncio.wrap_future(app.controller.start_session(info, apply))
+            session_id = await asyncio.wrap_future(
+                app.controller.start_session(info, apply, self._passphrase()))
         except LaserlogError as exc:
             self.query_one("#form-error", Static).update(f"not started: {exc}")
             return
