@@ -60,7 +60,7 @@ def verify_server(url: str) -> list[verify.Report]:
         findings += verify.check_seals(conn, result.seals, legacy.get("sessions", 0))
         # Checkpoints hold under the installation key the console registered here.
         coverage = vouch.check(conn, result.checkpoints, int(result.last_link),
-                               view.installation_keys())
+                               view.installation_keys(), result.odd_batches)
         findings += [verify.Finding("checkpoint", why, link_id=link)
                      for link, why in coverage.problems]
         # The head recorded at the last sync plays the anchor file's part.

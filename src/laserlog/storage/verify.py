@@ -37,6 +37,7 @@ SESSION_LOG_TABLES = ("pulses", "events", "settings")
 TOTAL_COLUMNS = ("pulse_count", "total_energy_j", "min_fluence_j_cm2", "max_fluence_j_cm2",
                  "regimes", "missing_pulses", "event_count")
 MAX_LISTED = 50
+_BATCH_TABLES = frozenset(vouch.LOG_TABLES)
 _FETCH = 8192
 
 
@@ -71,6 +72,8 @@ class Walk:
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Checkpoint links: (link id, snapshot, stored hash of the link before it).
     checkpoints: list[tuple[int, str, str]] = field(default_factory=list)
+    # Batch links that name a table a recording's batch never writes: (link id, ranges).
+    odd_batches: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -248,6 +251,8 @@ def walk(conn: sqlite3.Connection, first_link: int = 1, last_link: int | None = 
             if ranges:
                 for part in ranges.split(","):
                     table, a, b = part.split(" ")
+                    if kind == "batch" and table not in _BATCH_TABLES:
+                        out.odd_batches.append((link_id, ranges))
                     first = int(a)
                     last = int(b)
                     stream = streams.get(table)
@@ -342,6 +347,7 @@ def walk_parallel(conn: sqlite3.Connection, path: str | Path, head_link: int,
         out.rows += part.rows
         out.seals.update(part.seals)
         out.checkpoints += part.checkpoints
+        out.odd_batches += part.odd_batches
         out.last_hash, out.last_link = part.last_hash, part.last_link
         for table, (start, last) in part.spans.items():
             gap = conn.execute(f"SELECT min(id) FROM {table} WHERE id > ? AND id < ?",
@@ -647,7 +653,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             result = walk(conn)
         findings += result.findings
         coverage = vouch.check(conn, result.checkpoints, head_link,
-                               vouch.trusted_keys(trusted, conn))
+                               vouch.trusted_keys(trusted, conn), result.odd_batches)
         findings += [Finding("checkpoint", why, link_id=link) for link, why in coverage.problems]
         notes += coverage.notes
         _, legacy = _legacy(conn)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from laserlog.storage import chain, signing
@@ -71,7 +71,7 @@ def _span_text(ids: list[int]) -> str:
 
 
 def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], head_link: int,
-          trusted: set[str]) -> Coverage:
+          trusted: set[str], odd_batches: Sequence[tuple[int, str]] = ()) -> Coverage:
     """Judge every checkpoint found by a chain walk, and the links no checkpoint covers."""
     out = Coverage()
     untrusted: dict[str, list[int]] = {}
@@ -128,7 +128,7 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
                              "central server can show they were not rebuilt")
         out.problems += _tail(conn, checkpoints[-1][0], head_link, out.notes)
         out.problems += _unsigned(conn, first)
-    out.problems += _misplaced(conn)
+    out.problems += _misplaced(conn, odd_batches)
     return out
 
 
@@ -149,17 +149,13 @@ def _unsigned(conn: sqlite3.Connection, first_checkpoint: int) -> list[tuple[int
              "written: added outside laserlog") for r in rows]
 
 
-def _misplaced(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-    """Find batch links that write more than a recording writes, or write to a session after
-    its latest seal (a recovery seals the session again after its rows), and links or rows
-    with ids laserlog never gives (below 1)."""
+def _misplaced(conn: sqlite3.Connection,
+               odd_batches: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Find batch links that write more than a recording writes (the walk lists them), or
+    write to a session after its latest seal (a recovery seals the session again after its
+    rows), and links or rows with ids laserlog never gives (below 1)."""
     found: list[tuple[int, str]] = []
-    others = [t for t in chain.CHAINED if t not in LOG_TABLES]
-    pattern = " OR ".join("ranges LIKE ? OR ranges LIKE ?" for _ in others)
-    args = [p for t in others for p in (f"{t} %", f"%,{t} %")]
-    for link_id, ranges in conn.execute(
-            f"SELECT id, ranges FROM chain WHERE kind = 'batch' AND ({pattern})"
-            " ORDER BY id LIMIT 20", args):
+    for link_id, ranges in sorted(set(odd_batches))[:20]:
         found.append((int(link_id), f"link {link_id} is a recording's batch but writes "
                       f"{ranges}: only pulses, events and settings come in batches"))
     for session_id, link_id in conn.execute(
