@@ -305,16 +305,18 @@ def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
 
 
 # -- the edges of the chain ----------------------------------------------------------------
-def append_link(db: Path, kind: str, ranges: str, session_id: int | None = None) -> int:
+def append_link(db: Path, kind: str, ranges: str, session_id: int | None = None,
+                snapshot: str | None = None) -> int:
     """Append a link hashed as laserlog would and move the anchor to it (no key needed)."""
     conn = sqlite3.connect(db)
     prev_id, prev = conn.execute("SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1").fetchone()
     rows = tuple(conn.execute(chain._SELECT[t], (a, b)).fetchall()
                  for t, a, b in chain.parse_ranges(ranges))
     link_id, now = prev_id + 1, time.time()
-    digest = chain.link_hash(prev, link_id, session_id, kind, now, ranges, None, rows)
-    conn.execute("INSERT INTO chain (id, session_id, kind, committed_unix_s, ranges, hash)"
-                 " VALUES (?, ?, ?, ?, ?, ?)", (link_id, session_id, kind, now, ranges, digest))
+    digest = chain.link_hash(prev, link_id, session_id, kind, now, ranges, snapshot, rows)
+    conn.execute("INSERT INTO chain (id, session_id, kind, committed_unix_s, ranges, snapshot,"
+                 " hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (link_id, session_id, kind, now, ranges, snapshot, digest))
     conn.commit()
     conn.close()
     anchor = chain.anchor_path(db)
@@ -457,3 +459,84 @@ def test_a_database_moved_to_another_pc_trusts_the_old_key_the_site_file_lists(d
     (tmp_path / "site.toml").write_text('[trust]\ninstallation_keys = ["abc"]\n')
     bad = cli("verify", "--db", str(db), env=elsewhere)
     assert bad.returncode == 2 and "installation_keys" in bad.stderr
+
+
+@pytest.mark.parametrize("forged_checkpoint", ["copied", "garbage"])
+def test_a_checkpoint_forged_at_the_tail_is_disowned_by_laserlogs_next_one(db,
+                                                                          forged_checkpoint):
+    """A forged correction followed by a forged checkpoint, then an ordinary write by
+    laserlog: its checkpoint must not cover the forgery in silence."""
+    tamper(db, "INSERT INTO corrections (session_id, table_name, row_id, column_name, old_value,"
+           " new_value, reason, user_id, corrected_utc) VALUES (1, 'sessions', 1, 'client_ref',"
+           " 'C-1042', 'C-6666', 'typo', 'lso-01', 'now')")
+    with sqlite3.connect(db) as conn:
+        real = conn.execute("SELECT snapshot FROM chain WHERE kind = 'checkpoint'"
+                            " ORDER BY id DESC LIMIT 1").fetchone()[0]
+        correction = conn.execute("SELECT max(id) FROM corrections").fetchone()[0]
+    link = append_link(db, "correction", f"corrections {correction} {correction}", 1)
+    with sqlite3.connect(db) as conn:
+        prev = conn.execute("SELECT hash FROM chain WHERE id = ?", (link,)).fetchone()[0]
+    snapshot = real if forged_checkpoint == "copied" else json.dumps(
+        {"link": link, "hash": prev, "key": json.loads(real)["key"], "signature": "00" * 64})
+    forged = append_link(db, "checkpoint", "", snapshot=snapshot)
+    changed = cli("users", "passphrase", "lso-02", "--db", str(db), passphrase="a new one 123",
+                  env={"LASERLOG_OLD_PASSPHRASE": PASSPHRASES["lso-02"]})
+    assert changed.returncode == 0, changed.stderr
+    messages = _messages(db)
+    assert f"checkpoint link {forged} is forged: laserlog found it so" in messages, messages
+
+
+def _open_session(db: Path) -> int:
+    """Open a third session as the recorder does, and leave it recording (a killed recorder)."""
+    with Store(db) as store:
+        return store.create_session(device_id=1, profile_id="ps755-ref", port="/dev/x",
+                                    operator_id="tech-01", client_ref="C-2000", area="chin",
+                                    skin_type="III", eyewear_checked=True, checklist_json=None)
+
+
+def test_an_open_sessions_details_are_held_to_what_it_was_opened_with(db):
+    session_id = _open_session(db)
+    assert verify_database(db).ok
+    tamper(db, "DROP TRIGGER sessions_fixed_details",
+           f"UPDATE sessions SET client_ref = 'C-9999', operator_id = 'lso-02' WHERE id = "
+           f"{session_id}")
+    messages = _messages(db)
+    assert (f"session {session_id}: its row holds other details than it was opened with"
+            in messages), messages
+    assert "client_ref" in messages and "operator_id" in messages
+
+
+def test_a_session_laserlog_never_opened_is_found(db):
+    _open_session(db)
+    tamper(db, "INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
+           " started_utc) VALUES ('fabricated', 'ps755-ref', 'x', 'tech-01', 'C-7', 'now')")
+    assert "session 4 was never opened in the chain" in _messages(db)
+
+
+def test_rows_of_a_session_under_a_link_of_no_session_are_found(db):
+    tamper(db, "INSERT INTO settings (session_id, received_unix_s, name, value, unit)"
+           " VALUES (2, 1.8e9, 'fluence', 99.0, 'J/cm2')")
+    row = sqlite3.connect(db).execute("SELECT max(id) FROM settings").fetchone()[0]
+    link = append_link(db, "batch", f"settings {row} {row}", None)
+    assert (f"link {link} holds settings row {row} of session 2, but belongs to session None"
+            in _messages(db))
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE INDEX slow ON pulses ((energy_j * 2))",
+    "CREATE VIEW extra AS SELECT 1",
+])
+def test_definitions_not_laserlogs_stop_verify_before_it_reads_them(db, statement):
+    tamper(db, statement)
+    report = verify_database(db)
+    assert [f.kind for f in report.findings] == ["schema_changed"]
+    assert any("other checks were not run" in n for n in report.notes)
+
+
+def test_a_users_row_slipped_in_without_a_link_makes_nobody_else_untrusted(db):
+    tamper(db, "INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
+           " VALUES ('aaa-00', 'A', 'officer', 'scrypt n=16384 r=8 p=1', '00', '00', 'now')")
+    listed = cli("users", "list", "--db", str(db)).stdout
+    for line in listed.splitlines():
+        assert ("UNTRUSTED" in line) == line.startswith("aaa-00"), listed
+    assert _status(db, 1)[0][1] == "VALID"

@@ -210,7 +210,8 @@ def registry(conn: sqlite3.Connection, trusted: set[str] | None = None) -> Regis
         link = links.get(("users", int(row[0])))
         # A user from before keys must have been chained before the first checkpoint.
         before_keys = link is not None and (first_checkpoint is None or link < first_checkpoint)
-        events.append((link or 0, "legacy", (*tuple(row), before_keys)))
+        # Without a link it sorts last: a row slipped in must not become "the first user".
+        events.append((link if link is not None else -1, "legacy", (*tuple(row), before_keys)))
     cols = ", ".join(("id", *CHANGE_COLUMNS))
     for row in conn.execute(f"SELECT {cols} FROM user_changes WHERE id > 0 ORDER BY id"):
         events.append((links.get(("user_changes", int(row[0])), -1), "change", tuple(row)))
@@ -257,7 +258,7 @@ def _apply(conn: sqlite3.Connection, users: dict[str, User], row: tuple, link_id
     message = change_message(values)
     signature = str(values["signature"])
     if change == "created":
-        first = not users
+        first = not any(not u.untrusted for u in users.values())
         if by == user_id and first:
             signer_key = values["public_key_hex"]
         else:

@@ -262,33 +262,63 @@ def recomputes(conn: sqlite3.Connection, link_id: int) -> bool:
                      tuple(lists)) == stored
 
 
-def checkpoint_message(link_id: int, link_hash: str) -> bytes:
-    """Return what an installation key signs: a link and its hash (all before it, by the chain)."""
-    return f"laserlog checkpoint 1\n{link_id}\n{link_hash}".encode("ascii")
+def checkpoint_message(link_id: int, link_hash: str, disowns: Sequence[int] = ()) -> bytes:
+    """Return what an installation key signs: a link and its hash (all before it, by the
+    chain), and the checkpoints after the last good one that it found forged."""
+    text = f"laserlog checkpoint 1\n{link_id}\n{link_hash}"
+    if disowns:
+        text += "\ndisowns " + ",".join(str(i) for i in disowns)
+    return text.encode("ascii")
 
 
 def checkpoint(conn: sqlite3.Connection, key: Ed25519PrivateKey, link_id: int,
                link_hash: str) -> Head:
-    """Append a checkpoint after link `link_id`: the installation's signature of its hash."""
-    snapshot = json.dumps({"link": link_id, "hash": link_hash, "key": signing.public_hex(key),
-                           "signature": signing.sign(key, checkpoint_message(link_id, link_hash))},
-                          sort_keys=True)
-    head = append(conn, session_id=None, kind="checkpoint", snapshot=snapshot)
+    """Append a checkpoint after link `link_id`: the installation's signature of its hash.
+
+    Before vouching for everything up to there, it judges the checkpoints since the newest
+    one that holds (each one laserlog writes did the same, so they all hold or are named):
+    a checkpoint forged at the tail is disowned here, in what this one signs, rather than
+    silently covered.
+    """
+    disowns = _forged_since_last_good(conn)
+    data: dict[str, Any] = {"link": link_id, "hash": link_hash, "key": signing.public_hex(key),
+                            "signature": signing.sign(key, checkpoint_message(
+                                link_id, link_hash, disowns))}
+    if disowns:
+        data["disowns"] = disowns
+    head = append(conn, session_id=None, kind="checkpoint",
+                  snapshot=json.dumps(data, sort_keys=True))
     if isinstance(conn, LogConnection):
         conn.last_checkpoint_s = time.monotonic()
     return head
 
 
+def _forged_since_last_good(conn: sqlite3.Connection) -> list[int]:
+    """Return the checkpoints, newest first back to the newest that holds, that do not hold."""
+    cur = _cursor(conn)
+    forged: list[int] = []
+    for link_id, snapshot in cur.execute(
+            "SELECT id, snapshot FROM chain WHERE session_id IS NULL AND kind = 'checkpoint'"
+            " ORDER BY id DESC LIMIT 1000").fetchall():
+        cp = read_checkpoint(int(link_id), snapshot)
+        before = cur.execute("SELECT hash FROM chain WHERE id = ?", (link_id - 1,)).fetchone()
+        if cp.valid and cp.signed_link == link_id - 1 and before and before[0] == cp.signed_hash:
+            break
+        forged.append(int(link_id))
+    return sorted(forged)
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A checkpoint link as stored: which link it vouches for, with which key, and whether the
-    signature holds for the hash it names."""
+    """A checkpoint link as stored: which link it vouches for, with which key, whether the
+    signature holds for the hash it names, and the checkpoints it found forged."""
 
     link_id: int
     signed_link: int
     signed_hash: str
     key: str
     valid: bool
+    disowns: tuple[int, ...] = ()
 
 
 def read_checkpoint(link_id: int, snapshot: str | None) -> Checkpoint:
@@ -296,11 +326,12 @@ def read_checkpoint(link_id: int, snapshot: str | None) -> Checkpoint:
     try:
         data = json.loads(snapshot or "")
         signed_link, signed_hash, key = int(data["link"]), str(data["hash"]), str(data["key"])
-        ok = signing.verifies(key, checkpoint_message(signed_link, signed_hash),
+        disowns = tuple(int(i) for i in data.get("disowns", ()))
+        ok = signing.verifies(key, checkpoint_message(signed_link, signed_hash, disowns),
                               str(data["signature"]))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         return Checkpoint(link_id, -1, "", "", False)
-    return Checkpoint(link_id, signed_link, signed_hash, key, ok)
+    return Checkpoint(link_id, signed_link, signed_hash, key, ok, disowns)
 
 
 def append_batch(conn: sqlite3.Connection, session_id: int | None,
@@ -340,6 +371,30 @@ def snapshot_text(conn: sqlite3.Connection, session_id: int) -> str | None:
     return json.dumps({"session": dict(zip(SESSION_COLUMNS, session, strict=True)),
                        "device": dict(zip(DEVICE_COLUMNS, device, strict=True)) if device else None},
                       sort_keys=True)
+
+
+#: A session's details, fixed once recorded: what its opening link holds against its row.
+DETAIL_COLUMNS = ("id", "uuid", "device_id", "profile_id", "port", "operator_id", "client_ref",
+                  "area", "skin_type", "eyewear_checked", "checklist_json", "started_utc",
+                  "resumes_session_id")
+
+
+def open_session(conn: sqlite3.Connection, session_id: int) -> Head | None:
+    """Append a session's opening link: its details as recorded (inside the transaction that
+    inserts the row), so they are checked before the session is sealed."""
+    text = snapshot_text(conn, session_id)
+    if text is None:
+        return None
+    return append(conn, session_id=session_id, kind="session", snapshot=text)
+
+
+def session_details(snapshot: str | None) -> dict[str, Any]:
+    """Return the fixed details from a session snapshot ({} when there is none)."""
+    try:
+        session = json.loads(snapshot or "null")["session"]
+    except (ValueError, TypeError, KeyError):
+        return {}
+    return {k: session.get(k) for k in DETAIL_COLUMNS} if isinstance(session, dict) else {}
 
 
 def seal(conn: sqlite3.Connection, session_id: int) -> Head | None:

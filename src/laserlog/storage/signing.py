@@ -10,6 +10,7 @@ checkpoints, so a chain rebuilt without it fails `laserlog verify`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -70,13 +71,17 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> str:
     return key.sign(message).hex()
 
 
+@functools.lru_cache(maxsize=64)
+def _public_key(public: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+
+
 def verifies(public: str | None, message: bytes, signature: str | None) -> bool:
     """Return whether `signature` (hex) is `public`'s signature of `message`."""
-    if not public or not signature:
+    if not isinstance(public, str) or not isinstance(signature, str) or not public:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).verify(
-            bytes.fromhex(signature), message)
+        _public_key(public).verify(bytes.fromhex(signature), message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -362,9 +362,15 @@ class Store:
                     (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref,
                      area, skin_type, int(eyewear_checked), checklist_json, utc_now(),
                      resumes_session_id))
-            return int(cur.lastrowid or 0)
+                session_id = int(cur.lastrowid or 0)
+                # Its details go into the chain at once: checked before it is sealed too.
+                heads.append(chain.open_session(self.conn, session_id))
+            return session_id
 
-        return self.write(transaction)
+        heads: list[chain.Head | None] = []
+        session_id = self.write(transaction)
+        chain.write_anchor(self.path, heads[-1] if heads else None)
+        return session_id
 
     def end_session(self, session_id: int, status: str, reason: str, *,
                     ended_utc: str | None = None,

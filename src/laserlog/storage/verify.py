@@ -74,6 +74,8 @@ class Walk:
     checkpoints: list[tuple[int, str, str]] = field(default_factory=list)
     # Batch links that name a table a recording's batch never writes: (link id, ranges).
     odd_batches: list[tuple[int, str]] = field(default_factory=list)
+    # Each session's opening link: session -> (link id, snapshot of its details then).
+    openings: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -277,6 +279,15 @@ def walk(conn: sqlite3.Connection, first_link: int = 1, last_link: int | None = 
                             damaged = True
                     rows_total += len(rows)
                     lists.append(rows)
+                    if table in _BATCH_TABLES:
+                        # A recording's rows belong to the link's session (column 1).
+                        for row in rows:
+                            if row[1] != session_id:
+                                add(Finding("changed_link", f"link {link_id} holds {table} row "
+                                            f"{row[0]} of session {row[1]}, but belongs to "
+                                            f"session {session_id}: written outside laserlog",
+                                            table, row[0], link_id))
+                                break
                     if per_session:
                         counts = covered.setdefault(session_id, {})
                         counts[table] = counts.get(table, 0) + len(rows)
@@ -288,6 +299,8 @@ def walk(conn: sqlite3.Connection, first_link: int = 1, last_link: int | None = 
                 add(_diagnose(conn, link_id, ranges, lists))
             if kind == "seal":
                 seals[session_id] = (link_id, stored, snapshot)
+            elif kind == "session":
+                out.openings[session_id] = (link_id, snapshot)
             elif kind == "checkpoint":
                 out.checkpoints.append((link_id, snapshot, prev))
             prev = stored
@@ -348,6 +361,7 @@ def walk_parallel(conn: sqlite3.Connection, path: str | Path, head_link: int,
         out.seals.update(part.seals)
         out.checkpoints += part.checkpoints
         out.odd_batches += part.odd_batches
+        out.openings.update(part.openings)
         out.last_hash, out.last_link = part.last_hash, part.last_link
         for table, (start, last) in part.spans.items():
             gap = conn.execute(f"SELECT min(id) FROM {table} WHERE id > ? AND id < ?",
@@ -438,6 +452,38 @@ def check_seals(conn: sqlite3.Connection, seals: dict[int, tuple[int, str, str]]
     return findings
 
 
+def check_openings(conn: sqlite3.Connection, openings: dict[int, tuple[int, str]],
+                   seals: dict[int, tuple[int, str, str]]) -> list[Finding]:
+    """Compare each session's details (who, which client, where) with what its opening link
+    recorded, sealed or not; find sessions laserlog never opened.
+
+    Sessions made before laserlog opened them with a link have none: only sessions after
+    the first one that has must.
+    """
+    findings: list[Finding] = []
+    for session_id, (link_id, snapshot) in sorted(openings.items()):
+        then = chain.session_details(snapshot)
+        sealed = seals.get(session_id)
+        now = chain.session_details(sealed[2] if sealed else
+                                    chain.snapshot_text(conn, session_id))
+        if then != now:
+            changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+            where = "its seal holds" if sealed else "its row holds"
+            findings.append(Finding("session_changed", f"session {session_id}: {where} other "
+                                    f"details than it was opened with (link {link_id}): "
+                                    f"{', '.join(changed) or 'the row is gone'}",
+                                    "sessions", session_id, link_id))
+    if openings:
+        first = min(openings)
+        for (session_id,) in conn.execute("SELECT id FROM sessions WHERE id > ? ORDER BY id",
+                                          (first,)):
+            if session_id not in openings:
+                findings.append(Finding("session_unopened", f"session {session_id} was never "
+                                        "opened in the chain: inserted outside laserlog",
+                                        "sessions", session_id))
+    return findings
+
+
 def check_triggers(conn: sqlite3.Connection) -> list[Finding]:
     """Find append-only triggers that someone dropped."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
@@ -500,6 +546,18 @@ def check_schema(conn: sqlite3.Connection, version: int) -> list[Finding]:
                                             + _first_difference(have, sql)))
     findings += _check_schema_record(conn, found, want)
     return findings
+
+
+def _foreign_reads(conn: sqlite3.Connection, version: int) -> list[tuple[str, str]]:
+    """Return the tables, views and indexes that are not laserlog's (triggers fire only on
+    writes, so a foreign one cannot change what verify reads)."""
+    found = definitions.read(conn)
+    want = definitions.expected(version)
+    extra = definitions.outside_migrations()
+    return [(kind, name) for kind, name in sorted(set(found) | set(want))
+            if kind != "trigger" and found.get((kind, name)) != want.get((kind, name))
+            and not (want.get((kind, name)) is None
+                     and found.get((kind, name)) == extra.get((kind, name)))]
 
 
 def _check_schema_record(conn: sqlite3.Connection, found: definitions.Definitions,
@@ -640,6 +698,16 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
                 f"database schema {version} predates {what}; open it once with any "
                 "recording command to upgrade it"))], [], 0, 0, 0,
                           0.0, time.perf_counter() - started, 0, "")
+        # The definitions first: the checks below read tables, views and indexes, and one
+        # someone else defined (a view in a table's place, an index on a costly expression)
+        # could make them lie or never end. Such a file is not checked further.
+        schema_findings = check_schema(conn, version)
+        if _foreign_reads(conn, version):
+            conn.rollback()
+            notes.append("the schema holds definitions that are not laserlog's: the other "
+                         "checks were not run (they would read them)")
+            return Report(str(path), findings + schema_findings, notes, 0, 0, 0, 0.0,
+                          time.perf_counter() - started, 0, "")
         if integrity:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
             if problems != ["ok"]:
@@ -662,7 +730,8 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
             more, anchor_notes = check_anchor(conn, anchor, head_link, anchor_path)
             findings += more
             notes += anchor_notes
-        findings += check_schema(conn, version)
+        findings += schema_findings
+        findings += check_openings(conn, result.openings, result.seals)
         findings += check_totals(conn, legacy.get("sessions", 0))
         legacy_rows = sum(last for t, last in legacy.items() if t in CHAINED)
         if legacy_rows:

@@ -52,18 +52,35 @@ class Coverage:
     last_vouched: int = 0  # the newest link a trusted, valid checkpoint vouches for
 
 
-def _holds(found: tuple[int, str, str], trusted: set[str]) -> bool:
-    link_id, snapshot, prev_hash = found
-    cp = chain.read_checkpoint(link_id, snapshot)
-    return (cp.valid and cp.signed_link == link_id - 1 and cp.signed_hash == prev_hash
-            and (not trusted or cp.key in trusted))
+def _fast(checkpoints: list[tuple[int, str, str]], trusted: set[str], out: Coverage,
+          untrusted: dict[str, list[int]]) -> bool:
+    """Judge the checkpoints by the newest one when it holds and none disowns another.
 
-
-def _key_of(snapshot: str) -> str:
-    try:
-        return str(json.loads(snapshot)["key"])
-    except (ValueError, KeyError, TypeError):
-        return ""
+    Each checkpoint laserlog writes first judges those since the newest that held and
+    names the forged ones in what it signs; so when the newest holds and disowns nothing,
+    every older one held when it was covered, and its signature need not be checked again
+    (~130 us each, one per 10 s recorded). Returns False to judge them one by one.
+    """
+    link_id, snapshot, prev_hash = checkpoints[-1]
+    newest = chain.read_checkpoint(link_id, snapshot)
+    if not (newest.valid and newest.signed_link == link_id - 1
+            and newest.signed_hash == prev_hash and (not trusted or newest.key in trusted)):
+        return False
+    keys: list[tuple[int, str]] = []
+    for link_id, snapshot, _ in checkpoints:
+        try:
+            data = json.loads(snapshot)
+            if data.get("disowns"):
+                return False
+            keys.append((link_id, str(data["key"])))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return False
+    for link_id, key in keys:
+        out.keys[key] = out.keys.get(key, 0) + 1
+        if trusted and key not in trusted:
+            untrusted.setdefault(key, []).append(link_id)
+    out.last_vouched = newest.signed_link
+    return True
 
 
 def _span_text(ids: list[int]) -> str:
@@ -75,16 +92,7 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
     """Judge every checkpoint found by a chain walk, and the links no checkpoint covers."""
     out = Coverage()
     untrusted: dict[str, list[int]] = {}
-    if checkpoints and _holds(checkpoints[-1], trusted):
-        # The newest checkpoint signs a hash that covers every link before it, the older
-        # checkpoints included: with the chain recomputing (the walk's job), they hold too.
-        # One signature to check instead of one per 10 s recorded.
-        for link_id, snapshot, _ in checkpoints:
-            key = _key_of(snapshot)
-            out.keys[key] = out.keys.get(key, 0) + 1
-            if trusted and key not in trusted:
-                untrusted.setdefault(key, []).append(link_id)
-        out.last_vouched = checkpoints[-1][0] - 1
+    if checkpoints and _fast(checkpoints, trusted, out, untrusted):
         checkpoints_to_judge: list[tuple[int, str, str]] = []
     else:
         checkpoints_to_judge = checkpoints
@@ -101,6 +109,9 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
                                  f"chain now holds {prev_hash[:16]}...: the links before it "
                                  "were rebuilt without the installation key"))
             continue
+        for forged in cp.disowns:
+            out.problems.append((forged, f"checkpoint link {forged} is forged: laserlog found "
+                                 f"it so when it wrote checkpoint link {link_id}"))
         if trusted and cp.key not in trusted:
             untrusted.setdefault(cp.key, []).append(link_id)
             continue
