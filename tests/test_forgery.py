@@ -540,3 +540,50 @@ def test_a_users_row_slipped_in_without_a_link_makes_nobody_else_untrusted(db):
     for line in listed.splitlines():
         assert ("UNTRUSTED" in line) == line.startswith("aaa-00"), listed
     assert _status(db, 1)[0][1] == "VALID"
+
+
+def test_a_checkpoint_link_of_a_session_is_not_laserlogs(db):
+    """A forged link followed by a copied checkpoint filed under a session: laserlog's next
+    checkpoint must judge it like any other."""
+    with sqlite3.connect(db) as conn:
+        real = conn.execute("SELECT snapshot FROM chain WHERE kind = 'checkpoint'"
+                            " ORDER BY id DESC LIMIT 1").fetchone()[0]
+    forged = append_link(db, "checkpoint", "", 1, snapshot=real)
+    changed = cli("users", "passphrase", "lso-02", "--db", str(db), passphrase="a new one 123",
+                  env={"LASERLOG_OLD_PASSPHRASE": PASSPHRASES["lso-02"]})
+    assert changed.returncode == 0, changed.stderr
+    messages = _messages(db)
+    assert f"link {forged} is a checkpoint of session 1" in messages
+    assert f"checkpoint link {forged} is forged" in messages
+
+
+def test_rows_planted_for_the_next_session_before_it_opens_are_found(db):
+    tamper(db, "INSERT INTO pulses (session_id, seq, received_unix_s, pulse_duration_ps, regime,"
+           " energy_j, fluence_j_cm2, spot_mm, wavelength_nm) VALUES (3, 1, 1.8e9, 650, 'ps',"
+           " 3.0, 40.0, 3, 755)")
+    row = sqlite3.connect(db).execute("SELECT max(id) FROM pulses").fetchone()[0]
+    planted = append_link(db, "batch", f"pulses {row} {row}", 3)
+    assert _open_session(db) == 3
+    assert f"link {planted} writes rows of session 3 before it was opened" in _messages(db)
+
+
+def test_a_view_in_a_tables_place_is_refused_before_anything_reads_it(db):
+    tamper(db, "ALTER TABLE sessions RENAME TO sessions_old",
+           "CREATE VIEW sessions AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1"
+           " FROM r) SELECT * FROM sessions_old, r")
+    for args in (["sessions", "show", "1"], ["sessions", "list"], ["report", "signoffs"]):
+        result = cli(*args, "--db", str(db), timeout=20)
+        assert result.returncode == 2 and "sessions is a view, not laserlog's table" in (
+            result.stderr), (args, result.stderr)
+    assert cli("verify", "--db", str(db), timeout=20).returncode == 1
+
+
+def test_nobody_signs_a_session_sealed_with_details_it_was_not_opened_with(db):
+    session_id = _open_session(db)
+    tamper(db, "DROP TRIGGER sessions_fixed_details",
+           f"UPDATE sessions SET client_ref = 'C-9999' WHERE id = {session_id}")
+    with Store(db) as store:
+        store.mark_interrupted("/dev/x")  # laserlog's next start seals what it finds
+    refused = cli("signoff", str(session_id), "--meaning", "approved", "--user", "lso-01",
+                  "--db", str(db), passphrase=PASSPHRASES["lso-01"])
+    assert_clean_error(refused, "other details than it was opened with", "client_ref")

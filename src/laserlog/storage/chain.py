@@ -297,12 +297,13 @@ def _forged_since_last_good(conn: sqlite3.Connection) -> list[int]:
     """Return the checkpoints, newest first back to the newest that holds, that do not hold."""
     cur = _cursor(conn)
     forged: list[int] = []
-    for link_id, snapshot in cur.execute(
-            "SELECT id, snapshot FROM chain WHERE session_id IS NULL AND kind = 'checkpoint'"
+    for link_id, snapshot, session_id in cur.execute(
+            "SELECT id, snapshot, session_id FROM chain WHERE kind = 'checkpoint'"
             " ORDER BY id DESC LIMIT 1000").fetchall():
         cp = read_checkpoint(int(link_id), snapshot)
         before = cur.execute("SELECT hash FROM chain WHERE id = ?", (link_id - 1,)).fetchone()
-        if cp.valid and cp.signed_link == link_id - 1 and before and before[0] == cp.signed_hash:
+        if (cp.valid and session_id is None and cp.signed_link == link_id - 1 and before
+                and before[0] == cp.signed_hash):
             break
         forged.append(int(link_id))
     return sorted(forged)

@@ -272,12 +272,28 @@ class Store:
         if emptied:
             self.conn.close()
             raise StoreError(emptied)
+        if version >= 3:
+            self._check_tables()
         if not readonly:
             migrate(self.conn, self.path)
         else:
             if version != SCHEMA_VERSION:
                 raise StoreError(f"database {self.path} has schema {version}, expected "
                                  f"{SCHEMA_VERSION}; run any recording command to upgrade it")
+
+    def _check_tables(self) -> None:
+        """Refuse a file whose core tables are something else (a view in a table's place could
+        make every read lie, or never end); `laserlog verify` says more."""
+        kinds = dict(self.conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE name IN"
+            " ('sessions', 'pulses', 'events', 'settings', 'chain', 'devices')").fetchall())
+        for name in ("sessions", "pulses", "events", "settings", "chain", "devices"):
+            if kinds.get(name) != "table":
+                self.conn.close()
+                raise StoreError(f"database {self.path}: {name} is "
+                                 f"{'a ' + kinds[name] if name in kinds else 'missing'}, not "
+                                 "laserlog's table: it was changed outside laserlog (run "
+                                 "`laserlog verify`, restore it from a backup)")
 
     def close(self) -> None:
         self.conn.close()

@@ -302,6 +302,10 @@ def walk(conn: sqlite3.Connection, first_link: int = 1, last_link: int | None = 
             elif kind == "session":
                 out.openings[session_id] = (link_id, snapshot)
             elif kind == "checkpoint":
+                if session_id is not None:  # laserlog's belong to no session
+                    add(Finding("checkpoint", f"link {link_id} is a checkpoint of session "
+                                f"{session_id}: laserlog writes none, so it was written outside "
+                                "laserlog", link_id=link_id))
                 out.checkpoints.append((link_id, snapshot, prev))
             prev = stored
         out.last_link = batch[-1][0]
@@ -452,6 +456,19 @@ def check_seals(conn: sqlite3.Connection, seals: dict[int, tuple[int, str, str]]
     return findings
 
 
+def _opened_otherwise(conn: sqlite3.Connection, session_id: int,
+                      sealed: tuple[int, str, str] | None) -> str:
+    """Return why a session's seal holds other details than its opening link, or ""."""
+    row = conn.execute("SELECT id, snapshot FROM chain WHERE session_id = ? AND kind ="
+                       " 'session' ORDER BY id LIMIT 1", (session_id,)).fetchone()
+    if row is None or sealed is None:
+        return ""
+    then, now = chain.session_details(row[1]), chain.session_details(sealed[2])
+    changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+    return (f"its seal holds other details than it was opened with (link {row[0]}): "
+            f"{', '.join(changed)}") if changed else ""
+
+
 def check_openings(conn: sqlite3.Connection, openings: dict[int, tuple[int, str]],
                    seals: dict[int, tuple[int, str, str]]) -> list[Finding]:
     """Compare each session's details (who, which client, where) with what its opening link
@@ -473,6 +490,22 @@ def check_openings(conn: sqlite3.Connection, openings: dict[int, tuple[int, str]
                                     f"details than it was opened with (link {link_id}): "
                                     f"{', '.join(changed) or 'the row is gone'}",
                                     "sessions", session_id, link_id))
+    # A recording's batches come after its session was opened (rows planted for a session
+    # not yet opened would be counted into it).
+    for session_id, first_batch in conn.execute(
+            "SELECT session_id, min(id) FROM chain WHERE kind = 'batch' AND session_id IS NOT"
+            " NULL GROUP BY session_id"):
+        opened = openings.get(session_id)
+        if opened is not None and first_batch < opened[0]:
+            findings.append(Finding("session_changed", f"link {first_batch} writes rows of "
+                                    f"session {session_id} before it was opened (link "
+                                    f"{opened[0]}): written outside laserlog", "sessions",
+                                    session_id, first_batch))
+        elif opened is None and openings and session_id > min(openings):
+            findings.append(Finding("session_unopened", f"link {first_batch} writes rows of "
+                                    f"session {session_id}, which was never opened in the "
+                                    "chain: written outside laserlog", "sessions", session_id,
+                                    first_batch))
     if openings:
         first = min(openings)
         for (session_id,) in conn.execute("SELECT id FROM sessions WHERE id > ? ORDER BY id",
@@ -793,6 +826,8 @@ def check_sessions(conn: sqlite3.Connection, session_ids: list[int]) -> dict[int
             now = chain.snapshot_text(conn, session_id)
             if now != snapshot:
                 reason = f"changed after its seal: {_snapshot_diff(snapshot, now)}"
+        if not reason:
+            reason = _opened_otherwise(conn, session_id, result.seals.get(session_id))
         if not reason:
             covered = result.covered.get(session_id, {})
             for table in SESSION_LOG_TABLES:

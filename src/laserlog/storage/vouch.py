@@ -154,7 +154,8 @@ def _unsigned(conn: sqlite3.Connection, first_checkpoint: int) -> list[tuple[int
     rows = conn.execute(
         "SELECT c.id, c.kind FROM chain c LEFT JOIN chain n ON n.id = c.id + 1"
         " WHERE c.id > ? AND c.kind NOT IN ('batch', 'checkpoint')"
-        " AND (n.kind IS NULL OR n.kind != 'checkpoint') ORDER BY c.id LIMIT 20",
+        " AND (n.kind IS NULL OR n.kind != 'checkpoint' OR n.session_id IS NOT NULL)"
+        " ORDER BY c.id LIMIT 20",
         (first_checkpoint,)).fetchall()
     return [(int(r[0]), f"link {r[0]} ({r[1]}) was not signed by a checkpoint when it was "
              "written: added outside laserlog") for r in rows]
@@ -211,9 +212,9 @@ def _tail(conn: sqlite3.Connection, last_checkpoint: int, head_link: int,
 def vouched(conn: sqlite3.Connection, link_id: int, trusted: set[str]) -> str:
     """Return why link `link_id` is not vouched for, or "" when a checkpoint right after it
     signs its hash and the link recomputes (how every user change and sign-off is written)."""
-    rows = conn.execute("SELECT id, kind, snapshot, hash FROM chain WHERE id IN (?, ?)"
-                        " ORDER BY id", (link_id, link_id + 1)).fetchall()
-    if len(rows) != 2 or rows[1][1] != "checkpoint":
+    rows = conn.execute("SELECT id, kind, snapshot, hash, session_id FROM chain WHERE id IN"
+                        " (?, ?) ORDER BY id", (link_id, link_id + 1)).fetchall()
+    if len(rows) != 2 or rows[1][1] != "checkpoint" or rows[1][4] is not None:
         return "it is not covered by a signed checkpoint (added outside laserlog)"
     cp = chain.read_checkpoint(int(rows[1][0]), rows[1][2])
     if not cp.valid or cp.signed_link != link_id or cp.signed_hash != rows[0][3]:
