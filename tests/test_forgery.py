@@ -255,12 +255,9 @@ def test_signoffs_from_before_keys_show_as_legacy_never_valid(db):
     assert "approved:lso-01(LEGACY)" in unsigned
 
 
-def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
-    """Schema 3: users with a bare scrypt check, a digest sign-off. After the upgrade the
-    sign-off is LEGACY, verify names the unsigned prefix, and the officer gets a key the
-    first time they give their passphrase, then signs VALID."""
-    import hashlib
-
+def _schema3_database(tmp_path: Path) -> tuple[Path, sqlite3.Connection, bytes]:
+    """Return a schema-3 database (as laserlog made it before keys) with officer lso-01, whose
+    passphrase check is a bare scrypt key, an open connection to it, and the salt used."""
     from laserlog.storage.schema import MIGRATIONS
 
     db = tmp_path / "old.db"
@@ -273,6 +270,14 @@ def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
     conn.execute("INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
                  " VALUES ('lso-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1', ?, ?, 'then')",
                  (salt.hex(), check.hex()))
+    return db, conn, salt
+
+
+def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
+    """Schema 3: users with a bare scrypt check, a digest sign-off. After the upgrade the
+    sign-off is LEGACY, verify names the unsigned prefix, and the officer gets a key the
+    first time they give their passphrase, then signs VALID."""
+    db, conn, salt = _schema3_database(tmp_path)
     for n in (1, 2):
         conn.execute("INSERT INTO sessions (uuid, profile_id, port, operator_id, client_ref,"
                      " started_utc, ended_utc, status) VALUES (?, 'ps755-ref', 'p', 'tech-01',"
@@ -379,18 +384,7 @@ def test_a_link_laserlog_signs_at_once_but_a_later_checkpoint_adopted_is_found(d
 def test_a_second_row_for_a_user_from_before_keys_is_never_theirs(tmp_path):
     """An upgraded database: lso-01 has no key yet. A forger adds a users row 'LSO-01' with a
     passphrase check of their own; it must not give them lso-01's key."""
-    from laserlog.storage.schema import MIGRATIONS
-
-    db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)
-    for number, script in enumerate(MIGRATIONS[:3], 1):
-        conn.executescript(script + f";PRAGMA user_version = {number};")
-    salt = bytes(16)
-    check = hashlib.scrypt(b"officer passphrase 1", salt=salt, n=2**14, r=8, p=1,
-                           maxmem=2**28, dklen=32)
-    conn.execute("INSERT INTO users (user_id, name, role, kdf, salt_hex, key_hex, created_utc)"
-                 " VALUES ('lso-01', 'Dr Old', 'officer', 'scrypt n=16384 r=8 p=1', ?, ?, 'then')",
-                 (salt.hex(), check.hex()))
+    db, conn, salt = _schema3_database(tmp_path)
     with conn:
         chain.append(conn, session_id=None, kind="user", ranges=[("users", 1, 1)])
     conn.close()

@@ -27,6 +27,15 @@ def _format(p: argparse.ArgumentParser) -> None:
                    help="output format (default table)")
 
 
+def _authoriser(p: argparse.ArgumentParser, func: Any) -> None:
+    """Finish a user-management command: who authorises it (--as), the database, the handler."""
+    p.add_argument("--as", dest="as_user", required=True, metavar="ID",
+                   help="the administrator or officer who authorises it (passphrase from a "
+                   "prompt, stdin or $LASERLOG_AS_PASSPHRASE)")
+    db_arg(p)
+    p.set_defaults(func=func)
+
+
 def add_commands(commands: Any) -> None:
     """Add the review commands to the main parser's subcommands."""
     report = commands.add_parser("report", help="energy, faults, limits, calibration and "
@@ -109,17 +118,11 @@ def add_commands(commands: Any) -> None:
                        "authorises it)")
     p.add_argument("user_id", metavar="ID")
     p.add_argument("role", choices=("technician", "officer", "engineer", "administrator"))
-    p.add_argument("--as", dest="as_user", required=True, metavar="ID",
-                   help="the administrator or officer who authorises it")
-    db_arg(p)
-    p.set_defaults(func=cmd_users_role)
+    _authoriser(p, cmd_users_role)
     p = sub.add_parser("revoke", help="revoke a user: their later signatures are INVALID, "
                        "earlier ones stand")
     p.add_argument("user_id", metavar="ID")
-    p.add_argument("--as", dest="as_user", required=True, metavar="ID",
-                   help="the administrator or officer who authorises it")
-    db_arg(p)
-    p.set_defaults(func=cmd_users_revoke)
+    _authoriser(p, cmd_users_revoke)
     p = sub.add_parser("passphrase", help="change your own passphrase (your key is sealed "
                        "again under it)")
     p.add_argument("user_id", metavar="ID")
