@@ -295,7 +295,10 @@ def test_a_database_from_before_keys_upgrades_in_place(tmp_path):
                       "signed_utc", "chain_id", "chain_hash", "signature"), session_id=1,
                      kind="signoff")
     conn.close()
-    Store(db).close()  # the upgrade
+    upgraded = cli("correct", "1", "--field", "area", "--value", "chin", "--reason", "typo",
+                   "--user", "lso-01", "--db", str(db), passphrase="officer passphrase 1")
+    assert upgraded.returncode == 0, upgraded.stderr  # a command that writes upgrades it
+    assert "its officers (lso-01) are its administrators by default" in upgraded.stderr
     assert _status(db, 1)[0][1] == "LEGACY"
     with Store(db) as store:
         from laserlog.review.signoff import sign

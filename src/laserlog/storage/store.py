@@ -227,7 +227,21 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
                              f"{_explain(exc)}") from None
     if path:
         chain.write_anchor(path, head)
+    if version == 3 and SCHEMA_VERSION >= 4:
+        _say_keys_arrived(conn, path)
     return SCHEMA_VERSION
+
+
+def _say_keys_arrived(conn: sqlite3.Connection, path: str | Path) -> None:
+    """Say once, at the upgrade that brings keys, who administers users until one is named."""
+    officers = [r[0] for r in conn.execute(
+        "SELECT user_id FROM users WHERE role = 'officer' ORDER BY id")]
+    if officers:
+        print(f"laserlog: notice: {path} now signs with keys: its officers "
+              f"({', '.join(officers)}) are its administrators by default until one is named "
+              "(`laserlog users role ID administrator --as ID`); each user gets a key the "
+              "next time they give their passphrase; earlier sign-offs read LEGACY",
+              file=sys.stderr)
 
 
 def truncated(path: str | Path, schema_version: int) -> str | None:
