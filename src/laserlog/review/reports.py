@@ -2,8 +2,10 @@
 
 Every query runs on a read-only connection with parameters; filter text is only ever a
 parameter value, so text that looks like SQL matches nothing rather than running. Dates
-are UTC, `YYYY-MM-DD` (whole days) or ISO 8601 times. A report is a list of rows (dicts)
-with its columns, rendered as a table, CSV or JSON.
+are UTC, `YYYY-MM-DD` (whole days) or ISO 8601 times. Days, ISO 8601 weeks and months are
+counted in the site's time zone (laserlog.domain.localtime), as the screen and the web view
+count them. A report is a list of rows (dicts) with its columns, rendered as a table, CSV
+or JSON.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+from laserlog.domain import localtime
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
 
@@ -139,15 +142,9 @@ def _device(row: dict[str, Any]) -> str:
     return f"{row['profile_id']}/{serial}" if serial else row["profile_id"]
 
 
-def _group_key(row: dict[str, Any], by: str) -> str:
-    started = row["started_utc"]
-    if by == "day":
-        return started[:10]
-    if by == "week":
-        year, week, _ = date.fromisoformat(started[:10]).isocalendar()
-        return f"{year}-W{week:02d}"
-    if by == "month":
-        return started[:7]
+def _group_key(row: dict[str, Any], by: str, zone: tzinfo | None) -> str:
+    if by in localtime.PERIODS:
+        return localtime.period_key(row["started_utc"], by, zone)
     if by == "device":
         return _device(row)
     if by == "operator":
@@ -167,16 +164,20 @@ def _max(values: Iterable[float | None]) -> float | None:
     return max(present) if present else None
 
 
-def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool = True) -> Report:
+def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool = True,
+                  zone: tzinfo | None = None) -> Report:
     """Return pulses, total energy, maximum fluence and regimes, per session or group.
 
+    Days, weeks and months are the site's: `zone` (None: the machine's zone).
     `in_sql=False` groups in Python even where SQLite could: the reference the fast path
     is tested against.
     """
     if by not in ENERGY_GROUPS:
         raise ReportError(f"--by {by!r} is unknown; expected one of {', '.join(ENERGY_GROUPS)}")
-    if in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.last is None:
-        return _energy_grouped_in_sql(conn, by, f)
+    periods_in_sql = isinstance(conn, sqlite3.Connection)  # a central view has no functions
+    if (in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.last is None
+            and (periods_in_sql or by not in localtime.PERIODS)):
+        return _energy_grouped_in_sql(conn, by, f, zone)
     rows = sessions(conn, f)
     limit_counts = _event_counts(conn, [r["id"] for r in rows], "out_of_limit")
     out: list[dict[str, Any]] = []
@@ -199,7 +200,7 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
     else:
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            groups.setdefault(_group_key(r, by), []).append(r)
+            groups.setdefault(_group_key(r, by, zone), []).append(r)
         head = ["client", "area"] if by == "client" else [by]
         columns = [*head, "sessions", "first_utc", "last_utc", "pulses", "energy_j",
                    "max_fluence_j_cm2", "regimes", "out_of_limit"]
@@ -226,8 +227,9 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
 # Groupings whose key no correction can change: SQLite aggregates the sessions' totals
 # itself (50 k sessions in ~30 ms, against ~500 ms fetching them into Python).
 _SQL_GROUP_KEYS = {
-    "day": "substr(s.started_utc, 1, 10)",
-    "month": "substr(s.started_utc, 1, 7)",
+    "day": f"{localtime.SQL_FUNCTION}(s.started_utc, 'day')",
+    "week": f"{localtime.SQL_FUNCTION}(s.started_utc, 'week')",
+    "month": f"{localtime.SQL_FUNCTION}(s.started_utc, 'month')",
     "device": "s.profile_id || coalesce('/' || nullif(d.serial, ''), '')",
     "operator": "s.operator_id",
 }
@@ -238,9 +240,12 @@ _SESSION_FILTER = (
     " AND (:device IS NULL OR s.profile_id = :device OR d.serial = :device)")
 
 
-def _energy_grouped_in_sql(conn: sqlite3.Connection, by: str, f: Filters) -> Report:
+def _energy_grouped_in_sql(conn: sqlite3.Connection, by: str, f: Filters,
+                           zone: tzinfo | None) -> Report:
     """Return the energy report for a grouping SQLite can compute from session totals."""
     key = _SQL_GROUP_KEYS[by]
+    if by in localtime.PERIODS:
+        localtime.register(conn, zone)
     params = {"start": f.start_utc, "end": f.end_utc, "operator": f.operator, "device": f.device}
     source = " FROM sessions s LEFT JOIN devices d ON d.id = s.device_id" + _SESSION_FILTER
     grouped = conn.execute(
@@ -307,8 +312,11 @@ def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> lis
 
 
 def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
-                  kinds: tuple[str, ...] = FAULT_KINDS) -> Report:
-    """Return console faults, interlocks, link losses, gaps, disagreements, limits, listed or counted."""
+                  kinds: tuple[str, ...] = FAULT_KINDS, *, zone: tzinfo | None = None) -> Report:
+    """Return console faults, interlocks, link losses, gaps, disagreements, limits, listed or counted.
+
+    Days and months are the site's: `zone` (None: the machine's zone).
+    """
     if by not in FAULT_GROUPS:
         raise ReportError(f"--by {by!r} is unknown; expected one of {', '.join(FAULT_GROUPS)}")
     events = _events(conn, f, kinds)
@@ -322,10 +330,12 @@ def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
     else:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for e in events:
-            key = {"kind": (e["kind"],), "device": (e["device"], e["kind"]),
-                   "session": (str(e["session_id"]), e["kind"]),
-                   "day": (e["received_utc"][:10], e["kind"]),
-                   "month": (e["received_utc"][:7], e["kind"])}[by]
+            if by in localtime.PERIODS:
+                key: tuple[str, ...] = (localtime.period_key(e["received_unix_s"], by, zone),
+                                        e["kind"])
+            else:
+                key = {"kind": (e["kind"],), "device": (e["device"], e["kind"]),
+                       "session": (str(e["session_id"]), e["kind"])}[by]
             groups.setdefault(key, []).append(e)
         head = [by] if by == "kind" else [by, "kind"]
         columns = [*head, "events", "count", "missing_pulses", "alarms", "first_utc", "last_utc"]
