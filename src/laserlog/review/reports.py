@@ -353,6 +353,28 @@ def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
     return Report(f"Faults by {by}", columns, rows, total)
 
 
+def _numbered(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
+    """Return an out-of-limit message naming its pulse by number within the session (1..N).
+
+    The recorder wrote the console's shot counter ("pulse 485: ..."), which runs on across
+    sessions; the counter is kept in brackets for matching the console's own log.
+    """
+    head, sep, rest = event["message"].partition(": ")
+    counter = head.removeprefix("pulse ")
+    if not sep or counter == head:
+        return str(event["message"])
+    # Pulses read in one poll share a time: the counter tells them apart ("?": none read).
+    (number,) = conn.execute(
+        "SELECT count(*) FROM pulses WHERE session_id = :session AND id <= (SELECT min(id)"
+        " FROM pulses WHERE session_id = :session AND received_unix_s = :at"
+        " AND coalesce(CAST(seq AS TEXT), '?') = :counter)",
+        {"session": event["session_id"], "at": event["received_unix_s"],
+         "counter": counter}).fetchone()
+    if not number:
+        return str(event["message"])
+    return f"pulse {number}: {rest} (console counter {counter})"
+
+
 def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
     """Return the sessions that ran outside a profile's or the site's limits, per limit."""
     events = _events(conn, f, ("out_of_limit",))
@@ -372,7 +394,8 @@ def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
         rows.append({"session": sid, "started_utc": s["started_utc"], "device": _device(s),
                      "operator": s["operator_id"], "client": s["client_ref"], "quantity": column,
                      "limit": limit, "severity": members[0]["severity"],
-                     "pulses": sum(m["count"] for m in members), "first": members[0]["message"]})
+                     "pulses": sum(m["count"] for m in members),
+                     "first": _numbered(conn, members[0])})
     total = {"session": "TOTAL", "pulses": sum(r["pulses"] for r in rows)}
     notes = [] if rows else ["no pulse outside a profile's or the site's limits"]
     return Report("Sessions outside their limits", columns, rows, total, notes)

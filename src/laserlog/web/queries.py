@@ -188,6 +188,17 @@ FAULT_COUNTS_IN_PERIOD = _EVENTS.replace("{kinds}", _KINDS) + """SELECT kind, co
   sum(severity = 'alarm') AS alarms, min(received_utc) AS first_utc, max(received_utc) AS last_utc
 FROM selected GROUP BY kind ORDER BY kind"""
 
+# The first out-of-limit pulse by its number within the session (1..N), as
+# reports._numbered names it; the console's counter stays in brackets.
+_PULSE_NUMBER = ("(SELECT count(*) FROM pulses p WHERE p.session_id = grouped.session_id AND"
+                 " p.id <= (SELECT min(q.id) FROM pulses q WHERE q.session_id ="
+                 " grouped.session_id AND q.received_unix_s = grouped.received_unix_s"
+                 " AND coalesce(CAST(q.seq AS TEXT), '?') ="
+                 " substr(message, 7, instr(message, ': ') - 7)))")
+_NUMBERED = (f"CASE WHEN message LIKE 'pulse %' AND instr(message, ': ') > 0"
+             f" AND {_PULSE_NUMBER} > 0 THEN 'pulse ' || {_PULSE_NUMBER} || ': ' ||"
+             " substr(message, instr(message, ': ') + 2) || ' (console counter ' ||"
+             " substr(message, 7, instr(message, ': ') - 7) || ')' ELSE message END")
 _LIMIT_SOURCE = ("substr(substr(message, instr(message, ' the ') + 5), 1,"
                  " instr(substr(message, instr(message, ' the ') + 5), ' limit') - 1)")
 LIMITS_IN_PERIOD = _EVENTS.replace("{kinds}", "'out_of_limit'") + f""",
@@ -199,7 +210,7 @@ grouped AS (
   FROM selected WHERE session_id IS NOT NULL
 )
 SELECT grouped.session_id AS session, s.started_utc, device, operator, client, quantity,
-  limit_source AS "limit", severity, pulses, message AS first,
+  limit_source AS "limit", severity, pulses, {_NUMBERED} AS first,
   {_report_link('grouped.session_id')} AS printable_report
 FROM grouped JOIN sessions s ON s.id = grouped.session_id
 WHERE nth = 1
