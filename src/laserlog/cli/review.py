@@ -20,6 +20,8 @@ def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
     p.add_argument("--operator", metavar="ID", help="only sessions this operator ran")
     if client:
         p.add_argument("--client", metavar="REF", help="only this client pseudonym")
+        p.add_argument("--area", metavar="AREA", help="only this treatment area (as recorded, "
+                       "corrections applied; case does not matter)")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -253,7 +255,8 @@ def _filters_of(args: argparse.Namespace):
     return make_filters(getattr(args, "start", None), getattr(args, "end", None),
                         device=getattr(args, "device", None),
                         operator=getattr(args, "operator", None),
-                        client=getattr(args, "client", None), last=getattr(args, "last", None))
+                        client=getattr(args, "client", None), area=getattr(args, "area", None),
+                        last=getattr(args, "last", None))
 
 
 def _site_zone(store: Any):

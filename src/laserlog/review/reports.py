@@ -48,6 +48,7 @@ class Filters:
     device: str | None = None
     operator: str | None = None
     client: str | None = None
+    area: str | None = None  # matched ignoring case and surrounding blanks
     last: int | None = None
 
     @property
@@ -107,13 +108,13 @@ def parse_moment(text: str, *, end: bool) -> str:
 
 def make_filters(start: str | None = None, end: str | None = None, *, device: str | None = None,
                  operator: str | None = None, client: str | None = None,
-                 last: int | None = None) -> Filters:
+                 area: str | None = None, last: int | None = None) -> Filters:
     """Return checked filters; a backwards date range is refused."""
     start_utc = parse_moment(start, end=False) if start else None
     end_utc = parse_moment(end, end=True) if end else None
     if start_utc and end_utc and start_utc >= end_utc:
         raise ReportError(f"the date range is backwards: --from {start} is after --to {end}")
-    return Filters(start_utc, end_utc, device, operator, client, last)
+    return Filters(start_utc, end_utc, device, operator, client, area, last)
 
 
 # -- sessions -----------------------------------------------------------------------------------
@@ -132,6 +133,9 @@ def sessions(conn: sqlite3.Connection, f: Filters) -> list[dict[str, Any]]:
     rows = corrections.apply(conn, rows)
     if f.client is not None:
         rows = [r for r in rows if r["client_ref"] == f.client]
+    if f.area is not None:
+        wanted = f.area.strip().casefold()
+        rows = [r for r in rows if (r["area"] or "").strip().casefold() == wanted]
     if f.last is not None:
         rows = rows[-f.last:]
     return rows
@@ -175,7 +179,8 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
     if by not in ENERGY_GROUPS:
         raise ReportError(f"--by {by!r} is unknown; expected one of {', '.join(ENERGY_GROUPS)}")
     periods_in_sql = isinstance(conn, sqlite3.Connection)  # a central view has no functions
-    if (in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.last is None
+    if (in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.area is None
+            and f.last is None
             and (periods_in_sql or by not in localtime.PERIODS)):
         return _energy_grouped_in_sql(conn, by, f, zone)
     rows = sessions(conn, f)
@@ -285,7 +290,7 @@ def _event_counts(conn: sqlite3.Connection, session_ids: list[int], kind: str) -
 # -- events -------------------------------------------------------------------------------------
 def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client))}
+                                                              client=f.client, area=f.area))}
     kind_params = {f"k{i}": k for i, k in enumerate(kinds)}
     cur = conn.execute(
         "SELECT e.id, e.session_id, e.received_unix_s,"
@@ -297,7 +302,8 @@ def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> lis
         " ORDER BY e.received_unix_s, e.id",
         {"start": f.start_unix, "end": f.end_unix, **kind_params})
     names = [d[0] for d in cur.description]
-    filtered = f.device is not None or f.operator is not None or f.client is not None
+    filtered = (f.device is not None or f.operator is not None or f.client is not None
+                or f.area is not None)
     out = []
     for r in cur:
         row = dict(zip(names, tuple(r), strict=True))
@@ -385,7 +391,7 @@ def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
         column = e["raw"] or "?"
         groups.setdefault((e["session_id"], column, limit), []).append(e)
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client))}
+                                                              client=f.client, area=f.area))}
     columns = ["session", "started_utc", "device", "operator", "client", "quantity", "limit",
                "severity", "pulses", "first"]
     rows = []
