@@ -22,6 +22,7 @@ from typing import Any
 from laserlog.domain import localtime
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
+from laserlog.review.precision import row_text
 
 ENERGY_GROUPS = ("session", "day", "week", "month", "device", "operator", "client", "area")
 FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
@@ -508,9 +509,9 @@ def render(report: Report, fmt: str) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, report.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(report.rows)
+        writer.writerows(row_text(r) for r in report.rows)
         if report.total:
-            writer.writerow(report.total)
+            writer.writerow(row_text(report.total))
         return out.getvalue().rstrip("\n")
     if fmt != "table":
         raise ReportError(f"format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
