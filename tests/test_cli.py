@@ -220,3 +220,25 @@ def test_profiles_show_lists_ranges_and_handpieces():
     assert result.returncode == 0
     assert "0.001..0.5 J" in result.stdout
     assert "10x10 beamlets" in result.stdout
+
+
+@pytest.mark.parametrize("args,usage,unknown", [
+    (["report", "energy", "--bogus"], "usage: laserlog report energy", "--bogus"),
+    (["report", "limits", "--by", "day"], "usage: laserlog report limits", "--by day"),
+    (["sessions", "list", "--colour"], "usage: laserlog sessions list", "--colour"),
+])
+def test_an_unknown_option_prints_its_subcommands_usage(args, usage, unknown, tmp_path):
+    result = run(*args, "--db", str(tmp_path / "x.db"))
+    assert_clean_error(result, usage, f"unrecognized arguments: {unknown}")
+    assert "usage: laserlog [-h] [--version] COMMAND" not in result.stderr
+
+
+@pytest.mark.parametrize("args,meant", [
+    (["reprot", "energy"], "did you mean 'report'?"),
+    (["report", "enrgy"], "did you mean 'energy'?"),
+    (["report", "energy", "--by", "wek"], "did you mean 'week'?"),
+    (["record", "--profile", "ps755", "--port", "loop://", "--operator", "t", "--client", "C-1"],
+     "did you mean ps755-ref?"),
+])
+def test_a_near_miss_name_gets_a_did_you_mean(args, meant, tmp_path):
+    assert_clean_error(run(*args, "--db", str(tmp_path / "x.db")), meant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sqlite3
 import stat
@@ -54,8 +55,9 @@ def test_csv_holds_every_pulse_with_units_in_the_column_names(filled, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == stored(filled, "SELECT count(*) FROM pulses WHERE session_id = 1")
     assert {"pulse_duration_ps", "fluence_j_cm2", "spot_mm", "energy_j", "regime"} <= set(rows[0])
-    assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(
-        stored(filled, "SELECT sum(energy_j) FROM pulses WHERE session_id = 1"))
+    assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(  # each to 0.1 mJ
+        stored(filled, "SELECT sum(energy_j) FROM pulses WHERE session_id = 1"),
+        abs=len(rows) * 0.00005)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     events = list(csv.DictReader(export(filled, tmp_path, "--format", "csv", "--session", "1",
                                         "--table", "events", name="ev.csv").open()))
@@ -114,3 +116,31 @@ def test_bad_exports_exit_2_and_leave_no_file(filled, tmp_path, args, needle):
     result = cli("export", "--format", "json", *args, "--out", str(out), "--db", str(filled))
     assert_clean_error(result, needle)
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_csv_numbers_carry_their_columns_precision_and_pulses_name_client_and_area(
+        filled, tmp_path):
+    rows = list(csv.DictReader(export(filled, tmp_path, "--format", "csv", "--session", "1",
+                                      name="p.csv").open()))
+    client, area = stored(filled, "SELECT client_ref || '|' || area FROM sessions"
+                          " WHERE id = 1").split("|")
+    assert {(r["client_ref"], r["area"]) for r in rows} == {(client, area)}
+    assert list(rows[0])[:4] == ["id", "session_id", "client_ref", "area"]
+    places = {"energy_j": 4, "fluence_j_cm2": 3, "spot_mm": 2, "pulse_duration_ps": 0,
+              "rep_rate_hz": 2}
+    for row in rows:
+        for column, decimals in places.items():
+            text = row[column]
+            assert text == "" or len(text.partition(".")[2]) == decimals, (column, text)
+    first = stored(filled, "SELECT energy_j FROM pulses WHERE session_id = 1 ORDER BY id")
+    assert rows[0]["energy_j"] == f"{first:.4f}"
+    # Rounding each pulse to 0.1 mJ moves the sum by at most 0.05 mJ a pulse.
+    assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(
+        stored(filled, "SELECT sum(energy_j) FROM pulses WHERE session_id = 1"),
+        abs=len(rows) * 0.00005)
+    sessions = list(csv.DictReader(export(filled, tmp_path, "--format", "csv", "--session", "1",
+                                          "--table", "sessions", name="s.csv").open()))
+    assert len(sessions[0]["total_energy_j"].partition(".")[2]) == 4
+    report = cli("report", "energy", "--format", "csv", "--db", str(filled)).stdout
+    for row in csv.DictReader(io.StringIO(report)):
+        assert len(row["energy_j"].partition(".")[2]) == 4, row

@@ -119,3 +119,25 @@ def test_site_command_shows_the_configuration(tmp_path):
     data = json.loads(cli("site", "--json", "--db", str(db)).stdout)
     assert data["calibration_interval_days"] == 14 and data["limits"] == {"energy_j": [None, 0.4]}
     assert data["source"] == str(tmp_path / "site.toml")
+
+
+def test_limits_report_names_pulses_by_their_number_in_the_session(simulate, db_path):
+    (db_path.parent / "site.toml").write_text("[limits]\nmax_fluence_j_cm2 = 0.95\n")
+    sim = simulate("ps755-ref", seed=9, rate_hz=60)
+    sim.console.shot_counter = 480  # the console fired 480 shots before this session
+    with Store(db_path) as store:
+        rec = record(store, sim, SessionInfo("tech-01", "C-5", eyewear_checked=True), pulses=30)
+    with sqlite3.connect(db_path) as conn:
+        pulse_ids = [r[0] for r in conn.execute(
+            "SELECT id FROM pulses WHERE session_id = ? ORDER BY id", (rec.session_id,))]
+        first_id, seq = conn.execute(
+            "SELECT p.id, p.seq FROM pulses p JOIN events e ON e.session_id = p.session_id AND"
+            " e.received_unix_s = p.received_unix_s AND e.message LIKE 'pulse ' || p.seq || ':%'"
+            " WHERE e.kind = 'out_of_limit' AND p.session_id = ? ORDER BY e.id LIMIT 1",
+            (rec.session_id,)).fetchone()
+    assert seq > 480
+    rows = json.loads(cli("report", "limits", "--format", "json", "--db", str(db_path)).stdout)["rows"]
+    number = pulse_ids.index(first_id) + 1
+    assert number <= len(pulse_ids)
+    assert rows[0]["first"].startswith(f"pulse {number}: fluence ")
+    assert rows[0]["first"].endswith(f"(console counter {seq})")

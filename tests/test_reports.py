@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import sqlite3
-from datetime import date
+from datetime import datetime
 
 import pytest
 
@@ -81,17 +81,31 @@ def test_energy_grouped(filled, by, keys):
     assert sum(r["pulses"] for r in rows) == truth(filled, "SELECT count(*) FROM pulses")[0][0]
 
 
-def test_energy_by_day_week_month_uses_utc_dates(filled):
+def test_energy_by_day_week_month_counts_in_the_machine_zone_without_a_site_zone(filled):
     started = truth(filled, "SELECT started_utc FROM sessions ORDER BY id")[0][0]
-    day = date.fromisoformat(started[:10])
+    day = datetime.fromisoformat(started.replace("Z", "+00:00")).astimezone()
     year, week, _ = day.isocalendar()
-    for by, key in (("day", started[:10]), ("week", f"{year}-W{week:02d}"),
-                    ("month", started[:7])):
+    for by, key in (("day", day.date().isoformat()), ("week", f"{year}-W{week:02d}"),
+                    ("month", day.strftime("%Y-%m"))):
         rows = report(filled, "energy", "--by", by)["rows"]
         assert [(r[by], r["sessions"]) for r in rows] == [(key, 3)]
     assert report(filled, "energy", "--from", started[:10], "--to", started[:10])["total"][
         "sessions"] == 3
     assert report(filled, "energy", "--to", "2000-01-01")["rows"] == []
+
+
+def test_area_narrows_every_report_a_client_narrows(filled):
+    assert [r["session"] for r in report(filled, "energy", "--area", " Left Cheek")["rows"]] \
+        == [1, 2]
+    assert [r["session"] for r in report(filled, "energy", "--area", "forehead")["rows"]] == [3]
+    assert report(filled, "energy", "--by", "day", "--area", "left cheek")["total"][
+        "sessions"] == 2
+    cheek = report(filled, "faults", "--area", "left cheek")["rows"]
+    assert {r["session"] for r in cheek} <= {1, 2} and "gap" in {r["kind"] for r in cheek}
+    assert "gap" not in {r["kind"] for r in report(filled, "faults", "--area", "forehead")["rows"]}
+    assert [r["session"] for r in report(filled, "signoffs", "--unsigned", "--area",
+                                         "forehead")["rows"]] == [3]
+    assert report(filled, "limits", "--area", "nose")["rows"] == []
 
 
 def test_faults_report_lists_and_counts_what_happened(filled):

@@ -119,7 +119,9 @@ def test_energy_chart_by_day_and_week_by_device_and_operator(tmp_path):
         assert "2026-02-23" in text and "PSR755" in text and "█" in text
         await pilot.press("w", "g")
         text = str(chart.render())
-        assert "2026-W08" in text and "tech-07" in text and "2026-02-23" not in text
+        # ISO 8601 weeks start on Monday: 23 Feb to 1 Mar 2026 is W09, 2 Mar starts W10.
+        assert "2026-W09" in text and "2026-W10" in text and "2026-W08" not in text
+        assert "tech-07" in text and "2026-02-23" not in text
         assert "per week by operator" in str(screen.query_one("#energy-title", Static).render())
 
     run(app, scenario)

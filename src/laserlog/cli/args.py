@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sqlite3
 import sys
+from collections.abc import Sequence
 
 #: Exit status for bad input: a broken profile, a wrong argument, a missing file.
 EXIT_BAD_INPUT = 2
 #: The largest whole number SQLite stores (a session ID, a count).
 INT64_MAX = 2**63 - 1
+#: argparse's message for a value outside an argument's choices (a command, --by, --format).
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>.*)' \(choose from (?P<choices>.*)\)$")
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors say what was expected, exit 2, no traceback."""
+    """An argument parser whose errors say what was expected, exit 2, no traceback.
+
+    A subcommand refuses what it does not know itself, so the usage printed is that
+    subcommand's, not the top level's; a near-miss choice gets a "did you mean".
+    """
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        found = _INVALID_CHOICE.search(message)
+        if found:
+            from laserlog.config.catalog import near_miss
+
+            choices = re.findall(r"'([^']*)'", found["choices"])
+            meant = near_miss(found["given"], choices)
+            if meant is not None:
+                message += f"; did you mean {meant!r}?"
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"laserlog: error: {message}\n")
 

@@ -20,6 +20,8 @@ def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
     p.add_argument("--operator", metavar="ID", help="only sessions this operator ran")
     if client:
         p.add_argument("--client", metavar="REF", help="only this client pseudonym")
+        p.add_argument("--area", metavar="AREA", help="only this treatment area (as recorded, "
+                       "corrections applied; case does not matter)")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -46,8 +48,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--by", default="session", choices=("session", "day", "week", "month",
                                                        "device", "operator", "client", "area",
                                                        "console", "site"),
-                   help="one row per session (default) or per group; client = per client "
-                   "and area, summed across sessions; console and site: on a central server")
+                   help="one row per session (default) or per group; day, week (ISO 8601) "
+                   "and month in the site's time zone; client = per client and area, summed "
+                   "across sessions; console and site: on a central server")
     _filters(p)
     p.add_argument("--last", type=positive_int, metavar="N",
                    help="only the N most recent sessions that match")
@@ -252,7 +255,15 @@ def _filters_of(args: argparse.Namespace):
     return make_filters(getattr(args, "start", None), getattr(args, "end", None),
                         device=getattr(args, "device", None),
                         operator=getattr(args, "operator", None),
-                        client=getattr(args, "client", None), last=getattr(args, "last", None))
+                        client=getattr(args, "client", None), area=getattr(args, "area", None),
+                        last=getattr(args, "last", None))
+
+
+def _site_zone(store: Any):
+    """Return the time zone the site counts days and weeks in (None: the machine's)."""
+    from laserlog.config.siteconfig import site_for
+
+    return site_for(store.path).zone
 
 
 def _authenticate(store: Any, user_id: str, *, env: str | None = None):
@@ -273,7 +284,8 @@ def cmd_report_energy(args: argparse.Namespace) -> int:
 
         return report_energy(args, f)
     with _read_store(args) as store:
-        print(render(energy_report(store.conn, args.by, f), args.format))
+        print(render(energy_report(store.conn, args.by, f, zone=_site_zone(store)),
+                     args.format))
     return 0
 
 
@@ -287,7 +299,8 @@ def cmd_report_faults(args: argparse.Namespace) -> int:
 
         return report_faults(args, f, kinds)
     with _read_store(args) as store:
-        print(render(faults_report(store.conn, args.by, f, kinds), args.format))
+        print(render(faults_report(store.conn, args.by, f, kinds, zone=_site_zone(store)),
+                     args.format))
     return 0
 
 
@@ -666,6 +679,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     import json
 
     from laserlog.config.siteconfig import site_for
+    from laserlog.domain.localtime import zone_name
 
     site = site_for(db_path(args))
     data = {"source": site.source, "calibration_interval_days": site.calibration_interval_days,
@@ -676,7 +690,8 @@ def cmd_site(args: argparse.Namespace) -> int:
             "profile_limits": {p: {k: list(v) for k, v in b.items()}
                                for p, b in site.profile_limits.items()},
             "second_anchor": str(site.second_anchor) if site.second_anchor else None,
-            "operators_registered": site.operators_registered}
+            "operators_registered": site.operators_registered,
+            "timezone": site.timezone}
     from laserlog.storage import signing
 
     key, key_path, _ = signing.installation_key(create=False)
@@ -700,4 +715,5 @@ def cmd_site(args: argparse.Namespace) -> int:
                   f"{high if high is not None else '-'}")
     print(f"  second anchor: {site.second_anchor or 'none'}")
     print(f"  operators registered: {'yes' if site.operators_registered else 'no'}")
+    print(f"  time zone (days and weeks): {zone_name(site.zone)}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -64,6 +65,19 @@ def find_profile(name: str, extra: list[str] | None = None) -> Path:
     for entry in profile_files(extra):
         if entry.name == name:
             return entry.path
-    known = ", ".join(f.name for f in profile_files(extra)) or "none"
-    raise ProfileNotFound(f"no profile named {name!r}; known profiles: {known} "
-                          "(see `laserlog profiles list`)")
+    names = [f.name for f in profile_files(extra)]
+    meant = near_miss(name, names)
+    hint = f"did you mean {meant}? " if meant else ""
+    raise ProfileNotFound(f"no profile named {name!r}; {hint}known profiles: "
+                          f"{', '.join(names) or 'none'} (see `laserlog profiles list`)")
+
+
+def near_miss(given: str, known: Sequence[str]) -> str | None:
+    """Return the name `given` most likely meant: the one it begins, else a close spelling."""
+    from difflib import get_close_matches
+
+    started = [name for name in known if name.startswith(given)] if given else []
+    if len(started) == 1:
+        return started[0]
+    close = get_close_matches(given, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -8,6 +8,9 @@ is not on the profile search path (`check_limit_profiles`): a misspelt profile n
 leave its console without the officer's limits.
 
 ```toml
+timezone = "Europe/Paris" # IANA name: days, ISO weeks and months in reports, the screen
+                          # and the web view are this zone's (default: the machine's zone)
+
 [calibration]
 interval_days = 30        # a console's last check must be younger than this
 warn_deviation = 0.10     # |measured - set| / set above this warns
@@ -45,9 +48,11 @@ import tomllib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from laserlog.config.files import loads_toml, read_text
 from laserlog.config.tomlreader import TableReader
+from laserlog.domain import localtime
 from laserlog.errors import ProfileError
 
 #: Stored pulse columns a limit may name, with their unit for messages.
@@ -82,6 +87,13 @@ class SiteConfig:
     operators_registered: bool = False
     #: Installation keys (public, hex) whose checkpoints count besides this machine's own.
     installation_keys: tuple[str, ...] = ()
+    #: The IANA time zone days and weeks are counted in; None: the machine's zone.
+    timezone: str | None = None
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """Return the zone reports, screens and the web view group times in."""
+        return localtime.zone(self.timezone)
 
     def bounds_for(self, profile_id: str) -> Bounds:
         """Return the site's limits for one console: the profile's own override the general."""
@@ -125,6 +137,7 @@ def _bounds(reader: TableReader, skip: set[str]) -> Bounds:
 def parse_site(data: dict, source: str) -> SiteConfig:
     """Validate a parsed site file and return the configuration."""
     root = TableReader(source, "", data, docs="docs/review.md, the site file")
+    timezone = _timezone(root)
     cal = root.sub("calibration")
     interval = cal.float("interval_days", 30.0, positive=True, maximum=3660)
     warn = cal.float("warn_deviation", 0.10, positive=True, maximum=1.0)
@@ -150,7 +163,20 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
-                      installation_keys=keys)
+                      installation_keys=keys, timezone=timezone)
+
+
+def _timezone(reader: TableReader) -> str | None:
+    """Return the site's IANA time zone name, checked against the zone database."""
+    name = reader.opt_str("timezone")
+    if name is None:
+        return None
+    try:
+        localtime.zone(name.strip())
+    except ValueError as exc:
+        raise reader.error("timezone", str(exc), expected="an IANA time zone name such as "
+                           "Europe/Paris or America/Los_Angeles") from None
+    return name.strip()
 
 
 def _trusted_keys(reader: TableReader) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from typing import IO, Any
 from laserlog.config.files import dangling_link
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
+from laserlog.review.precision import row_text
 from laserlog.storage.store import EVENT_LOG, PULSE_LOG, utc_now
 
 FORMATS = ("csv", "json", "ndjson", "html")
@@ -147,7 +148,7 @@ def _csv(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[st
             if writer is None:
                 writer = csv.DictWriter(stream, list(s), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow(s)
+            writer.writerow(row_text(s))
             counter.add(1)
         return
     for s in sessions:
@@ -156,11 +157,24 @@ def _csv(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[st
         for page in pages:
             if not page:
                 continue
+            if table == "pulses":  # whose pulses, without joining the sessions CSV
+                page = [_with_client(p, s) for p in page]
             if writer is None:
                 writer = csv.DictWriter(stream, list(page[0]), lineterminator="\n")
                 writer.writeheader()
-            writer.writerows(page)
+            writer.writerows(row_text(p) for p in page)
             counter.add(len(page) if table == "pulses" else 0)
+
+
+def _with_client(pulse: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """Return a pulse row with its session's client and area (corrected) after session_id."""
+    out: dict[str, Any] = {}
+    for column, value in pulse.items():
+        out[column] = value
+        if column == "session_id":
+            out["client_ref"] = session["client_ref"]
+            out["area"] = session["area"]
+    return out
 
 
 def _session_record(conn: sqlite3.Connection, s: dict[str, Any]) -> dict[str, Any]:

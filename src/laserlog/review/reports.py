@@ -2,8 +2,10 @@
 
 Every query runs on a read-only connection with parameters; filter text is only ever a
 parameter value, so text that looks like SQL matches nothing rather than running. Dates
-are UTC, `YYYY-MM-DD` (whole days) or ISO 8601 times. A report is a list of rows (dicts)
-with its columns, rendered as a table, CSV or JSON.
+are UTC, `YYYY-MM-DD` (whole days) or ISO 8601 times. Days, ISO 8601 weeks and months are
+counted in the site's time zone (laserlog.domain.localtime), as the screen and the web view
+count them. A report is a list of rows (dicts) with its columns, rendered as a table, CSV
+or JSON.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+from laserlog.domain import localtime
 from laserlog.errors import LaserlogError
 from laserlog.review import corrections
+from laserlog.review.precision import row_text
 
 ENERGY_GROUPS = ("session", "day", "week", "month", "device", "operator", "client", "area")
 FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
@@ -45,6 +49,7 @@ class Filters:
     device: str | None = None
     operator: str | None = None
     client: str | None = None
+    area: str | None = None  # matched ignoring case and surrounding blanks
     last: int | None = None
 
     @property
@@ -104,13 +109,13 @@ def parse_moment(text: str, *, end: bool) -> str:
 
 def make_filters(start: str | None = None, end: str | None = None, *, device: str | None = None,
                  operator: str | None = None, client: str | None = None,
-                 last: int | None = None) -> Filters:
+                 area: str | None = None, last: int | None = None) -> Filters:
     """Return checked filters; a backwards date range is refused."""
     start_utc = parse_moment(start, end=False) if start else None
     end_utc = parse_moment(end, end=True) if end else None
     if start_utc and end_utc and start_utc >= end_utc:
         raise ReportError(f"the date range is backwards: --from {start} is after --to {end}")
-    return Filters(start_utc, end_utc, device, operator, client, last)
+    return Filters(start_utc, end_utc, device, operator, client, area, last)
 
 
 # -- sessions -----------------------------------------------------------------------------------
@@ -129,6 +134,9 @@ def sessions(conn: sqlite3.Connection, f: Filters) -> list[dict[str, Any]]:
     rows = corrections.apply(conn, rows)
     if f.client is not None:
         rows = [r for r in rows if r["client_ref"] == f.client]
+    if f.area is not None:
+        wanted = f.area.strip().casefold()
+        rows = [r for r in rows if (r["area"] or "").strip().casefold() == wanted]
     if f.last is not None:
         rows = rows[-f.last:]
     return rows
@@ -139,15 +147,9 @@ def _device(row: dict[str, Any]) -> str:
     return f"{row['profile_id']}/{serial}" if serial else row["profile_id"]
 
 
-def _group_key(row: dict[str, Any], by: str) -> str:
-    started = row["started_utc"]
-    if by == "day":
-        return started[:10]
-    if by == "week":
-        year, week, _ = date.fromisoformat(started[:10]).isocalendar()
-        return f"{year}-W{week:02d}"
-    if by == "month":
-        return started[:7]
+def _group_key(row: dict[str, Any], by: str, zone: tzinfo | None) -> str:
+    if by in localtime.PERIODS:
+        return localtime.period_key(row["started_utc"], by, zone)
     if by == "device":
         return _device(row)
     if by == "operator":
@@ -167,16 +169,21 @@ def _max(values: Iterable[float | None]) -> float | None:
     return max(present) if present else None
 
 
-def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool = True) -> Report:
+def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool = True,
+                  zone: tzinfo | None = None) -> Report:
     """Return pulses, total energy, maximum fluence and regimes, per session or group.
 
+    Days, weeks and months are the site's: `zone` (None: the machine's zone).
     `in_sql=False` groups in Python even where SQLite could: the reference the fast path
     is tested against.
     """
     if by not in ENERGY_GROUPS:
         raise ReportError(f"--by {by!r} is unknown; expected one of {', '.join(ENERGY_GROUPS)}")
-    if in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.last is None:
-        return _energy_grouped_in_sql(conn, by, f)
+    periods_in_sql = isinstance(conn, sqlite3.Connection)  # a central view has no functions
+    if (in_sql and by in _SQL_GROUP_KEYS and f.client is None and f.area is None
+            and f.last is None
+            and (periods_in_sql or by not in localtime.PERIODS)):
+        return _energy_grouped_in_sql(conn, by, f, zone)
     rows = sessions(conn, f)
     limit_counts = _event_counts(conn, [r["id"] for r in rows], "out_of_limit")
     out: list[dict[str, Any]] = []
@@ -199,7 +206,7 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
     else:
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            groups.setdefault(_group_key(r, by), []).append(r)
+            groups.setdefault(_group_key(r, by, zone), []).append(r)
         head = ["client", "area"] if by == "client" else [by]
         columns = [*head, "sessions", "first_utc", "last_utc", "pulses", "energy_j",
                    "max_fluence_j_cm2", "regimes", "out_of_limit"]
@@ -226,8 +233,9 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
 # Groupings whose key no correction can change: SQLite aggregates the sessions' totals
 # itself (50 k sessions in ~30 ms, against ~500 ms fetching them into Python).
 _SQL_GROUP_KEYS = {
-    "day": "substr(s.started_utc, 1, 10)",
-    "month": "substr(s.started_utc, 1, 7)",
+    "day": f"{localtime.SQL_FUNCTION}(s.started_utc, 'day')",
+    "week": f"{localtime.SQL_FUNCTION}(s.started_utc, 'week')",
+    "month": f"{localtime.SQL_FUNCTION}(s.started_utc, 'month')",
     "device": "s.profile_id || coalesce('/' || nullif(d.serial, ''), '')",
     "operator": "s.operator_id",
 }
@@ -238,9 +246,12 @@ _SESSION_FILTER = (
     " AND (:device IS NULL OR s.profile_id = :device OR d.serial = :device)")
 
 
-def _energy_grouped_in_sql(conn: sqlite3.Connection, by: str, f: Filters) -> Report:
+def _energy_grouped_in_sql(conn: sqlite3.Connection, by: str, f: Filters,
+                           zone: tzinfo | None) -> Report:
     """Return the energy report for a grouping SQLite can compute from session totals."""
     key = _SQL_GROUP_KEYS[by]
+    if by in localtime.PERIODS:
+        localtime.register(conn, zone)
     params = {"start": f.start_utc, "end": f.end_utc, "operator": f.operator, "device": f.device}
     source = " FROM sessions s LEFT JOIN devices d ON d.id = s.device_id" + _SESSION_FILTER
     grouped = conn.execute(
@@ -280,7 +291,7 @@ def _event_counts(conn: sqlite3.Connection, session_ids: list[int], kind: str) -
 # -- events -------------------------------------------------------------------------------------
 def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client))}
+                                                              client=f.client, area=f.area))}
     kind_params = {f"k{i}": k for i, k in enumerate(kinds)}
     cur = conn.execute(
         "SELECT e.id, e.session_id, e.received_unix_s,"
@@ -292,7 +303,8 @@ def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> lis
         " ORDER BY e.received_unix_s, e.id",
         {"start": f.start_unix, "end": f.end_unix, **kind_params})
     names = [d[0] for d in cur.description]
-    filtered = f.device is not None or f.operator is not None or f.client is not None
+    filtered = (f.device is not None or f.operator is not None or f.client is not None
+                or f.area is not None)
     out = []
     for r in cur:
         row = dict(zip(names, tuple(r), strict=True))
@@ -307,8 +319,11 @@ def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> lis
 
 
 def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
-                  kinds: tuple[str, ...] = FAULT_KINDS) -> Report:
-    """Return console faults, interlocks, link losses, gaps, disagreements, limits, listed or counted."""
+                  kinds: tuple[str, ...] = FAULT_KINDS, *, zone: tzinfo | None = None) -> Report:
+    """Return console faults, interlocks, link losses, gaps, disagreements, limits, listed or counted.
+
+    Days and months are the site's: `zone` (None: the machine's zone).
+    """
     if by not in FAULT_GROUPS:
         raise ReportError(f"--by {by!r} is unknown; expected one of {', '.join(FAULT_GROUPS)}")
     events = _events(conn, f, kinds)
@@ -322,10 +337,12 @@ def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
     else:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for e in events:
-            key = {"kind": (e["kind"],), "device": (e["device"], e["kind"]),
-                   "session": (str(e["session_id"]), e["kind"]),
-                   "day": (e["received_utc"][:10], e["kind"]),
-                   "month": (e["received_utc"][:7], e["kind"])}[by]
+            if by in localtime.PERIODS:
+                key: tuple[str, ...] = (localtime.period_key(e["received_unix_s"], by, zone),
+                                        e["kind"])
+            else:
+                key = {"kind": (e["kind"],), "device": (e["device"], e["kind"]),
+                       "session": (str(e["session_id"]), e["kind"])}[by]
             groups.setdefault(key, []).append(e)
         head = [by] if by == "kind" else [by, "kind"]
         columns = [*head, "events", "count", "missing_pulses", "alarms", "first_utc", "last_utc"]
@@ -343,6 +360,28 @@ def faults_report(conn: sqlite3.Connection, by: str, f: Filters,
     return Report(f"Faults by {by}", columns, rows, total)
 
 
+def _numbered(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
+    """Return an out-of-limit message naming its pulse by number within the session (1..N).
+
+    The recorder wrote the console's shot counter ("pulse 485: ..."), which runs on across
+    sessions; the counter is kept in brackets for matching the console's own log.
+    """
+    head, sep, rest = event["message"].partition(": ")
+    counter = head.removeprefix("pulse ")
+    if not sep or counter == head:
+        return str(event["message"])
+    # Pulses read in one poll share a time: the counter tells them apart ("?": none read).
+    (number,) = conn.execute(
+        "SELECT count(*) FROM pulses WHERE session_id = :session AND id <= (SELECT min(id)"
+        " FROM pulses WHERE session_id = :session AND received_unix_s = :at"
+        " AND coalesce(CAST(seq AS TEXT), '?') = :counter)",
+        {"session": event["session_id"], "at": event["received_unix_s"],
+         "counter": counter}).fetchone()
+    if not number:
+        return str(event["message"])
+    return f"pulse {number}: {rest} (console counter {counter})"
+
+
 def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
     """Return the sessions that ran outside a profile's or the site's limits, per limit."""
     events = _events(conn, f, ("out_of_limit",))
@@ -353,7 +392,7 @@ def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
         column = e["raw"] or "?"
         groups.setdefault((e["session_id"], column, limit), []).append(e)
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client))}
+                                                              client=f.client, area=f.area))}
     columns = ["session", "started_utc", "device", "operator", "client", "quantity", "limit",
                "severity", "pulses", "first"]
     rows = []
@@ -362,7 +401,8 @@ def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
         rows.append({"session": sid, "started_utc": s["started_utc"], "device": _device(s),
                      "operator": s["operator_id"], "client": s["client_ref"], "quantity": column,
                      "limit": limit, "severity": members[0]["severity"],
-                     "pulses": sum(m["count"] for m in members), "first": members[0]["message"]})
+                     "pulses": sum(m["count"] for m in members),
+                     "first": _numbered(conn, members[0])})
     total = {"session": "TOTAL", "pulses": sum(r["pulses"] for r in rows)}
     notes = [] if rows else ["no pulse outside a profile's or the site's limits"]
     return Report("Sessions outside their limits", columns, rows, total, notes)
@@ -469,9 +509,9 @@ def render(report: Report, fmt: str) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, report.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(report.rows)
+        writer.writerows(row_text(r) for r in report.rows)
         if report.total:
-            writer.writerow(report.total)
+            writer.writerow(row_text(report.total))
         return out.getvalue().rstrip("\n")
     if fmt != "table":
         raise ReportError(f"format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")

@@ -1,11 +1,13 @@
 """Energy: delivered energy per day or week, by device or by operator, as a bar chart.
 
-Bars are drawn from the sessions table's running totals (one small GROUP BY, no pulse scan),
+Days and ISO 8601 weeks are the site's (`timezone` in the site file), as in the reports and
+the web view. Bars are drawn from the sessions table's running totals (one small GROUP BY, no pulse scan),
 at most `limit` bars, and redrawn at most twice a second while the screen is shown.
 """
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
@@ -14,6 +16,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from laserlog.domain.localtime import zone_name
+from laserlog.errors import LaserlogError
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.queries import EnergyBar, energy_by_period
 from laserlog.tui.top_bar import TopBar
@@ -72,6 +76,8 @@ class EnergyScreen(Screen):
         self.period = "day"
         self.group = "device"
         self._drawn: str | None = None
+        self.zone: tzinfo | None = None
+        self.zone_note = ""
 
     def compose(self) -> ComposeResult:
         yield TopBar("energy", id="top")
@@ -82,6 +88,13 @@ class EnergyScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        from laserlog.config.siteconfig import site_for
+
+        app = cast("SessionHost", self.app)
+        try:
+            self.zone = site_for(app.reader.path).zone
+        except LaserlogError as exc:  # a session start refuses the file, saying why
+            self.zone_note = f"  (site file unreadable, machine time: {exc})"
         self.redraw()
         self.set_interval(REDRAW_S, self.redraw)
 
@@ -94,12 +107,13 @@ class EnergyScreen(Screen):
         if not self.is_current:
             return
         app = cast("SessionHost", self.app)
-        bars = energy_by_period(app.reader, self.period, self.group, MAX_BARS)
+        bars = energy_by_period(app.reader, self.period, self.group, MAX_BARS, self.zone)
         width = self.query_one("#energy-body").size.width or 80
         text = energy_chart(bars, self.period, self.group, width - 1)
+        weeks = "ISO 8601 weeks, " if self.period == "week" else ""
         self.query_one("#energy-title", Static).update(
-            f"Delivered energy per {self.period} by {self.group} (last {MAX_BARS} bars at most)"
-            "   d: day  w: week  g: device/operator")
+            f"Delivered energy per {self.period} by {self.group} ({weeks}{zone_name(self.zone)}; last "
+            f"{MAX_BARS} bars at most)   d: day  w: week  g: device/operator{self.zone_note}")
         if text != self._drawn:
             self._drawn = text
             self.query_one("#energy-chart", Static).update(text)

@@ -7,8 +7,10 @@ fixed tables below, never from what the user typed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
+from laserlog.domain import localtime
 from laserlog.storage.store import Store
 
 #: Sort keys for the session list -> ORDER BY expression.
@@ -20,8 +22,9 @@ SESSION_SORTS = {
     "pulses": "s.pulse_count",
     "energy": "s.total_energy_j",
 }
-#: Energy chart buckets and groups -> SQL expression.
-PERIODS = {"day": "substr(s.started_utc, 1, 10)", "week": "strftime('%Y-W%W', s.started_utc)"}
+#: Energy chart buckets (the site's local days and ISO 8601 weeks) and groups -> SQL.
+PERIODS = {period: f"{localtime.SQL_FUNCTION}(s.started_utc, '{period}')"
+           for period in ("day", "week")}
 GROUPS = {
     "device": "coalesce(d.model || ' ' || d.serial, s.profile_id)",
     "operator": "s.operator_id",
@@ -131,8 +134,12 @@ class EnergyBar:
 
 
 def energy_by_period(store: Store, period: str = "day", group: str = "device",
-                     limit: int = 60) -> list[EnergyBar]:
-    """Return energy per period and group, most recent periods first (at most `limit` bars)."""
+                     limit: int = 60, zone: tzinfo | None = None) -> list[EnergyBar]:
+    """Return energy per period and group, most recent periods first (at most `limit` bars).
+
+    Days and ISO 8601 weeks are counted in `zone`, the site's (None: the machine's zone).
+    """
+    localtime.register(store.conn, zone)
     rows = store.query(
         f"SELECT {PERIODS[period]} AS period, {GROUPS[group]} AS key,"
         " sum(s.total_energy_j) AS energy_j, sum(s.pulse_count) AS pulses, count(*) AS sessions"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from laserlog.web.queries import ISO_WEEK
+from laserlog.web.queries import LOCAL_DAY, LOCAL_WEEK
 
 SLUG = "review"
 #: The fluence histogram reads this many of the most recent pulses (a rowid range: fast).
@@ -33,7 +33,8 @@ def _metric(db: str, title: str, query: str, field: str, suffix: str = "") -> di
 
 def dashboards(db: str) -> dict[str, Any]:
     """Return the datasette-dashboards configuration for the database named `db`."""
-    week = ISO_WEEK.replace("started_utc", "s.started_utc")
+    week = LOCAL_WEEK.replace("started_utc", "s.started_utc")
+    day = LOCAL_DAY.replace("started_utc", "s.started_utc")
     charts = {
         "sessions": _metric(db, "Sessions", f"SELECT count(*) AS n FROM sessions s WHERE 1"
                             f" {_PERIOD}", "n"),
@@ -49,16 +50,16 @@ def dashboards(db: str) -> dict[str, Any]:
             f" d.id = s.device_id WHERE 1 {_PERIOD} GROUP BY week, device ORDER BY week, device",
             {"mark": {"type": "bar", "tooltip": True},
              "encoding": {
-                 "x": {"field": "week", "type": "ordinal", "title": "ISO week (UTC)"},
+                 "x": {"field": "week", "type": "ordinal", "title": "ISO week (site time zone)"},
                  "y": {"field": "energy_j", "type": "quantitative", "title": "energy (J)"},
                  "color": {"field": "device", "type": "nominal", "title": "console"}}}),
         "pulses-per-day": _chart(
             db, "Pulses per day",
-            f"SELECT substr(s.started_utc, 1, 10) AS day, sum(s.pulse_count) AS pulses,"
+            f"SELECT {day} AS day, sum(s.pulse_count) AS pulses,"
             f" count(*) AS sessions FROM sessions s WHERE 1 {_PERIOD} GROUP BY day ORDER BY day",
             {"mark": {"type": "bar", "tooltip": True},
              "encoding": {
-                 "x": {"field": "day", "type": "temporal", "title": "day (UTC)"},
+                 "x": {"field": "day", "type": "temporal", "title": "day (site time zone)"},
                  "y": {"field": "pulses", "type": "quantitative", "title": "pulses"}}}),
         "fluence-per-regime": _chart(
             db, f"Fluence distribution per regime (J/cm², last {FLUENCE_SAMPLE:,} pulses)",
@@ -79,8 +80,9 @@ def dashboards(db: str) -> dict[str, Any]:
     return {SLUG: {
         "title": "Laser safety review",
         "description": ("Energy delivered per week and console, pulses per day and the fluence "
-                        "distribution per regime (ps below 1 ns, ns to 1 µs, long). Narrow "
-                        "the period with the dates (UTC)."),
+                        "distribution per regime (ps below 1 ns, ns to 1 µs, long). Weeks "
+                        "(ISO 8601) and days are the site's time zone's; narrow the period "
+                        "with the dates (UTC)."),
         "settings": {"allow_fullscreen": True},
         "layout": [["sessions", "pulses", "energy"],
                    ["energy-per-week", "energy-per-week", "energy-per-week"],

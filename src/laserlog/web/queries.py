@@ -3,16 +3,19 @@
 Each query answers the same question as a `laserlog report` and gives the same figures:
 corrected session details (latest correction wins), per-session totals from `sessions`
 (so they stay fast on millions of pulses), devices named `profile/serial`. Dates are UTC:
-a date alone in `from` means the start of that day, in `to` the end of that day. Every
-filter is a named parameter; an empty one is no filter. Two SQL functions come from the
-laserlog Datasette plugin: `laserlog_signature_valid(signoff_id)` and
-`laserlog_signature_reason(signoff_id)` (signature validity needs the hash chain).
+a date alone in `from` means the start of that day, in `to` the end of that day. Days, ISO
+8601 weeks and months are the site's time zone's, through `laserlog_period(time, period)`
+(laserlog.web.serve adds it to every connection). Every filter is a named parameter; an
+empty one is no filter. Two SQL functions come from the laserlog Datasette plugin:
+`laserlog_signature_valid(signoff_id)` and `laserlog_signature_reason(signoff_id)`
+(signature validity needs the hash chain).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from laserlog.domain import localtime
 from laserlog.review.reports import FAULT_KINDS
 
 #: Where a session's printable HTML report is served (see laserlog.web.plugin).
@@ -103,10 +106,10 @@ _GROUP_TOTALS = f"""count(*) AS sessions, min(started_utc) AS first_utc,
   max(max_fluence_j_cm2) AS max_fluence_j_cm2, {_regimes('regimes', True)} AS regimes,
   sum(out_of_limit) AS out_of_limit"""
 
-ISO_WEEK = ("strftime('%Y', date(started_utc, '-' || ((CAST(strftime('%w', started_utc) AS"
-            " INTEGER) + 6) % 7) || ' days', '+3 days')) || '-W' || printf('%02d',"
-            " (CAST(strftime('%j', date(started_utc, '-' || ((CAST(strftime('%w', started_utc)"
-            " AS INTEGER) + 6) % 7) || ' days', '+3 days')) AS INTEGER) - 1) / 7 + 1)")
+#: A session's local day, ISO 8601 week and month in the site's time zone.
+LOCAL_DAY = f"{localtime.SQL_FUNCTION}(started_utc, 'day')"
+LOCAL_WEEK = f"{localtime.SQL_FUNCTION}(started_utc, 'week')"
+LOCAL_MONTH = f"{localtime.SQL_FUNCTION}(started_utc, 'month')"
 
 
 def _energy_grouped(keys: list[tuple[str, str]]) -> str:
@@ -185,6 +188,17 @@ FAULT_COUNTS_IN_PERIOD = _EVENTS.replace("{kinds}", _KINDS) + """SELECT kind, co
   sum(severity = 'alarm') AS alarms, min(received_utc) AS first_utc, max(received_utc) AS last_utc
 FROM selected GROUP BY kind ORDER BY kind"""
 
+# The first out-of-limit pulse by its number within the session (1..N), as
+# reports._numbered names it; the console's counter stays in brackets.
+_PULSE_NUMBER = ("(SELECT count(*) FROM pulses p WHERE p.session_id = grouped.session_id AND"
+                 " p.id <= (SELECT min(q.id) FROM pulses q WHERE q.session_id ="
+                 " grouped.session_id AND q.received_unix_s = grouped.received_unix_s"
+                 " AND coalesce(CAST(q.seq AS TEXT), '?') ="
+                 " substr(message, 7, instr(message, ': ') - 7)))")
+_NUMBERED = (f"CASE WHEN message LIKE 'pulse %' AND instr(message, ': ') > 0"
+             f" AND {_PULSE_NUMBER} > 0 THEN 'pulse ' || {_PULSE_NUMBER} || ': ' ||"
+             " substr(message, instr(message, ': ') + 2) || ' (console counter ' ||"
+             " substr(message, 7, instr(message, ': ') - 7) || ')' ELSE message END")
 _LIMIT_SOURCE = ("substr(substr(message, instr(message, ' the ') + 5), 1,"
                  " instr(substr(message, instr(message, ' the ') + 5), ' limit') - 1)")
 LIMITS_IN_PERIOD = _EVENTS.replace("{kinds}", "'out_of_limit'") + f""",
@@ -196,7 +210,7 @@ grouped AS (
   FROM selected WHERE session_id IS NOT NULL
 )
 SELECT grouped.session_id AS session, s.started_utc, device, operator, client, quantity,
-  limit_source AS "limit", severity, pulses, message AS first,
+  limit_source AS "limit", severity, pulses, {_NUMBERED} AS first,
   {_report_link('grouped.session_id')} AS printable_report
 FROM grouped JOIN sessions s ON s.id = grouped.session_id
 WHERE nth = 1
@@ -248,14 +262,20 @@ def canned_queries(interval_days: float) -> dict[str, dict[str, Any]]:
         "energy_by_operator": (
             "Energy per operator", "`laserlog report energy --by operator`.",
             _energy_grouped([("operator", "operator_id")])),
+        "energy_by_day": (
+            "Energy per day (site time zone)", "`laserlog report energy --by day`.",
+            _energy_grouped([("day", LOCAL_DAY)])),
+        "energy_by_week": (
+            "Energy per ISO 8601 week (site time zone)", "`laserlog report energy --by week`.",
+            _energy_grouped([("week", LOCAL_WEEK)])),
         "energy_by_month": (
-            "Energy per month (UTC)", "`laserlog report energy --by month`.",
-            _energy_grouped([("month", "substr(started_utc, 1, 7)")])),
+            "Energy per month (site time zone)", "`laserlog report energy --by month`.",
+            _energy_grouped([("month", LOCAL_MONTH)])),
         "energy_by_device_operator_month": (
             "Energy per console, operator and month",
-            "One row per console, operator and UTC month.",
+            "One row per console, operator and month (site time zone).",
             _energy_grouped([("device", "device"), ("operator", "operator_id"),
-                             ("month", "substr(started_utc, 1, 7)")])),
+                             ("month", LOCAL_MONTH)])),
         "energy_by_session": (
             "Energy per session, with signatures and the printable report",
             "`laserlog report energy`: one row per session.", ENERGY_BY_SESSION),

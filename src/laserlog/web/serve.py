@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from datasette.app import Datasette
 from datasette.database import Database
 
+from laserlog.domain import localtime
 from laserlog.errors import LaserlogError
 from laserlog.web.metadata import DATABASE, HIDDEN_COLUMNS, build_metadata
 
@@ -47,7 +49,15 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
 
 
 class ReadOnlyDatabase(Database):
-    """A Datasette database that only ever opens read-only, query-only connections."""
+    """A Datasette database that only ever opens read-only, query-only connections.
+
+    Each connection has laserlog_period(time, period): days, ISO weeks and months in the
+    site's time zone `zone` (None: the machine's), as the reports count them.
+    """
+
+    def __init__(self, *args: Any, zone: tzinfo | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.zone = zone
 
     def connect(self, write: bool = False) -> sqlite3.Connection:
         if write:
@@ -56,6 +66,7 @@ class ReadOnlyDatabase(Database):
                                check_same_thread=False)
         conn.execute("PRAGMA query_only = 1")
         conn.set_authorizer(_authorize)
+        localtime.register(conn, self.zone)
         self._all_file_connections.append(conn)
         return conn
 
@@ -131,7 +142,8 @@ def build(db_path: Path, *, passwords: dict[str, str] | None = None,
     metadata = build_metadata(interval_days=site.calibration_interval_days,
                               passwords=passwords)
     ds = Datasette([], metadata=metadata, settings=SETTINGS)
-    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True), name=DATABASE)
+    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True, zone=site.zone),
+                    name=DATABASE)
     if "_memory" in ds.databases:
         ds.remove_database("_memory")  # the log is the only database on show
     return ds
