@@ -368,3 +368,53 @@ def test_returning_client_sees_the_course_and_can_start_from_the_last_settings(l
                                           for line in tail(app)))
 
     run(app, scenario)
+
+
+def last_seq(app: LaserlogApp) -> int:
+    """Return the pulse number on the last pulse line the tail shows."""
+    for line in reversed(tail(app)):
+        found = re.match(r"#\s*(\d+)", line)
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def bottom_seq(app: LaserlogApp) -> int:
+    """Return the pulse number on the last pulse line in view (what the technician reads)."""
+    log = app.live.query_one("#tail", Log)
+    first = int(log.scroll_y)
+    seen = tail(app)[first:first + log.scrollable_content_region.height]
+    for line in reversed(seen):
+        found = re.match(r"#\s*(\d+)", line)
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def test_tail_follows_the_newest_pulse_again_after_scrolling_up_and_resuming(live):
+    app = live(rate_hz=100.0)
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        log = app.live.query_one("#tail", Log)
+        await wait_for(pilot, lambda: len(tail(app)) >= 40, what="a tail longer than the view")
+        await pilot.press("space", "pageup", "space")
+        status = app.live.query_one("#tail-status", Static)
+        assert "following the tail" in str(status.render())
+        counted = controller.totals.pulses
+        await wait_for(pilot, lambda: controller.totals.pulses >= counted + 30,
+                       what="30 more pulses")
+        # What is in view is the newest pulse, not where the view was left.
+        await wait_for(pilot, lambda: bottom_seq(app) >= counted + 25 and log.is_vertical_scroll_end,
+                       what="the view to follow the newest pulses")
+        # Scrolling up pauses (and says so); End follows again, and keeps following.
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: "PAUSED" in str(status.render()), what="the pause")
+        await pilot.press("end")
+        await wait_for(pilot, lambda: "following the tail" in str(status.render()),
+                       what="following again")
+        counted = controller.totals.pulses
+        await wait_for(pilot, lambda: bottom_seq(app) >= counted + 25, what="still following")
+
+    run(app, scenario)
