@@ -185,3 +185,77 @@ def test_a_recorder_failure_behind_the_screen_raises_an_alarm_and_keeps_every_ro
         controller.shutdown()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT status FROM sessions").fetchone() == ("interrupted",)
+
+
+# Representative event kinds of each safety class, most severe class first.
+SAFETY_CLASSES = (
+    ("interlock_open", "fault", "recorder_error"),
+    ("link_lost", "database_locked", "disk_full"),
+    ("out_of_range", "invalid_reading", "counter_implausible"),
+    ("gap", "counter_reset"),
+)
+CLASS_PAIRS = [(severe, lesser)
+               for i, severe_class in enumerate(SAFETY_CLASSES)
+               for lesser_class in SAFETY_CLASSES[i + 1:]
+               for severe in severe_class for lesser in lesser_class]
+
+
+def idle_controller(tmp_path, db_path) -> LiveController:
+    """Return a controller whose thread never runs: alarms are raised by hand."""
+    return LiveController(db_path, open_profile("ps755-ref"), str(tmp_path / "absent"))
+
+
+def event(kind: str, at: float, message: str = "") -> EventRow:
+    severity = "warning" if kind in ("counter_implausible",) else "alarm"
+    return EventRow(at, kind, severity, None, message or kind)
+
+
+@pytest.mark.parametrize(("severe", "lesser"), CLASS_PAIRS)
+def test_the_more_severe_safety_class_leads_whichever_came_first(tmp_path, db_path, severe,
+                                                                  lesser):
+    for first, second in ((lesser, severe), (severe, lesser)):
+        controller = idle_controller(tmp_path, db_path)
+        controller._on_event(event(first, 1.0))
+        controller._on_event(event(second, 2.0))
+        assert [a.kind for a in controller.alarms] == [severe, lesser]
+        controller.store.close()
+
+
+def test_a_cleared_condition_never_leads_one_still_true(tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("link_lost", 1.0))
+    controller._on_event(event("fault", 2.0, "F10 interlock: door open"))
+    controller._on_event(EventRow(3.0, "link_restored", "info", None, "link back"))
+    assert [(a.kind, a.cleared) for a in controller.alarms] == [("fault", False),
+                                                                ("link_lost", True)]
+    controller._on_event(event("interlock_open", 4.0))
+    controller._on_event(EventRow(5.0, "interlock_closed", "info", None, "closed"))
+    controller._on_event(event("gap", 6.0))
+    # A pulse gap (class 4) that is still to be read leads an interlock that closed again.
+    assert [(a.kind, a.cleared) for a in controller.alarms] == [
+        ("fault", False), ("gap", False), ("interlock_open", True), ("link_lost", True)]
+    controller.store.close()
+
+
+def test_acknowledging_records_who_when_and_every_alarm_and_keeps_conditions_still_true(
+        tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("gap", 1.0, "1 pulse(s) missing between 171 and 173"))
+    controller._on_event(event("interlock_open", 2.0, "interlock open: emission stopped"))
+    controller._on_event(event("fault", 3.0, "F10 door: open"))
+    shown = [a.number for a in controller.unacknowledged]
+    controller._on_event(event("out_of_range", 4.0, "energy 0.9 outside"))  # after the dialog
+    assert controller._acknowledge(1772443900.0, "tech-07", shown) == 3
+    with sqlite3.connect(db_path) as conn:
+        (message,) = conn.execute("SELECT message FROM events WHERE kind = 'alarm_ack'"
+                                  ).fetchone()
+    assert message.startswith("3 alarm(s) acknowledged by tech-07 at 2026-03-02T09:31:40Z")
+    for words in ("INTERLOCK (interlock_open): interlock open", "FAULT (fault): F10 door",
+                  "PULSE GAP (gap): 1 pulse(s) missing"):
+        assert words in message
+    # Silenced, not hidden: the interlock and the fault are still true; the gap was read.
+    assert [(a.kind, a.acknowledged) for a in controller.alarms] == [
+        ("interlock_open", True), ("fault", True), ("out_of_range", False)]
+    controller._on_event(EventRow(5.0, "interlock_closed", "info", None, "closed"))
+    assert [a.kind for a in controller.alarms] == ["fault", "out_of_range"]
+    controller.store.close()

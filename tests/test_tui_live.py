@@ -254,12 +254,18 @@ def test_interlock_alarm_shows_on_every_screen_rings_and_its_acknowledgement_is_
         assert "INTERLOCK" in str(bar.render()) or "FAULT" in str(bar.render())
         assert bells
         assert "!! " in str(app.live.query_one("#alarm", Static).render())
+        await wait_for(pilot, lambda: len(controller.alarms) >= 2, what="interlock and fault")
         await pilot.press("a")
         await wait_for(pilot, lambda: pilot.app.screen.query("#text"))
         assert pilot.app.screen.query_one("#text", Input).value == "tech-07"
+        listed = str(pilot.app.screen.query_one("#dialog-body", Static).render())
+        assert "INTERLOCK (interlock_open): interlock open" in listed
+        assert "FAULT (fault): " in listed
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not controller.alarms, what="acknowledgement")
-        assert str(bar.render()).startswith("ok")
+        await wait_for(pilot, lambda: not controller.unacknowledged, what="acknowledgement")
+        # Silenced, not hidden: the interlock is still open, so it stays on the bar.
+        await wait_for(pilot, lambda: "acked, still true" in str(bar.render()))
+        assert str(bar.render()).startswith(("!! INTERLOCK", "!! FAULT"))
         await pilot.press("f2")
         assert controller.totals.interlock_open
         assert "INTERLOCK OPEN" in str(app.live.query_one("#counters", Static).render())

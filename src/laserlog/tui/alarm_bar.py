@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class AlarmBar(Static):
-    """One line: the oldest unacknowledged alarm, how many more, and the key to acknowledge."""
+    """One line: the most severe alarm, how many more, and the key to acknowledge."""
 
     def __init__(self, **kw: object) -> None:
         super().__init__(markup=False, **kw)  # type: ignore[arg-type]
@@ -34,8 +34,12 @@ class AlarmBar(Static):
             count = controller.alarm_count(first)
             more = f" +{len(alarms) - 1} more" if len(alarms) > 1 else ""
             times = f" x{count}" if count > 1 else ""
+            state = " (cleared)" if first.cleared else " (acked, still true)" if (
+                first.acknowledged) else ""
+            waiting = any(not alarm.acknowledged for alarm in alarms)
+            key = "  [a] ack" if waiting else ""
             # Word, count and key first: a narrow screen cuts the message, never those.
-            text = f"{SYMBOL} {first.word}{times}{more}  [a] ack  {first.message}"
+            text = f"{SYMBOL} {first.word}{times}{state}{more}{key}  {first.message}"
         if text != getattr(self, "_shown", None):
             self._shown = text
             self.update(text)

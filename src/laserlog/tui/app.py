@@ -33,6 +33,12 @@ from laserlog.tui.top_bar import TopBar
 DRAIN_S = 0.05
 
 
+def alarm_list(alarms: Sequence[Alarm]) -> str:
+    """Return alarms one a line, most severe first: word, kind and message."""
+    return "\n".join(f"{alarm.word} ({alarm.kind}){' cleared' if alarm.cleared else ''}: "
+                     f"{alarm.message}" for alarm in alarms)
+
+
 class AlarmRaised(Message):
     """A new alarm, posted from the recording thread."""
 
@@ -162,22 +168,26 @@ class LaserlogApp(App[None]):
     def action_acknowledge(self) -> None:
         from laserlog.tui.dialogs import TextDialog
 
-        alarms = self.controller.alarms
+        alarms = self.controller.unacknowledged
         if not alarms:
-            self.notify("no active alarms", timeout=2)
+            still = len(self.controller.alarms)
+            self.notify(f"nothing to acknowledge; {still} condition(s) still true stay on the "
+                        "bar until they clear" if still else "no active alarms", timeout=2)
             return
+        # Exactly these are acknowledged: one raised while the dialog is open is not.
+        numbers = [alarm.number for alarm in alarms]
 
         def answered(who: str | None) -> None:
             if who is not None and who.strip():
-                self.run_worker(self._acknowledge(who.strip()), group="acknowledge")
+                self.run_worker(self._acknowledge(who.strip(), numbers), group="acknowledge")
 
         self.push_screen(TextDialog(f"Acknowledge {len(alarms)} alarm(s) as",
                                     "your operator ID (Enter records it, Esc cancels)",
-                                    self.default_who()), answered)
+                                    self.default_who(), body=alarm_list(alarms)), answered)
 
-    async def _acknowledge(self, who: str) -> None:
+    async def _acknowledge(self, who: str, numbers: list[int]) -> None:
         try:
-            count = await asyncio.wrap_future(self.controller.acknowledge(who))
+            count = await asyncio.wrap_future(self.controller.acknowledge(who, numbers))
         except LaserlogError as exc:
             self.notify(str(exc), title="not acknowledged", severity="error")
             return

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import INSERT_EVENT, Store
-from laserlog.tui.alarms import Alarm, alarm_word
+from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity
 
 #: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
 FEED_MAX = 20_000
@@ -126,9 +126,17 @@ class LiveController:
 
     @property
     def alarms(self) -> list[Alarm]:
-        """Return the alarms waiting to be acknowledged, oldest first."""
+        """Return the alarms on the bar, most severe first (`alarms.by_severity`).
+
+        Those waiting to be acknowledged, and the conditions acknowledged but still true.
+        """
         with self._lock:
-            return list(self._alarms)
+            return by_severity(self._alarms)
+
+    @property
+    def unacknowledged(self) -> list[Alarm]:
+        """Return the alarms waiting to be acknowledged, most severe first."""
+        return [alarm for alarm in self.alarms if not alarm.acknowledged]
 
     def alarm_count(self, alarm: Alarm) -> int:
         """Return how many times an active alarm's kind fired since it was raised."""
@@ -166,9 +174,12 @@ class LiveController:
         """Record a numbered marker in the session, timed now."""
         return self._submit(self._note, time.time(), "marker", label.strip())
 
-    def acknowledge(self, who: str) -> Future[int]:
-        """Acknowledge every active alarm, recorded with who and when; gives how many."""
-        return self._submit(self._acknowledge, time.time(), who.strip() or "unknown")
+    def acknowledge(self, who: str, numbers: list[int] | None = None) -> Future[int]:
+        """Acknowledge alarms (by number: those shown; default all), recorded with who and when.
+
+        The future gives how many were acknowledged. A condition still true stays on the bar.
+        """
+        return self._submit(self._acknowledge, time.time(), who.strip() or "unknown", numbers)
 
     def start(self) -> LiveController:
         """Run the recording thread (and the background shipping, with a sync URL)."""
@@ -382,31 +393,49 @@ class LiveController:
             raise LaserlogError("the note is empty")
         self._recorder.add_event(EventRow(at_unix_s, kind, "info", None, text))
 
-    def _acknowledge(self, at_unix_s: float, who: str) -> int:
+    def _acknowledge(self, at_unix_s: float, who: str,
+                     numbers: list[int] | None = None) -> int:
         with self._lock:
-            acked, self._alarms = self._alarms, []
-            counts, self._alarm_counts = self._alarm_counts, {}
+            acked = [alarm for alarm in by_severity(self._alarms) if not alarm.acknowledged
+                     and (numbers is None or alarm.number in numbers)]
+            done = {alarm.number for alarm in acked}
+            # Silenced, never hidden: a condition still true stays until it clears.
+            self._alarms = [replace(alarm, acknowledged=True)
+                            if alarm.number in done and alarm.is_condition and not alarm.cleared
+                            else alarm for alarm in self._alarms
+                            if alarm.number not in done or (alarm.is_condition
+                                                            and not alarm.cleared)]
+            counts = {n: self._alarm_counts.get(n, 1) for n in done}
+            for number in done:
+                if not any(alarm.number == number for alarm in self._alarms):
+                    self._alarm_counts.pop(number, None)
             self.alarm_version += 1
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at_unix_s))
+        by_session: dict[int | None, list[Alarm]] = {}
         for alarm in acked:
-            count = counts.get(alarm.number, 1)
+            by_session.setdefault(alarm.session_id, []).append(alarm)
+        for session_id, alarms in by_session.items():
+            # One record per acknowledgement: who, when, and every alarm it covered.
+            listed = "; ".join(
+                f"{alarm.word}" + (f" x{counts[alarm.number]}" if counts[alarm.number] > 1
+                                   else "") + f" ({alarm.kind}): {alarm.message}"
+                for alarm in alarms)
             event = EventRow(at_unix_s, "alarm_ack", "info", None,
-                             f"{alarm.word} acknowledged by {who} at {when}"
-                             + (f" ({count} times)" if count > 1 else "") + f": {alarm.message}",
-                             count=count)
+                             f"{len(alarms)} alarm(s) acknowledged by {who} at {when}: {listed}",
+                             count=len(alarms))
             if self.session is not None and self._recorder is not None and (
-                    alarm.session_id in (None, self.session.session_id)):
+                    session_id in (None, self.session.session_id)):
                 self._recorder.add_event(event)
             else:
                 # Outside a session (or after it ended): straight into the log table.
                 with self.store.conn:
                     self.store.conn.execute(INSERT_EVENT, (
-                        alarm.session_id, event.received_unix_s, event.kind, event.severity,
+                        session_id, event.received_unix_s, event.kind, event.severity,
                         None, event.message, None, event.count, None))
-                    head = chain.append_batch(self.store.conn, alarm.session_id, {"events": 1})
+                    head = chain.append_batch(self.store.conn, session_id, {"events": 1})
                 chain.write_anchor(self.store.path, head)  # tamper evidence (laserlog.storage.chain)
-                if alarm.session_id is not None:
-                    self.store.recount(alarm.session_id)
+                if session_id is not None:
+                    self.store.recount(session_id)
         self._latched.clear()  # acknowledged: the next excursion alarms again
         return len(acked)
 
@@ -450,6 +479,10 @@ class LiveController:
         self._raise(event)
 
     def _raise(self, event: EventRow) -> None:
+        ended = CLEARS.get(event.kind)
+        if ended is not None:
+            self._clear(ended)
+            return
         word = alarm_word(event)
         if word is None:
             return
@@ -457,7 +490,7 @@ class LiveController:
         with self._lock:
             self.alarm_version += 1
             for alarm in self._alarms:
-                if alarm.kind == event.kind and alarm.word == word:
+                if alarm.kind == event.kind and alarm.word == word and not alarm.cleared:
                     # The same trouble again: count it, do not ring again.
                     self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
                     return
@@ -467,3 +500,17 @@ class LiveController:
             self._alarms.append(alarm)
         if self.on_alarm is not None:
             self.on_alarm(alarm)
+
+    def _clear(self, kind: str) -> None:
+        """End a condition: an acknowledged one leaves the bar, another waits, marked cleared."""
+        with self._lock:
+            kept: list[Alarm] = []
+            for alarm in self._alarms:
+                if alarm.kind != kind or alarm.cleared:
+                    kept.append(alarm)
+                elif not alarm.acknowledged:
+                    kept.append(replace(alarm, cleared=True))
+                else:
+                    self._alarm_counts.pop(alarm.number, None)
+            self._alarms = kept
+            self.alarm_version += 1
