@@ -259,3 +259,43 @@ def test_acknowledging_records_who_when_and_every_alarm_and_keeps_conditions_sti
     controller._on_event(EventRow(5.0, "interlock_closed", "info", None, "closed"))
     assert [a.kind for a in controller.alarms] == ["fault", "out_of_range"]
     controller.store.close()
+
+
+def test_a_session_starts_on_a_faulted_console_only_with_a_reason_it_records(simulate, db_path):
+    from laserlog.errors import ConsoleNotReady
+
+    sim = simulate("ps755-ref")
+    sim.inject_fault(10)
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        wait_until(lambda: controller.status is not None, what="the first status reading")
+        assert controller.status.fault_code == 10 and controller.status.interlock_open
+        with pytest.raises(ConsoleNotReady, match="console reports fault 10 .*interlock open"):
+            controller.start_session(INFO).result(timeout=10)
+        assert Store(db_path).sessions() == []
+        session_id = controller.start_session(
+            INFO, override_reason="door switch tested, fault latched from yesterday"
+        ).result(timeout=10)
+        controller.end_session().result(timeout=10)
+    finally:
+        controller.shutdown()
+    with sqlite3.connect(db_path) as conn:
+        (row,) = conn.execute("SELECT code, message FROM events WHERE session_id = ? AND "
+                              "kind = 'start_over_fault'", (session_id,)).fetchall()
+    assert row[0] == 10
+    assert row[1].startswith("started by tech-07 although the console reports fault 10 "
+                             "(interlock_open: Door or remote interlock open")
+    assert row[1].endswith("reason: door switch tested, fault latched from yesterday")
+
+
+def test_console_state_reads_unknown_then_its_age_then_stale():
+    from laserlog.tui.controller import ConsoleStatus
+    from laserlog.tui.text import console_state_text
+
+    assert console_state_text(None, 0, None, False) == "console state unknown: not read"
+    status = ConsoleStatus(False, 0, 100.0)
+    assert not status.stale(105.0) and status.stale(105.5)
+    assert console_state_text(False, 0, status.age_s(101.2), False) == (
+        "interlock closed, no fault  1s ago")
+    assert console_state_text(True, 10, 7.0, True) == "INTERLOCK OPEN, FAULT 10 STALE 7s"
+    assert len(console_state_text(False, 0, 3600.0, True)) <= 36  # the counters panel's width

@@ -424,3 +424,75 @@ def test_tail_follows_the_newest_pulse_again_after_scrolling_up_and_resuming(liv
         await wait_for(pilot, lambda: bottom_seq(app) >= counted + 25, what="still following")
 
     run(app, scenario)
+
+
+def test_idle_screen_shows_a_faulted_console_within_two_seconds_and_never_an_unread_state(live):
+    app = live()
+    app.controller.sim.inject_fault(10)  # faulted before laserlog ever looks
+
+    async def scenario(pilot: Pilot) -> None:
+        controller = pilot.app.controller
+        bar = app.live.query_one("#alarm", Static)
+        counters = app.live.query_one("#counters", Static)
+        shown: list[str] = []
+
+        def fault_shown() -> bool:
+            shown.append(f"{bar.render()}\n{counters.render()}")
+            return "INTERLOCK OPEN, FAULT 10" in shown[-1] and "!! " in str(bar.render())
+
+        await wait_for(pilot, lambda: fault_shown() or controller.link_state == "up",
+                       what="the link")
+        loop = asyncio.get_running_loop()
+        up_at = loop.time()
+        await wait_for(pilot, fault_shown, timeout_s=5, what="the fault on the idle screen")
+        assert loop.time() - up_at <= 2.0
+        assert controller.session is None
+        for text in shown:  # before the first reading: unknown, never a state not read
+            assert "interlock closed" not in text and "no active alarms" not in text
+        assert "console state unknown" in shown[0] or "FAULT 10" in shown[0]
+
+    run(app, scenario)
+
+
+def test_a_wrong_port_says_why_on_the_idle_screen_before_any_form(tmp_path, db_path):
+    from laserlog.config.profile import open_profile
+
+    port = str(tmp_path / "ttyUSB9")
+    app = LaserlogApp(LiveController(db_path, open_profile("ps755-ref"), port))
+
+    async def scenario(pilot: Pilot) -> None:
+        header = app.live.query_one("#session-header", Static)
+        await wait_for(pilot, lambda: f"console not reachable on {port}: " in str(
+            header.render()), what="the reason on the idle screen")
+        assert "console state unknown" in str(app.live.query_one("#counters", Static).render())
+        await pilot.app.action_quit()
+
+    try:
+        run(app, scenario)
+    finally:
+        app.controller.shutdown()
+
+
+def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, db_path):
+    app = live()
+    app.controller.sim.inject_fault(10)
+
+    async def scenario(pilot: Pilot) -> None:
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.status is not None, what="a status reading")
+        form = await fill_form(pilot)
+        trouble = str(form.query_one("#console-trouble", Static).render())
+        assert "console reports fault 10" in trouble and "your reason" in trouble
+        await pilot.press("ctrl+s")
+        error = form.query_one("#form-error", Static)
+        await wait_for(pilot, lambda: "not started: console reports fault 10" in str(
+            error.render()), what="the refusal")
+        assert controller.session is None
+        await type_into(pilot, "#override", "fault latched, door checked")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: controller.session is not None, what="the start")
+        await end_session(pilot)
+
+    run(app, scenario)
+    rows = query(db_path, "SELECT message FROM events WHERE kind = 'start_over_fault'")
+    assert len(rows) == 1 and rows[0][0].endswith("reason: fault latched, door checked")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 from textual.widgets import Static
 
 from laserlog.tui.alarms import SYMBOL
+from laserlog.tui.text import age_text
 
 if TYPE_CHECKING:
     from laserlog.tui.host import SessionHost
@@ -23,11 +24,20 @@ class AlarmBar(Static):
 
     def show_alarms(self) -> None:
         """Redraw from the controller's active alarms."""
-        controller = cast("SessionHost", self.app).controller
+        host = cast("SessionHost", self.app)
+        controller = host.controller
         alarms = controller.alarms
+        status = controller.status
         if not alarms:
             self.set_class(False, "-alarm")
-            text = "ok  no active alarms"
+            # "ok" only on a reading: no alarm raised says nothing about a console not read.
+            if status is None:
+                text = "?? no alarm raised; console state not read yet"
+            elif status.stale(host.clock()):
+                text = (f"?? no alarm raised; console state STALE, last read "
+                        f"{age_text(status.age_s(host.clock()))} ago")
+            else:
+                text = "ok  no active alarms"
         else:
             self.set_class(True, "-alarm")
             first = alarms[0]

@@ -79,7 +79,6 @@ class LaserlogApp(App[None]):
         self.probe = probe
         self.live = LiveScreen()
         self._start_controller = start_controller
-        self._alarm_version = -1
 
     def get_default_screen(self) -> Screen:
         return self.live
@@ -114,14 +113,13 @@ class LaserlogApp(App[None]):
             if screen is not self.live:
                 for top in screen.query(TopBar):
                     top.show_state()
-            if self.controller.alarm_version != self._alarm_version:
-                self.show_alarms()
+            # Every tick, not only on a new alarm: the bar also says how fresh its state is.
+            self.show_alarms()
         if self.probe is not None and rows:
             self.probe(rows)
 
     def show_alarms(self) -> None:
         """Redraw the alarm bar on every screen in the stack."""
-        self._alarm_version = self.controller.alarm_version
         for screen in self.screen_stack:
             for alarm_bar in screen.query(AlarmBar):
                 alarm_bar.show_alarms()

@@ -21,7 +21,8 @@ from typing import Any
 
 from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
-from laserlog.errors import LaserlogError, PortError, ProtocolError
+from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
+from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.recorder import Recorder, SessionInfo, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
@@ -34,13 +35,33 @@ FEED_MAX = 20_000
 EVENT_FEED_MAX = 2_000
 #: How long one read of the console may wait: the longest an action waits for its turn.
 STEP_TIMEOUT_S = 0.02
-IDLE_SETTINGS_POLL_S = 2.0
+#: Between sessions the console's settings and status are read this often (at most 2 s old).
+IDLE_SETTINGS_POLL_S = 1.0
+#: A console status older than this is shown as stale.
+STATUS_STALE_S = 5.0
 RECONNECT_S = 1.0
 
 # Pulse row columns checked against the profile's ranges, by their profile names.
 _RANGE_COLUMNS = {PulseAt.PULSE_DURATION_PS: "pulse_duration", PulseAt.ENERGY_J: "energy",
                   PulseAt.FLUENCE_J_CM2: "fluence", PulseAt.SPOT_MM: "spot",
                   PulseAt.WAVELENGTH_NM: "wavelength"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleStatus:
+    """The console's interlock and fault as it last reported them, and when."""
+
+    interlock_open: bool
+    fault_code: int
+    read_unix_s: float
+
+    def age_s(self, now_unix_s: float) -> float:
+        """Return how old the reading is, in seconds."""
+        return max(0.0, now_unix_s - self.read_unix_s)
+
+    def stale(self, now_unix_s: float) -> bool:
+        """Return whether the reading is too old to be taken as the console's state now."""
+        return self.age_s(now_unix_s) > STATUS_STALE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +110,9 @@ class LiveController:
         self._lock = threading.Lock()
         self._recorder: Recorder | None = None
         self._idle_settings: dict[str, float] = {}
+        self._idle_status: ConsoleStatus | None = None
+        # Turns status readings between sessions into the same events a session records.
+        self._idle_watch = PulseCompleter(profile, 0)
         self._last_totals = Totals()
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
         self._pending: list[EventRow] = []
@@ -125,6 +149,22 @@ class LiveController:
         return dict(self._idle_settings)
 
     @property
+    def status(self) -> ConsoleStatus | None:
+        """Return the console's interlock and fault as last reported; None until read."""
+        if self.session is not None and self._recorder is not None:
+            totals = self._recorder.totals
+            if totals.status_unix_s is None:
+                return None
+            return ConsoleStatus(totals.interlock_open, totals.fault_code, totals.status_unix_s)
+        return self._idle_status
+
+    def link_problem(self) -> str:
+        """Return why the console cannot be reached, in the words the start would refuse with."""
+        if self.link_state != "down":
+            return ""
+        return f"console not reachable on {self.port}: {self.link_detail}"
+
+    @property
     def alarms(self) -> list[Alarm]:
         """Return the alarms on the bar, most severe first (`alarms.by_severity`).
 
@@ -145,13 +185,16 @@ class LiveController:
 
     # -- actions (any thread) ----------------------------------------------------------------
     def start_session(self, info: SessionInfo, apply_settings: dict[str, float] | None = None,
-                      passphrase: str | None = None) -> Future[int]:
+                      passphrase: str | None = None, *,
+                      override_reason: str | None = None) -> Future[int]:
         """Start a session (after setting the console, when asked); the future gives its id.
 
         `passphrase`: the operator's, where the site requires registered operators.
+        `override_reason`: why to start although the console reports a fault or an open
+        interlock; without one such a start fails with ConsoleNotReady. The session records it.
         """
         return self._submit(self._start, info.validated(), dict(apply_settings or {}),
-                            passphrase)
+                            passphrase, (override_reason or "").strip())
 
     def operators_registered(self) -> bool:
         """Return whether this site requires operators to give their passphrase at the start."""
@@ -289,6 +332,7 @@ class LiveController:
             try:
                 recorder.link.discard_input()  # what a console pushes before a session is not
                 self._idle_settings = driver.read_settings()  # part of any session
+                self._read_idle_status(driver)
             except (PortError, ProtocolError, OSError) as exc:
                 self.link_state, self.link_detail = "down", str(exc)
                 recorder.link.close()
@@ -300,8 +344,34 @@ class LiveController:
                 driver.pending.clear()
         self._run_calls(0.05)
 
+    def console_trouble(self) -> str:
+        """Return what the console last reported that should stop a start (fault, interlock)."""
+        status = self._idle_status
+        if status is None or not (status.fault_code or status.interlock_open):
+            return ""
+        parts = []
+        if status.fault_code:
+            fault = self.profile.status.faults.get(status.fault_code)
+            parts.append(f"fault {status.fault_code}"
+                         + (f" ({fault.name}: {fault.message})" if fault is not None else ""))
+        if status.interlock_open:
+            parts.append("the interlock open")
+        return "console reports " + " and ".join(parts)
+
+    def _read_idle_status(self, driver: Any) -> None:
+        """Read the console's status between sessions; raise its alarms as a session would."""
+        if self.profile.status.get is None and self.profile.status.code is None:
+            return  # the console reports no status on request: it stays unknown
+        reading = driver.read_status()
+        if reading is None:
+            return
+        for event in self._idle_watch.status(reading):
+            self._on_event(event)
+        self._idle_status = ConsoleStatus(reading.interlock_open, reading.fault_code,
+                                          reading.received_unix_s)
+
     def _start(self, info: SessionInfo, apply: dict[str, float],
-               passphrase: str | None = None) -> int:
+               passphrase: str | None = None, override_reason: str = "") -> int:
         if self.session is not None:
             raise LaserlogError(f"session {self.session.session_id} is still recording; "
                                 "end it first")
@@ -312,9 +382,14 @@ class LiveController:
         if self.link_state != "up":
             self._connect()
             if self.link_state != "up":
-                raise PortError(f"console not reachable on {self.port}: {self.link_detail}")
+                raise PortError(self.link_problem())
         recorder = self._recorder
         assert recorder is not None and recorder.driver is not None
+        # The state the start is judged on is read now, never taken from an older reading.
+        self._read_idle_status(recorder.driver)
+        trouble = self.console_trouble()
+        if trouble and not override_reason:
+            raise ConsoleNotReady(f"{trouble}: not started; to start anyway, give the reason")
         applied: list[str] = []
         refused: list[str] = []
         for name, value in apply.items():
@@ -342,6 +417,12 @@ class LiveController:
             raise
         self.session = LiveSession(session_id, info, time.time())
         self.last_session_id = session_id
+        if trouble:
+            code = self._idle_status.fault_code if self._idle_status is not None else 0
+            recorder.add_event(EventRow(
+                time.time(), "start_over_fault", "warning", code or None,
+                f"started by {info.operator_id} although the {trouble}; reason: "
+                f"{override_reason}"))
         if applied or refused:
             message = "started from the last settings: " + (", ".join(applied) or "none applied")
             if refused:
@@ -365,6 +446,7 @@ class LiveController:
         try:
             recorder.end(reason, status)
         finally:
+            self._keep_status()
             self._last_totals = recorder.totals
             self.session = None
             self._recorder = None
@@ -377,11 +459,21 @@ class LiveController:
         if self.on_session_end is not None:
             self.on_session_end()
         if self._recorder is not None:
+            self._keep_status()
             self._last_totals = self._recorder.totals
         self.session = None
         self._recorder = None
         self.link_state = "connecting"
         self._next_connect = time.monotonic() + 0.05
+
+    def _keep_status(self) -> None:
+        """Carry the session's last status reading (and its age) past the session's end."""
+        status = self.status
+        if status is not None:
+            self._idle_status = status
+            self._idle_watch = PulseCompleter(self.profile, 0)
+            self._idle_watch.fault_code = status.fault_code
+            self._idle_watch.interlock_open = status.interlock_open
 
     def _note(self, at_unix_s: float, kind: str, text: str) -> None:
         if self.session is None or self._recorder is None:

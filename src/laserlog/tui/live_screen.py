@@ -19,7 +19,14 @@ from laserlog.errors import LaserlogError
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.tail_log import TailLog
-from laserlog.tui.text import clock_text, current_settings, energy_text, event_line, pulse_line
+from laserlog.tui.text import (
+    clock_text,
+    console_state_text,
+    current_settings,
+    energy_text,
+    event_line,
+    pulse_line,
+)
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
@@ -171,6 +178,8 @@ class LiveScreen(Screen):
                 self.refresh_bindings()
             header = (f"Session {controller.last_session_id} ended.  s: start a session   "
                       "F3: history")
+        elif controller.link_state == "down":
+            header = f"No session. {controller.link_problem()}"
         else:
             header = "No session recording.  Press s to start one; F1 for help."
         self._set("session-header", header)
@@ -180,12 +189,18 @@ class LiveScreen(Screen):
                   f"fluence {s['fluence']:<15} energy {s['energy']}\n"
                   f"spot {s['spot']:<8} handpiece {s['handpiece']}")
         totals = controller.totals
-        interlock = "INTERLOCK OPEN" if totals.interlock_open else "interlock closed"
-        fault = f" FAULT {totals.fault_code}" if totals.fault_code else ""
+        status, now = controller.status, app.clock()
+        # Only what the console reported, with its age: never a state it has not read.
+        state = console_state_text(
+            status.interlock_open if status is not None else None,
+            status.fault_code if status is not None else 0,
+            status.age_s(now) if status is not None else None,
+            status is not None and status.stale(now))
         self._set("counters",
                   f"SHOTS  {totals.pulses:>14,}\n"
                   f"ENERGY {energy_text(totals.energy_j):>14}\n"
-                  f"{interlock}{fault}  missing {totals.missing_pulses}")
+                  f"missing {totals.missing_pulses:>13,}\n"
+                  f"{state}")
         if self.paused_by == "scrolled":
             status = f"PAUSED +{self.paused_lines}  (scrolled up; End or space follows)"
         elif self.paused:
