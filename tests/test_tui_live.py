@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -175,20 +176,29 @@ def test_notes_and_markers_are_recorded_as_events_of_the_session(live, db_path):
 
     async def scenario(pilot: Pilot) -> None:
         session_id = await start_session(pilot)
-        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 3)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.totals.pulses >= 3)
+        pressed_n = time.time()
         await pilot.press("n")
         await type_into(pilot, "#text", "spot ok")
+        typing_done = controller.totals.pulses + 3
+        await wait_for(pilot, lambda: controller.totals.pulses >= typing_done,
+                       what="a slow typist")
+        enter = time.time()
         await pilot.press("enter")
         await pilot.press("m")
         await pilot.press("m")
         await wait_for(pilot, lambda: sum("marker 2" in line for line in tail(app)),
                        what="the markers in the tail")
         assert any("note: spot ok" in line for line in tail(app))
+        assert any(line.rstrip().endswith(" marker 1") for line in tail(app))
+        assert not any("marker: marker" in line for line in tail(app))
         await end_session(pilot)
-        rows = query(db_path, "SELECT kind, message FROM events WHERE session_id = ? AND kind IN"
-                     " ('note', 'marker') ORDER BY id", session_id)
-        assert rows == [("note", "spot ok"), ("marker", "marker 1"),
-                        ("marker", "marker 2")]
+        rows = query(db_path, "SELECT kind, message, received_unix_s FROM events WHERE "
+                     "session_id = ? AND kind IN ('note', 'marker') ORDER BY id", session_id)
+        assert [row[:2] for row in rows] == [("note", "spot ok"), ("marker", "marker 1"),
+                                             ("marker", "marker 2")]
+        assert pressed_n <= rows[0][2] < enter  # stamped when n was pressed
 
     run(app, scenario)
 

@@ -209,9 +209,10 @@ class LiveController:
         """End the session, committing everything; the future gives its id."""
         return self._submit(self._end, reason)
 
-    def add_note(self, text: str) -> Future[None]:
-        """Record a note in the session, timed now."""
-        return self._submit(self._note, time.time(), "note", text.strip())
+    def add_note(self, text: str, at_unix_s: float | None = None) -> Future[None]:
+        """Record a note in the session, timed when it was asked for (default now)."""
+        at = time.time() if at_unix_s is None else at_unix_s
+        return self._submit(self._note, at, "note", text.strip())
 
     def add_marker(self, label: str = "") -> Future[None]:
         """Record a numbered marker in the session, timed now."""

@@ -284,10 +284,13 @@ class LiveScreen(Screen):
 
         if self.laserlog.controller.session is None:
             return
+        # The note is about this moment, not the moment its typing ends.
+        at_unix_s = time.time()
 
         def save(text: str | None) -> None:
             if text and text.strip():
-                self.run_worker(self._record(self.laserlog.controller.add_note(text), "note"))
+                self.run_worker(self._record(
+                    self.laserlog.controller.add_note(text, at_unix_s), "note"))
 
         self.app.push_screen(TextDialog("Note", "what happened (Enter records it, Esc cancels)"),
                              save)

@@ -72,8 +72,10 @@ def event_line(event: EventRow, started_unix_s: float | None) -> str:
     """Return one tail line for an event: its severity mark and word, never colour alone."""
     when = offset_text(event.received_unix_s - started_unix_s) if started_unix_s else "       "
     count = f" x{event.count}" if event.count > 1 else ""
-    return (f"{_MARK.get(event.severity, '  ')}{event.severity.upper():<7} {when} "
-            f"{event.kind}{count}: {event.message}")
+    # A message that starts with its kind says it once ("marker 1", not "marker: marker 1").
+    what = (f"{event.message}{count}" if event.kind == "marker"
+            else f"{event.kind}{count}: {event.message}")
+    return f"{_MARK.get(event.severity, '  ')}{event.severity.upper():<7} {when} {what}"
 
 
 def regime_name(duration_ps: float | None) -> str:
