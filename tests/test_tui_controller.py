@@ -32,7 +32,8 @@ def test_controller_records_in_its_thread_and_the_screen_feed_never_grows_past_i
     controller.start()
     try:
         wait_until(lambda: controller.link_state == "up", what="the link")
-        assert controller.settings["spot"] == 4.0  # read back before any session
+        # Read back before any session (the first reading follows the link coming up).
+        wait_until(lambda: controller.settings.get("spot") == 4.0, what="the settings")
         session_id = controller.start_session(INFO).result(timeout=10)
         wait_until(lambda: controller.totals.pulses >= 500, what="500 pulses")
         assert len(controller.feed) == 50  # display lines dropped, never counts

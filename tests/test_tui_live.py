@@ -324,6 +324,10 @@ def test_pulse_gap_and_lost_link_raise_alarms(live):
         await wait_for(pilot, lambda: any(a.word == "PULSE GAP" for a in controller.alarms))
         sim.link.unplug()
         await wait_for(pilot, lambda: any(a.word == "LINK LOST" for a in controller.alarms))
+        (lost,) = [a for a in controller.alarms if a.word == "LINK LOST"]
+        # laserlog's words, naming the port and what to check; not pyserial's.
+        assert lost.message.startswith(f"console on {sim.path} disconnected while "), lost.message
+        assert "readiness" not in lost.message
         top = app.live.query_one("#top", Static)
         await wait_for(pilot, lambda: "x LINK DOWN" in str(top.render()))
         sim.link.plug()
@@ -495,7 +499,7 @@ def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, d
         assert "console reports fault 10" in trouble and "your reason" in trouble
         await pilot.press("ctrl+s")
         error = form.query_one("#form-error", Static)
-        await wait_for(pilot, lambda: "not started: console reports fault 10" in str(
+        await wait_for(pilot, lambda: "not started: type why it is safe" in str(
             error.render()), what="the refusal")
         assert controller.session is None
         await type_into(pilot, "#override", "fault latched, door checked")

@@ -21,6 +21,24 @@ except ImportError:  # no termios on Windows
     _TTY_REFUSALS = ()
 
 
+# errno values a port gives once its device is gone (EIO, ENXIO, ENODEV).
+_GONE_ERRNOS = frozenset({5, 6, 19})
+
+
+def link_failure(url: str, doing: str, exc: OSError) -> str:
+    """Return why the link failed in laserlog's words: what happened, on which port.
+
+    pyserial's own text ("device reports readiness to read but returned no data ...") names
+    neither the port nor what to check.
+    """
+    text = str(exc)
+    if exc.errno in _GONE_ERRNOS or "returned no data" in text:
+        return (f"console on {url} disconnected while {doing}: check the cable or USB "
+                "adapter, that the console is on, and that no other program uses the port")
+    reason = exc.strerror or text or type(exc).__name__
+    return f"console on {url} failed while {doing}: {reason}"
+
+
 class Link:
     """An open serial port. Reads in bulk; framing is the driver's job."""
 
@@ -83,7 +101,7 @@ class Link:
             port.write(data)
             port.flush()
         except OSError as exc:  # SerialException is an OSError
-            raise PortError(f"write to {self.url} failed: {exc}") from None
+            raise PortError(link_failure(self.url, "writing", exc)) from None
         self._last_write = time.monotonic()
 
     def read_available(self, timeout_s: float) -> bytes:
@@ -105,7 +123,7 @@ class Link:
             waiting = port.in_waiting
             return first + port.read(waiting) if waiting else first
         except OSError as exc:  # unplugged: SerialException, or a bare OSError from in_waiting
-            raise PortError(f"read from {self.url} failed: {exc}") from None
+            raise PortError(link_failure(self.url, "reading", exc)) from None
 
     def discard_input(self) -> None:
         """Drop whatever the console sent before now."""

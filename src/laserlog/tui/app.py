@@ -33,10 +33,14 @@ from laserlog.tui.top_bar import TopBar
 DRAIN_S = 0.05
 
 
-def alarm_list(alarms: Sequence[Alarm]) -> str:
-    """Return alarms one a line, most severe first: word, kind and message."""
-    return "\n".join(f"{alarm.word} ({alarm.kind}){' cleared' if alarm.cleared else ''}: "
-                     f"{alarm.message}" for alarm in alarms)
+def alarm_list(alarms: Sequence[Alarm], count: Callable[[Alarm], int]) -> str:
+    """Return alarms one a line, as given: word, times raised, kind and message."""
+    lines = []
+    for alarm in alarms:
+        times = f" x{count(alarm)}" if count(alarm) > 1 else ""
+        cleared = " cleared" if alarm.cleared else ""
+        lines.append(f"{alarm.word}{times} ({alarm.kind}){cleared}: {alarm.message}")
+    return "\n".join(lines)
 
 
 class AlarmRaised(Message):
@@ -181,7 +185,7 @@ class LaserlogApp(App[None]):
 
         self.push_screen(TextDialog(f"Acknowledge {len(alarms)} alarm(s) as",
                                     "your operator ID (Enter records it, Esc cancels)",
-                                    self.default_who(), body=alarm_list(alarms)), answered)
+                                    self.default_who(), body=alarm_list(alarms, self.controller.alarm_count)), answered)
 
     async def _acknowledge(self, who: str, numbers: list[int]) -> None:
         try:

@@ -390,7 +390,7 @@ class LiveController:
         self._read_idle_status(recorder.driver)
         trouble = self.console_trouble()
         if trouble and not override_reason:
-            raise ConsoleNotReady(f"{trouble}: not started; to start anyway, give the reason")
+            raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
         applied: list[str] = []
         refused: list[str] = []
         for name, value in apply.items():
@@ -514,8 +514,7 @@ class LiveController:
                                    else "") + f" ({alarm.kind}): {alarm.message}"
                 for alarm in alarms)
             event = EventRow(at_unix_s, "alarm_ack", "info", None,
-                             f"{len(alarms)} alarm(s) acknowledged by {who} at {when}: {listed}",
-                             count=len(alarms))
+                             f"{len(alarms)} alarm(s) acknowledged by {who} at {when}: {listed}")
             if self.session is not None and self._recorder is not None and (
                     session_id in (None, self.session.session_id)):
                 self._recorder.add_event(event)

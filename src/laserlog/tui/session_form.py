@@ -274,9 +274,10 @@ class SessionForm(ModalScreen[int | None]):
             session_id = await asyncio.wrap_future(
                 app.controller.start_session(info, apply, self._passphrase(),
                                              override_reason=override))
-        except ConsoleNotReady as exc:
+        except ConsoleNotReady:
             self._show_console_trouble(app.controller.console_trouble())
-            self.query_one("#form-error", Static).update(f"not started: {exc}")
+            self.query_one("#form-error", Static).update(
+                "not started: type why it is safe to start anyway, then Ctrl+S")
             self.query_one("#override", Input).focus()
             return
         except LaserlogError as exc:
