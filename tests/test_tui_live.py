@@ -478,6 +478,8 @@ def test_a_wrong_port_says_why_on_the_idle_screen_before_any_form(tmp_path, db_p
         header = app.live.query_one("#session-header", Static)
         await wait_for(pilot, lambda: f"console not reachable on {port}: " in str(
             header.render()), what="the reason on the idle screen")
+        assert "does not exist: check the port name" in str(header.render())
+        assert "Errno" not in str(header.render())  # laserlog's words, not the library's
         assert "console state unknown" in str(app.live.query_one("#counters", Static).render())
         await pilot.app.action_quit()
 

@@ -66,8 +66,14 @@ class Link:
             if "exclusively lock" in text or "Resource temporarily unavailable" in text:
                 raise PortError(f"port {self.url} is in use by another program "
                                 "(is another recorder running?)") from None
-            if "No such file" in text or "could not open port" in text:
-                raise PortError(f"port {self.url} does not exist or cannot be opened: {text}") from None
+            if "No such file" in text or "No such device" in text:
+                raise PortError(f"port {self.url} does not exist: check the port name, the "
+                                "cable or USB adapter, and that the console is on") from None
+            if "Permission denied" in text:
+                raise PortError(f"no permission to open port {self.url}: the user needs to "
+                                "be in the group that owns it (often dialout)") from None
+            if "could not open port" in text:
+                raise PortError(f"port {self.url} cannot be opened: {text}") from None
             raise PortError(f"cannot open port {self.url}: {text}") from None
         except (ValueError, OSError) as exc:
             raise PortError(f"cannot open port {self.url}: {exc}") from None
