@@ -189,13 +189,13 @@ class LiveScreen(Screen):
                   f"fluence {s['fluence']:<15} energy {s['energy']}\n"
                   f"spot {s['spot']:<8} handpiece {s['handpiece']}")
         totals = controller.totals
-        status, now = controller.status, app.clock()
+        console, now = controller.status, app.clock()
         # Only what the console reported, with its age: never a state it has not read.
         state = console_state_text(
-            status.interlock_open if status is not None else None,
-            status.fault_code if status is not None else 0,
-            status.age_s(now) if status is not None else None,
-            status is not None and status.stale(now))
+            console.interlock_open if console is not None else None,
+            console.fault_code if console is not None else 0,
+            console.age_s(now) if console is not None else None,
+            console is not None and console.stale(now))
         self._set("counters",
                   f"SHOTS  {totals.pulses:>14,}\n"
                   f"ENERGY {energy_text(totals.energy_j):>14}\n"
