@@ -300,3 +300,14 @@ def test_console_state_reads_unknown_then_its_age_then_stale():
         "interlock closed, no fault  1s ago")
     assert console_state_text(True, 10, 7.0, True) == "INTERLOCK OPEN, FAULT 10 STALE 7s"
     assert len(console_state_text(False, 0, 3600.0, True)) <= 36  # the counters panel's width
+
+
+def test_a_condition_restated_is_not_counted_again_but_a_new_fault_is(tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("fault", 1.0, "F10 door: open"))
+    controller._on_event(event("fault", 2.0, "F10 door: open"))  # the session's first reading
+    (alarm,) = controller.alarms
+    assert controller.alarm_count(alarm) == 1
+    controller._on_event(event("fault", 3.0, "F20 over temperature"))
+    assert controller.alarm_count(alarm) == 2
+    controller.store.close()

@@ -153,9 +153,10 @@ class LiveController:
         """Return the console's interlock and fault as last reported; None until read."""
         if self.session is not None and self._recorder is not None:
             totals = self._recorder.totals
-            if totals.status_unix_s is None:
-                return None
-            return ConsoleStatus(totals.interlock_open, totals.fault_code, totals.status_unix_s)
+            if totals.status_unix_s is not None:
+                return ConsoleStatus(totals.interlock_open, totals.fault_code,
+                                     totals.status_unix_s)
+        # Before the session's first reading: the one its start was judged on.
         return self._idle_status
 
     def link_problem(self) -> str:
@@ -583,6 +584,8 @@ class LiveController:
             self.alarm_version += 1
             for alarm in self._alarms:
                 if alarm.kind == event.kind and alarm.word == word and not alarm.cleared:
+                    if alarm.is_condition and alarm.message == event.message:
+                        return  # the same condition, restated (a session starts over a fault)
                     # The same trouble again: count it, do not ring again.
                     self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
                     return
