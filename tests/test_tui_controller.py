@@ -311,3 +311,23 @@ def test_a_condition_restated_is_not_counted_again_but_a_new_fault_is(tmp_path, 
     controller._on_event(event("fault", 3.0, "F20 over temperature"))
     assert controller.alarm_count(alarm) == 2
     controller.store.close()
+
+
+def test_an_adapter_unplugged_between_sessions_shows_link_down_and_comes_back(simulate,
+                                                                              db_path):
+    sim = simulate("ps755-ref")
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        wait_until(lambda: controller.status is not None, what="the first status reading")
+        sim.link.unplug()
+        wait_until(lambda: controller.link_state == "down", what="the link to go down")
+        assert controller._thread.is_alive()  # the recording thread outlives the unplug
+        assert controller.link_problem().startswith(f"console not reachable on {sim.path}: ")
+        read_before = controller.status.read_unix_s
+        sim.link.plug()
+        wait_until(lambda: controller.link_state == "up", 30, "the link to come back")
+        wait_until(lambda: controller.status.read_unix_s > read_before, what="a new reading")
+        # And a session starts: the thread serves actions again.
+        controller.start_session(INFO).result(timeout=10)
+    finally:
+        controller.shutdown()

@@ -25,17 +25,20 @@ except ImportError:  # no termios on Windows
 _GONE_ERRNOS = frozenset({5, 6, 19})
 
 
-def link_failure(url: str, doing: str, exc: OSError) -> str:
+def link_failure(url: str, doing: str, exc: Exception) -> str:
     """Return why the link failed in laserlog's words: what happened, on which port.
 
     pyserial's own text ("device reports readiness to read but returned no data ...") names
-    neither the port nor what to check.
+    neither the port nor what to check. `exc`: an OSError, or a termios error (errno, text).
     """
     text = str(exc)
-    if exc.errno in _GONE_ERRNOS or "returned no data" in text:
+    number = getattr(exc, "errno", None)
+    if number is None and exc.args and isinstance(exc.args[0], int):
+        number = exc.args[0]  # termios.error carries (errno, text) and no errno attribute
+    if number in _GONE_ERRNOS or "returned no data" in text:
         return (f"console on {url} disconnected while {doing}: check the cable or USB "
                 "adapter, that the console is on, and that no other program uses the port")
-    reason = exc.strerror or text or type(exc).__name__
+    reason = getattr(exc, "strerror", None) or text or type(exc).__name__
     return f"console on {url} failed while {doing}: {reason}"
 
 
@@ -136,8 +139,8 @@ class Link:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except OSError as exc:
-            raise PortError(f"{self.url}: {exc}") from None
+        except (OSError, *_TTY_REFUSALS) as exc:  # unplugged: tcflush fails with EIO
+            raise PortError(link_failure(self.url, "discarding input", exc)) from None
 
     def _require(self) -> serial.SerialBase:
         if self._port is None:

@@ -336,15 +336,25 @@ class LiveController:
                 self._idle_settings = driver.read_settings()  # part of any session
                 self._read_idle_status(driver)
             except (PortError, ProtocolError, OSError) as exc:
-                self.link_state, self.link_detail = "down", str(exc)
-                recorder.link.close()
-                self._next_connect = time.monotonic() + RECONNECT_S
+                self._idle_link_down(str(exc))
+                return
+            except Exception as exc:
+                # Never let the recording thread die between sessions: the screen would
+                # show the last state for ever and no session could start.
+                self._idle_link_down(f"reading the console failed: {type(exc).__name__}: {exc}")
                 return
             finally:
                 # The session start reads every setting again and records it.
                 driver.settings = {}
                 driver.pending.clear()
         self._run_calls(0.05)
+
+    def _idle_link_down(self, detail: str) -> None:
+        recorder = self._recorder
+        self.link_state, self.link_detail = "down", detail
+        if recorder is not None and recorder.link is not None:
+            recorder.link.close()
+        self._next_connect = time.monotonic() + RECONNECT_S
 
     def console_trouble(self) -> str:
         """Return what the console last reported that should stop a start (fault, interlock)."""
