@@ -21,6 +21,9 @@ except ImportError:  # no termios on Windows
     _TTY_REFUSALS = ()
 
 
+#: What flushing a port raises once its device is gone: an OSError, or termios' own error.
+_FLUSH_FAILURES: tuple[type[Exception], ...] = (OSError, *_TTY_REFUSALS)
+
 # errno values a port gives once its device is gone (EIO, ENXIO, ENODEV).
 _GONE_ERRNOS = frozenset({5, 6, 19})
 
@@ -139,7 +142,7 @@ class Link:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (OSError, *_TTY_REFUSALS) as exc:  # unplugged: tcflush fails with EIO
+        except _FLUSH_FAILURES as exc:  # unplugged: tcflush fails with EIO
             raise PortError(link_failure(self.url, "discarding input", exc)) from None
 
     def _require(self) -> serial.SerialBase:
