@@ -331,3 +331,17 @@ def test_an_adapter_unplugged_between_sessions_shows_link_down_and_comes_back(si
         controller.start_session(INFO).result(timeout=10)
     finally:
         controller.shutdown()
+
+
+def test_a_console_without_a_status_query_is_never_claimed_ok(tmp_path, db_path):
+    import dataclasses
+
+    profile = open_profile("ps755-ref")
+    silent = dataclasses.replace(profile, status=dataclasses.replace(profile.status, get=None,
+                                                                     code=None))
+    controller = LiveController(db_path, silent, str(tmp_path / "absent"))
+    assert not controller.status_readable and controller.status is None
+    controller.store.close()
+    asking = LiveController(tmp_path / "asking.db", profile, "x")
+    assert asking.status_readable
+    asking.store.close()

@@ -31,7 +31,9 @@ class AlarmBar(Static):
         if not alarms:
             self.set_class(False, "-alarm")
             # "ok" only on a reading: no alarm raised says nothing about a console not read.
-            if status is None:
+            if status is None and not controller.status_readable:
+                text = "?? no alarm raised; this console's profile has no status query"
+            elif status is None:
                 text = "?? no alarm raised; console state not read yet"
             elif status.stale(host.clock()):
                 text = (f"?? no alarm raised; console state STALE, last read "

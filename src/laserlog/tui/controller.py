@@ -159,6 +159,11 @@ class LiveController:
         # Before the session's first reading: the one its start was judged on.
         return self._idle_status
 
+    @property
+    def status_readable(self) -> bool:
+        """Return whether the profile says how to ask the console for its status."""
+        return self.profile.status.get is not None or self.profile.status.code is not None
+
     def link_problem(self) -> str:
         """Return why the console cannot be reached, in the words the start would refuse with."""
         if self.link_state != "down":
@@ -372,7 +377,7 @@ class LiveController:
 
     def _read_idle_status(self, driver: Any) -> None:
         """Read the console's status between sessions; raise its alarms as a session would."""
-        if self.profile.status.get is None and self.profile.status.code is None:
+        if not self.status_readable:
             return  # the console reports no status on request: it stays unknown
         reading = driver.read_status()
         if reading is None:
