@@ -32,7 +32,8 @@ def test_controller_records_in_its_thread_and_the_screen_feed_never_grows_past_i
     controller.start()
     try:
         wait_until(lambda: controller.link_state == "up", what="the link")
-        assert controller.settings["spot"] == 4.0  # read back before any session
+        # Read back before any session (the first reading follows the link coming up).
+        wait_until(lambda: controller.settings.get("spot") == 4.0, what="the settings")
         session_id = controller.start_session(INFO).result(timeout=10)
         wait_until(lambda: controller.totals.pulses >= 500, what="500 pulses")
         assert len(controller.feed) == 50  # display lines dropped, never counts
@@ -185,3 +186,162 @@ def test_a_recorder_failure_behind_the_screen_raises_an_alarm_and_keeps_every_ro
         controller.shutdown()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT status FROM sessions").fetchone() == ("interrupted",)
+
+
+# Representative event kinds of each safety class, most severe class first.
+SAFETY_CLASSES = (
+    ("interlock_open", "fault", "recorder_error"),
+    ("link_lost", "database_locked", "disk_full"),
+    ("out_of_range", "invalid_reading", "counter_implausible"),
+    ("gap", "counter_reset"),
+)
+CLASS_PAIRS = [(severe, lesser)
+               for i, severe_class in enumerate(SAFETY_CLASSES)
+               for lesser_class in SAFETY_CLASSES[i + 1:]
+               for severe in severe_class for lesser in lesser_class]
+
+
+def idle_controller(tmp_path, db_path) -> LiveController:
+    """Return a controller whose thread never runs: alarms are raised by hand."""
+    return LiveController(db_path, open_profile("ps755-ref"), str(tmp_path / "absent"))
+
+
+def event(kind: str, at: float, message: str = "") -> EventRow:
+    severity = "warning" if kind in ("counter_implausible",) else "alarm"
+    return EventRow(at, kind, severity, None, message or kind)
+
+
+@pytest.mark.parametrize(("severe", "lesser"), CLASS_PAIRS)
+def test_the_more_severe_safety_class_leads_whichever_came_first(tmp_path, db_path, severe,
+                                                                  lesser):
+    for first, second in ((lesser, severe), (severe, lesser)):
+        controller = idle_controller(tmp_path, db_path)
+        controller._on_event(event(first, 1.0))
+        controller._on_event(event(second, 2.0))
+        assert [a.kind for a in controller.alarms] == [severe, lesser]
+        controller.store.close()
+
+
+def test_a_cleared_condition_never_leads_one_still_true(tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("link_lost", 1.0))
+    controller._on_event(event("fault", 2.0, "F10 interlock: door open"))
+    controller._on_event(EventRow(3.0, "link_restored", "info", None, "link back"))
+    assert [(a.kind, a.cleared) for a in controller.alarms] == [("fault", False),
+                                                                ("link_lost", True)]
+    controller._on_event(event("interlock_open", 4.0))
+    controller._on_event(EventRow(5.0, "interlock_closed", "info", None, "closed"))
+    controller._on_event(event("gap", 6.0))
+    # A pulse gap (class 4) that is still to be read leads an interlock that closed again.
+    assert [(a.kind, a.cleared) for a in controller.alarms] == [
+        ("fault", False), ("gap", False), ("interlock_open", True), ("link_lost", True)]
+    controller.store.close()
+
+
+def test_acknowledging_records_who_when_and_every_alarm_and_keeps_conditions_still_true(
+        tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("gap", 1.0, "1 pulse(s) missing between 171 and 173"))
+    controller._on_event(event("interlock_open", 2.0, "interlock open: emission stopped"))
+    controller._on_event(event("fault", 3.0, "F10 door: open"))
+    shown = [a.number for a in controller.unacknowledged]
+    controller._on_event(event("out_of_range", 4.0, "energy 0.9 outside"))  # after the dialog
+    assert controller._acknowledge(1772443900.0, "tech-07", shown) == 3
+    with sqlite3.connect(db_path) as conn:
+        (message,) = conn.execute("SELECT message FROM events WHERE kind = 'alarm_ack'"
+                                  ).fetchone()
+    assert message.startswith("3 alarm(s) acknowledged by tech-07 at 2026-03-02T09:31:40Z")
+    for words in ("INTERLOCK (interlock_open): interlock open", "FAULT (fault): F10 door",
+                  "PULSE GAP (gap): 1 pulse(s) missing"):
+        assert words in message
+    # Silenced, not hidden: the interlock and the fault are still true; the gap was read.
+    assert [(a.kind, a.acknowledged) for a in controller.alarms] == [
+        ("interlock_open", True), ("fault", True), ("out_of_range", False)]
+    controller._on_event(EventRow(5.0, "interlock_closed", "info", None, "closed"))
+    assert [a.kind for a in controller.alarms] == ["fault", "out_of_range"]
+    controller.store.close()
+
+
+def test_a_session_starts_on_a_faulted_console_only_with_a_reason_it_records(simulate, db_path):
+    from laserlog.errors import ConsoleNotReady
+
+    sim = simulate("ps755-ref")
+    sim.inject_fault(10)
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        wait_until(lambda: controller.status is not None, what="the first status reading")
+        assert controller.status.fault_code == 10 and controller.status.interlock_open
+        with pytest.raises(ConsoleNotReady, match="console reports fault 10 .*interlock open"):
+            controller.start_session(INFO).result(timeout=10)
+        assert Store(db_path).sessions() == []
+        session_id = controller.start_session(
+            INFO, override_reason="door switch tested, fault latched from yesterday"
+        ).result(timeout=10)
+        controller.end_session().result(timeout=10)
+    finally:
+        controller.shutdown()
+    with sqlite3.connect(db_path) as conn:
+        (row,) = conn.execute("SELECT code, message FROM events WHERE session_id = ? AND "
+                              "kind = 'start_over_fault'", (session_id,)).fetchall()
+    assert row[0] == 10
+    assert row[1].startswith("started by tech-07 although the console reports fault 10 "
+                             "(interlock_open: Door or remote interlock open")
+    assert row[1].endswith("reason: door switch tested, fault latched from yesterday")
+
+
+def test_console_state_reads_unknown_then_its_age_then_stale():
+    from laserlog.tui.controller import ConsoleStatus
+    from laserlog.tui.text import console_state_text
+
+    assert console_state_text(None, 0, None, False) == "console state unknown: not read"
+    status = ConsoleStatus(False, 0, 100.0)
+    assert not status.stale(105.0) and status.stale(105.5)
+    assert console_state_text(False, 0, status.age_s(101.2), False) == (
+        "interlock closed, no fault  1s ago")
+    assert console_state_text(True, 10, 7.0, True) == "INTERLOCK OPEN, FAULT 10 STALE 7s"
+    assert len(console_state_text(False, 0, 3600.0, True)) <= 36  # the counters panel's width
+
+
+def test_a_condition_restated_is_not_counted_again_but_a_new_fault_is(tmp_path, db_path):
+    controller = idle_controller(tmp_path, db_path)
+    controller._on_event(event("fault", 1.0, "F10 door: open"))
+    controller._on_event(event("fault", 2.0, "F10 door: open"))  # the session's first reading
+    (alarm,) = controller.alarms
+    assert controller.alarm_count(alarm) == 1
+    controller._on_event(event("fault", 3.0, "F20 over temperature"))
+    assert controller.alarm_count(alarm) == 2
+    controller.store.close()
+
+
+def test_an_adapter_unplugged_between_sessions_shows_link_down_and_comes_back(simulate,
+                                                                              db_path):
+    sim = simulate("ps755-ref")
+    controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    try:
+        wait_until(lambda: controller.status is not None, what="the first status reading")
+        sim.link.unplug()
+        wait_until(lambda: controller.link_state == "down", what="the link to go down")
+        assert controller._thread.is_alive()  # the recording thread outlives the unplug
+        assert controller.link_problem().startswith(f"console not reachable on {sim.path}: ")
+        read_before = controller.status.read_unix_s
+        sim.link.plug()
+        wait_until(lambda: controller.link_state == "up", 30, "the link to come back")
+        wait_until(lambda: controller.status.read_unix_s > read_before, what="a new reading")
+        # And a session starts: the thread serves actions again.
+        controller.start_session(INFO).result(timeout=10)
+    finally:
+        controller.shutdown()
+
+
+def test_a_console_without_a_status_query_is_never_claimed_ok(tmp_path, db_path):
+    import dataclasses
+
+    profile = open_profile("ps755-ref")
+    silent = dataclasses.replace(profile, status=dataclasses.replace(profile.status, get=None,
+                                                                     code=None))
+    controller = LiveController(db_path, silent, str(tmp_path / "absent"))
+    assert not controller.status_readable and controller.status is None
+    controller.store.close()
+    asking = LiveController(tmp_path / "asking.db", profile, "x")
+    assert asking.status_readable
+    asking.store.close()

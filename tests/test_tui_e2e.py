@@ -156,3 +156,47 @@ def test_closing_the_terminal_mid_session_ends_it_committed_and_leaves_no_proces
         counted, stored = conn.execute(
             "SELECT pulse_count, (SELECT count(*) FROM pulses) FROM sessions").fetchone()
     assert counted == stored >= 3
+
+
+def test_a_faulted_console_leads_the_bar_and_its_state_turns_stale_while_unplugged(tmp_path):
+    """Fault injection in the simulator, `laserlog live` in a real terminal: idle, no session."""
+    link = tmp_path / "console"
+    # Console fault 10 (an interlock) from 0.5 s on; the adapter unplugged at 8 s for 10 s.
+    sim = subprocess.Popen([sys.executable, "-m", "laserlog", "simulate", "ps755-ref", "--link",
+                            str(link), "--faults", "fault=10@0.5+600,unplug=8+10"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"TERM": "xterm-256color", "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    term = None
+    try:
+        wait_until(link.exists, 10, "the simulated console")
+        term = Terminal(tmp_path, f"{shlex.quote(sys.executable)} -m laserlog live --profile "
+                                  f"ps755-ref --port {shlex.quote(str(link))} --db "
+                                  f"{shlex.quote(str(tmp_path / 'live.db'))}", env)
+        screen = term.wait_for(re.compile(r"INTERLOCK OPEN, FAULT 10\s+\d+s ago"),
+                               "the fault as read, with its age")
+        bar = screen.splitlines()[1]
+        assert bar.lstrip().startswith(("!! FAULT", "!! INTERLOCK")), screen
+        assert "interlock closed" not in screen and "no active alarms" not in screen
+        term.wait_for("x LINK DOWN", "the unplugged adapter", timeout_s=30)
+        # No reading for more than 5 s: the last state shown is marked stale, never current.
+        screen = term.wait_for(re.compile(r"INTERLOCK OPEN, FAULT 10 STALE \d+s"),
+                               "the state marked stale")
+        assert screen.splitlines()[1].lstrip().startswith(("!! FAULT", "!! INTERLOCK")), screen
+        term.wait_for("= LINK UP", "the adapter plugged back", timeout_s=30)
+        screen = term.wait_for(re.compile(r"INTERLOCK OPEN, FAULT 10\s+\d+s ago"),
+                               "a fresh reading")
+        term.keys("a")
+        dialog = term.wait_for("alarm(s) as", "the acknowledge dialog")
+        assert "FAULT (fault): interlock_open: Door or remote" in dialog, dialog
+        assert "INTERLOCK (interlock_open): interlock open" in dialog, dialog
+        term.keys("Enter")
+        screen = term.wait_for("(acked, still true)", "the acknowledged fault still shown")
+        assert screen.splitlines()[1].lstrip().startswith(("!! FAULT", "!! INTERLOCK")), screen
+        term.keys("C-q")
+        term.wait_for("laserlog-exit=0", "laserlog to exit cleanly")
+    finally:
+        if term is not None:
+            term.close()
+        sim.terminate()
+        sim.wait(10)

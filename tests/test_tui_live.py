@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -175,20 +176,29 @@ def test_notes_and_markers_are_recorded_as_events_of_the_session(live, db_path):
 
     async def scenario(pilot: Pilot) -> None:
         session_id = await start_session(pilot)
-        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 3)
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.totals.pulses >= 3)
+        pressed_n = time.time()
         await pilot.press("n")
         await type_into(pilot, "#text", "spot ok")
+        typing_done = controller.totals.pulses + 3
+        await wait_for(pilot, lambda: controller.totals.pulses >= typing_done,
+                       what="a slow typist")
+        enter = time.time()
         await pilot.press("enter")
         await pilot.press("m")
         await pilot.press("m")
         await wait_for(pilot, lambda: sum("marker 2" in line for line in tail(app)),
                        what="the markers in the tail")
         assert any("note: spot ok" in line for line in tail(app))
+        assert any(line.rstrip().endswith(" marker 1") for line in tail(app))
+        assert not any("marker: marker" in line for line in tail(app))
         await end_session(pilot)
-        rows = query(db_path, "SELECT kind, message FROM events WHERE session_id = ? AND kind IN"
-                     " ('note', 'marker') ORDER BY id", session_id)
-        assert rows == [("note", "spot ok"), ("marker", "marker 1"),
-                        ("marker", "marker 2")]
+        rows = query(db_path, "SELECT kind, message, received_unix_s FROM events WHERE "
+                     "session_id = ? AND kind IN ('note', 'marker') ORDER BY id", session_id)
+        assert [row[:2] for row in rows] == [("note", "spot ok"), ("marker", "marker 1"),
+                                             ("marker", "marker 2")]
+        assert pressed_n <= rows[0][2] < enter  # stamped when n was pressed
 
     run(app, scenario)
 
@@ -254,12 +264,18 @@ def test_interlock_alarm_shows_on_every_screen_rings_and_its_acknowledgement_is_
         assert "INTERLOCK" in str(bar.render()) or "FAULT" in str(bar.render())
         assert bells
         assert "!! " in str(app.live.query_one("#alarm", Static).render())
+        await wait_for(pilot, lambda: len(controller.alarms) >= 2, what="interlock and fault")
         await pilot.press("a")
         await wait_for(pilot, lambda: pilot.app.screen.query("#text"))
         assert pilot.app.screen.query_one("#text", Input).value == "tech-07"
+        listed = str(pilot.app.screen.query_one("#dialog-body", Static).render())
+        assert "INTERLOCK (interlock_open): interlock open" in listed
+        assert "FAULT (fault): " in listed
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not controller.alarms, what="acknowledgement")
-        assert str(bar.render()).startswith("ok")
+        await wait_for(pilot, lambda: not controller.unacknowledged, what="acknowledgement")
+        # Silenced, not hidden: the interlock is still open, so it stays on the bar.
+        await wait_for(pilot, lambda: "acked, still true" in str(bar.render()))
+        assert str(bar.render()).startswith(("!! INTERLOCK", "!! FAULT"))
         await pilot.press("f2")
         assert controller.totals.interlock_open
         assert "INTERLOCK OPEN" in str(app.live.query_one("#counters", Static).render())
@@ -308,6 +324,10 @@ def test_pulse_gap_and_lost_link_raise_alarms(live):
         await wait_for(pilot, lambda: any(a.word == "PULSE GAP" for a in controller.alarms))
         sim.link.unplug()
         await wait_for(pilot, lambda: any(a.word == "LINK LOST" for a in controller.alarms))
+        (lost,) = [a for a in controller.alarms if a.word == "LINK LOST"]
+        # laserlog's words, naming the port and what to check; not pyserial's.
+        assert lost.message.startswith(f"console on {sim.path} disconnected while "), lost.message
+        assert "readiness" not in lost.message
         top = app.live.query_one("#top", Static)
         await wait_for(pilot, lambda: "x LINK DOWN" in str(top.render()))
         sim.link.plug()
@@ -368,3 +388,127 @@ def test_returning_client_sees_the_course_and_can_start_from_the_last_settings(l
                                           for line in tail(app)))
 
     run(app, scenario)
+
+
+def last_seq(app: LaserlogApp) -> int:
+    """Return the pulse number on the last pulse line the tail shows."""
+    for line in reversed(tail(app)):
+        found = re.match(r"#\s*(\d+)", line)
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def bottom_seq(app: LaserlogApp) -> int:
+    """Return the pulse number on the last pulse line in view (what the technician reads)."""
+    log = app.live.query_one("#tail", Log)
+    first = int(log.scroll_y)
+    seen = tail(app)[first:first + log.scrollable_content_region.height]
+    for line in reversed(seen):
+        found = re.match(r"#\s*(\d+)", line)
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def test_tail_follows_the_newest_pulse_again_after_scrolling_up_and_resuming(live):
+    app = live(rate_hz=100.0)
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        log = app.live.query_one("#tail", Log)
+        await wait_for(pilot, lambda: len(tail(app)) >= 40, what="a tail longer than the view")
+        await pilot.press("space", "pageup", "space")
+        status = app.live.query_one("#tail-status", Static)
+        assert "following the tail" in str(status.render())
+        counted = controller.totals.pulses
+        await wait_for(pilot, lambda: controller.totals.pulses >= counted + 30,
+                       what="30 more pulses")
+        # What is in view is the newest pulse, not where the view was left.
+        await wait_for(pilot, lambda: bottom_seq(app) >= counted + 25 and log.is_vertical_scroll_end,
+                       what="the view to follow the newest pulses")
+        # Scrolling up pauses (and says so); End follows again, and keeps following.
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: "PAUSED" in str(status.render()), what="the pause")
+        await pilot.press("end")
+        await wait_for(pilot, lambda: "following the tail" in str(status.render()),
+                       what="following again")
+        counted = controller.totals.pulses
+        await wait_for(pilot, lambda: bottom_seq(app) >= counted + 25, what="still following")
+
+    run(app, scenario)
+
+
+def test_idle_screen_shows_a_faulted_console_within_two_seconds_and_never_an_unread_state(live):
+    app = live()
+    app.controller.sim.inject_fault(10)  # faulted before laserlog ever looks
+
+    async def scenario(pilot: Pilot) -> None:
+        controller = pilot.app.controller
+        bar = app.live.query_one("#alarm", Static)
+        counters = app.live.query_one("#counters", Static)
+        shown: list[str] = []
+
+        def fault_shown() -> bool:
+            shown.append(f"{bar.render()}\n{counters.render()}")
+            return "INTERLOCK OPEN, FAULT 10" in shown[-1] and "!! " in str(bar.render())
+
+        await wait_for(pilot, lambda: fault_shown() or controller.link_state == "up",
+                       what="the link")
+        loop = asyncio.get_running_loop()
+        up_at = loop.time()
+        await wait_for(pilot, fault_shown, timeout_s=5, what="the fault on the idle screen")
+        assert loop.time() - up_at <= 2.0
+        assert controller.session is None
+        for text in shown:  # before the first reading: unknown, never a state not read
+            assert "interlock closed" not in text and "no active alarms" not in text
+        assert "console state unknown" in shown[0] or "FAULT 10" in shown[0]
+
+    run(app, scenario)
+
+
+def test_a_wrong_port_says_why_on_the_idle_screen_before_any_form(tmp_path, db_path):
+    from laserlog.config.profile import open_profile
+
+    port = str(tmp_path / "ttyUSB9")
+    app = LaserlogApp(LiveController(db_path, open_profile("ps755-ref"), port))
+
+    async def scenario(pilot: Pilot) -> None:
+        header = app.live.query_one("#session-header", Static)
+        await wait_for(pilot, lambda: f"console not reachable on {port}: " in str(
+            header.render()), what="the reason on the idle screen")
+        assert "does not exist: check the port name" in str(header.render())
+        assert "Errno" not in str(header.render())  # laserlog's words, not the library's
+        assert "console state unknown" in str(app.live.query_one("#counters", Static).render())
+        await pilot.app.action_quit()
+
+    try:
+        run(app, scenario)
+    finally:
+        app.controller.shutdown()
+
+
+def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, db_path):
+    app = live()
+    app.controller.sim.inject_fault(10)
+
+    async def scenario(pilot: Pilot) -> None:
+        controller = pilot.app.controller
+        await wait_for(pilot, lambda: controller.status is not None, what="a status reading")
+        form = await fill_form(pilot)
+        trouble = str(form.query_one("#console-trouble", Static).render())
+        assert "console reports fault 10" in trouble and "your reason" in trouble
+        await pilot.press("ctrl+s")
+        error = form.query_one("#form-error", Static)
+        await wait_for(pilot, lambda: "not started: type why it is safe" in str(
+            error.render()), what="the refusal")
+        assert controller.session is None
+        await type_into(pilot, "#override", "fault latched, door checked")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: controller.session is not None, what="the start")
+        await end_session(pilot)
+
+    run(app, scenario)
+    rows = query(db_path, "SELECT message FROM events WHERE kind = 'start_over_fault'")
+    assert len(rows) == 1 and rows[0][0].endswith("reason: fault latched, door checked")

@@ -202,4 +202,5 @@ def test_acknowledging_a_link_alarm_outside_a_session_is_recorded_with_who(tmp_p
     with sqlite3.connect(tmp_path / "frozen.db") as conn:
         (row,) = conn.execute("SELECT session_id, kind, message FROM events").fetchall()
     assert row[0] is None and row[1] == "alarm_ack"
-    assert row[2].startswith("LINK LOST acknowledged by lso-01 at 2026-03-02T09:31:40Z")
+    assert row[2] == ("1 alarm(s) acknowledged by lso-01 at 2026-03-02T09:31:40Z: LINK LOST "
+                      "(link_lost): console stopped answering on /dev/ttyFROZEN")

@@ -23,7 +23,7 @@ from laserlog.sim.console import Console
 from laserlog.storage.rows import EventRow
 from laserlog.storage.store import INSERT_PULSE, Store
 from laserlog.tui.app import LaserlogApp
-from laserlog.tui.controller import LiveController, LiveSession
+from laserlog.tui.controller import ConsoleStatus, LiveController, LiveSession
 
 #: A fixed moment for frozen screens: 2026-03-02 09:30:00 UTC.
 T0 = 1772443800.0
@@ -145,10 +145,15 @@ def frozen_app(tmp_path: Path, *, pulses: int = 0, alarm: bool = False,
         recorder.ingest([SettingReading(T0, name, value)
                          for name, value in controller._idle_settings.items()])
         recorder.ingest(seeded_readings(p, pulses))
+        at = T0 + pulses / 5.0 + 0.1
         if alarm:
-            at = T0 + pulses / 5.0 + 0.1
             recorder.ingest([StatusReading(at, fault_code=10, interlock_open=True)])
-    elif alarm:
+        # The console's status, read a second before the frozen moment (as if polled).
+        recorder.ingest([StatusReading(T0 + FROZEN_ELAPSED_S - 1, fault_code=10 if alarm else 0,
+                                       interlock_open=alarm)])
+    else:
+        controller._idle_status = ConsoleStatus(False, 0, T0 + FROZEN_ELAPSED_S - 1)
+    if alarm and not pulses:
         controller._on_event(EventRow(T0, "link_lost", "alarm", None,
                                       "console stopped answering on /dev/ttyFROZEN"))
     app = LaserlogApp(controller, clock=lambda: T0 + FROZEN_ELAPSED_S)

@@ -57,6 +57,13 @@ class SessionError(LaserlogError):
     """Raise when session details are refused (operator, client, skin type, checklist)."""
 
 
+class ConsoleNotReady(SessionError):
+    """Raise when a session would start on a console that reports a fault or an open interlock.
+
+    The operator may start anyway with a typed reason, which the session records.
+    """
+
+
 class StoreError(LaserlogError):
     """Raise when the database cannot be opened, migrated or queried."""
 

@@ -21,6 +21,30 @@ except ImportError:  # no termios on Windows
     _TTY_REFUSALS = ()
 
 
+#: What flushing a port raises once its device is gone: an OSError, or termios' own error.
+_FLUSH_FAILURES: tuple[type[Exception], ...] = (OSError, *_TTY_REFUSALS)
+
+# errno values a port gives once its device is gone (EIO, ENXIO, ENODEV).
+_GONE_ERRNOS = frozenset({5, 6, 19})
+
+
+def link_failure(url: str, doing: str, exc: Exception) -> str:
+    """Return why the link failed in laserlog's words: what happened, on which port.
+
+    pyserial's own text ("device reports readiness to read but returned no data ...") names
+    neither the port nor what to check. `exc`: an OSError, or a termios error (errno, text).
+    """
+    text = str(exc)
+    number = getattr(exc, "errno", None)
+    if number is None and exc.args and isinstance(exc.args[0], int):
+        number = exc.args[0]  # termios.error carries (errno, text) and no errno attribute
+    if number in _GONE_ERRNOS or "returned no data" in text:
+        return (f"console on {url} disconnected while {doing}: check the cable or USB "
+                "adapter, that the console is on, and that no other program uses the port")
+    reason = getattr(exc, "strerror", None) or text or type(exc).__name__
+    return f"console on {url} failed while {doing}: {reason}"
+
+
 class Link:
     """An open serial port. Reads in bulk; framing is the driver's job."""
 
@@ -48,8 +72,14 @@ class Link:
             if "exclusively lock" in text or "Resource temporarily unavailable" in text:
                 raise PortError(f"port {self.url} is in use by another program "
                                 "(is another recorder running?)") from None
-            if "No such file" in text or "could not open port" in text:
-                raise PortError(f"port {self.url} does not exist or cannot be opened: {text}") from None
+            if "No such file" in text or "No such device" in text:
+                raise PortError(f"port {self.url} does not exist: check the port name, the "
+                                "cable or USB adapter, and that the console is on") from None
+            if "Permission denied" in text:
+                raise PortError(f"no permission to open port {self.url}: the user needs to "
+                                "be in the group that owns it (often dialout)") from None
+            if "could not open port" in text:
+                raise PortError(f"port {self.url} cannot be opened: {text}") from None
             raise PortError(f"cannot open port {self.url}: {text}") from None
         except (ValueError, OSError) as exc:
             raise PortError(f"cannot open port {self.url}: {exc}") from None
@@ -83,7 +113,7 @@ class Link:
             port.write(data)
             port.flush()
         except OSError as exc:  # SerialException is an OSError
-            raise PortError(f"write to {self.url} failed: {exc}") from None
+            raise PortError(link_failure(self.url, "writing", exc)) from None
         self._last_write = time.monotonic()
 
     def read_available(self, timeout_s: float) -> bytes:
@@ -105,15 +135,15 @@ class Link:
             waiting = port.in_waiting
             return first + port.read(waiting) if waiting else first
         except OSError as exc:  # unplugged: SerialException, or a bare OSError from in_waiting
-            raise PortError(f"read from {self.url} failed: {exc}") from None
+            raise PortError(link_failure(self.url, "reading", exc)) from None
 
     def discard_input(self) -> None:
         """Drop whatever the console sent before now."""
         port = self._require()
         try:
             port.reset_input_buffer()
-        except OSError as exc:
-            raise PortError(f"{self.url}: {exc}") from None
+        except _FLUSH_FAILURES as exc:  # unplugged: tcflush fails with EIO
+            raise PortError(link_failure(self.url, "discarding input", exc)) from None
 
     def _require(self) -> serial.SerialBase:
         if self._port is None:

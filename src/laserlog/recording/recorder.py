@@ -121,6 +121,8 @@ class Totals:
     link_losses: int = 0
     interlock_open: bool = False
     fault_code: int = 0
+    #: When the console last reported its status (Unix seconds); None: not yet this session.
+    status_unix_s: float | None = None
 
 
 class Recorder:
@@ -412,6 +414,7 @@ class Recorder:
                 events.extend(completer.status(obs))
                 totals.interlock_open = completer.interlock_open
                 totals.fault_code = completer.fault_code
+                totals.status_unix_s = obs.received_unix_s
             elif obs.kind == "garbled":
                 garbled.append(obs)
             else:

@@ -33,6 +33,16 @@ from laserlog.tui.top_bar import TopBar
 DRAIN_S = 0.05
 
 
+def alarm_list(alarms: Sequence[Alarm], count: Callable[[Alarm], int]) -> str:
+    """Return alarms one a line, as given: word, times raised, kind and message."""
+    lines = []
+    for alarm in alarms:
+        times = f" x{count(alarm)}" if count(alarm) > 1 else ""
+        cleared = " cleared" if alarm.cleared else ""
+        lines.append(f"{alarm.word}{times} ({alarm.kind}){cleared}: {alarm.message}")
+    return "\n".join(lines)
+
+
 class AlarmRaised(Message):
     """A new alarm, posted from the recording thread."""
 
@@ -73,7 +83,6 @@ class LaserlogApp(App[None]):
         self.probe = probe
         self.live = LiveScreen()
         self._start_controller = start_controller
-        self._alarm_version = -1
 
     def get_default_screen(self) -> Screen:
         return self.live
@@ -108,14 +117,13 @@ class LaserlogApp(App[None]):
             if screen is not self.live:
                 for top in screen.query(TopBar):
                     top.show_state()
-            if self.controller.alarm_version != self._alarm_version:
-                self.show_alarms()
+            # Every tick, not only on a new alarm: the bar also says how fresh its state is.
+            self.show_alarms()
         if self.probe is not None and rows:
             self.probe(rows)
 
     def show_alarms(self) -> None:
         """Redraw the alarm bar on every screen in the stack."""
-        self._alarm_version = self.controller.alarm_version
         for screen in self.screen_stack:
             for alarm_bar in screen.query(AlarmBar):
                 alarm_bar.show_alarms()
@@ -162,22 +170,26 @@ class LaserlogApp(App[None]):
     def action_acknowledge(self) -> None:
         from laserlog.tui.dialogs import TextDialog
 
-        alarms = self.controller.alarms
+        alarms = self.controller.unacknowledged
         if not alarms:
-            self.notify("no active alarms", timeout=2)
+            still = len(self.controller.alarms)
+            self.notify(f"nothing to acknowledge; {still} condition(s) still true stay on the "
+                        "bar until they clear" if still else "no active alarms", timeout=2)
             return
+        # Exactly these are acknowledged: one raised while the dialog is open is not.
+        numbers = [alarm.number for alarm in alarms]
 
         def answered(who: str | None) -> None:
             if who is not None and who.strip():
-                self.run_worker(self._acknowledge(who.strip()), group="acknowledge")
+                self.run_worker(self._acknowledge(who.strip(), numbers), group="acknowledge")
 
         self.push_screen(TextDialog(f"Acknowledge {len(alarms)} alarm(s) as",
                                     "your operator ID (Enter records it, Esc cancels)",
-                                    self.default_who()), answered)
+                                    self.default_who(), body=alarm_list(alarms, self.controller.alarm_count)), answered)
 
-    async def _acknowledge(self, who: str) -> None:
+    async def _acknowledge(self, who: str, numbers: list[int]) -> None:
         try:
-            count = await asyncio.wrap_future(self.controller.acknowledge(who))
+            count = await asyncio.wrap_future(self.controller.acknowledge(who, numbers))
         except LaserlogError as exc:
             self.notify(str(exc), title="not acknowledged", severity="error")
             return

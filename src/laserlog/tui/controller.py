@@ -15,32 +15,53 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
-from laserlog.errors import LaserlogError, PortError, ProtocolError
+from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
+from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.recorder import Recorder, SessionInfo, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import INSERT_EVENT, Store
-from laserlog.tui.alarms import Alarm, alarm_word
+from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity
 
 #: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
 FEED_MAX = 20_000
 EVENT_FEED_MAX = 2_000
 #: How long one read of the console may wait: the longest an action waits for its turn.
 STEP_TIMEOUT_S = 0.02
-IDLE_SETTINGS_POLL_S = 2.0
+#: Between sessions the console's settings and status are read this often (at most 2 s old).
+IDLE_SETTINGS_POLL_S = 1.0
+#: A console status older than this is shown as stale.
+STATUS_STALE_S = 5.0
 RECONNECT_S = 1.0
 
 # Pulse row columns checked against the profile's ranges, by their profile names.
 _RANGE_COLUMNS = {PulseAt.PULSE_DURATION_PS: "pulse_duration", PulseAt.ENERGY_J: "energy",
                   PulseAt.FLUENCE_J_CM2: "fluence", PulseAt.SPOT_MM: "spot",
                   PulseAt.WAVELENGTH_NM: "wavelength"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleStatus:
+    """The console's interlock and fault as it last reported them, and when."""
+
+    interlock_open: bool
+    fault_code: int
+    read_unix_s: float
+
+    def age_s(self, now_unix_s: float) -> float:
+        """Return how old the reading is, in seconds."""
+        return max(0.0, now_unix_s - self.read_unix_s)
+
+    def stale(self, now_unix_s: float) -> bool:
+        """Return whether the reading is too old to be taken as the console's state now."""
+        return self.age_s(now_unix_s) > STATUS_STALE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +110,9 @@ class LiveController:
         self._lock = threading.Lock()
         self._recorder: Recorder | None = None
         self._idle_settings: dict[str, float] = {}
+        self._idle_status: ConsoleStatus | None = None
+        # Turns status readings between sessions into the same events a session records.
+        self._idle_watch = PulseCompleter(profile, 0)
         self._last_totals = Totals()
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
         self._pending: list[EventRow] = []
@@ -125,10 +149,40 @@ class LiveController:
         return dict(self._idle_settings)
 
     @property
+    def status(self) -> ConsoleStatus | None:
+        """Return the console's interlock and fault as last reported; None until read."""
+        if self.session is not None and self._recorder is not None:
+            totals = self._recorder.totals
+            if totals.status_unix_s is not None:
+                return ConsoleStatus(totals.interlock_open, totals.fault_code,
+                                     totals.status_unix_s)
+        # Before the session's first reading: the one its start was judged on.
+        return self._idle_status
+
+    @property
+    def status_readable(self) -> bool:
+        """Return whether the profile says how to ask the console for its status."""
+        return self.profile.status.get is not None or self.profile.status.code is not None
+
+    def link_problem(self) -> str:
+        """Return why the console cannot be reached, in the words the start would refuse with."""
+        if self.link_state != "down":
+            return ""
+        return f"console not reachable on {self.port}: {self.link_detail}"
+
+    @property
     def alarms(self) -> list[Alarm]:
-        """Return the alarms waiting to be acknowledged, oldest first."""
+        """Return the alarms on the bar, most severe first (`alarms.by_severity`).
+
+        Those waiting to be acknowledged, and the conditions acknowledged but still true.
+        """
         with self._lock:
-            return list(self._alarms)
+            return by_severity(self._alarms)
+
+    @property
+    def unacknowledged(self) -> list[Alarm]:
+        """Return the alarms waiting to be acknowledged, most severe first."""
+        return [alarm for alarm in self.alarms if not alarm.acknowledged]
 
     def alarm_count(self, alarm: Alarm) -> int:
         """Return how many times an active alarm's kind fired since it was raised."""
@@ -137,13 +191,16 @@ class LiveController:
 
     # -- actions (any thread) ----------------------------------------------------------------
     def start_session(self, info: SessionInfo, apply_settings: dict[str, float] | None = None,
-                      passphrase: str | None = None) -> Future[int]:
+                      passphrase: str | None = None, *,
+                      override_reason: str | None = None) -> Future[int]:
         """Start a session (after setting the console, when asked); the future gives its id.
 
         `passphrase`: the operator's, where the site requires registered operators.
+        `override_reason`: why to start although the console reports a fault or an open
+        interlock; without one such a start fails with ConsoleNotReady. The session records it.
         """
         return self._submit(self._start, info.validated(), dict(apply_settings or {}),
-                            passphrase)
+                            passphrase, (override_reason or "").strip())
 
     def operators_registered(self) -> bool:
         """Return whether this site requires operators to give their passphrase at the start."""
@@ -158,17 +215,21 @@ class LiveController:
         """End the session, committing everything; the future gives its id."""
         return self._submit(self._end, reason)
 
-    def add_note(self, text: str) -> Future[None]:
-        """Record a note in the session, timed now."""
-        return self._submit(self._note, time.time(), "note", text.strip())
+    def add_note(self, text: str, at_unix_s: float | None = None) -> Future[None]:
+        """Record a note in the session, timed when it was asked for (default now)."""
+        at = time.time() if at_unix_s is None else at_unix_s
+        return self._submit(self._note, at, "note", text.strip())
 
     def add_marker(self, label: str = "") -> Future[None]:
         """Record a numbered marker in the session, timed now."""
         return self._submit(self._note, time.time(), "marker", label.strip())
 
-    def acknowledge(self, who: str) -> Future[int]:
-        """Acknowledge every active alarm, recorded with who and when; gives how many."""
-        return self._submit(self._acknowledge, time.time(), who.strip() or "unknown")
+    def acknowledge(self, who: str, numbers: list[int] | None = None) -> Future[int]:
+        """Acknowledge alarms (by number: those shown; default all), recorded with who and when.
+
+        The future gives how many were acknowledged. A condition still true stays on the bar.
+        """
+        return self._submit(self._acknowledge, time.time(), who.strip() or "unknown", numbers)
 
     def start(self) -> LiveController:
         """Run the recording thread (and the background shipping, with a sync URL)."""
@@ -278,10 +339,14 @@ class LiveController:
             try:
                 recorder.link.discard_input()  # what a console pushes before a session is not
                 self._idle_settings = driver.read_settings()  # part of any session
+                self._read_idle_status(driver)
             except (PortError, ProtocolError, OSError) as exc:
-                self.link_state, self.link_detail = "down", str(exc)
-                recorder.link.close()
-                self._next_connect = time.monotonic() + RECONNECT_S
+                self._idle_link_down(str(exc))
+                return
+            except Exception as exc:
+                # Never let the recording thread die between sessions: the screen would
+                # show the last state for ever and no session could start.
+                self._idle_link_down(f"reading the console failed: {type(exc).__name__}: {exc}")
                 return
             finally:
                 # The session start reads every setting again and records it.
@@ -289,8 +354,41 @@ class LiveController:
                 driver.pending.clear()
         self._run_calls(0.05)
 
+    def _idle_link_down(self, detail: str) -> None:
+        recorder = self._recorder
+        self.link_state, self.link_detail = "down", detail
+        if recorder is not None and recorder.link is not None:
+            recorder.link.close()
+        self._next_connect = time.monotonic() + RECONNECT_S
+
+    def console_trouble(self) -> str:
+        """Return what the console last reported that should stop a start (fault, interlock)."""
+        status = self._idle_status
+        if status is None or not (status.fault_code or status.interlock_open):
+            return ""
+        parts = []
+        if status.fault_code:
+            fault = self.profile.status.faults.get(status.fault_code)
+            parts.append(f"fault {status.fault_code}"
+                         + (f" ({fault.name}: {fault.message})" if fault is not None else ""))
+        if status.interlock_open:
+            parts.append("the interlock open")
+        return "console reports " + " and ".join(parts)
+
+    def _read_idle_status(self, driver: Any) -> None:
+        """Read the console's status between sessions; raise its alarms as a session would."""
+        if not self.status_readable:
+            return  # the console reports no status on request: it stays unknown
+        reading = driver.read_status()
+        if reading is None:
+            return
+        for event in self._idle_watch.status(reading):
+            self._on_event(event)
+        self._idle_status = ConsoleStatus(reading.interlock_open, reading.fault_code,
+                                          reading.received_unix_s)
+
     def _start(self, info: SessionInfo, apply: dict[str, float],
-               passphrase: str | None = None) -> int:
+               passphrase: str | None = None, override_reason: str = "") -> int:
         if self.session is not None:
             raise LaserlogError(f"session {self.session.session_id} is still recording; "
                                 "end it first")
@@ -301,9 +399,14 @@ class LiveController:
         if self.link_state != "up":
             self._connect()
             if self.link_state != "up":
-                raise PortError(f"console not reachable on {self.port}: {self.link_detail}")
+                raise PortError(self.link_problem())
         recorder = self._recorder
         assert recorder is not None and recorder.driver is not None
+        # The state the start is judged on is read now, never taken from an older reading.
+        self._read_idle_status(recorder.driver)
+        trouble = self.console_trouble()
+        if trouble and not override_reason:
+            raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
         applied: list[str] = []
         refused: list[str] = []
         for name, value in apply.items():
@@ -331,6 +434,12 @@ class LiveController:
             raise
         self.session = LiveSession(session_id, info, time.time())
         self.last_session_id = session_id
+        if trouble:
+            code = self._idle_status.fault_code if self._idle_status is not None else 0
+            recorder.add_event(EventRow(
+                time.time(), "start_over_fault", "warning", code or None,
+                f"started by {info.operator_id} although the {trouble}; reason: "
+                f"{override_reason}"))
         if applied or refused:
             message = "started from the last settings: " + (", ".join(applied) or "none applied")
             if refused:
@@ -354,6 +463,7 @@ class LiveController:
         try:
             recorder.end(reason, status)
         finally:
+            self._keep_status()
             self._last_totals = recorder.totals
             self.session = None
             self._recorder = None
@@ -366,11 +476,21 @@ class LiveController:
         if self.on_session_end is not None:
             self.on_session_end()
         if self._recorder is not None:
+            self._keep_status()
             self._last_totals = self._recorder.totals
         self.session = None
         self._recorder = None
         self.link_state = "connecting"
         self._next_connect = time.monotonic() + 0.05
+
+    def _keep_status(self) -> None:
+        """Carry the session's last status reading (and its age) past the session's end."""
+        status = self.status
+        if status is not None:
+            self._idle_status = status
+            self._idle_watch = PulseCompleter(self.profile, 0)
+            self._idle_watch.fault_code = status.fault_code
+            self._idle_watch.interlock_open = status.interlock_open
 
     def _note(self, at_unix_s: float, kind: str, text: str) -> None:
         if self.session is None or self._recorder is None:
@@ -382,31 +502,48 @@ class LiveController:
             raise LaserlogError("the note is empty")
         self._recorder.add_event(EventRow(at_unix_s, kind, "info", None, text))
 
-    def _acknowledge(self, at_unix_s: float, who: str) -> int:
+    def _acknowledge(self, at_unix_s: float, who: str,
+                     numbers: list[int] | None = None) -> int:
         with self._lock:
-            acked, self._alarms = self._alarms, []
-            counts, self._alarm_counts = self._alarm_counts, {}
+            acked = [alarm for alarm in by_severity(self._alarms) if not alarm.acknowledged
+                     and (numbers is None or alarm.number in numbers)]
+            done = {alarm.number for alarm in acked}
+            # Silenced, never hidden: a condition still true stays until it clears.
+            self._alarms = [replace(alarm, acknowledged=True)
+                            if alarm.number in done and alarm.is_condition and not alarm.cleared
+                            else alarm for alarm in self._alarms
+                            if alarm.number not in done or (alarm.is_condition
+                                                            and not alarm.cleared)]
+            counts = {n: self._alarm_counts.get(n, 1) for n in done}
+            for number in done:
+                if not any(alarm.number == number for alarm in self._alarms):
+                    self._alarm_counts.pop(number, None)
             self.alarm_version += 1
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at_unix_s))
+        by_session: dict[int | None, list[Alarm]] = {}
         for alarm in acked:
-            count = counts.get(alarm.number, 1)
+            by_session.setdefault(alarm.session_id, []).append(alarm)
+        for session_id, alarms in by_session.items():
+            # One record per acknowledgement: who, when, and every alarm it covered.
+            listed = "; ".join(
+                f"{alarm.word}" + (f" x{counts[alarm.number]}" if counts[alarm.number] > 1
+                                   else "") + f" ({alarm.kind}): {alarm.message}"
+                for alarm in alarms)
             event = EventRow(at_unix_s, "alarm_ack", "info", None,
-                             f"{alarm.word} acknowledged by {who} at {when}"
-                             + (f" ({count} times)" if count > 1 else "") + f": {alarm.message}",
-                             count=count)
+                             f"{len(alarms)} alarm(s) acknowledged by {who} at {when}: {listed}")
             if self.session is not None and self._recorder is not None and (
-                    alarm.session_id in (None, self.session.session_id)):
+                    session_id in (None, self.session.session_id)):
                 self._recorder.add_event(event)
             else:
                 # Outside a session (or after it ended): straight into the log table.
                 with self.store.conn:
                     self.store.conn.execute(INSERT_EVENT, (
-                        alarm.session_id, event.received_unix_s, event.kind, event.severity,
+                        session_id, event.received_unix_s, event.kind, event.severity,
                         None, event.message, None, event.count, None))
-                    head = chain.append_batch(self.store.conn, alarm.session_id, {"events": 1})
+                    head = chain.append_batch(self.store.conn, session_id, {"events": 1})
                 chain.write_anchor(self.store.path, head)  # tamper evidence (laserlog.storage.chain)
-                if alarm.session_id is not None:
-                    self.store.recount(alarm.session_id)
+                if session_id is not None:
+                    self.store.recount(session_id)
         self._latched.clear()  # acknowledged: the next excursion alarms again
         return len(acked)
 
@@ -450,6 +587,10 @@ class LiveController:
         self._raise(event)
 
     def _raise(self, event: EventRow) -> None:
+        ended = CLEARS.get(event.kind)
+        if ended is not None:
+            self._clear(ended)
+            return
         word = alarm_word(event)
         if word is None:
             return
@@ -457,7 +598,9 @@ class LiveController:
         with self._lock:
             self.alarm_version += 1
             for alarm in self._alarms:
-                if alarm.kind == event.kind and alarm.word == word:
+                if alarm.kind == event.kind and alarm.word == word and not alarm.cleared:
+                    if alarm.is_condition and alarm.message == event.message:
+                        return  # the same condition, restated (a session starts over a fault)
                     # The same trouble again: count it, do not ring again.
                     self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
                     return
@@ -467,3 +610,17 @@ class LiveController:
             self._alarms.append(alarm)
         if self.on_alarm is not None:
             self.on_alarm(alarm)
+
+    def _clear(self, kind: str) -> None:
+        """End a condition: an acknowledged one leaves the bar, another waits, marked cleared."""
+        with self._lock:
+            kept: list[Alarm] = []
+            for alarm in self._alarms:
+                if alarm.kind != kind or alarm.cleared:
+                    kept.append(alarm)
+                elif not alarm.acknowledged:
+                    kept.append(replace(alarm, cleared=True))
+                else:
+                    self._alarm_counts.pop(alarm.number, None)
+            self._alarms = kept
+            self.alarm_version += 1

@@ -39,15 +39,18 @@ class TextDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="text.cancel")]
 
-    def __init__(self, title: str, hint: str, value: str = "") -> None:
+    def __init__(self, title: str, hint: str, value: str = "", body: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.hint = hint
         self.value = value
+        self.body = body
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.body:
+                yield Static(self.body, id="dialog-body", classes="dialog-body", markup=False)
             yield Input(self.value, placeholder=self.hint, id="text", compact=True)
             yield Static(self.hint, classes="dialog-hint", markup=False)
 

@@ -18,7 +18,15 @@ from textual.widgets import Footer, Input, Label, Log, Sparkline, Static
 from laserlog.errors import LaserlogError
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.tui.alarm_bar import AlarmBar
-from laserlog.tui.text import clock_text, current_settings, energy_text, event_line, pulse_line
+from laserlog.tui.tail_log import TailLog
+from laserlog.tui.text import (
+    clock_text,
+    console_state_text,
+    current_settings,
+    energy_text,
+    event_line,
+    pulse_line,
+)
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
@@ -49,6 +57,8 @@ class LiveScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.paused = False
+        #: Why the tail is paused: "key" (space) or "scrolled" (the view was scrolled up).
+        self.paused_by = ""
         self.paused_lines = 0
         # Lines that arrived during a pause: resuming appends them rather than redrawing
         # the whole tail (a redraw of 1000 lines made a key press wait ~60 ms at 1 kHz).
@@ -81,7 +91,8 @@ class LiveScreen(Screen):
             yield Sparkline([], id="fluence-spark")
             yield Label("energy", classes="spark-label")
             yield Sparkline([], id="energy-spark")
-        yield Log(max_lines=TAIL_LINES, id="tail")
+        yield TailLog(max_lines=TAIL_LINES, id="tail", on_scroll_away=self._scrolled_away,
+                      on_follow=self._follow_from_scroll)
         yield Static(id="tail-status", markup=False)
         yield Static(id="sync-status", markup=False)
         yield Input(placeholder="filter the tail: Enter keeps it, Esc clears it", id="filter",
@@ -126,7 +137,9 @@ class LiveScreen(Screen):
                 self.paused_lines += len(lines)
                 self._held.extend(lines)
             elif lines:
-                self.query_one("#tail", Log).write_lines(lines)
+                # Not paused means following: the view goes to the newest line even when it
+                # was left elsewhere (the Log alone follows only from its last line).
+                self.query_one("#tail", Log).write_lines(lines, scroll_end=True)
         self._show_text()
 
     def _new_session(self, session_id: int) -> None:
@@ -165,6 +178,8 @@ class LiveScreen(Screen):
                 self.refresh_bindings()
             header = (f"Session {controller.last_session_id} ended.  s: start a session   "
                       "F3: history")
+        elif controller.link_state == "down":
+            header = f"No session. {controller.link_problem()}"
         else:
             header = "No session recording.  Press s to start one; F1 for help."
         self._set("session-header", header)
@@ -174,13 +189,21 @@ class LiveScreen(Screen):
                   f"fluence {s['fluence']:<15} energy {s['energy']}\n"
                   f"spot {s['spot']:<8} handpiece {s['handpiece']}")
         totals = controller.totals
-        interlock = "INTERLOCK OPEN" if totals.interlock_open else "interlock closed"
-        fault = f" FAULT {totals.fault_code}" if totals.fault_code else ""
+        console, now = controller.status, app.clock()
+        # Only what the console reported, with its age: never a state it has not read.
+        state = console_state_text(
+            console.interlock_open if console is not None else None,
+            console.fault_code if console is not None else 0,
+            console.age_s(now) if console is not None else None,
+            console is not None and console.stale(now))
         self._set("counters",
                   f"SHOTS  {totals.pulses:>14,}\n"
                   f"ENERGY {energy_text(totals.energy_j):>14}\n"
-                  f"{interlock}{fault}  missing {totals.missing_pulses}")
-        if self.paused:
+                  f"missing {totals.missing_pulses:>13,}\n"
+                  f"{state}")
+        if self.paused_by == "scrolled":
+            status = f"PAUSED +{self.paused_lines}  (scrolled up; End or space follows)"
+        elif self.paused:
             status = f"PAUSED +{self.paused_lines}  (space resumes)"
         else:
             status = "following the tail"
@@ -212,7 +235,7 @@ class LiveScreen(Screen):
         lines = list(self._recent)
         if self.filter_text:
             lines = [line for line in lines if self.filter_text in line.lower()]
-        log.write_lines(lines[-TAIL_LINES:])
+        log.write_lines(lines[-TAIL_LINES:], scroll_end=True)
 
     # -- actions ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -261,10 +284,13 @@ class LiveScreen(Screen):
 
         if self.laserlog.controller.session is None:
             return
+        # The note is about this moment, not the moment its typing ends.
+        at_unix_s = time.time()
 
         def save(text: str | None) -> None:
             if text and text.strip():
-                self.run_worker(self._record(self.laserlog.controller.add_note(text), "note"))
+                self.run_worker(self._record(
+                    self.laserlog.controller.add_note(text, at_unix_s), "note"))
 
         self.app.push_screen(TextDialog("Note", "what happened (Enter records it, Esc cancels)"),
                              save)
@@ -280,15 +306,33 @@ class LiveScreen(Screen):
             self.notify(str(exc), title=f"{what} not recorded", severity="error")
 
     def action_pause(self) -> None:
-        self.paused = not self.paused
-        if not self.paused:
-            if self.paused_lines > len(self._held):
-                self._redraw_tail()  # more arrived than the tail holds: start it afresh
-            elif self._held:
-                self.query_one("#tail", Log).write_lines(list(self._held))
-            self._held.clear()
-            self.paused_lines = 0
+        if self.paused:
+            self._follow()
+        else:
+            self.paused, self.paused_by = True, "key"
         self._show_text()
+
+    def _follow(self) -> None:
+        """End a pause: show what it held back and follow the newest line again."""
+        self.paused, self.paused_by = False, ""
+        log = self.query_one("#tail", Log)
+        if self.paused_lines > len(self._held):
+            self._redraw_tail()  # more arrived than the tail holds: start it afresh
+        elif self._held:
+            log.write_lines(list(self._held), scroll_end=True)
+        self._held.clear()
+        self.paused_lines = 0
+        log.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def _scrolled_away(self) -> None:
+        """Pause before the view moves up: a following tail would pull it back at once."""
+        self.paused, self.paused_by = True, "scrolled"
+        self._show_text()
+
+    def _follow_from_scroll(self) -> None:
+        if self.paused:
+            self._follow()
+            self._show_text()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

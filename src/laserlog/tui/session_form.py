@@ -15,7 +15,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
-from laserlog.errors import LaserlogError, SessionError
+from laserlog.errors import ConsoleNotReady, LaserlogError, SessionError
 from laserlog.recording.recorder import SessionInfo, normalise_skin_type
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.checklist import EYEWEAR_KEY, label_for
@@ -111,6 +111,11 @@ class SessionForm(ModalScreen[int | None]):
                                    id=f"check-{item.key}")
                     yield Static("", id=f"check-{item.key}-error", classes="error",
                                  markup=False)
+            yield Static("", id="console-trouble", classes="error", markup=False)
+            with Horizontal(id="override-row"):
+                yield Label("Start anyway because", classes="field-label")
+                yield Input("", placeholder="why it is safe to start (recorded in the session)",
+                            id="override", compact=True)
             yield Static("", id="returning", markup=False)
             yield TickBox("Start from the last settings for this area", id="use-last")
             yield Static("", id="form-error", classes="error", markup=False)
@@ -121,9 +126,26 @@ class SessionForm(ModalScreen[int | None]):
 
     def on_mount(self) -> None:
         self.query_one("#use-last", Checkbox).display = False
+        self._show_console_trouble()
+        problem = self.laserlog.controller.link_problem()
+        if problem:
+            self.query_one("#form-error", Static).update(problem)
         first = "client" if self.laserlog.last_operator else "operator"
         self.query_one(f"#{first}", Input).focus()
         self._show_history()
+
+    def _show_console_trouble(self, trouble: str | None = None) -> None:
+        """Ask for a reason when the console reports a fault or an open interlock."""
+        if trouble is None:
+            trouble = self.laserlog.controller.console_trouble()
+        box = self.query_one("#console-trouble", Static)
+        box.update(f"{trouble}. A session starts only with your reason:" if trouble else "")
+        box.display = bool(trouble)
+        self.query_one("#override-row").display = bool(trouble)
+
+    def _override(self) -> str:
+        box = self.query_one("#override", Input)
+        return box.value.strip() if self.query_one("#override-row").display else ""
 
     # -- reading the form -------------------------------------------------------------------
     def _passphrase(self) -> str | None:
@@ -243,13 +265,21 @@ class SessionForm(ModalScreen[int | None]):
             # The handpiece goes first: it decides which spot sizes are allowed.
             apply = dict(sorted(apply.items(), key=lambda kv: kv[0] != "handpiece"))
         self.query_one("#form-error", Static).update("starting...")
-        self.run_worker(self._start(info, apply), group="start", exclusive=True)
+        self.run_worker(self._start(info, apply, self._override()), group="start",
+                        exclusive=True)
 
-    async def _start(self, info: SessionInfo, apply: dict[str, float]) -> None:
+    async def _start(self, info: SessionInfo, apply: dict[str, float], override: str) -> None:
         app = self.laserlog
         try:
             session_id = await asyncio.wrap_future(
-                app.controller.start_session(info, apply, self._passphrase()))
+                app.controller.start_session(info, apply, self._passphrase(),
+                                             override_reason=override))
+        except ConsoleNotReady:
+            self._show_console_trouble(app.controller.console_trouble())
+            self.query_one("#form-error", Static).update(
+                "not started: type why it is safe to start anyway, then Ctrl+S")
+            self.query_one("#override", Input).focus()
+            return
         except LaserlogError as exc:
             self.query_one("#form-error", Static).update(f"not started: {exc}")
             return

@@ -25,6 +25,30 @@ def clock_text(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+def age_text(seconds: float) -> str:
+    """Return an age in its largest whole unit: 7s, 5m, 2h."""
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def console_state_text(interlock_open: bool | None, fault_code: int, age_s: float | None,
+                       stale: bool) -> str:
+    """Return the console's interlock and fault as last reported, with the reading's age.
+
+    `interlock_open` None: not read yet, so nothing is claimed.
+    """
+    if interlock_open is None or age_s is None:
+        return "console state unknown: not read"
+    state = ("INTERLOCK OPEN" if interlock_open else "interlock closed") + (
+        f", FAULT {fault_code}" if fault_code else ", no fault")
+    # At most 36 columns: the counters panel's width.
+    return f"{state} STALE {age_text(age_s)}" if stale else f"{state}  {age_text(age_s)} ago"
+
+
 def offset_text(seconds: float) -> str:
     """Return a time since the session start as +MM:SS.s."""
     seconds = max(0.0, seconds)
@@ -48,8 +72,10 @@ def event_line(event: EventRow, started_unix_s: float | None) -> str:
     """Return one tail line for an event: its severity mark and word, never colour alone."""
     when = offset_text(event.received_unix_s - started_unix_s) if started_unix_s else "       "
     count = f" x{event.count}" if event.count > 1 else ""
-    return (f"{_MARK.get(event.severity, '  ')}{event.severity.upper():<7} {when} "
-            f"{event.kind}{count}: {event.message}")
+    # A message that starts with its kind says it once ("marker 1", not "marker: marker 1").
+    what = (f"{event.message}{count}" if event.kind == "marker"
+            else f"{event.kind}{count}: {event.message}")
+    return f"{_MARK.get(event.severity, '  ')}{event.severity.upper():<7} {when} {what}"
 
 
 def regime_name(duration_ps: float | None) -> str:
