@@ -149,7 +149,10 @@ def _device(row: dict[str, Any]) -> str:
 
 def _group_key(row: dict[str, Any], by: str, zone: tzinfo | None) -> str:
     if by in localtime.PERIODS:
-        return localtime.period_key(row["started_utc"], by, zone)
+        try:
+            return localtime.period_key(row["started_utc"], by, zone)
+        except (ValueError, OverflowError, OSError):  # not a time: grouped as stored
+            return str(row["started_utc"])
     if by == "device":
         return _device(row)
     if by == "operator":

@@ -112,8 +112,8 @@ class EnergyScreen(Screen):
         text = energy_chart(bars, self.period, self.group, width - 1)
         weeks = "ISO 8601 weeks, " if self.period == "week" else ""
         self.query_one("#energy-title", Static).update(
-            f"Delivered energy per {self.period} by {self.group} ({weeks}{zone_name(self.zone)}; last "
-            f"{MAX_BARS} bars at most)   d: day  w: week  g: device/operator{self.zone_note}")
+            f"Energy per {self.period} by {self.group} ({weeks}{zone_name(self.zone)}) · d day  "
+            f"w week  g device/operator{self.zone_note}")
         if text != self._drawn:
             self._drawn = text
             self.query_one("#energy-chart", Static).update(text)
