@@ -295,13 +295,14 @@ def checkpoint(conn: sqlite3.Connection, key: Ed25519PrivateKey, link_id: int,
 
 def _forged_since_last_good(conn: sqlite3.Connection) -> list[int]:
     """Return the checkpoints, newest first back to the newest that holds, that do not hold."""
-    cur = _cursor(conn)
+    cur, look = _cursor(conn), _cursor(conn)
     forged: list[int] = []
+    # Read back from the tail lazily: the newest checkpoint normally holds, a few links back.
     for link_id, snapshot, session_id in cur.execute(
             "SELECT id, snapshot, session_id FROM chain WHERE kind = 'checkpoint'"
-            " ORDER BY id DESC LIMIT 1000").fetchall():
+            " ORDER BY id DESC LIMIT 1000"):
         cp = read_checkpoint(int(link_id), snapshot)
-        before = cur.execute("SELECT hash FROM chain WHERE id = ?", (link_id - 1,)).fetchone()
+        before = look.execute("SELECT hash FROM chain WHERE id = ?", (link_id - 1,)).fetchone()
         if (cp.valid and session_id is None and cp.signed_link == link_id - 1 and before
                 and before[0] == cp.signed_hash):
             break
