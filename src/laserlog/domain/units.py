@@ -30,6 +30,15 @@ CANONICAL: dict[str, tuple[str, str]] = {
     "fraction": ("dimensionless", "[]"),
 }
 
+# How a stored unit reads on screen and on paper: no pint spelling, nothing for a count.
+DISPLAY = {"J/cm**2": "J/cm²", "dimensionless": "", "degC": "°C"}
+
+
+def display_unit(unit: str | None) -> str:
+    """Return a stored unit as people read it ('J/cm**2' -> 'J/cm²', 'dimensionless' -> '')."""
+    return DISPLAY.get(unit or "", unit or "")
+
+
 # Column suffix for each canonical unit, so names carry their unit.
 SUFFIX = {
     "J": "j",

@@ -37,6 +37,23 @@ def format_sessions(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _duration_text(started: str | None, ended: str | None) -> str:
+    """Return '   lasted 20:14' for a session with both ends readable, else ''."""
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    seconds = int((end - start).total_seconds())
+    if seconds < 0:
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    return f"   lasted {clock}"
+
+
 def format_session(store: Store, session_id: int) -> str:
     """Return a one-screen summary of a session: who, what console, totals, events."""
     s = store.session(session_id)
@@ -51,6 +68,7 @@ def format_session(store: Store, session_id: int) -> str:
         f"  operator  {s['operator_id']}   client {s['client_ref']}   area {s['area'] or '-'}"
         f"   skin type {s['skin_type'] or '-'}   eyewear checked {'yes' if s['eyewear_checked'] else 'NO'}",
         f"  started   {s['started_utc']}   ended {s['ended_utc'] or '-'}"
+        + _duration_text(s['started_utc'], s['ended_utc'])
         + (f"   ({s['end_reason']})" if s['end_reason'] else ""),
         f"  pulses    {s['pulse_count']}   total energy {s['total_energy_j']:.4f} J"
         f"   fluence {_num(s['min_fluence_j_cm2'], '.3f')}..{_num(s['max_fluence_j_cm2'], '.3f')} J/cm2"

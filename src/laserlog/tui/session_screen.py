@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from laserlog.domain.units import display_unit
 from laserlog.review.summary import REGIME_NAMES
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.text import num
@@ -82,7 +83,8 @@ class SessionScreen(Screen):
         settings: DataTable = DataTable(id="setting-table", zebra_stripes=True)
         settings.add_columns("received (UTC)", "name", "value", "unit")
         for r in store.settings(self.session_id):
-            settings.add_row(r["received_utc"][11:23], r["name"], f"{r['value']:g}", r["unit"])
+            settings.add_row(r["received_utc"][11:23], r["name"], f"{r['value']:g}",
+                             display_unit(r["unit"]))
         with TabbedContent(id="session-tabs"):
             with TabPane("Pulses", id="pulses"):
                 yield self.page_status
