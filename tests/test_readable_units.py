@@ -8,15 +8,12 @@ from datetime import datetime, timedelta
 import pytest
 from test_tui_screens import run, table_rows
 from textual.pilot import Pilot
+from tui_support import frozen_app, wait_for
 
 from laserlog.domain.units import display_unit
 from laserlog.review.summary import format_session
 from laserlog.storage.store import Store
 from laserlog.tui.session_screen import SessionScreen
-
-from tui_support import frozen_app, wait_for
-
-
 
 
 @pytest.mark.parametrize("stored,shown", [("J/cm**2", "J/cm²"), ("dimensionless", ""),
