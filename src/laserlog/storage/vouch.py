@@ -138,7 +138,7 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
                              "laserlog): they recompute, but only an anchor copy or the "
                              "central server can show they were not rebuilt")
         out.problems += _tail(conn, checkpoints[-1][0], head_link, out.notes)
-        out.problems += _unsigned(conn, first)
+        out.problems += _unsigned(conn, first, checkpoints[-1][0])
     out.problems += _misplaced(conn, odd_batches)
     return out
 
@@ -147,16 +147,18 @@ def check(conn: sqlite3.Connection, checkpoints: list[tuple[int, str, str]], hea
 LOG_TABLES = ("pulses", "events", "settings")
 
 
-def _unsigned(conn: sqlite3.Connection, first_checkpoint: int) -> list[tuple[int, str]]:
-    """Find links other than a recording's batches that no checkpoint followed at once:
-    laserlog signs every such link in the transaction that writes it, so a later checkpoint
-    adopting one (after a crash) is not enough."""
+def _unsigned(conn: sqlite3.Connection, first_checkpoint: int,
+              last_checkpoint: int) -> list[tuple[int, str]]:
+    """Find links other than a recording's batches, between the first and the last
+    checkpoint, that no checkpoint followed at once: laserlog signs every such link in the
+    transaction that writes it, so a later checkpoint adopting one (after a crash) is not
+    enough. Those after the last checkpoint are `_tail`'s to name."""
     rows = conn.execute(
         "SELECT c.id, c.kind FROM chain c LEFT JOIN chain n ON n.id = c.id + 1"
-        " WHERE c.id > ? AND c.kind NOT IN ('batch', 'checkpoint')"
+        " WHERE c.id > ? AND c.id < ? AND c.kind NOT IN ('batch', 'checkpoint')"
         " AND (n.kind IS NULL OR n.kind != 'checkpoint' OR n.session_id IS NOT NULL)"
         " ORDER BY c.id LIMIT 20",
-        (first_checkpoint,)).fetchall()
+        (first_checkpoint, last_checkpoint)).fetchall()
     return [(int(r[0]), f"link {r[0]} ({r[1]}) was not signed by a checkpoint when it was "
              "written: added outside laserlog") for r in rows]
 
