@@ -2,11 +2,14 @@
 
 Each correction names the session, the column, the old and the new value, the reason, who
 and when; it joins the hash chain like any log row. Views and reports show the corrected
-value and list the corrections beside it.
+value and list the corrections beside it. A corrected client reference (most often a name
+typed where a pseudonym belongs) is kept in the correction only as its SHA-256 hash; the new
+one must meet the site's pseudonym rule (recording.contract).
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from typing import Any
 
@@ -21,14 +24,19 @@ COLUMNS = ("session_id", "table_name", "row_id", "column_name", "old_value", "ne
            "reason", "user_id", "corrected_utc")
 
 
-def _validate(column: str, value: str) -> str | None:
-    from laserlog.recording.recorder import SessionInfo, normalise_skin_type
+def _validate(store: Store, column: str, value: str) -> str | None:
+    from laserlog.recording.contract import Contract, normalise_skin_type
 
-    if column == "client_ref":
-        return SessionInfo("x", value).validated().client_ref
+    if column == "client_ref":  # the site's pseudonym rule, as at a session's start
+        return Contract.for_database(store.path).client_ref(value)
     if column == "skin_type":
         return normalise_skin_type(value)
     return " ".join(value.split()) or None
+
+
+def kept_as_hash(value: str) -> str:
+    """Return how a corrected client reference is kept: `sha256:` and the hex digest."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def current(conn: sqlite3.Connection, session_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -78,11 +86,14 @@ def correct(store: Store, session_id: int, field: str, value: str, reason: str,
     if row is None:
         raise LaserlogError(f"no session {session_id} in {store.path} "
                             "(see `laserlog sessions list`)")
-    new = _validate(column, value)
+    new = _validate(store, column, value)
     old = current(store.conn, [session_id]).get(session_id, {}).get(column, row[1])
     if new == old:
         raise LaserlogError(f"session {session_id} {field} is already {old!r}; nothing to correct")
-    values = (session_id, "sessions", session_id, column, old, new, reason, user.user_id,
+    # A client reference corrected is most often a name typed by mistake: the correction
+    # keeps it only as its hash, never a second copy of the name.
+    kept = kept_as_hash(old) if column == "client_ref" and old is not None else old
+    values = (session_id, "sessions", session_id, column, kept, new, reason, user.user_id,
               utc_now())
     with store.conn:
         head = chain.insert(store.conn, "corrections", [values], COLUMNS, session_id=session_id,
