@@ -28,7 +28,8 @@ from laserlog.config.catalog import bundled_profiles_dir
 from laserlog.config.profile import load_profile, open_profile
 from laserlog.config.template import Template
 from laserlog.link.plausibility import hard_bounds
-from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.recording.contract import SessionInfo
+from laserlog.recording.recorder import Recorder
 from laserlog.sim.engine import Simulator
 from laserlog.storage.store import Store
 

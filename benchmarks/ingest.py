@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from laserlog.config.profile import open_profile
-from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.recording.contract import SessionInfo
+from laserlog.recording.recorder import Recorder
 from laserlog.storage.store import INSERT_PULSE, Store, connect, migrate
 
 

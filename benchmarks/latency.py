@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from laserlog.config.profile import open_profile
-from laserlog.recording.recorder import Recorder, SessionInfo
+from laserlog.recording.contract import SessionInfo
+from laserlog.recording.recorder import Recorder
 from laserlog.storage import writer as writer_module
 from laserlog.storage.store import Store
 

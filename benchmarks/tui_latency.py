@@ -62,7 +62,7 @@ def percentile(histogram: list[int], q: float) -> float | None:
 # -- the app's side (runs in the pty) -----------------------------------------------------------
 def child(args: argparse.Namespace) -> None:
     from laserlog.config.profile import open_profile
-    from laserlog.recording.recorder import SessionInfo
+    from laserlog.recording.contract import SessionInfo
     from laserlog.tui.app import LaserlogApp
     from laserlog.tui.controller import LiveController
     from laserlog.tui.live_screen import LiveScreen
@@ -104,7 +104,9 @@ def child(args: argparse.Namespace) -> None:
     def drive() -> None:
         while controller.link_state != "up":
             time.sleep(0.01)
-        controller.start_session(SessionInfo("bench", "C-0001", "benchmark", "III", True))
+        checked = {item.key: True for item in controller.contract.items}  # the whole contract
+        controller.start_session(SessionInfo("bench", "C-0001", "benchmark", "III", True,
+                                             checked)).result(30)
         while controller.totals.pulses < args.warmup:
             time.sleep(0.01)
         state.update(warm=1.0, rss0=rss_mb(), cpu0=time.process_time(), wall0=time.monotonic(),

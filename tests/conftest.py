@@ -74,3 +74,9 @@ def fail_commits(monkeypatch: pytest.MonkeyPatch, error: BaseException, *,
         real_commit(self, conn, batch)
 
     monkeypatch.setattr(writer_module.BatchWriter, "_commit", failing_commit)
+
+
+#: What every `laserlog record` start gives besides operator and client: the whole
+#: start-of-session contract (area, skin type, the default checklist's three items).
+START = ["--area", "left cheek", "--skin-type", "III", "--check", "eyewear", "--check", "consent",
+         "--check", "sun_exposure"]

@@ -24,7 +24,7 @@ from laserlog.sim.pty_link import PtyLink
 from laserlog.storage.store import Store
 from laserlog.storage.verify import verify_database
 
-from conftest import wait_until
+from conftest import START, wait_until
 from reviewkit import LASERLOG, PASSPHRASES, assert_clean_error, cli, counts, user
 from reviewkit import record as record_session
 
@@ -291,7 +291,7 @@ def record_fake_check(store, result: str, ended_utc: str) -> int:
 
 
 def start_events(store, sim) -> list[str]:
-    rec = record_session(store, sim, SessionInfo("tech-01", "C-1", eyewear_checked=True), pulses=2)
+    rec = record_session(store, sim, SessionInfo("tech-01", "C-9001", eyewear_checked=True), pulses=2)
     with sqlite3.connect(store.path) as conn:
         return [r[0] for r in conn.execute(
             "SELECT kind FROM events WHERE session_id = ? AND kind LIKE 'calibration%'",
@@ -360,7 +360,7 @@ def test_meter_profiles_load_and_are_not_consoles():
 def test_a_meter_is_never_recorded_as_a_console(simulate, db_path):
     meter_sim = simulate("ophir-nova2")
     result = cli("record", "--profile", "ophir-nova2", "--port", str(meter_sim.path),
-                 "--operator", "t1", "--client", "C-1", "--pulses", "1", "--db", str(db_path))
+                 "--operator", "t1", "--client", "C-9001", *START, "--pulses", "1", "--db", str(db_path))
     assert_clean_error(result, "energy meter")
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0

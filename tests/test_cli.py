@@ -15,7 +15,7 @@ import pytest
 
 from laserlog.config.catalog import bundled_profiles_dir
 
-from conftest import CONSOLE_PROFILES, wait_until
+from conftest import CONSOLE_PROFILES, START, wait_until
 
 LASERLOG = [sys.executable, "-m", "laserlog"]
 
@@ -70,7 +70,7 @@ def test_simulate_then_record_each_bundled_profile(profile, simulator, tmp_path)
     port = simulator(profile, "--fire", "--rate", "50", "--seed", "2")
     db = tmp_path / "log.db"
     result = run("record", "--profile", profile, "--port", str(port), "--operator", "tech-01",
-                 "--client", "C-2001", "--skin-type", "II", "--pulses", "20", "--db", str(db))
+                 "--client", "C-2001", *START, "--skin-type", "II", "--pulses", "20", "--db", str(db))
     assert result.returncode == 0, result.stderr
     assert "pulses    2" in result.stdout  # 20 or a few more in the last read
     stored = count(db, "SELECT count(*) FROM pulses")
@@ -88,7 +88,7 @@ def test_sigterm_ends_the_session_with_everything_committed(simulator, tmp_path)
     port = simulator("ps755-ref", "--fire", "--rate", "200")
     db = tmp_path / "log.db"
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(port),
-                             "--operator", "tech-01", "--client", "C-3001", "--db", str(db)],
+                             "--operator", "tech-01", "--client", "C-3001", *START, "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: count(db, "SELECT count(*) FROM pulses") > 100,
                what="100 committed pulses")
@@ -107,7 +107,7 @@ def test_json_session_show_carries_pulses_with_units_in_names(simulator, tmp_pat
     port = simulator("ps755-ref", "--fire", "--rate", "50")
     db = tmp_path / "log.db"
     assert run("record", "--profile", "ps755-ref", "--port", str(port), "--operator", "t1",
-               "--client", "C-1", "--pulses", "5", "--db", str(db)).returncode == 0
+               "--client", "C-9001", *START, "--pulses", "5", "--db", str(db)).returncode == 0
     data = json.loads(run("sessions", "show", "1", "--json", "--pulses", "--db", str(db)).stdout)
     first = data["pulses"][0]
     for key in ("pulse_duration_ps", "fluence_j_cm2", "spot_mm", "energy_j", "wavelength_nm", "regime"):
@@ -121,9 +121,9 @@ def test_laserlog_db_environment_variable_sets_the_default(simulator, tmp_path):
     db = tmp_path / "from-env.db"
     env = {"LASERLOG_DB": str(db)}
     assert run("record", "--profile", "ps755-ref", "--port", str(port), "--operator", "t1",
-               "--client", "C-1", "--pulses", "3", env=env).returncode == 0
+               "--client", "C-9001", *START, "--pulses", "3", env=env).returncode == 0
     assert count(db, "SELECT count(*) FROM sessions") == 1
-    assert json.loads(run("sessions", "list", "--json", env=env).stdout)[0]["client_ref"] == "C-1"
+    assert json.loads(run("sessions", "list", "--json", env=env).stdout)[0]["client_ref"] == "C-9001"
 
 
 def test_bad_profile_is_named_with_key_and_value(tmp_path):
@@ -131,7 +131,7 @@ def test_bad_profile_is_named_with_key_and_value(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('unit = "mJ"', 'unit = "ns"', 1))
     result = run("record", "--profile", str(bad), "--port", "/dev/null", "--operator", "t",
-                 "--client", "C-1")
+                 "--client", "C-9001", *START)
     assert_clean_error(result, str(bad), "parameters.energy.unit", "'ns'")
     checked = run("profiles", "check", str(bad))
     assert_clean_error(checked, "parameters.energy.unit")
@@ -139,7 +139,7 @@ def test_bad_profile_is_named_with_key_and_value(tmp_path):
 
 def test_missing_port_is_a_clear_error(tmp_path):
     result = run("record", "--profile", "ps755-ref", "--port", str(tmp_path / "ttyUSB9"),
-                 "--operator", "t", "--client", "C-1", "--db", str(tmp_path / "x.db"))
+                 "--operator", "t", "--client", "C-9001", *START, "--db", str(tmp_path / "x.db"))
     assert_clean_error(result, "ttyUSB9", "does not exist")
 
 
@@ -147,11 +147,11 @@ def test_port_in_use_by_another_recorder_is_refused_and_first_keeps_recording(si
     port = simulator("ps755-ref", "--fire", "--rate", "100")
     db = tmp_path / "log.db"
     first = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(port),
-                              "--operator", "t", "--client", "C-1", "--db", str(db)],
+                              "--operator", "t", "--client", "C-9001", *START, "--db", str(db)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: count(db, "SELECT count(*) FROM pulses") > 10, what="first")
     second = run("record", "--profile", "ps755-ref", "--port", str(port), "--operator", "t",
-                 "--client", "C-2", "--db", str(db))
+                 "--client", "C-9002", *START, "--db", str(db))
     assert_clean_error(second, "in use")
     before = count(db, "SELECT count(*) FROM pulses")
     wait_until(lambda: count(db, "SELECT count(*) FROM pulses") > before + 20, what="more pulses")
@@ -164,21 +164,21 @@ def test_port_in_use_by_another_recorder_is_refused_and_first_keeps_recording(si
 def test_console_with_another_serial_or_model_is_refused(simulator, tmp_path):
     port = simulator("ps755-ref")
     result = run("record", "--profile", "ps755-ref", "--port", str(port), "--operator", "t",
-                 "--client", "C-1", "--serial", "R755-9999", "--db", str(tmp_path / "x.db"))
+                 "--client", "C-9001", *START, "--serial", "R755-9999", "--db", str(tmp_path / "x.db"))
     assert_clean_error(result, "R755-0001", "R755-9999")
     other = tmp_path / "other.toml"
     other.write_text((bundled_profiles_dir() / "ps755-ref.toml").read_text()
                      .replace('model = "PSR755"', 'model = "PSR999"'))
     result = run("record", "--profile", str(other), "--port", str(port), "--operator", "t",
-                 "--client", "C-1", "--db", str(tmp_path / "x.db"))
+                 "--client", "C-9001", *START, "--db", str(tmp_path / "x.db"))
     assert_clean_error(result, "PSR755", "PSR999")
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--client", "Jane Doe"], "pseudonym"),
-    (["--client", "C-1", "--skin-type", "VIII"], "Fitzpatrick"),
-    (["--client", "C-1", "--duration", "-3"], "positive"),
-    (["--client", "C-1", "--pulses", "many"], "whole number"),
+    (["--client", "C-9001", "--skin-type", "VIII"], "Fitzpatrick"),
+    (["--client", "C-9001", "--duration", "-3"], "positive"),
+    (["--client", "C-9001", "--pulses", "many"], "whole number"),
 ])
 def test_bad_session_details_exit_2_without_traceback(args, needle, tmp_path):
     result = run("record", "--profile", "ps755-ref", "--port", "loop://", "--operator", "t",
@@ -190,10 +190,10 @@ def test_bad_input_loses_nothing_already_recorded(simulator, tmp_path):
     port = simulator("ps755-ref", "--fire", "--rate", "50")
     db = tmp_path / "log.db"
     assert run("record", "--profile", "ps755-ref", "--port", str(port), "--operator", "t",
-               "--client", "C-1", "--pulses", "5", "--db", str(db)).returncode == 0
+               "--client", "C-9001", *START, *START, "--pulses", "5", "--db", str(db)).returncode == 0
     before = count(db, "SELECT count(*) FROM pulses")
     assert_clean_error(run("record", "--profile", "nope", "--port", str(port), "--operator", "t",
-                           "--client", "C-1", "--db", str(db)), "no profile named 'nope'")
+                           "--client", "C-9001", *START, "--db", str(db)), "no profile named 'nope'")
     assert_clean_error(run("sessions", "show", "42", "--db", str(db)), "no session 42")
     assert count(db, "SELECT count(*) FROM pulses") == before
 
@@ -237,7 +237,7 @@ def test_an_unknown_option_prints_its_subcommands_usage(args, usage, unknown, tm
     (["reprot", "energy"], "did you mean 'report'?"),
     (["report", "enrgy"], "did you mean 'energy'?"),
     (["report", "energy", "--by", "wek"], "did you mean 'week'?"),
-    (["record", "--profile", "ps755", "--port", "loop://", "--operator", "t", "--client", "C-1"],
+    (["record", "--profile", "ps755", "--port", "loop://", "--operator", "t", "--client", "C-9001", *START],
      "did you mean ps755-ref?"),
 ])
 def test_a_near_miss_name_gets_a_did_you_mean(args, meant, tmp_path):

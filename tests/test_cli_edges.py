@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from laserlog.cli.main import main
 from laserlog.storage.store import Store
 
+from conftest import START
+
 ID_COMMANDS = [
     ["sessions", "show", "{n}"],
     ["sessions", "list", "--limit", "{n}"],
@@ -28,6 +30,7 @@ ID_COMMANDS = [
     ["export", "--format", "csv", "--session", "{n}", "--out", "{tmp}/out.csv"],
     ["report", "energy", "--last", "{n}"],
 ]
+
 
 
 @pytest.fixture
@@ -278,7 +281,7 @@ def test_an_emptied_database_is_named_as_truncated_by_its_anchor(db, capsys):
     db.write_bytes(b"")
     for argv in (["verify", "--db", str(db)], ["sessions", "list", "--db", str(db)],
                  ["record", "--profile", "ps755-ref", "--port", "/nonexistent", "--operator",
-                  "tech-07", "--client", "C-1042", "--db", str(db)]):
+                  "tech-07", "--client", "C-1042", *START, "--db", str(db)]):
         try:
             status = main(argv)
         except SystemExit as exc:
@@ -299,7 +302,7 @@ def test_ids_are_ascii_digits_only(db, capsys, text):
 
 def test_a_transcript_path_that_is_empty_or_the_database_is_refused(db, capsys):
     base = ["record", "--profile", "ps755-ref", "--port", "/nonexistent", "--operator",
-            "tech-07", "--client", "C-1042", "--db", str(db)]
+            "tech-07", "--client", "C-1042", *START, "--db", str(db)]
     status, err = _run([*base, "--transcript", ""], capsys)
     assert status == 2 and "empty path" in err
     status, err = _run([*base, "--transcript", str(db)], capsys)
@@ -308,7 +311,7 @@ def test_a_transcript_path_that_is_empty_or_the_database_is_refused(db, capsys):
 
 NEWER_COMMANDS = [
     ["record", "--profile", "ps755-ref", "--port", "/dev/null/none", "--operator", "tech-07",
-     "--client", "C-1042"],
+     "--client", "C-1042", *START],
     ["recover", "{tmp}/spill.ndjson"],
     ["sessions", "list"],
     ["sessions", "show", "1"],
@@ -347,7 +350,7 @@ def test_a_database_from_a_newer_laserlog_is_one_same_message_for_every_command(
 
 @pytest.mark.parametrize("command, link_name", [
     (["record", "--profile", "ps755-ref", "--port", "/dev/null/none", "--operator", "tech-07",
-      "--client", "C-1042", "--db", "{link}"], "log.db"),
+      "--client", "C-1042", *START, "--db", "{link}"], "log.db"),
     (["sessions", "list", "--db", "{link}"], "log.db"),
     (["profiles", "new", "my-console", "--dir", "{link}"], "profiles"),
     (["profiles", "new", "my-console", "--dir", "{link}/deeper"], "profiles"),

@@ -16,9 +16,11 @@ from laserlog.recording.limits import compile_limits
 from laserlog.recording.recorder import SessionInfo
 from laserlog.storage.store import Store
 
+from conftest import START
 from reviewkit import assert_clean_error, cli, counts, record
 
 PS755 = open_profile("ps755-ref")
+
 
 
 def completer(site: SiteConfig) -> PulseCompleter:
@@ -107,7 +109,7 @@ def test_broken_site_file_stops_recording_before_anything_is_written(simulate, t
     sim = simulate("ps755-ref", rate_hz=50, fire=True)
     before = counts(db)
     result = cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator", "t1",
-                 "--client", "C-1", "--pulses", "3", "--db", str(db))
+                 "--client", "C-9001", *START, "--pulses", "3", "--db", str(db))
     assert_clean_error(result, "site.toml", "limits.max_fluence_j_cm2")
     assert counts(db)["sessions"] == before["sessions"]
 

@@ -21,7 +21,7 @@ import pytest
 from laserlog.cli.main import main
 from laserlog.link.transcript_file import read_transcript
 
-from conftest import wait_until
+from conftest import START, wait_until
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "plugin_example"
@@ -82,7 +82,7 @@ def test_plugin_console_is_simulated_and_recorded(plugin_python, tmp_path) -> No
         wait_until(lambda: link.exists() or sim.poll() is not None, what="the simulated port")
         assert sim.poll() is None, sim.stderr.read() if sim.stderr else ""
         recorded = laserlog(plugin_python, "record", "--profile", str(PROFILE), "--port",
-                            str(link), "--operator", "tech-01", "--client", "C-4001",
+                            str(link), "--operator", "tech-01", "--client", "C-4001", *START,
                             "--pulses", "10", "--db", str(db), "--transcript",
                             str(tmp_path / "stx.jsonl"))
         assert recorded.returncode == 0, recorded.stderr

@@ -24,7 +24,7 @@ from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.storage import writer as writer_module
 from laserlog.storage.store import Store
 
-from conftest import fail_commits, wait_until
+from conftest import START, fail_commits, wait_until
 
 INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", eyewear_checked=True)
 
@@ -41,7 +41,7 @@ def test_a_writer_failure_ends_the_session_saying_why_and_keeps_every_row(
                                             "INTEGER"), after=5)
     started = time.monotonic()
     status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
-                   "tech-07", "--client", "C-1042", "--eyewear-checked", "--duration", "60",
+                   "tech-07", "--client", "C-1042", *START, "--eyewear-checked", "--duration", "60",
                    "--db", str(db_path)])
     elapsed_s = time.monotonic() - started
     err = capsys.readouterr().err
@@ -129,7 +129,7 @@ def test_a_database_locked_at_start_is_one_message_naming_the_holder(
     holder.execute("BEGIN IMMEDIATE")
     try:
         status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path),
-                       "--operator", "tech-07", "--client", "C-1042", "--pulses", "3",
+                       "--operator", "tech-07", "--client", "C-1042", *START, "--pulses", "3",
                        "--db", str(db_path)])
     finally:
         holder.execute("ROLLBACK")
@@ -195,7 +195,7 @@ def test_a_database_deleted_mid_session_is_saved_and_the_session_stops_saying_so
 
     threading.Thread(target=delete_when_recording, daemon=True).start()
     status = main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
-                   "tech-07", "--client", "C-1042", "--eyewear-checked", "--duration", "30",
+                   "tech-07", "--client", "C-1042", *START, "--eyewear-checked", "--duration", "30",
                    "--db", str(db_path)])
     err = capsys.readouterr().err
     assert deleted.is_set() and status == 3
@@ -237,7 +237,7 @@ def test_a_signal_while_waiting_for_a_locked_database_at_start_ends_it_within_2s
     holder = _locked(db_path)
     try:
         proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port",
-                                 str(sim.path), "--operator", "tech-07", "--client", "C-1042",
+                                 str(sim.path), "--operator", "tech-07", "--client", "C-1042", *START,
                                  "--pulses", "3", "--db", str(db_path)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         said = _read_until(proc, "is locked by another program: waiting", 20)
@@ -340,7 +340,7 @@ def test_ctrl_c_while_the_database_is_locked_ends_within_2s_and_recover_closes_t
         simulate, db_path):
     sim = simulate("ps755-ref", rate_hz=100, fire=True)
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port",
-                             str(sim.path), "--operator", "tech-07", "--client", "C-1042",
+                             str(sim.path), "--operator", "tech-07", "--client", "C-1042", *START,
                              "--duration", "60",
                              "--db", str(db_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

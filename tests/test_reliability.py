@@ -24,7 +24,7 @@ from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.sim.faults import FaultSpecError, parse_spec
 from laserlog.storage.store import Store
 
-from conftest import wait_until
+from conftest import START, wait_until
 
 INFO = SessionInfo("tech-01", "C-1001", eyewear_checked=True)
 LASERLOG = [sys.executable, "-m", "laserlog"]
@@ -93,7 +93,7 @@ def test_unplug_3s_mid_session_reconnects_within_1s_and_counts_the_gap(simulate,
     db = tmp_path / "log.db"
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
                              "--profiles", profile_at_rate(tmp_path / "profiles", 50),
-                             "--operator", "t1", "--client", "C-1", "--duration", "7",
+                             "--operator", "t1", "--client", "C-9001", *START, "--duration", "7",
                              "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     wait_until(lambda: any(k == "unplug" for _, k, _ in sim.fault_log), 10, "unplug")
@@ -178,7 +178,7 @@ def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_p
     for trial in range(trials):
         args = [*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
                 "--profiles", profiles, "--db", str(db)]
-        args += ["--resume"] if previous is not None else ["--operator", "t1", "--client", "C-1"]
+        args += ["--resume"] if previous is not None else ["--operator", "t1", "--client", "C-9001", *START]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         session = trial + 1
 
@@ -266,7 +266,7 @@ def test_full_disk_at_start_is_a_clear_error(tmp_path):
             "s.connect = tight\n"
             "from laserlog.cli.main import main\n"
             f"raise SystemExit(main(['record', '--profile', 'ps755-ref', '--port', 'loop://',"
-            f" '--operator', 't', '--client', 'C-1', '--db', {str(db)!r}]))")
+            f" '--operator', 't', '--client', 'C-9001', '--db', {str(db)!r}] + {START!r}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "full" in result.stderr and str(db) in result.stderr
@@ -340,7 +340,7 @@ def test_a_read_only_database_is_one_message_exit_2_and_stays_as_it_was(where, c
             folder.chmod(0o555)
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
         argv = {"record": ["record", "--profile", "ps755-ref", "--port", "/dev/null/none",
-                           "--operator", "tech-07", "--client", "C-1042"],
+                           "--operator", "tech-07", "--client", "C-1042", *START, *START],
                 "recover": ["recover", str(spill)]}[command]
         result = subprocess.run([*laserlog, *argv, "--db", str(db)], capture_output=True,
                                 text=True, timeout=60, preexec_fn=preexec, cwd="/",
@@ -434,7 +434,7 @@ from laserlog.storage.store import Store
 from laserlog.storage.writer import Batch, BatchWriter
 store = Store(sys.argv[1])
 sid = store.create_session(device_id=None, profile_id="p", port="x", operator_id="o",
-                           client_ref="C-1", area=None, skin_type=None, eyewear_checked=True,
+                           client_ref="C-9001", area=None, skin_type=None, eyewear_checked=True,
                            checklist_json=None)
 writer = BatchWriter(store.path, sid)
 for i in range(int(sys.argv[2])):
@@ -472,7 +472,7 @@ def test_truncated_wal_is_refused_at_start_with_what_is_missing(simulate, tmp_pa
     sim = simulate("ps755-ref", rate_hz=500, fire=True)
     db = tmp_path / "log.db"
     proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                             "--operator", "t1", "--client", "C-1", "--db", str(db)],
+                             "--operator", "t1", "--client", "C-9001", *START, "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def committed() -> int:
@@ -493,7 +493,7 @@ def test_truncated_wal_is_refused_at_start_with_what_is_missing(simulate, tmp_pa
         db.with_name(db.name + "-shm").unlink()
     before = (db.read_bytes(), wal.read_bytes()) if shm == "kept" else None
     result = subprocess.run([*LASERLOG, "record", "--profile", "ps755-ref", "--port", str(sim.path),
-                             "--operator", "t1", "--client", "C-1", "--db", str(db), "--pulses", "5"],
+                             "--operator", "t1", "--client", "C-9001", *START, "--db", str(db), "--pulses", "5"],
                             capture_output=True, text=True, timeout=60)
     figure("truncated_wal", shm=shm, wal_bytes=wal_bytes, kept_bytes=wal_bytes // 2,
            exit_status=result.returncode)

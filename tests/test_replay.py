@@ -16,7 +16,7 @@ from laserlog.errors import LaserlogError
 from laserlog.link.transcript_file import read_transcript
 from laserlog.proving.replay import Operation, Recogniser, replay
 
-from conftest import wait_until
+from conftest import START, wait_until
 
 TRANSCRIPTS = sorted((bundled_profiles_dir() / "transcripts").glob("*.jsonl"))
 
@@ -51,7 +51,7 @@ def test_record_with_transcript_then_replay(simulate, tmp_path, capsys) -> None:
     sim.console.firing = True
     path, db = tmp_path / "session.jsonl", tmp_path / "log.db"
     assert main(["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
-                 "tech-01", "--client", "C-3001", "--pulses", "10", "--db", str(db),
+                 "tech-01", "--client", "C-3001", *START, "--pulses", "10", "--db", str(db),
                  "--transcript", str(path)]) == 0
     transcript = read_transcript(path)
     assert transcript.header["profile"] == "ps755-ref"
@@ -73,7 +73,7 @@ def test_record_never_overwrites_a_transcript(simulate, tmp_path) -> None:
     path.write_text("precious\n")
     result = subprocess.run(
         [sys.executable, "-m", "laserlog", "record", "--profile", "ps755-ref", "--port",
-         str(sim.path), "--operator", "tech-01", "--client", "C-3002", "--pulses", "1",
+         str(sim.path), "--operator", "tech-01", "--client", "C-3002", *START, "--pulses", "1",
          "--db", str(tmp_path / "log.db"), "--transcript", str(path)],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ from laserlog.recording.shipping import Shipper, ShipperStatus
 from laserlog.sim.engine import Simulator
 from laserlog.storage.store import Store
 
-from conftest import wait_until
+from conftest import START, wait_until
 from reviewkit import assert_clean_error, cli
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'laserlog[central]')")
@@ -138,7 +138,7 @@ def test_the_shipping_leaves_when_the_recorder_is_killed(url, tmp_path):
 
 def test_a_bad_sync_url_is_refused_before_recording(tmp_path):
     for command in (["record", "--profile", "ps755-ref", "--port", str(tmp_path / "none"),
-                     "--operator", "tech-01", "--client", "C-1"],
+                     "--operator", "tech-01", "--client", "C-9001", *START],
                     ["live", "--profile", "ps755-ref", "--port", str(tmp_path / "none")],
                     ["demo", "--headless"]):
         result = cli(*command, "--db", str(tmp_path / "x.db"), "--sync", "mysql://x")

@@ -17,15 +17,16 @@ from laserlog.storage.store import Store
 from laserlog.storage.verify import verify_database
 from laserlog.tui.controller import LiveController
 
-from conftest import wait_until
+from conftest import START, wait_until
 from reviewkit import assert_clean_error, cli, counts, tamper
 
-INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", eyewear_checked=True)
+INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True,
+                   {"eyewear": True, "consent": True, "sun_exposure": True})
 
 
 def record_args(sim, db, *more: str) -> list[str]:
     return ["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator", "tech-07",
-            "--client", "C-1042", "--eyewear-checked", "--pulses", "5", "--db", str(db), *more]
+            "--client", "C-1042", *START, "--eyewear-checked", "--pulses", "5", "--db", str(db), *more]
 
 
 def sessions(db) -> list[tuple]:

@@ -20,7 +20,7 @@ from laserlog.recording.recorder import SessionInfo
 from laserlog.review.reports import FAULT_KINDS, energy_report, faults_report, make_filters
 from laserlog.storage.store import Store
 
-from conftest import wait_until
+from conftest import START, wait_until
 from reviewkit import LASERLOG, assert_clean_error, cli, record
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install "
@@ -349,7 +349,7 @@ def test_record_with_sync_option_ships_the_session(url, tmp_path):
     with Simulator(open_profile("ps755-ref"), tmp_path / "sim", seed=6, rate_hz=50) as sim:
         sim.console.firing = True
         result = cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
-                     "tech-01", "--client", "C-7", "--pulses", "20", "--db", str(db),
+                     "tech-01", "--client", "C-9007", *START, "--pulses", "20", "--db", str(db),
                      "--sync", url)
     assert result.returncode == 0, result.stderr
     local = sqlite3.connect(db).execute("SELECT count(*) FROM pulses").fetchone()[0]

@@ -7,20 +7,20 @@ import sqlite3
 import pytest
 from tui_support import build_history
 
+from laserlog.config.checklist import DEFAULT_ITEMS, ChecklistError, label_for, load_checklist
 from laserlog.config.profile import open_profile
 from laserlog.errors import PortError, SessionError
 from laserlog.recording.recorder import SessionInfo
 from laserlog.storage.rows import EventRow
 from laserlog.storage.store import Store
 from laserlog.tui.alarms import alarm_word
-from laserlog.tui.checklist import DEFAULT_ITEMS, ChecklistError, label_for, load_checklist
 from laserlog.tui.controller import LiveController
 from laserlog.tui.queries import client_history, energy_by_period, find_sessions
 from laserlog.tui.text import duration_text, regime_name
 
 from conftest import fail_commits, wait_until
 
-INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True})
+INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True, "consent": True, "sun_exposure": True})
 
 
 def test_controller_records_in_its_thread_and_the_screen_feed_never_grows_past_its_bound(

@@ -161,7 +161,7 @@ def test_form_refuses_what_the_recorder_refuses_with_the_reason_beside_the_field
         assert pilot.app.screen is form and pilot.app.controller.session is None
         assert pilot.app.focused is form.query_one("#client")
         # Mending the field clears its reason as the technician types.
-        form.query_one("#client", Input).value = "C-77"
+        form.query_one("#client", Input).value = "C-7700"
         await pilot.pause()
         assert str(form.query_one("#client-error", Static).render()) == ""
         await pilot.press("escape")

@@ -21,7 +21,7 @@ from reviewkit import cli
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'laserlog[central]')")
 
-INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True})
+INFO = SessionInfo("tech-07", "C-1042", "left cheek", "III", True, {"eyewear": True, "consent": True, "sun_exposure": True})
 
 # The PostgreSQL server and a fresh database on it (tests/test_sync.py).
 server = test_sync.server

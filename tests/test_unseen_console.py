@@ -56,7 +56,8 @@ def test_unseen_console_is_recorded_pulse_by_pulse(tmp_path) -> None:
         assert sim.poll() is None, sim.stderr.read() if sim.stderr else ""
         result = run("record", "--profile", str(PROFILE), "--port", str(link), "--operator",
                      "tech-05", "--client", "C-5001", "--area", "cheeks", "--skin-type", "II",
-                     "--eyewear-checked", "--pulses", "30", "--db", str(db))
+                     "--eyewear-checked", "--check", "consent", "--check", "sun_exposure", "--pulses", "30",
+                     "--db", str(db))
         assert result.returncode == 0, result.stderr
     finally:
         sim.send_signal(signal.SIGINT)

@@ -16,7 +16,7 @@ from laserlog.storage.schema import SCHEMA_VERSION
 from laserlog.storage.store import Store
 from laserlog.storage.verify import check_totals, verify_database
 
-from conftest import wait_until
+from conftest import START, wait_until
 from reviewkit import LASERLOG, cli, copy_database, pre_chain_database, record, tamper
 
 INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=True)
@@ -228,7 +228,7 @@ def killed(tmp_path_factory):
     with Simulator(open_profile("ps755-ref"), folder / "console", seed=4, rate_hz=200,
                    fire=True) as sim:
         proc = subprocess.Popen([*LASERLOG, "record", "--profile", "ps755-ref", "--port",
-                                 str(sim.path), "--operator", "tech-01", "--client", "C-1",
+                                 str(sim.path), "--operator", "tech-01", "--client", "C-9001", *START,
                                  "--eyewear-checked", "--db", str(db)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

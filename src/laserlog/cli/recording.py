@@ -22,20 +22,34 @@ from laserlog.cli.args import (
 
 def add_commands(commands: Any) -> None:
     """Add record, simulate, demo, live and recover to the main parser's subcommands."""
-    p = commands.add_parser("record", help="record one session headless and print its summary")
+    p = commands.add_parser(
+        "record", help="record one session headless and print its summary",
+        description="Record one session headless. A session starts only on the start-of-session "
+                    "contract (README, 'Starting a session'): --operator, --client (a pseudonym), "
+                    "--area, --skin-type and --check KEY for every required item of the site's "
+                    "checklist (`laserlog checklist --keys`). While it records, standard input "
+                    "takes control lines: 'note TEXT', 'marker [TEXT]', 'end'.")
     p.add_argument("--profile", required=True, help="profile name or .toml file")
     p.add_argument("--port", required=True, metavar="URL",
                    help="serial port: device path, pty path, socket://, rfc2217:// or loop://")
     p.add_argument("--operator", metavar="ID", help="operator ID (required unless --resume)")
     p.add_argument("--client", metavar="REF",
-                   help="client pseudonym, never a name (required unless --resume)")
+                   help="client pseudonym, never a name, e.g. C-1042 (required unless --resume)")
     p.add_argument("--resume", nargs="?", const="last", metavar="ID",
                    help="continue an interrupted session (default: the last one on this port) "
-                        "as a new session linked to it")
-    p.add_argument("--area", metavar="TEXT", help="treatment area, e.g. 'left cheek'")
-    p.add_argument("--skin-type", metavar="I..VI", help="Fitzpatrick skin type")
+                        "as a new session linked to it, with its details and checklist")
+    p.add_argument("--area", metavar="TEXT",
+                   help="treatment area, e.g. 'left cheek' (required unless --resume)")
+    p.add_argument("--skin-type", metavar="I..VI",
+                   help="Fitzpatrick skin type (required unless --resume)")
+    p.add_argument("--check", action="append", default=[], metavar="KEY",
+                   help="confirm one item of the site's checklist (repeat for each; "
+                        "`laserlog checklist` lists them)")
     p.add_argument("--eyewear-checked", action="store_true",
-                   help="confirm eyewear rated for this wavelength is worn by everyone present")
+                   help="the same as --check eyewear")
+    p.add_argument("--checklist", metavar="FILE",
+                   help="site checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml "
+                        "in the user config folder, else the built-in checklist)")
     p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
@@ -46,6 +60,16 @@ def add_commands(commands: Any) -> None:
     db_arg(p)
     profiles_arg(p)
     p.set_defaults(func=cmd_record)
+
+    p = commands.add_parser("checklist", help="list the site's pre-treatment checklist (the "
+                            "items `record --check KEY` answers)")
+    p.add_argument("--keys", action="store_true", help="print only the keys, one a line")
+    p.add_argument("--profile", help="fill in this profile's wavelength(s) in the labels")
+    p.add_argument("--checklist", metavar="FILE",
+                   help="checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml in "
+                        "the user config folder, else the built-in checklist)")
+    profiles_arg(p)
+    p.set_defaults(func=cmd_checklist)
 
     p = commands.add_parser("simulate", help="serve a simulated console on a pseudo-terminal")
     p.add_argument("profile", help="profile name or .toml file")
@@ -99,20 +123,20 @@ def add_commands(commands: Any) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     from laserlog.config.profile import open_profile
     from laserlog.errors import SessionError
-    from laserlog.recording.recorder import SessionInfo
+    from laserlog.recording.contract import Contract, SessionInfo
 
-    if args.resume is None and not (args.operator and args.client):
-        raise SessionError("record needs --operator ID and --client REF (or --resume to continue "
-                           "an interrupted session)")
     if args.resume not in (None, "last") and not args.resume.isdigit():
         raise SessionError(f"--resume {args.resume!r}: expected a session ID or nothing")
     if args.transcript and os.path.abspath(args.transcript) == os.path.abspath(db_path(args)):
         raise SessionError("--transcript is the database file; choose another file")
     profile = open_profile(args.profile, args.profiles)
+    contract = Contract.for_database(db_path(args), args.checklist)
     info = None
-    if args.resume is None:
-        info = SessionInfo(args.operator, args.client, args.area, args.skin_type,
-                           args.eyewear_checked).validated()
+    if args.resume is None:  # the whole contract, before the console is touched
+        checks = contract.answers(args.check, eyewear_checked=args.eyewear_checked)
+        info = contract.check(SessionInfo(args.operator or "", args.client or "", args.area,
+                                          args.skin_type, checklist=checks),
+                              profile.wavelengths_nm)
     from laserlog.cli.profiles import transcript_wrapper
 
     shipper = _shipper(args)
@@ -120,8 +144,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             _stopping(shipper):
         return _record(profile, args.port, info, db_path(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
-                       eyewear_checked=args.eyewear_checked, explicit_db=args.db is not None,
-                       wrap_link=wrap_link, profile_dirs=args.profiles)
+                       explicit_db=args.db is not None, wrap_link=wrap_link,
+                       profile_dirs=args.profiles, contract=contract)
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -144,14 +168,16 @@ def _stopping(shipper: Any) -> Iterator[None]:
                   "`laserlog sync --to URL` ships it later", file=sys.stderr)
 
 
-def _resumed_info(store, port: str, resume: str, eyewear_checked: bool, profile_id: str,
-                  serial: str | None):
-    """Return the interrupted session to resume and the details the new one carries over.
+def _resumed_info(store, port: str, resume: str, profile_id: str, serial: str | None):
+    """Return the interrupted session to resume and the details the new one carries over
+    (its checklist as answered at its start).
 
     Only a session of this profile, on this very console, continues here.
     """
+    import json
+
     from laserlog.errors import SessionError
-    from laserlog.recording.recorder import SessionInfo
+    from laserlog.recording.contract import SessionInfo
 
     target = store.latest_interrupted(port) if resume == "last" else store.session(int(resume))
     if target is None:
@@ -168,8 +194,14 @@ def _resumed_info(store, port: str, resume: str, eyewear_checked: bool, profile_
         raise SessionError(f"session {target['id']} was recorded on console serial "
                            f"{target['serial']}, this is serial {serial}: resume it on its own "
                            "console")
+    try:
+        answered = json.loads(target["checklist_json"] or "{}")
+    except ValueError:
+        answered = {}
+    checks = ({str(k): v is True for k, v in answered.items()}
+              if isinstance(answered, dict) else {})
     info = SessionInfo(target["operator_id"], target["client_ref"], target["area"],
-                       target["skin_type"], eyewear_checked or bool(target["eyewear_checked"]))
+                       target["skin_type"], bool(target["eyewear_checked"]), checks)
     return target["id"], info
 
 
@@ -188,12 +220,16 @@ def _registered_operator(store, info) -> None:
 def _record(profile, port: str, info, db_file: str, *, serial: str | None = None,
             duration_s: float | None = None, max_pulses: int | None = None,
             before_run: Callable[[], None] | None = None, resume: str | None = None,
-            eyewear_checked: bool = False, explicit_db: bool = False,
-            wrap_link: Callable[[Any], Any] | None = None,
-            profile_dirs: list[str] | None = None) -> int:
+            explicit_db: bool = False, wrap_link: Callable[[Any], Any] | None = None,
+            profile_dirs: list[str] | None = None, contract: Any = None,
+            controls: bool = True) -> int:
+    """Record one session headless and print its summary. `contract`: the start-of-session
+    contract a new session is held to; `controls`: read control lines from standard input
+    (when it is a pipe or a terminal)."""
     import signal
     import threading
 
+    from laserlog.cli.headless import ControlReader, Steering, stdin_steers
     from laserlog.recording.recorder import Recorder
     from laserlog.review.summary import format_session
     from laserlog.storage.store import Store
@@ -215,7 +251,7 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             recorder.connect()
             resumes = None
             if resume is not None:
-                resumes, info = _resumed_info(store, port, resume, eyewear_checked, profile.id,
+                resumes, info = _resumed_info(store, port, resume, profile.id,
                                               recorder.identity.serial if recorder.identity
                                               else None)
             for interrupted in recorder.interrupted_sessions:
@@ -223,27 +259,40 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
                       "without ending it); `laserlog record --resume` continues it",
                       file=sys.stderr)
             _registered_operator(store, info)
-            session_id = recorder.start(info, resumes=resumes)
+            # A resumed session continues one that met the contract when it started.
+            session_id = recorder.start(info, resumes=resumes,
+                                        contract=contract if resumes is None else None)
         except BaseException:
             recorder.close()  # no session: let go of the console and the port
             raise
         for warning in recorder.warnings:
             print(f"laserlog: warning: {warning}", file=sys.stderr)
+        reader = ControlReader().start() if controls and stdin_steers() else None
+        steering = Steering(recorder, stop, controls=reader,
+                            progress=sys.stderr if sys.stderr.isatty() else None)
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
-              "Ctrl-C ends it", file=sys.stderr)
+              "Ctrl-C ends it" + ("; type 'note TEXT', 'marker [TEXT]' or 'end' and Enter"
+                                  if reader is not None else ""), file=sys.stderr)
         if before_run is not None:
             before_run()
         try:
-            recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses)
+            recorder.run(stop, duration_s=duration_s, max_pulses=max_pulses, between=steering)
         except Exception as exc:  # any failure ends the session, saying why and keeping rows
+            steering.clear()
             failure = recorder.fail(exc)
             print(format_session(store, session_id))
             raise failure from None
         except BaseException:
+            steering.clear()
             recorder.end("recorder stopped")
             raise
-        recorder.end("interrupted by signal" if stop.is_set()
+        finally:
+            if reader is not None:
+                reader.close()
+        steering.clear()
+        recorder.end("ended from standard input" if steering.ended_by_control
+                     else "interrupted by signal" if stop.is_set()
                      else "duration or pulse count reached")
         print(format_session(store, session_id))
     finally:
@@ -298,7 +347,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from laserlog.config.profile import open_profile
-    from laserlog.recording.recorder import SessionInfo
+    from laserlog.recording.contract import Contract, SessionInfo
     from laserlog.sim.engine import Simulator
 
     profile = open_profile(args.profile, args.profiles)
@@ -310,7 +359,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
         link = Path(tmp) / "console"
         with Simulator(profile, link, seed=1, rate_hz=args.rate or 10.0) as sim:
-            info = SessionInfo("demo-tech", "C-0001", "left cheek", "III", eyewear_checked=True)
+            contract = Contract.for_database(db_path(args), args.checklist)
+            info = SessionInfo("demo-tech", "C-0001", "left cheek", "III", True,
+                               {item.key: True for item in contract.items})
             print(f"simulated {profile.name} on {link}", file=sys.stderr)
 
             def fire() -> None:
@@ -319,7 +370,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
             with _stopping(_shipper(args)):
                 return _record(profile, str(link), info, db_path(args),
                                duration_s=args.duration or 5.0, before_run=fire,
-                               profile_dirs=args.profiles)
+                               profile_dirs=args.profiles, contract=contract, controls=False)
+
+
+def cmd_checklist(args: argparse.Namespace) -> int:
+    from laserlog.config.checklist import label_for, load_checklist
+
+    items = load_checklist(args.checklist)
+    if args.keys:
+        for item in items:
+            print(item.key)
+        return 0
+    wavelengths: tuple[float, ...] = ()
+    if args.profile:
+        from laserlog.config.profile import open_profile
+
+        wavelengths = open_profile(args.profile, args.profiles).wavelengths_nm
+    width = max(len(item.key) for item in items)
+    for item in items:
+        print(f"{item.key:<{width}}  {'required' if item.required else 'optional'}  "
+              f"{label_for(item, wavelengths)}")
+    print(f"\nanswer each with `laserlog record ... --check KEY`; "
+          f"{sum(i.required for i in items)} of {len(items)} are required")
+    return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -32,6 +32,10 @@ second = "/media/usb/laserlog.anchor"   # relative paths are from this file's fo
 registered = false        # true: operators must be registered users who give their
                           # passphrase at the start (default false)
 
+[clients]                 # optional: this site's own pseudonym rule for client references
+pattern = "K[0-9]{2}/[0-9]{4}"   # a regular expression the whole reference must match
+example = "K12/0042"             # shown to the technician; must match the pattern
+
 [trust]                   # installation keys whose checkpoints count besides this machine's
 installation_keys = []    # e.g. the PC this database came from (`laserlog site --json`)
 ```
@@ -44,6 +48,7 @@ written only adds a warning to the session.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -89,6 +94,10 @@ class SiteConfig:
     installation_keys: tuple[str, ...] = ()
     #: The IANA time zone days and weeks are counted in; None: the machine's zone.
     timezone: str | None = None
+    #: This site's pseudonym rule for client references (a regular expression matched
+    #: against the whole reference) and an example of it; None: laserlog's default rule.
+    client_pattern: str | None = None
+    client_example: str | None = None
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -160,10 +169,40 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     registered = operators.bool("registered", False)
     operators.done()
     keys = _trusted_keys(root.sub("trust"))
+    pattern, example = _client_rule(root.sub("clients"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
-                      installation_keys=keys, timezone=timezone)
+                      installation_keys=keys, timezone=timezone, client_pattern=pattern,
+                      client_example=example)
+
+
+def _client_rule(reader: TableReader) -> tuple[str | None, str | None]:
+    """Return the site's pseudonym pattern and its example, both checked; (None, None)."""
+    pattern = reader.opt_str("pattern")
+    example = reader.opt_str("example")
+    reader.done()
+    if pattern is None:
+        if example is not None:
+            raise reader.error("example", "an example without a pattern",
+                               expected="pattern = \"...\" beside it")
+        return None, None
+    if not 1 <= len(pattern) <= 200:
+        raise reader.error("pattern", "not a pattern", value=pattern,
+                           expected="a regular expression of 1-200 characters")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise reader.error("pattern", f"not a regular expression ({exc})", value=pattern,
+                           expected="a Python regular expression such as "
+                           "'[A-Z]{1,4}-?[0-9]{3,10}'") from None
+    if compiled.fullmatch(""):
+        raise reader.error("pattern", "matches an empty reference", value=pattern,
+                           expected="a pattern every reference must fill")
+    if example is None or not compiled.fullmatch(example):
+        raise reader.error("example", "missing or does not match the pattern", value=example,
+                           expected=f"a reference matching {pattern}, shown to technicians")
+    return pattern, example
 
 
 def _timezone(reader: TableReader) -> str | None:

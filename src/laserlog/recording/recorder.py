@@ -11,7 +11,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 
 from laserlog.config.drivers_registry import driver_module
 from laserlog.config.profile import Profile
-from laserlog.domain.ids import normal_id
 from laserlog.domain.model import (
     DeviceIdentity,
     LinkEvent,
@@ -37,13 +35,13 @@ from laserlog.errors import (
     PortError,
     ProtocolError,
     RecorderError,
-    SessionError,
     StoreError,
 )
 from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
 from laserlog.recording.completion import PulseCompleter
+from laserlog.recording.contract import Contract, SessionInfo
 from laserlog.recording.sessionreview import session_review
 from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
 from laserlog.storage.store import Store, locked, utc_now
@@ -56,52 +54,7 @@ from laserlog.storage.writer import (
     spill,
 )
 
-SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
-_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
 RECONNECT_BACKOFF_S = (0.1, 0.2, 0.3, 0.5)
-
-
-def normalise_skin_type(text: str | None) -> str | None:
-    """Return a Fitzpatrick skin type as I..VI (1..6 accepted), or raise SessionError."""
-    if text is None or text == "":
-        return None
-    value = text.strip().upper()
-    if value.isdigit() and 1 <= int(value) <= 6:
-        value = SKIN_TYPES[int(value) - 1]
-    if value not in SKIN_TYPES:
-        raise SessionError(f"skin type {text!r} is not a Fitzpatrick type; expected I, II, III, "
-                           "IV, V or VI (or 1-6)")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """Who treats whom, where: what a session starts with."""
-
-    operator_id: str
-    client_ref: str
-    area: str | None = None
-    skin_type: str | None = None
-    eyewear_checked: bool = False
-    checklist: dict[str, bool] = field(default_factory=dict)
-
-    def validated(self) -> SessionInfo:
-        """Return a copy with normalised fields, or raise SessionError saying what is wrong."""
-        operator = self.operator_id.strip()
-        if not operator:
-            raise SessionError("operator ID is empty; expected the operator's ID, e.g. 'tech-07'")
-        try:
-            operator = normal_id(operator, "operator ID")
-        except LaserlogError as exc:
-            raise SessionError(str(exc)) from None
-        client = self.client_ref.strip()
-        if not _PSEUDONYM.fullmatch(client) or not any(ch.isdigit() for ch in client):
-            raise SessionError(
-                f"client reference {self.client_ref!r} is not a pseudonym; expected 2-40 letters, "
-                "digits, '.', '_' or '-' with at least one digit (e.g. 'C-1042'), never a name")
-        area = self.area.strip() if self.area else None
-        return SessionInfo(operator, client, area or None, normalise_skin_type(self.skin_type),
-                           self.eyewear_checked, dict(self.checklist))
 
 
 @dataclass(slots=True)
@@ -162,9 +115,15 @@ class Recorder:
         self._spills_seen = 0
         self._db_file: tuple[int, int] | None = None  # (device, inode) the session writes to
         self.interrupted_sessions: list[int] = []
+        self._markers = 0  # numbered markers of this session
         #: What the start found that does not stop the session (a second anchor that cannot
         #: be written): the front end shows it; the session holds it as an event too.
         self.warnings: list[str] = []
+
+    @property
+    def link_up(self) -> bool:
+        """Whether the console answers (False from a loss until it is reconnected)."""
+        return self._link_up
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> DeviceIdentity:
@@ -189,13 +148,17 @@ class Recorder:
         self._link_up = True
         return identity
 
-    def start(self, info: SessionInfo, *, resumes: int | None = None) -> int:
+    def start(self, info: SessionInfo, *, resumes: int | None = None,
+              contract: Contract | None = None) -> int:
         """Start the session: validate its details, connect, record the start and settings.
 
+        `contract`: the site's start-of-session contract the details must meet (a person's
+        start always has one; without it only the stored floor, `SessionInfo.validated`).
         `resumes` names an interrupted session this one continues: the first pulse's
         sequence number then reveals how many pulses the interruption lost.
         """
-        info = info.validated()
+        info = (contract.check(info, self.profile.wavelengths_nm) if contract is not None
+                else info.validated())
         identity = self.connect() if self.driver is None else self.identity
         assert identity is not None and self.driver is not None
         device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
@@ -367,8 +330,13 @@ class Recorder:
             self._watch_writer()
 
     def run(self, stop: threading.Event, *, duration_s: float | None = None,
-            max_pulses: int | None = None) -> Totals:
-        """Record until `stop` is set, the duration has passed or enough pulses arrived."""
+            max_pulses: int | None = None,
+            between: Callable[[], None] | None = None) -> Totals:
+        """Record until `stop` is set, the duration has passed or enough pulses arrived.
+
+        `between` is called in this thread after every step (a front end's notes and
+        progress); it may set `stop`.
+        """
         deadline = time.monotonic() + duration_s if duration_s is not None else None
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
@@ -376,6 +344,8 @@ class Recorder:
             if max_pulses is not None and self.totals.pulses >= max_pulses:
                 break
             self.step(0.05)
+            if between is not None:
+                between()
         return self.totals
 
     # -- observations ----------------------------------------------------------------------
@@ -457,6 +427,20 @@ class Recorder:
         are committed with the pulses around them.
         """
         self._event(event)
+
+    def annotate(self, at_unix_s: float, kind: str, text: str) -> str:
+        """Record a person's note or numbered marker (`kind` "note" or "marker"), timed when
+        they asked for it; return the text recorded. Call it from the recording thread."""
+        if self.session_id is None:
+            raise LaserlogError(f"no session is recording: the {kind} was not recorded")
+        text = " ".join(text.split())
+        if kind == "marker":
+            self._markers += 1
+            text = f"marker {self._markers}" + (f": {text}" if text else "")
+        elif not text:
+            raise LaserlogError("the note is empty")
+        self._event(EventRow(at_unix_s, kind, "info", None, text))
+        return text
 
     def _event(self, event: EventRow) -> None:
         assert self.session_id is not None

@@ -24,7 +24,6 @@ from laserlog.storage.rows import EventRow
 from laserlog.storage.store import Store
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.alarms import Alarm
-from laserlog.tui.checklist import DEFAULT_ITEMS, CheckItem
 from laserlog.tui.controller import LiveController
 from laserlog.tui.live_screen import LiveScreen
 from laserlog.tui.top_bar import TopBar
@@ -67,7 +66,6 @@ class LaserlogApp(App[None]):
     ]
 
     def __init__(self, controller: LiveController, *,
-                 checklist: Sequence[CheckItem] = DEFAULT_ITEMS,
                  clock: Callable[[], float] = time.time,
                  profile_dirs: list[str] | None = None,
                  start_controller: bool = True,
@@ -75,7 +73,8 @@ class LaserlogApp(App[None]):
         super().__init__()
         self.controller = controller
         self.reader = Store(controller.db_path, readonly=True)
-        self.checklist = tuple(checklist)
+        #: The site's checklist, as the start-of-session contract holds the form to it.
+        self.checklist = controller.contract.items
         self.clock = clock
         self.profile_dirs = profile_dirs or []
         self.last_operator = ""

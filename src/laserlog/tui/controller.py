@@ -23,7 +23,8 @@ from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
 from laserlog.recording.completion import PulseCompleter
-from laserlog.recording.recorder import Recorder, SessionInfo, Totals
+from laserlog.recording.contract import Contract, SessionInfo
+from laserlog.recording.recorder import Recorder, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
 from laserlog.storage.rows import EventRow, PulseAt
@@ -81,8 +82,11 @@ class LiveController:
                  on_session_start: Callable[[], None] | None = None,
                  on_session_end: Callable[[], None] | None = None,
                  sync_url: str | None = None,
-                 profile_dirs: list[str] | None = None) -> None:
+                 profile_dirs: list[str] | None = None,
+                 contract: Contract | None = None) -> None:
         self.db_path = Path(db_path)
+        #: What every start is held to: the site's checklist and pseudonym rule.
+        self.contract = contract if contract is not None else Contract.for_database(db_path)
         self.profile_dirs = profile_dirs
         self.profile = profile
         self.port = port
@@ -117,7 +121,6 @@ class LiveController:
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
         self._pending: list[EventRow] = []
         self._latched: set[str] = set()
-        self._markers = 0
         self._next_connect = 0.0
         self._next_settings = 0.0
         self._stop = threading.Event()
@@ -199,7 +202,8 @@ class LiveController:
         `override_reason`: why to start although the console reports a fault or an open
         interlock; without one such a start fails with ConsoleNotReady. The session records it.
         """
-        return self._submit(self._start, info.validated(), dict(apply_settings or {}),
+        info = self.contract.check(info, self.profile.wavelengths_nm)
+        return self._submit(self._start, info, dict(apply_settings or {}),
                             passphrase, (override_reason or "").strip())
 
     def operators_registered(self) -> bool:
@@ -421,10 +425,9 @@ class LiveController:
             else:
                 applied.append(f"{name} {took:g}")
         recorder.driver.settings = {}
-        self._markers = 0
         self._latched.clear()
         try:
-            session_id = recorder.start(info)
+            session_id = recorder.start(info, contract=self.contract)
         except LaserlogError as exc:
             if recorder.session_id is not None:  # the row exists: close it, never leave it open
                 recorder.end(f"could not start: {exc}", "interrupted")
@@ -495,12 +498,7 @@ class LiveController:
     def _note(self, at_unix_s: float, kind: str, text: str) -> None:
         if self.session is None or self._recorder is None:
             raise LaserlogError(f"no session is recording: the {kind} was not recorded")
-        if kind == "marker":
-            self._markers += 1
-            text = f"marker {self._markers}" + (f": {text}" if text else "")
-        elif not text:
-            raise LaserlogError("the note is empty")
-        self._recorder.add_event(EventRow(at_unix_s, kind, "info", None, text))
+        self._recorder.annotate(at_unix_s, kind, text)
 
     def _acknowledge(self, at_unix_s: float, who: str,
                      numbers: list[int] | None = None) -> int:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from laserlog.config.checklist import CheckItem
     from laserlog.storage.store import Store
-    from laserlog.tui.checklist import CheckItem
     from laserlog.tui.controller import LiveController
 
 

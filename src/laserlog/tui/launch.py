@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from laserlog.config.profile import Profile
-from laserlog.tui.checklist import load_checklist
+from laserlog.recording.contract import Contract
 from laserlog.tui.controller import LiveController
 
 if TYPE_CHECKING:
@@ -59,10 +59,10 @@ def run_live(profile: Profile, port: str, db_path: str, *, serial: str | None = 
     """Run the TUI on a console (shipping to `sync_url` in the background); return the exit status."""
     from laserlog.tui.app import LaserlogApp
 
-    checklist = load_checklist(checklist_file)
+    contract = Contract.for_database(db_path, checklist_file)
     controller = LiveController(db_path, profile, port, expect_serial=serial, sync_url=sync_url,
-                                profile_dirs=profile_dirs)
-    app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
+                                profile_dirs=profile_dirs, contract=contract)
+    app = LaserlogApp(controller, profile_dirs=profile_dirs)
     return _run(app, controller)
 
 
@@ -73,7 +73,7 @@ def run_demo(profile: Profile, db_path: str, *, rate_hz: float | None = None,
     from laserlog.sim.engine import Simulator
     from laserlog.tui.app import LaserlogApp
 
-    checklist = load_checklist(checklist_file)
+    contract = Contract.for_database(db_path, checklist_file)
     with tempfile.TemporaryDirectory(prefix="laserlog-demo-") as tmp:
         link = Path(tmp) / "console"
         with Simulator(profile, link, seed=1, rate_hz=rate_hz) as sim:
@@ -85,7 +85,7 @@ def run_demo(profile: Profile, db_path: str, *, rate_hz: float | None = None,
 
             controller = LiveController(db_path, profile, str(link), on_session_start=fire,
                                         on_session_end=hold, sync_url=sync_url,
-                                        profile_dirs=profile_dirs)
-            app = LaserlogApp(controller, checklist=checklist, profile_dirs=profile_dirs)
+                                        profile_dirs=profile_dirs, contract=contract)
+            app = LaserlogApp(controller, profile_dirs=profile_dirs)
             app.title = f"laserlog demo: {profile.name} simulated"
             return _run(app, controller)

@@ -1,6 +1,7 @@
 """The form that starts a session: who, whom, where, skin type, and the site's checklist.
 
-It refuses what the recorder would refuse, with the recorder's own reason beside the field,
+It holds the start to the site's start-of-session contract (recording.contract), the one
+`laserlog record` holds it to, with the contract's own reason beside each field,
 and shows a returning client's course so far (and can start from their last settings).
 """
 
@@ -15,45 +16,19 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
+from laserlog.config.checklist import EYEWEAR_KEY, label_for
 from laserlog.errors import ConsoleNotReady, LaserlogError, SessionError
-from laserlog.recording.recorder import SessionInfo, normalise_skin_type
+from laserlog.recording.contract import FIELDS, SessionInfo
 from laserlog.tui.alarm_bar import AlarmBar
-from laserlog.tui.checklist import EYEWEAR_KEY, label_for
 from laserlog.tui.queries import AreaHistory, ClientHistory, client_history
 from laserlog.tui.tick_box import TickBox
 
 if TYPE_CHECKING:
     from laserlog.tui.host import SessionHost
 
-FIELDS = ("operator", "client", "area", "skin")
 _SETTING_TEXT = (("energy", "energy {} mJ", ".1f", 1000.0), ("fluence", "{} J/cm2", ".3g", 1.0),
                  ("spot", "spot {} mm", ".1f", 1.0), ("pulse_duration", "{} ps", ".0f", 1.0),
                  ("rep_rate", "{} Hz", "g", 1.0), ("handpiece", "HP{}", ".0f", 1.0))
-
-
-def field_errors(values: dict[str, str], checks: dict[str, bool],
-                 required: tuple[str, ...]) -> dict[str, str]:
-    """Return the reason each refused field is refused (the recorder's own words)."""
-    errors: dict[str, str] = {}
-    try:
-        SessionInfo(values["operator"], "C-0000").validated()
-    except SessionError as exc:
-        errors["operator"] = str(exc)
-    try:
-        SessionInfo("operator", values["client"]).validated()
-    except SessionError as exc:
-        errors["client"] = str(exc)
-    if not values["skin"].strip():
-        errors["skin"] = "choose the client's Fitzpatrick skin type: I-VI (or 1-6)"
-    else:
-        try:
-            normalise_skin_type(values["skin"])
-        except SessionError as exc:
-            errors["skin"] = str(exc)
-    for key in required:
-        if not checks.get(key):
-            errors[f"check-{key}"] = "required by this site's checklist"
-    return errors
 
 
 def settings_text(settings: dict[str, tuple[float, str]]) -> str:
@@ -159,8 +134,11 @@ class SessionForm(ModalScreen[int | None]):
         return {item.key: self.query_one(f"#check-{item.key}", Checkbox).value
                 for item in self.laserlog.checklist}
 
-    def _required(self) -> tuple[str, ...]:
-        return tuple(item.key for item in self.laserlog.checklist if item.required)
+    def refusals(self) -> dict[str, str]:
+        """Return why each refused field is refused: the contract `record` holds to, too."""
+        controller = self.laserlog.controller
+        return controller.contract.refusals(self.values(), self.checks(),
+                                            controller.profile.wavelengths_nm)
 
     def _show_errors(self, errors: dict[str, str], only: set[str] | None = None) -> None:
         names = list(FIELDS) + [f"check-{item.key}" for item in self.laserlog.checklist]
@@ -172,7 +150,7 @@ class SessionForm(ModalScreen[int | None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         name = event.input.id or ""
         if name in self.touched:
-            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+            self._show_errors(self.refusals(),
                               {name})
         if name in ("client", "area"):
             self._show_history()
@@ -182,13 +160,13 @@ class SessionForm(ModalScreen[int | None]):
         name = getattr(widget, "id", None)
         if isinstance(widget, Input) and name in FIELDS and widget.value:
             self.touched.add(name)
-            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+            self._show_errors(self.refusals(),
                               {name})
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         name = event.checkbox.id or ""
         if name.startswith("check-"):
-            self._show_errors(field_errors(self.values(), self.checks(), self._required()),
+            self._show_errors(self.refusals(),
                               {name})
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -207,7 +185,7 @@ class SessionForm(ModalScreen[int | None]):
         use_last = self.query_one("#use-last", Checkbox)
         self.history, self.last_area = None, None
         try:
-            SessionInfo("operator", client).validated()
+            self.laserlog.controller.contract.client_ref(client)
         except SessionError:
             box.update("")
             use_last.display = False
@@ -245,7 +223,7 @@ class SessionForm(ModalScreen[int | None]):
 
     def action_submit(self) -> None:
         values, checks = self.values(), self.checks()
-        errors = field_errors(values, checks, self._required())
+        errors = self.refusals()
         self.touched.update(FIELDS)
         self._show_errors(errors)
         if errors:
