@@ -86,16 +86,16 @@ def test_json_and_ndjson_carry_sessions_with_everything(filled, tmp_path):
 def test_html_is_one_printable_document_per_session(filled, tmp_path):
     text = export(filled, tmp_path, "--format", "html", "--from", "2000-01-01",
                   name="r.html").read_text()
-    assert text.count('<section class="session">') == 2
-    assert "page-break-after: always" in text and "@page" in text
-    first = text.split('<section class="session">')[1]
-    for needle in ("Treatment session 1", "Totals", "Settings", "Events (1)",
-                   "Calibration status at session start", "MISSING", "Signatures",
-                   "Dr Jane Roe", "<td>VALID</td>", "(corrected)", "misread",
-                   "the stored data matches the seal"):
+    assert text.count('<section class="session"') == 2
+    assert "@page" in text and "counter(pages)" in text
+    first = text.split('<section class="session"')[1]
+    for needle in ("Treatment record &middot; session 1", "Delivered", "Per setting",
+                   "Calibration at start", "MISSING", "Signatures", "Dr Jane Roe",
+                   '<span class="flag">VALID</span>', '<span class="flag">corrected</span>',
+                   "misread", "the stored data matches the seal"):
         assert needle in first, needle
     assert "&lt;b&gt;left&lt;/b&gt; cheek &amp; chin" in first and "<b>left</b>" not in first
-    assert "Not signed." in text.split('<section class="session">')[2]
+    assert '<span class="flag">UNSIGNED</span>' in text.split('<section class="session"')[2]
 
 
 def test_progress_bar_on_request(filled, tmp_path):

@@ -112,7 +112,8 @@ def test_signoff_binds_name_time_meaning_to_the_seal_and_shows_everywhere(db, tm
     out = tmp_path / "s1.html"
     assert cli("export", "--format", "html", "--session", "1", "--out", str(out),
                "--db", str(db)).returncode == 0
-    assert "<td>VALID</td><td>approved</td><td>Dr Jane Roe</td>" in out.read_text()
+    assert '<span class="flag">VALID</span> <b>approved</b> by Dr Jane Roe (officer, lso-01)' \
+        in out.read_text()
     assert verify_database(db).ok
 
 
@@ -133,7 +134,7 @@ def test_signature_over_changed_data_shows_invalid_everywhere(db, tmp_path):
     assert energy["rows"][0]["signatures"] == "approved:lso-01(INVALID)"
     out = tmp_path / "s1.html"
     cli("export", "--format", "html", "--session", "1", "--out", str(out), "--db", str(db))
-    assert '<td class="invalid">INVALID</td>' in out.read_text()
+    assert '<span class="flag">INVALID</span> <b>approved</b> by Dr Jane Roe' in out.read_text()
     assert "DOES NOT MATCH ITS SEAL" in out.read_text()
     unsigned = json.loads(cli("report", "signoffs", "--unsigned", "--format", "json",
                               "--db", str(db)).stdout)["rows"]

@@ -245,7 +245,7 @@ def signoffs(url: str, f: Filters, *, user: str | None, unsigned: bool) -> Repor
 def export(url: str, console: str | None, fmt: str, session_id: int | None,
            start_utc: str | None, end_utc: str | None, out: Any, *, table: str = "pulses",
            progress: Callable[[int, int], None] | None = None,
-           force: bool = False) -> tuple[int, int, str]:
+           force: bool = False, pulses: bool = False) -> tuple[int, int, str]:
     """Export one console's sessions from the server, as from its file.
 
     Sessions are named by the console's own ids (`--session ID --console NAME-or-UUID`).
@@ -261,7 +261,8 @@ def export(url: str, console: str | None, fmt: str, session_id: int | None,
         view: Any = ConsoleView(pg, found[0], found[1])
         chosen = exporter.select_sessions(view, session_id, start_utc, end_utc)
         rows = exporter.export(view, fmt, chosen, out, table=table, progress=progress,
-                               database=f"{where} console {found[1]} ({found[3]})", force=force)
+                               database=f"{where} console {found[1]} ({found[3]})", force=force,
+                               pulses=pulses)
         pg.rollback()
         return len(chosen), rows, found[1]
     finally:

@@ -93,8 +93,9 @@ def report_signoffs(args: argparse.Namespace, filters: Any) -> int:
     return 0
 
 
-def export(args: argparse.Namespace, filters: Any, progress: Any) -> int:
-    """Export one console's sessions from the server (`--console`, by the console's own ids)."""
+def export(args: argparse.Namespace, filters: Any, progress: Any) -> tuple[int, int, str]:
+    """Export one console's sessions from the server (`--console`, by the console's own ids);
+    return (sessions, pulses written, the console's name)."""
     from pathlib import Path
 
     from laserlog.central import fleet
@@ -102,12 +103,8 @@ def export(args: argparse.Namespace, filters: Any, progress: Any) -> int:
     sessions, rows, name = fleet.export(
         args.db, args.console, args.format, args.session, filters.start_utc if filters else None,
         filters.end_utc if filters else None, Path(args.out), table=args.table,
-        progress=progress, force=args.force)
-    if progress is not None:
-        print(file=sys.stderr)
-    print(f"exported {sessions} session(s) of console {name}, {rows} pulse(s) to {args.out} "
-          f"({args.format})")
-    return 0
+        progress=progress, force=args.force, pulses=args.pulses)
+    return sessions, rows, name
 
 
 def verify(args: argparse.Namespace) -> int:

@@ -179,14 +179,18 @@ def add_commands(commands: Any) -> None:
     profiles_arg(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = commands.add_parser("export", help="export sessions: csv, json, ndjson or printable html")
-    p.add_argument("--format", required=True, choices=("csv", "json", "ndjson", "html"))
+    p = commands.add_parser("export", help="export sessions: csv, json, ndjson, or the printable "
+                            "record as html or pdf")
+    p.add_argument("--format", required=True, choices=("csv", "json", "ndjson", "html", "pdf"),
+                   help="html/pdf: the printable record (pdf through headless Chromium)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--session", type=positive_int, metavar="ID")
     which.add_argument("--from", dest="start", metavar="DATE", help="sessions started from")
     p.add_argument("--to", dest="end", metavar="DATE", help="... up to this date (with --from)")
     p.add_argument("--table", choices=("pulses", "events", "sessions"), default="pulses",
                    help="what a CSV export holds (default pulses)")
+    p.add_argument("--pulses", action="store_true",
+                   help="html/pdf: add the full pulse table to the printable record")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="a new file (an existing one only with --force)")
     p.add_argument("--force", action="store_true", help="replace --out if it is a file")
@@ -642,12 +646,16 @@ def cmd_simulate_bench(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from laserlog.config.siteconfig import site_for
     from laserlog.errors import LaserlogError
     from laserlog.review.export import export, select_sessions
     from laserlog.review.reports import make_filters
 
     if args.end and not args.start:
         raise LaserlogError("--to needs --from")
+    if args.pulses and args.format not in ("html", "pdf"):
+        raise LaserlogError(f"--pulses adds the pulse table to the printable record (--format "
+                            f"html or pdf); --format {args.format} always holds every pulse")
     f = make_filters(args.start, args.end) if args.start else None
     show = sys.stderr.isatty() if args.progress is None else args.progress
 
@@ -660,19 +668,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     if _central(args):
         from laserlog.cli.central import export as export_central
 
-        return export_central(args, f, progress if show else None)
+        count, rows, name = export_central(args, f, progress if show else None)
+        if show:
+            print(file=sys.stderr)
+        print(export_line(count, rows, args).replace(" to ", f" of console {name} to ", 1))
+        return 0
     if args.console is not None:
         raise LaserlogError("--console picks a console on a central server (--db postgresql://...)")
     with _read_store(args) as store:
+        site = site_for(store.path) if args.format in ("html", "pdf") else None
         sessions = select_sessions(store.conn, args.session, f.start_utc if f else None,
                                    f.end_utc if f else None)
         rows = export(store.conn, args.format, sessions, Path(args.out), table=args.table,
                       progress=progress if show else None, database=str(store.path),
-                      force=args.force)
+                      force=args.force, pulses=args.pulses, site=site)
     if show:
         print(file=sys.stderr)
-    print(f"exported {len(sessions)} session(s), {rows} pulse(s) to {args.out} ({args.format})")
+    print(export_line(len(sessions), rows, args))
     return 0
+
+
+def export_line(sessions: int, pulses: int, args: argparse.Namespace) -> str:
+    """Return what an export wrote: a printable record says whether it lists the pulses."""
+    if args.format in ("html", "pdf") and not args.pulses:
+        return (f"exported {sessions} session record(s) to {args.out} ({args.format}): "
+                f"{pulses} pulse(s) summarised per setting, no pulse table (add --pulses)")
+    if args.format in ("html", "pdf"):
+        return (f"exported {sessions} session record(s) to {args.out} ({args.format}) with "
+                f"{pulses} pulse(s) in the pulse table")
+    return f"exported {sessions} session(s), {pulses} pulse(s) to {args.out} ({args.format})"
 
 
 def cmd_site(args: argparse.Namespace) -> int:
@@ -691,7 +715,7 @@ def cmd_site(args: argparse.Namespace) -> int:
                                for p, b in site.profile_limits.items()},
             "second_anchor": str(site.second_anchor) if site.second_anchor else None,
             "operators_registered": site.operators_registered,
-            "timezone": site.timezone}
+            "timezone": site.timezone, "clinic_name": site.clinic_name}
     from laserlog.storage import signing
 
     key, key_path, _ = signing.installation_key(create=False)
@@ -703,6 +727,7 @@ def cmd_site(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"site configuration: {site.source}")
+    print(f"  clinic: {site.clinic_name or '(not set: [clinic] name, printed on session records)'}")
     print(f"  calibration: every {site.calibration_interval_days:g} days, {site.calibration_shots}"
           f" shots, warn beyond {site.warn_deviation:.0%}, fail beyond {site.fail_deviation:.0%}")
     print(f"  profile ranges widened by {site.profile_tolerance:.0%}")

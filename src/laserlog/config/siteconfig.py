@@ -11,6 +11,9 @@ leave its console without the officer's limits.
 timezone = "Europe/Paris" # IANA name: days, ISO weeks and months in reports, the screen
                           # and the web view are this zone's (default: the machine's zone)
 
+[clinic]                  # optional: printed at the head of every page of a session record
+name = "Rue Lepic Skin Clinic"
+
 [calibration]
 interval_days = 30        # a console's last check must be younger than this
 warn_deviation = 0.10     # |measured - set| / set above this warns
@@ -98,6 +101,8 @@ class SiteConfig:
     #: against the whole reference) and an example of it; None: laserlog's default rule.
     client_pattern: str | None = None
     client_example: str | None = None
+    #: The clinic's name, printed on every page of a session record; None: not configured.
+    clinic_name: str | None = None
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -170,11 +175,12 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     operators.done()
     keys = _trusted_keys(root.sub("trust"))
     pattern, example = _client_rule(root.sub("clients"))
+    clinic = _clinic_name(root.sub("clinic"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
-                      client_example=example)
+                      client_example=example, clinic_name=clinic)
 
 
 def _client_rule(reader: TableReader) -> tuple[str | None, str | None]:
@@ -203,6 +209,20 @@ def _client_rule(reader: TableReader) -> tuple[str | None, str | None]:
         raise reader.error("example", "missing or does not match the pattern", value=example,
                            expected=f"a reference matching {pattern}, shown to technicians")
     return pattern, example
+
+
+def _clinic_name(reader: TableReader) -> str | None:
+    """Return the clinic's name for printed records: one line of at most 120 characters."""
+    name = reader.opt_str("name")
+    reader.done()
+    if name is None:
+        return None
+    text = name.strip()
+    if not text or len(text) > 120 or not text.isprintable():
+        raise reader.error("name", "not a clinic name", value=name,
+                           expected="one line of 1-120 printable characters, e.g. "
+                           "\"Rue Lepic Skin Clinic\"")
+    return text
 
 
 def _timezone(reader: TableReader) -> str | None:

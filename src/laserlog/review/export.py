@@ -1,4 +1,5 @@
-"""Exports: sessions as CSV, JSON, NDJSON, or one printable HTML document per session.
+"""Exports: sessions as CSV, JSON, NDJSON, or the printable record (HTML, or PDF through
+headless Chromium; see `printable`).
 
 Rows are streamed from the database page by page, so a long export holds one page in
 memory and reports its progress. The file is written beside its destination and renamed
@@ -8,7 +9,6 @@ into place when complete (private, 0600): an interrupted export leaves no half f
 from __future__ import annotations
 
 import csv
-import html
 import json
 import math
 import os
@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from laserlog.config.files import dangling_link
+from laserlog.config.siteconfig import SiteConfig, site_for
 from laserlog.errors import LaserlogError
-from laserlog.review import corrections
+from laserlog.review import corrections, printable
+from laserlog.review.pdf import chromium, print_pdf
 from laserlog.review.precision import row_text
 from laserlog.storage.store import EVENT_LOG, PULSE_LOG, utc_now
 
-FORMATS = ("csv", "json", "ndjson", "html")
+FORMATS = ("csv", "json", "ndjson", "html", "pdf")
 CSV_TABLES = ("pulses", "events", "sessions")
 PAGE = 5000
 Progress = Callable[[int, int], None]
@@ -88,10 +90,14 @@ class _Counter:
 
 def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], out: Path, *,
            table: str = "pulses", progress: Progress | None = None,
-           database: str = "", force: bool = False) -> int:
-    """Write the sessions to `out` in a format; return the number of rows written.
+           database: str = "", force: bool = False, pulses: bool = False,
+           site: SiteConfig | None = None) -> int:
+    """Write the sessions to `out` in a format; return the number of pulses written (for
+    the printable record: printed in its pulse table, `pulses`, else summarised).
 
     An existing `out` is replaced only with `force`, and only when it is a regular file.
+    `site` (default: the database's site file) names the clinic and the local time zone
+    of a printable record.
     """
     if fmt not in FORMATS:
         raise LaserlogError(f"format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
@@ -120,6 +126,10 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
     counter = _Counter(_count(conn, sessions) if fmt != "csv" or table == "pulses"
                        else len(sessions), progress)
     try:
+        if fmt == "pdf":
+            _pdf(conn, sessions, fd, counter, site, database, pulses)
+            os.replace(tmp, out)
+            return counter.done
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             if fmt == "csv":
                 _csv(conn, sessions, stream, table, counter)
@@ -128,7 +138,8 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
             elif fmt == "ndjson":
                 _ndjson(conn, sessions, stream, counter)
             else:
-                _html(conn, sessions, stream, counter, database)
+                printable.write_records(conn, sessions, stream, site=_site(site, database),
+                                        database=database, pulses=pulses, counted=counter.add)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, out)
@@ -246,157 +257,31 @@ def _ndjson(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO
             counter.add(len(page))
 
 
-# -- the printable report -------------------------------------------------------------------
-_CSS = """
-body { font-family: "Helvetica Neue", Arial, sans-serif; font-size: 10.5pt; color: #000;
-       margin: 1.5cm; }
-h1 { font-size: 16pt; margin: 0 0 .2em; } h2 { font-size: 12pt; margin: 1.2em 0 .3em;
-     border-bottom: 1px solid #000; }
-table { border-collapse: collapse; width: 100%; margin: .3em 0; }
-th, td { border: 1px solid #999; padding: 2px 5px; text-align: left; vertical-align: top; }
-th { background: #eee; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.meta td:first-child { width: 28%; font-weight: bold; background: #f6f6f6; }
-.mark { font-weight: bold; } .invalid { font-weight: bold; text-decoration: underline; }
-.small { font-size: 8.5pt; color: #333; }
-section.session { page-break-after: always; break-after: page; }
-section.session:last-child { page-break-after: auto; break-after: auto; }
-thead { display: table-header-group; } tr { page-break-inside: avoid; break-inside: avoid; }
-@page { size: A4; margin: 1.5cm; }
-@media print { body { margin: 0; } }
-"""
-
-
-def _e(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return html.escape(f"{value:.5g}")
-    return html.escape(str(value))
-
-
-def _table(head: list[str], rows: list[list[Any]],
-           numeric: frozenset[int] | set[int] = frozenset()) -> str:
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(
-        f'<td class="num">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
-        for i, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[str],
-          counter: _Counter, database: str) -> None:
-    from laserlog.review.signoff import signatures
-
-    sigs = signatures(conn, [s["id"] for s in sessions])
-    title = (f"laserlog session {sessions[0]['id']}" if len(sessions) == 1
-             else f"laserlog sessions {sessions[0]['id']}-{sessions[-1]['id']}")
-    stream.write(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                 f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n")
-    for s in sessions:
-        stream.write(_session_html(conn, s, sigs.get(s["id"], []), database))
-        counter.add(conn.execute("SELECT count(*) FROM pulses WHERE session_id = ?",
-                                 (s["id"],)).fetchone()[0])
-    stream.write("</body></html>\n")
-
-
-def _session_html(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
-                  database: str) -> str:
-    from laserlog.config.siteconfig import site_for
-    from laserlog.recording.calstatus import status
-    from laserlog.review.reports import _unix
-    from laserlog.storage.verify import check_sessions
-
-    sid = s["id"]
-    fixes = corrections.corrections_for(conn, sid)
-    corrected = {c["column_name"] for c in fixes}
-
-    def detail(column: str) -> str:
-        mark = " <span class=\"mark\">(corrected)</span>" if column in corrected else ""
-        return _e(s[column]) + mark
-
-    parts = [f'<section class="session"><h1>Treatment session {sid}</h1>',
-             f'<p class="small">laserlog session record &middot; {_e(s["uuid"])} &middot; '
-             f'printed {_e(utc_now())} &middot; database {_e(database)}</p>']
-    meta = [
-        ("Status", _e(s["status"]) + (f" ({_e(s['end_reason'])})" if s["end_reason"] else "")),
-        ("Started (UTC)", _e(s["started_utc"])), ("Ended (UTC)", _e(s["ended_utc"])),
-        ("Console", f"{_e(s['profile_id'])} &middot; model {_e(s['model'])} &middot; serial "
-                    f"{_e(s['serial'])} &middot; firmware {_e(s['firmware'])}"),
-        ("Port", _e(s["port"])), ("Operator", _e(s["operator_id"])),
-        ("Client (pseudonym)", detail("client_ref")), ("Treatment area", detail("area")),
-        ("Skin type (Fitzpatrick)", detail("skin_type")),
-        ("Eyewear checked", "yes" if s["eyewear_checked"] else "<b>NO</b>"),
-    ]
-    parts.append('<table class="meta">' + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>"
-                                                  for k, v in meta) + "</table>")
-    parts.append("<h2>Totals</h2>")
-    parts.append(_table(["pulses", "total energy (J)", "fluence min (J/cm²)",
-                         "fluence max (J/cm²)", "regimes", "missing pulses", "events"],
-                        [[s["pulse_count"], s["total_energy_j"], s["min_fluence_j_cm2"],
-                          s["max_fluence_j_cm2"], s["regimes"] or "-", s["missing_pulses"],
-                          s["event_count"]]], {0, 1, 2, 3, 5, 6}))
-    breakdown = conn.execute(
-        "SELECT regime, handpiece, count(*), sum(energy_j), min(spot_mm), max(spot_mm),"
-        " max(fluence_j_cm2), max(beamlet_fluence_j_cm2), avg(pulse_duration_ps) FROM pulses"
-        " WHERE session_id = ? GROUP BY regime, handpiece ORDER BY regime, handpiece",
-        (sid,)).fetchall()
-    if breakdown:
-        parts.append(_table(["regime", "handpiece", "pulses", "energy (J)", "spot min (mm)",
-                             "spot max (mm)", "max fluence (J/cm²)", "max beamlet fluence (J/cm²)",
-                             "mean duration (ps)"], [list(r) for r in breakdown],
-                            {2, 3, 4, 5, 6, 7, 8}))
-    settings = conn.execute(
-        "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', received_unix_s, 'unixepoch'), name, value, unit"
-        " FROM settings WHERE session_id = ? ORDER BY id", (sid,)).fetchall()
-    parts.append("<h2>Settings</h2>")
-    parts.append(_table(["time (UTC)", "setting", "value", "unit"], [list(r) for r in settings],
-                        {2}) if settings else "<p>none recorded</p>")
-    events = conn.execute(
-        "SELECT received_utc, severity, kind, count, missing_pulses, message"
-        f" FROM ({EVENT_LOG}) AS event_log WHERE session_id = ? ORDER BY id", (sid,)).fetchall()
-    parts.append(f"<h2>Events ({len(events)})</h2>")
-    parts.append(_table(["time (UTC)", "severity", "kind", "count", "missing", "message"],
-                        [[r[0], str(r[1]).upper(), r[2], r[3], r[4], r[5]] for r in events],
-                        {3, 4}) if events else "<p>none</p>")
-    parts.append("<h2>Calibration status at session start</h2>")
-    try:
-        site = site_for(database) if database else None
-    except LaserlogError:
-        site = None
+def _site(site: SiteConfig | None, database: str) -> SiteConfig | None:
+    """Return the given site configuration, else the database's (None: unreadable)."""
     if site is not None:
-        st = status(conn, s["device_id"], site, _unix(s["started_utc"]))
-        parts.append(f"<p><b>{_e(st.state.upper())}</b>: {_e(st.message)}</p>")
-    flags = [r for r in events if str(r[2]).startswith("calibration_")]
-    if flags:
-        parts.append("<p>Flagged at session start: " + "; ".join(_e(r[5]) for r in flags)
-                     + "</p>")
-    if fixes:
-        parts.append("<h2>Corrections</h2>")
-        parts.append(_table(["time (UTC)", "field", "old value", "new value", "by", "reason"],
-                            [[c["corrected_utc"], c["column_name"], c["old_value"],
-                              c["new_value"], c["user_id"], c["reason"]] for c in fixes]))
-    parts.append("<h2>Signatures</h2>")
-    if sigs:
-        rows = []
-        for g in sigs:
-            rows.append([g.status, g.meaning, g.printed_name, f"{g.role}, {g.user_id}",
-                         g.signed_utc, f"seal link {g.chain_id}, {g.chain_hash[:16]}…",
-                         g.reason or "-"])
-        table = _table(["status", "meaning", "printed name", "role, ID", "signed (UTC)",
-                        "bound to", "note"], rows)
-        for flagged in ("INVALID", "LEGACY"):
-            table = table.replace(f"<td>{flagged}</td>", f'<td class="invalid">{flagged}</td>')
-        parts.append(table)
-    else:
-        parts.append("<p>Not signed.</p>")
-    seal = check_sessions(conn, [sid])[sid]
-    if seal.seal_link is None:
-        integrity = f"Not sealed: {seal.reason}."
-    elif seal.intact:
-        integrity = (f"Sealed at chain link {seal.seal_link} ({(seal.seal_hash or '')[:16]}…): "
-                     "the stored data matches the seal.")
-    else:
-        integrity = f"<b>DOES NOT MATCH ITS SEAL</b>: {_e(seal.reason)}"
-    parts.append(f"<h2>Record integrity</h2><p>{integrity}</p>")
-    parts.append("</section>\n")
-    return "".join(parts)
+        return site
+    try:
+        return site_for(database) if database else None
+    except LaserlogError:
+        return None
+
+
+def _pdf(conn: sqlite3.Connection, sessions: list[dict[str, Any]], fd: int, counter: _Counter,
+         site: SiteConfig | None, database: str, pulses: bool) -> None:
+    """Write the printable record as PDF to the open file `fd` (closed when done)."""
+    import tempfile
+
+    with os.fdopen(fd, "wb") as stream, \
+            tempfile.TemporaryDirectory(prefix="laserlog-record-") as folder:
+        chromium()  # before the work: a missing browser is one message, not a late failure
+        page = Path(folder) / "record.html"
+        with page.open("w", encoding="utf-8") as html_stream:
+            printable.write_records(conn, sessions, html_stream, site=_site(site, database),
+                                    database=database, pulses=pulses, counted=counter.add)
+        printed = Path(folder) / "record.pdf"
+        print_pdf(page, printed)
+        with printed.open("rb") as source:
+            stream.write(source.read())
+        stream.flush()
+        os.fsync(stream.fileno())

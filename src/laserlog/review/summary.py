@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +40,13 @@ def format_sessions(rows: list[dict[str, Any]]) -> str:
 
 def _duration_text(started: str | None, ended: str | None) -> str:
     """Return '   lasted 20:14' for a session with both ends readable, else ''."""
+    clock = session_duration(started, ended)
+    return f"   lasted {clock}" if clock else ""
+
+
+def session_duration(started: str | None, ended: str | None) -> str:
+    """Return how long a session lasted ('20:14', '1:02:09'); '' when an end is missing,
+    unreadable or before the start."""
     from datetime import datetime
 
     try:
@@ -50,8 +58,7 @@ def _duration_text(started: str | None, ended: str | None) -> str:
     if seconds < 0:
         return ""
     hours, rest = divmod(seconds, 3600)
-    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-    return f"   lasted {clock}"
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def format_session(store: Store, session_id: int) -> str:
@@ -61,7 +68,7 @@ def format_session(store: Store, session_id: int) -> str:
         return f"no session {session_id}"
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
     events = store.events(session_id)
-    unknown = unknown_dose_shots(store, session_id, events)
+    unknown = unknown_dose_shots(store.conn, session_id, events)
     lines = [
         f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
         f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
@@ -112,10 +119,11 @@ def format_pulses(store: Store, session_id: int, page_size: int = 5000) -> str:
     return "\n".join(lines)
 
 
-def unknown_dose_shots(store: Store, session_id: int, events: list[dict[str, Any]]) -> int:
+def unknown_dose_shots(conn: sqlite3.Connection, session_id: int,
+                       events: list[dict[str, Any]]) -> int:
     """Return how many shots of a session have no known dose: readings that could not be
     physical (never pulses) and pulses stored without energy."""
-    return sum(1 for e in events if e["kind"] == "invalid_reading") + store.conn.execute(
+    return sum(1 for e in events if e["kind"] == "invalid_reading") + conn.execute(
         "SELECT count(*) FROM pulses WHERE session_id = ? AND energy_j IS NULL",
         (session_id,)).fetchone()[0]
 
@@ -124,7 +132,7 @@ def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
     """Return a session, its events and settings (and pulses if asked) as JSON."""
     data: dict[str, Any] = dict(store.session(session_id) or {})
     data["events"] = store.events(session_id)
-    data["unknown_dose_shots"] = unknown_dose_shots(store, session_id, data["events"])
+    data["unknown_dose_shots"] = unknown_dose_shots(store.conn, session_id, data["events"])
     data["settings"] = store.settings(session_id)
     from laserlog.review.signoff import review_data
 
