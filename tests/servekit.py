@@ -103,3 +103,45 @@ def served(db: Path, *extra: str, timeout_s: float = 60.0) -> Iterator[str]:
 
 def elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
+
+
+#: C-1042's sessions in order: (area, console). ps1064 pulses pass the site's fluence limit,
+#: so "out of limits" depends on which sessions count: the last six left-cheek sessions hold
+#: two such sessions, the two older ones a third that must not be counted.
+OFFICER_SESSIONS = [("left cheek", "ps1064"), ("left cheek", "ps755"), ("forehead", "ps755"),
+                    ("left cheek", "ps755"), ("left cheek", "ps1064"), ("left cheek", "ps755"),
+                    ("forehead", "ps1064"), ("left cheek", "ps755"), ("left cheek", "ps1064"),
+                    ("left cheek", "ps755")]
+
+
+def fill_officer(folder: Path) -> Path:
+    """Record C-1042's ten sessions (eight on the left cheek, two on the forehead) and one of
+    C-2077's, sign one off and correct one's area; return the database."""
+    from laserlog.config.profile import open_profile
+    from laserlog.recording.recorder import SessionInfo
+    from laserlog.review.corrections import correct
+    from laserlog.review.signoff import sign
+    from laserlog.sim.engine import Simulator
+
+    from reviewkit import record
+
+    db = folder / "laserlog.db"
+    (folder / "site.toml").write_text('timezone = "Europe/Berlin"\n' + SITE)
+    checks = {"eyewear": True, "consent": True, "sun_exposure": True}
+    with Store(db) as store, \
+            Simulator(open_profile("ps755-ref"), folder / "ps755", seed=7, rate_hz=100) as p755, \
+            Simulator(open_profile("ps1064-ref"), folder / "ps1064", seed=8,
+                      rate_hz=100) as p1064:
+        sims = {"ps755": p755, "ps1064": p1064}
+        plan = [("C-1042", area, console) for area, console in OFFICER_SESSIONS]
+        plan.insert(3, ("C-2077", "left cheek", "ps755"))
+        for n, (client_ref, area, console) in enumerate(plan):
+            info = SessionInfo("tech-01" if n % 2 else "tech-02", client_ref,
+                               "chin" if n == 5 else area, skin_type="III",
+                               eyewear_checked=True, checklist=checks)
+            record(store, sims[console], info, pulses=8 + n)
+        officer = user(store, "lso-01")
+        sign(store, 2, signer(store, "lso-01"), "approved")
+        # Session 6 was entered as chin: corrected to the left cheek, it counts there.
+        correct(store, 6, "area", "left cheek", "entered as chin by mistake", officer)
+    return db

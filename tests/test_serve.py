@@ -182,11 +182,10 @@ def test_every_table_and_column_is_described_with_units(filled, url):
             assert tables[name]["description"], name
             columns = [r[1] for r in conn.execute(f"PRAGMA table_info({name})")]
             assert set(columns) <= set(tables[name]["columns"]), (name, columns)
-    assert tables["pulses"]["units"]["fluence_j_cm2"] == "J/cm^2"
     assert tables["sessions"]["facets"] == ["profile_id", "operator_id", "area", "status"]
     assert "pseudonym" in tables["sessions"]["columns"]["client_ref"]
     page = httpx.get(f"{url}/laserlog/pulses", timeout=30).text
-    assert re.search(r"\d(&nbsp;| )m?J<", page)  # values carry their unit
+    assert re.search(r"\d J<", page)  # values carry their unit
 
 
 def test_passphrase_keys_never_leave_the_database(url):
@@ -304,3 +303,80 @@ def test_officers_must_log_in_when_passwords_are_set(filled, tmp_path):
                                          "csrftoken": token.group(1)})
         assert c.get(f"{base}/laserlog/energy_by_session.json").status_code == 200
         assert c.get(f"{base}/-/laserlog/sessions/1/report").status_code == 200
+
+
+def test_times_read_as_dates_and_values_in_clinical_units(url):
+    meta = httpx.get(f"{url}/-/metadata.json", timeout=30).json()
+    assert all("units" not in t for t in meta["databases"]["laserlog"]["tables"].values())
+    page = httpx.get(f"{url}/laserlog/pulses", timeout=30).text
+    assert not re.search(r"\d\s*(&nbsp;)?[GM]s<", page)  # not `1.796198 Gs`
+    assert "kJ/m" not in page and "J/m²" not in page
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
+    assert re.search(r">\d+\.\d{3} J/cm²<", page)  # fluence at 0.001 J/cm²
+
+
+def test_canned_query_shows_results_first_without_float_noise_and_sql_collapsed(url):
+    page = httpx.get(f"{url}/laserlog/energy_by_session", timeout=30).text
+    table = page.index('<table class="rows-and-columns"')
+    sql = page.index('id="sql-query"')
+    assert table < sql
+    assert re.search(r'<details class="laserlog-sql">\s*<summary>', page[table:])
+    cells = page[table:sql]
+    assert not re.search(r"\d\.\d{6,}", cells), re.findall(r"\d\.\d{6,}", cells)
+    assert re.search(r">\d+\.\d{4} J<", cells)
+
+
+def test_home_page_offers_the_officers_questions_and_the_dashboard(url):
+    page = httpx.get(f"{url}/", timeout=30).text
+    for name in ("client", "area", "last", "from", "to", "device", "operator"):
+        assert re.search(rf'<input[^>]+name="{name}"', page), name
+    assert 'href="/-/dashboards/review"' in page
+    from laserlog.web.queries import canned_queries
+
+    for name in canned_queries(30):
+        assert f'/laserlog/{name}"' in page, name
+    first_table = re.search(r'href="/laserlog/(\w+)"', page.split("The log itself")[1])
+    assert first_table and first_table.group(1) == "sessions"
+    assert page.index("Ask the log") < page.index("The log itself")
+
+
+def test_no_log_in_link_when_no_accounts_are_configured(url):
+    page = httpx.get(f"{url}/", timeout=30).text
+    assert "/-/login" not in page and "Log in" not in page
+
+
+def test_fluence_histogram_bins_follow_the_data(filled, url):
+    from laserlog.web.dashboard import SLUG, dashboards
+
+    sql = re.sub(r"\[\[.*?\]\]", "", dashboards("laserlog")[SLUG]["charts"]
+                 ["fluence-per-regime"]["query"])
+    bins = httpx.get(f"{url}/laserlog.json", params={"sql": sql, "_shape": "array"},
+                     timeout=30).json()
+    with sqlite3.connect(filled) as conn:
+        low, high, n = conn.execute("SELECT min(fluence_j_cm2), max(fluence_j_cm2), count(*)"
+                                    " FROM pulses WHERE fluence_j_cm2 IS NOT NULL").fetchone()
+    assert len({b["bin_from_j_cm2"] for b in bins}) >= 5  # not one bar
+    assert min(b["bin_from_j_cm2"] for b in bins) == pytest.approx(low)
+    assert max(b["bin_to_j_cm2"] for b in bins) >= high
+    assert all(b["bin_to_j_cm2"] - b["bin_from_j_cm2"] <= (high - low) / 4 for b in bins)
+    assert sum(b["pulses"] for b in bins) == n
+
+
+def test_queries_narrow_by_client_area_operator_and_last_sessions(url):
+    assert [r["session"] for r in canned(url, "energy_by_session", client="c-1")] == [1, 2]
+    assert [r["session"] for r in canned(url, "energy_by_session", client="C-1",
+                                         area="left cheek", last="1")] == [2]
+    assert [r["session"] for r in canned(url, "energy_by_session", operator="tech-02")] == [2]
+    assert [r["session"] for r in canned(url, "energy_by_session", area="chin")] == [3]
+    assert canned(url, "energy_by_session", area="chin")[0]["corrected"] == "area"
+    assert {r["session"] for r in canned(url, "faults_in_period", client="C-2")} == {3}
+
+
+def test_client_page_shows_corrected_areas_and_sign_off_states(url):
+    page = httpx.get(f"{url}/-/laserlog/client", params={"client": "C-2"}, timeout=30).text
+    assert re.search(r"chin <span[^>]*>\(corrected, recorded as forehead\)", page)
+    page = httpx.get(f"{url}/-/laserlog/client", params={"client": "C-1"}, timeout=30).text
+    assert "approved VALID" in page and "unsigned" in page
+    bad = httpx.get(f"{url}/-/laserlog/client", params={"client": "C-1", "last": "six"},
+                    timeout=30)
+    assert bad.status_code == 400 and "expected a whole number" in bad.text

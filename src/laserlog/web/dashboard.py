@@ -13,12 +13,44 @@ from laserlog.web.queries import LOCAL_DAY, LOCAL_WEEK
 SLUG = "review"
 #: The fluence histogram reads this many of the most recent pulses (a rowid range: fast).
 FLUENCE_SAMPLE = 200_000
-FLUENCE_BIN_J_CM2 = 0.25
+#: At most this many bins, however wide the range: the chart stays readable.
+FLUENCE_MAX_BINS = 60
 
 _DEVICE = ("CASE WHEN d.serial IS NOT NULL AND d.serial != '' THEN s.profile_id || '/' ||"
            " d.serial ELSE s.profile_id END")
 _PERIOD = ("[[ AND s.started_utc >= strftime('%Y-%m-%dT%H:%M:%fZ', :date_from) ]]"
            " [[ AND s.started_utc < strftime('%Y-%m-%dT%H:%M:%fZ', :date_to, '+1 day') ]]")
+
+
+#: The fluence histogram: bins as wide as Freedman and Diaconis advise (2 IQR / n^(1/3)) over
+#: the fluences actually seen, so a clinic's 0.02-0.09 J/cm² does not fall into one bar.
+FLUENCE_BINS_SQL = f"""WITH sample AS (
+  SELECT p.regime, p.fluence_j_cm2 AS f FROM pulses p
+  WHERE p.id > (SELECT coalesce(max(id), 0) FROM pulses) - {FLUENCE_SAMPLE}
+    AND p.fluence_j_cm2 IS NOT NULL
+    [[ AND p.received_unix_s >= CAST(strftime('%s', :date_from) AS REAL) ]]
+    [[ AND p.received_unix_s < CAST(strftime('%s', :date_to, '+1 day') AS REAL) ]]
+),
+quartiles AS (SELECT f, ntile(4) OVER (ORDER BY f) AS q FROM sample),
+stats AS (
+  SELECT min(f) AS lo, max(f) AS hi, count(*) AS n,
+    (SELECT max(f) FROM quartiles WHERE q = 3) - (SELECT max(f) FROM quartiles WHERE q = 1)
+      AS iqr
+  FROM sample
+),
+width AS (
+  SELECT lo, hi, CASE WHEN hi <= lo THEN 1.0 ELSE max((hi - lo) / {FLUENCE_MAX_BINS}.0,
+    CASE WHEN iqr > 0 THEN 2 * iqr / pow(n, 1.0 / 3) ELSE (hi - lo) / 20.0 END) END AS w
+  FROM stats
+),
+binned AS (
+  SELECT regime, min(CAST((f - lo) / w AS INTEGER),
+                     max(CAST(ceil((hi - lo) / w) AS INTEGER) - 1, 0)) AS b
+  FROM sample, width
+)
+SELECT binned.regime, lo + w * b AS bin_from_j_cm2, lo + w * (b + 1) AS bin_to_j_cm2,
+  count(*) AS pulses
+FROM binned, width GROUP BY binned.regime, b ORDER BY binned.regime, b"""
 
 
 def _chart(db: str, title: str, query: str, display: dict[str, Any]) -> dict[str, Any]:
@@ -63,17 +95,12 @@ def dashboards(db: str) -> dict[str, Any]:
                  "y": {"field": "pulses", "type": "quantitative", "title": "pulses"}}}),
         "fluence-per-regime": _chart(
             db, f"Fluence distribution per regime (J/cm², last {FLUENCE_SAMPLE:,} pulses)",
-            f"SELECT p.regime, round(p.fluence_j_cm2 / {FLUENCE_BIN_J_CM2}) *"
-            f" {FLUENCE_BIN_J_CM2} AS fluence_j_cm2, count(*) AS pulses FROM pulses p"
-            f" WHERE p.id > (SELECT coalesce(max(id), 0) FROM pulses) - {FLUENCE_SAMPLE}"
-            " AND p.fluence_j_cm2 IS NOT NULL"
-            " [[ AND p.received_unix_s >= CAST(strftime('%s', :date_from) AS REAL) ]]"
-            " [[ AND p.received_unix_s < CAST(strftime('%s', :date_to, '+1 day') AS REAL) ]]"
-            " GROUP BY p.regime, 2 ORDER BY p.regime, 2",
+            FLUENCE_BINS_SQL,
             {"mark": {"type": "bar", "tooltip": True},
              "encoding": {
-                 "x": {"field": "fluence_j_cm2", "type": "quantitative",
-                       "title": "fluence (J/cm², bins of 0.25)"},
+                 "x": {"field": "bin_from_j_cm2", "type": "quantitative",
+                       "title": "fluence (J/cm², Freedman–Diaconis bins over the range seen)"},
+                 "x2": {"field": "bin_to_j_cm2"},
                  "y": {"field": "pulses", "type": "quantitative", "title": "pulses"},
                  "color": {"field": "regime", "type": "nominal", "title": "regime"}}}),
     }

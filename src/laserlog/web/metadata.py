@@ -113,14 +113,6 @@ VIEWS = {
     "calibration_log": ("calibrations", "Calibration checks, short form."),
 }
 
-UNITS = {
-    "pulse_duration_ps": "ps", "energy_j": "J", "fluence_j_cm2": "J/cm^2", "spot_mm": "mm",
-    "wavelength_nm": "nm", "rep_rate_hz": "Hz", "beamlet_fluence_j_cm2": "J/cm^2",
-    "total_energy_j": "J", "min_fluence_j_cm2": "J/cm^2", "max_fluence_j_cm2": "J/cm^2",
-    "set_energy_j": "J", "mean_measured_energy_j": "J", "measured_energy_j": "J",
-    "received_unix_s": "s", "committed_unix_s": "s",
-}
-
 FACETS = {
     "sessions": ["profile_id", "operator_id", "area", "status"],
     "pulses": ["regime"], "pulse_log": ["regime"],
@@ -149,9 +141,6 @@ def table_metadata() -> dict[str, dict[str, Any]]:
         described[view] = (description, columns)
     for table, (description, columns) in described.items():
         entry: dict[str, Any] = {"description": description, "columns": columns}
-        units = {c: u for c, u in UNITS.items() if c in columns}
-        if units:
-            entry["units"] = units
         if table in FACETS:
             entry["facets"] = FACETS[table]
         if table in SORT_DESC:
@@ -168,10 +157,10 @@ def build_metadata(*, interval_days: float, passwords: dict[str, str] | None) ->
     metadata: dict[str, Any] = {
         "title": TITLE,
         "description": ("Read-only view of the laserlog database for the laser safety officer. "
-                        "Units are in every column name (energy_j in J, fluence_j_cm2 in "
-                        "J/cm², spot_mm in mm, pulse_duration_ps in ps); client_ref is a "
-                        "pseudonym, never a name. The review queries below agree with "
-                        "`laserlog report`; charts are under Dashboards."),
+                        "Every value is shown in its unit (energy in J, fluence in J/cm², "
+                        "spot in mm) and every time in UTC and the site's time zone; a client "
+                        "is a pseudonym, never a name. The review queries agree with "
+                        "`laserlog report`."),
         "databases": {DATABASE: {
             "description": "laserlog database (opened read-only)",
             "tables": table_metadata(),

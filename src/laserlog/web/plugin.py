@@ -18,8 +18,9 @@ from datasette import hookimpl
 from datasette.utils.asgi import Forbidden, NotFound, Request, Response
 from markupsafe import Markup, escape
 
+from laserlog.web import cells
 from laserlog.web.metadata import DATABASE
-from laserlog.web.queries import REPORT_ROUTE
+from laserlog.web.queries import CLIENT_ROUTE, REPORT_ROUTE
 
 _local = threading.local()
 _REPORT_PATH = re.compile(r"^/-/laserlog/sessions/\d+/report$")
@@ -97,9 +98,74 @@ async def session_report(request: Request, datasette: Any) -> Response:
     return Response.html(html)
 
 
+async def client_page(request: Request, datasette: Any) -> Response:
+    """Serve one client's page: the officer's question answered first, then the sessions."""
+    from urllib.parse import urlencode
+
+    from laserlog.web import client
+
+    if await datasette.permission_allowed(request.actor, "view-instance",
+                                          default=True) is False:
+        raise Forbidden("view-instance denied")
+    db = datasette.get_database(DATABASE)
+    context: dict[str, Any] = {"error": "", "rows": [], "filters": {
+        name: (request.args.get(name) or "").strip() for name in client.PARAMS},
+        "choices": await choices(datasette)}
+    try:
+        filters = client.read_filters(dict(request.args))
+        if not filters["client"]:
+            raise client.FilterError("client: expected a client pseudonym, e.g. C-1042")
+    except client.FilterError as exc:
+        context["error"] = str(exc)
+        html = await datasette.render_template("laserlog_client.html", context, request=request)
+        return Response.html(html, status=400)
+    rows = [dict(r) for r in (await db.execute(client.CLIENT_SESSIONS, filters)).rows]
+    everything = {**{name: "" for name in client.PARAMS}, "client": filters["client"]}
+    all_rows = [dict(r) for r in (await db.execute(client.CLIENT_SESSIONS, everything)).rows]
+    sql_url = datasette.urls.database(DATABASE) + "?" + urlencode(
+        {"sql": client.CLIENT_SESSIONS.strip(), **filters})
+    context.update(client.page_context(rows, filters, all_rows, db.site, sql_url))
+    context["sql_text"] = client.CLIENT_SESSIONS.strip()
+    context["cell"] = lambda column, value: (
+        cells.cell(column, value, db.zone) or ("-" if value is None else value))
+    html = await datasette.render_template("laserlog_client.html", context, request=request)
+    return Response.html(html)
+
+
+async def choices(datasette: Any) -> dict[str, list[str]]:
+    """Return the clients, areas, consoles and operators the log holds, for the forms."""
+    from laserlog.web.queries import SESSIONS_CTE
+
+    db = datasette.get_database(DATABASE)
+    empty = {name: "" for name in ("from", "to", "client", "area", "device", "operator",
+                                   "last")}
+    out = {}
+    for key, column in (("clients", "client_ref"), ("areas", "area"), ("devices", "device"),
+                        ("operators", "operator_id")):
+        result = await db.execute(f"{SESSIONS_CTE}SELECT DISTINCT {column} AS v FROM selected"
+                                  f" WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 500", empty)
+        out[key] = [str(r["v"]) for r in result.rows]
+    return out
+
+
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    return [(r"^/-/laserlog/sessions/(?P<session_id>\d+)/report$", session_report)]
+    return [(r"^/-/laserlog/sessions/(?P<session_id>\d+)/report$", session_report),
+            (r"^/-/laserlog/client$", client_page)]
+
+
+@hookimpl
+def extra_template_vars(template: str, datasette: Any) -> Any:
+    """Give the home page the review queries and the log's clients, areas and consoles."""
+    if template != "index.html":
+        return None
+
+    async def inner() -> dict[str, Any]:
+        queries = (datasette.metadata("queries", database=DATABASE) or {})
+        return {"laserlog_queries": [{"name": name, **q} for name, q in queries.items()],
+                "choices": await choices(datasette)}
+
+    return inner
 
 
 @hookimpl
@@ -115,7 +181,10 @@ def render_cell(row: Any, value: Any, column: str, table: str | None, database: 
             return None
         href = escape(datasette.urls.path(report_url(session_id)))
         return Markup(f'{escape(value)} <a href="{href}">(printable report)</a>')
-    return None
+    if column in ("client", "client_ref") and isinstance(value, str) and value:
+        href = escape(datasette.urls.path(client_url(value)))
+        return Markup(f'<a href="{href}">{escape(value)}</a>')
+    return cells.cell(column, value, getattr(datasette.databases.get(database), "zone", None))
 
 
 @hookimpl
@@ -131,3 +200,10 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str,
 def report_url(session_id: int) -> str:
     """Return the path of a session's printable report."""
     return REPORT_ROUTE.format(id=session_id)
+
+
+def client_url(client_ref: str) -> str:
+    """Return the path of a client's page."""
+    from urllib.parse import quote
+
+    return f"{CLIENT_ROUTE}?client={quote(client_ref)}"

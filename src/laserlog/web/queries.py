@@ -20,6 +20,8 @@ from laserlog.review.reports import FAULT_KINDS
 
 #: Where a session's printable HTML report is served (see laserlog.web.plugin).
 REPORT_ROUTE = "/-/laserlog/sessions/{id}/report"
+#: Where one client's page is served, `?client=C-1042&area=...&last=6` (laserlog.web.client).
+CLIENT_ROUTE = "/-/laserlog/client"
 
 
 def _latest_correction(column: str) -> str:
@@ -62,6 +64,10 @@ def _unix(iso_sql: str) -> str:
             f" - CAST(strftime('%S', {iso_sql}) AS INTEGER))")
 
 
+#: Which of a session's details a correction replaced ('' when none), e.g. 'area'.
+_CORRECTED = ("trim(CASE WHEN c_client_ref.row_id IS NOT NULL THEN 'client ' ELSE '' END"
+              " || CASE WHEN c_area.row_id IS NOT NULL THEN 'area' ELSE '' END)")
+
 #: Sessions with corrected details, their console named as the reports name it, and their
 #: out-of-limit pulse count; filtered by the optional `from` / `to` parameters.
 SESSIONS_CTE = f"""
@@ -73,7 +79,9 @@ corrected AS (
               ELSE s.profile_id END AS device,
          {_latest_correction('client_ref')} AS client_ref,
          {_latest_correction('area')} AS area,
-         s.pulse_count, s.total_energy_j, s.max_fluence_j_cm2, s.regimes
+         s.pulse_count, s.total_energy_j, s.max_fluence_j_cm2, s.regimes,
+         s.client_ref AS client_as_recorded, s.area AS area_as_recorded,
+         {_CORRECTED} AS corrected
   FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
   {_correction_join('client_ref')}{_correction_join('area')}
   WHERE (:from = '' OR s.started_utc >= {_start('from')})
@@ -83,9 +91,18 @@ limit_counts AS (
   SELECT session_id, sum(count) AS n FROM events WHERE kind = 'out_of_limit'
   GROUP BY session_id
 ),
-selected AS (
-  SELECT corrected.*, coalesce(limit_counts.n, 0) AS out_of_limit
+filtered AS (
+  SELECT corrected.*, coalesce(limit_counts.n, 0) AS out_of_limit,
+         row_number() OVER (ORDER BY corrected.started_utc DESC, corrected.id DESC) AS newest
   FROM corrected LEFT JOIN limit_counts ON limit_counts.session_id = corrected.id
+  WHERE (:client = '' OR upper(client_ref) = upper(trim(:client)))
+    AND (:area = '' OR lower(area) = lower(trim(:area)))
+    AND (:device = '' OR profile_id = :device OR serial = :device OR device = :device)
+    AND (:operator = '' OR operator_id = :operator)
+),
+selected AS (
+  SELECT * FROM filtered
+  WHERE :last = '' OR newest <= CAST(:last AS INTEGER)
 )
 """
 
@@ -119,7 +136,8 @@ def _energy_grouped(keys: list[tuple[str, str]]) -> str:
             f" GROUP BY {names} ORDER BY {names}")
 
 
-def _report_link(id_sql: str) -> str:
+def report_link(id_sql: str) -> str:
+    """Return SQL for the path of a session's printable report."""
     route = REPORT_ROUTE.replace("{id}", "' || " + id_sql + " || '")
     return f"'{route}'"
 
@@ -134,12 +152,12 @@ ENERGY_BY_SESSION = f"""{SESSIONS_CTE}SELECT id AS session, started_utc, status,
   operator_id AS operator, client_ref AS client, coalesce(area, '-') AS area,
   pulse_count AS pulses, total_energy_j AS energy_j, max_fluence_j_cm2,
   {_regimes('regimes', False)} AS regimes, out_of_limit, {_SIGNATURES} AS signatures,
-  {_report_link('id')} AS printable_report
+  corrected, {report_link('id')} AS printable_report
 FROM selected ORDER BY started_utc, id"""
 
 UNSIGNED_SESSIONS = f"""{SESSIONS_CTE}SELECT id AS session, started_utc, status, device,
   operator_id AS operator, client_ref AS client, {_SIGNATURES} AS signatures,
-  {_report_link('id')} AS printable_report
+  {report_link('id')} AS printable_report
 FROM selected
 WHERE status != 'recording' AND NOT EXISTS (
   SELECT 1 FROM signoffs g WHERE g.session_id = selected.id AND g.meaning = 'approved'
@@ -150,7 +168,7 @@ SIGNOFFS = f"""{SESSIONS_CTE}SELECT selected.id AS session, selected.started_utc
   selected.operator_id AS operator, selected.client_ref AS client, g.meaning,
   g.printed_name AS signer, g.role, g.user_id AS user, g.signed_utc,
   laserlog_signature_status(g.id) AS status,
-  laserlog_signature_reason(g.id) AS reason, {_report_link('selected.id')} AS printable_report
+  laserlog_signature_reason(g.id) AS reason, {report_link('selected.id')} AS printable_report
 FROM selected JOIN signoffs g ON g.session_id = selected.id
 WHERE (:user = '' OR g.user_id = :user)
 ORDER BY selected.started_utc, selected.id, g.id"""
@@ -161,8 +179,9 @@ devices_named AS (
   SELECT s.id, s.operator_id, s.profile_id, d.serial,
          CASE WHEN d.serial IS NOT NULL AND d.serial != '' THEN s.profile_id || '/' || d.serial
               ELSE s.profile_id END AS device,
-         {_latest_correction('client_ref')} AS client_ref
+         {_latest_correction('client_ref')} AS client_ref, {_latest_correction('area')} AS area
   FROM sessions s LEFT JOIN devices d ON d.id = s.device_id{_correction_join('client_ref')}
+  {_correction_join('area')}
 ),
 selected AS (
   SELECT e.id, e.session_id,
@@ -174,7 +193,10 @@ selected AS (
   WHERE e.kind IN ({{kinds}})
     AND (:from = '' OR e.received_unix_s >= {_unix(_start('from'))})
     AND (:to = '' OR e.received_unix_s < {_unix(_end('to'))})
-    AND (:device = '' OR n.profile_id = :device OR n.serial = :device)
+    AND (:device = '' OR n.profile_id = :device OR n.serial = :device OR n.device = :device)
+    AND (:client = '' OR upper(n.client_ref) = upper(trim(:client)))
+    AND (:area = '' OR lower(n.area) = lower(trim(:area)))
+    AND (:operator = '' OR n.operator_id = :operator)
 )
 """
 
@@ -211,7 +233,7 @@ grouped AS (
 )
 SELECT grouped.session_id AS session, s.started_utc, device, operator, client, quantity,
   limit_source AS "limit", severity, pulses, {_NUMBERED} AS first,
-  {_report_link('grouped.session_id')} AS printable_report
+  {report_link('grouped.session_id')} AS printable_report
 FROM grouped JOIN sessions s ON s.id = grouped.session_id
 WHERE nth = 1
 ORDER BY grouped.session_id, quantity, limit_source"""
@@ -306,10 +328,17 @@ def canned_queries(interval_days: float) -> dict[str, dict[str, Any]]:
             "Sign-offs: who signed what, VALID or INVALID",
             "`laserlog report signoffs`; `user` narrows to one signer.", SIGNOFFS),
     }
+    narrow = (" `client` (a pseudonym such as C-1042), `area`, `device` (profile or serial) and "
+              "`operator` narrow the sessions; leave them empty for all.")
+    last = " `last` keeps only the newest N of the sessions so narrowed (e.g. 6)."
     out = {}
     for name, (title, description, sql) in queries.items():
         if ":from" in sql:
             description += period
+        if ":client" in sql:
+            description += narrow
+        if ":last" in sql:
+            description += last
         if name.startswith("energy_"):
             description += energy
         out[name] = {"title": title, "description": description, "sql": sql.strip()}

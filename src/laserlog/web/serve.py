@@ -55,9 +55,11 @@ class ReadOnlyDatabase(Database):
     site's time zone `zone` (None: the machine's), as the reports count them.
     """
 
-    def __init__(self, *args: Any, zone: tzinfo | None = None, **kw: Any) -> None:
+    def __init__(self, *args: Any, zone: tzinfo | None = None, site: Any = None,
+                 **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.zone = zone
+        self.site = site  # the site file: the client page draws its fluence limits
 
     def connect(self, write: bool = False) -> sqlite3.Connection:
         if write:
@@ -139,14 +141,27 @@ def build(db_path: Path, *, passwords: dict[str, str] | None = None,
         site = site_for(db_path)
     if not pm.is_registered(plugin):
         pm.register(plugin, name="laserlog")
+    _offer_log_in(pm, bool(passwords))
     metadata = build_metadata(interval_days=site.calibration_interval_days,
                               passwords=passwords)
-    ds = Datasette([], metadata=metadata, settings=SETTINGS)
-    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True, zone=site.zone),
-                    name=DATABASE)
+    ds = Datasette([], metadata=metadata, settings=SETTINGS,
+                   template_dir=str(Path(__file__).with_name("templates")))
+    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True, zone=site.zone,
+                                     site=site), name=DATABASE)
     if "_memory" in ds.databases:
         ds.remove_database("_memory")  # the log is the only database on show
     return ds
+
+
+def _offer_log_in(pm: Any, accounts: bool) -> None:
+    """Offer `Log in` only when officers' accounts exist: without them it leads nowhere."""
+    import datasette_auth_passwords
+
+    registered = pm.is_registered(datasette_auth_passwords)
+    if accounts and not registered:
+        pm.register(datasette_auth_passwords, name="auth_passwords")
+    elif not accounts and registered:
+        pm.unregister(datasette_auth_passwords)
 
 
 def _check_port_free(host: str, port: int) -> None:
