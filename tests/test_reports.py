@@ -182,3 +182,30 @@ def test_energy_grouped_in_sqlite_equals_grouping_in_python(filled, by, window):
                 assert a[key] == pytest.approx(b[key], rel=1e-12)
             else:
                 assert a[key] == b[key], key
+
+
+def test_last_n_narrows_faults_and_signoffs_to_the_clients_latest_sessions(filled):
+    every = report(filled, "faults", "--client", "C-1", "--area", "left cheek")["rows"]
+    latest = report(filled, "faults", "--client", "C-1", "--area", "left cheek", "--last", "1")
+    assert {r["session"] for r in every} == {1, 2}
+    assert latest["rows"] and {r["session"] for r in latest["rows"]} == {2}
+    expected = truth(filled, "SELECT count(*) FROM events WHERE session_id = 2")[0][0]
+    assert len(latest["rows"]) == len([r for r in every if r["session"] == 2]) <= expected
+    first_only = report(filled, "signoffs", "--unsigned", "--client", "C-1", "--last", "1")
+    assert [r["session"] for r in first_only["rows"]] == [2]
+
+
+def test_a_client_never_recorded_gets_the_nearest_names(filled):
+    result = cli("report", "energy", "--client", "C-l", "--db", str(filled))
+    assert result.returncode == 0
+    assert "no session of client 'C-l' is recorded; did you mean" in result.stderr
+    assert "'C-1'" in result.stderr
+    quiet = cli("report", "energy", "--client", "C-1", "--db", str(filled))
+    assert quiet.returncode == 0 and "did you mean" not in quiet.stderr
+
+
+@pytest.mark.parametrize("which", [["faults"], ["limits"], ["signoffs"], ["energy", "--by", "day"]])
+def test_last_on_a_central_server_is_refused_where_it_cannot_be_answered(which):
+    result = cli("report", *which, "--last", "3", "--db", "postgresql://127.0.0.1:1/none")
+    assert_clean_error(result, "--last with a central server works with `report energy --by "
+                               "session` only")

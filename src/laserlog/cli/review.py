@@ -22,6 +22,9 @@ def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
         p.add_argument("--client", metavar="REF", help="only this client pseudonym")
         p.add_argument("--area", metavar="AREA", help="only this treatment area (as recorded, "
                        "corrections applied; case does not matter)")
+        p.add_argument("--last", type=positive_int, metavar="N",
+                       help="only the N most recent sessions that match (e.g. of --client "
+                       "on --area)")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -52,8 +55,6 @@ def add_commands(commands: Any) -> None:
                    "and month in the site's time zone; client = per client and area, summed "
                    "across sessions; console and site: on a central server")
     _filters(p)
-    p.add_argument("--last", type=positive_int, metavar="N",
-                   help="only the N most recent sessions that match")
     _format(p)
     db_arg(p)
     p.set_defaults(func=cmd_report_energy)
@@ -263,6 +264,26 @@ def _filters_of(args: argparse.Namespace):
                         last=getattr(args, "last", None))
 
 
+def _client_hint(store: Any, f: Any) -> None:
+    """Say on standard error when --client names no recorded client, with the nearest."""
+    from laserlog.review.reports import client_hint
+
+    hint = client_hint(store.conn, f)
+    if hint:
+        print(f"laserlog: {hint}", file=sys.stderr)
+
+
+def _central_last(args: argparse.Namespace, f: Any) -> None:
+    """Refuse --last where a central server cannot answer it: it takes the last sessions of
+    each console, which make the fleet's last N only when listed session by session."""
+    if f.last is not None and not (args.report == "energy" and args.by == "session"):
+        from laserlog.review.reports import ReportError
+
+        raise ReportError(f"--last with a central server works with `report energy --by "
+                          f"session` only, not `report {args.report}`; narrow by --from/--to "
+                          "or ask the console's own database")
+
+
 def _site_zone(store: Any):
     """Return the time zone the site counts days and weeks in (None: the machine's)."""
     from laserlog.config.siteconfig import site_for
@@ -286,10 +307,12 @@ def cmd_report_energy(args: argparse.Namespace) -> int:
     if _central(args):
         from laserlog.cli.central import report_energy
 
+        _central_last(args, f)
         return report_energy(args, f)
     with _read_store(args) as store:
         print(render(energy_report(store.conn, args.by, f, zone=_site_zone(store)),
                      args.format))
+        _client_hint(store, f)
     return 0
 
 
@@ -301,10 +324,12 @@ def cmd_report_faults(args: argparse.Namespace) -> int:
     if _central(args):
         from laserlog.cli.central import report_faults
 
+        _central_last(args, f)
         return report_faults(args, f, kinds)
     with _read_store(args) as store:
         print(render(faults_report(store.conn, args.by, f, kinds, zone=_site_zone(store)),
                      args.format))
+        _client_hint(store, f)
     return 0
 
 
@@ -315,9 +340,11 @@ def cmd_report_limits(args: argparse.Namespace) -> int:
     if _central(args):
         from laserlog.cli.central import report_limits
 
+        _central_last(args, f)
         return report_limits(args, f)
     with _read_store(args) as store:
         print(render(limits_report(store.conn, f), args.format))
+        _client_hint(store, f)
     return 0
 
 
@@ -344,10 +371,12 @@ def cmd_report_signoffs(args: argparse.Namespace) -> int:
     if _central(args):
         from laserlog.cli.central import report_signoffs
 
+        _central_last(args, f)
         return report_signoffs(args, f)
     with _read_store(args) as store:
         print(render(signoffs_report(store.conn, f, user=args.user, unsigned=args.unsigned),
                      args.format))
+        _client_hint(store, f)
     return 0
 
 

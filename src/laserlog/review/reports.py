@@ -11,6 +11,7 @@ or JSON.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import sqlite3
@@ -140,6 +141,20 @@ def sessions(conn: sqlite3.Connection, f: Filters) -> list[dict[str, Any]]:
     if f.last is not None:
         rows = rows[-f.last:]
     return rows
+
+
+def client_hint(conn: sqlite3.Connection, f: Filters) -> str | None:
+    """Return what to tell when --client names no recorded client: the nearest ones."""
+    if f.client is None:
+        return None
+    rows = [{"id": r[0], "client_ref": r[1]}
+            for r in conn.execute("SELECT id, client_ref FROM sessions")]
+    known = {r["client_ref"] for r in corrections.apply(conn, rows)}
+    if f.client in known:
+        return None
+    near = difflib.get_close_matches(f.client, sorted(known), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    return f"no session of client {f.client!r} is recorded{hint}"
 
 
 def _device(row: dict[str, Any]) -> str:
@@ -294,7 +309,8 @@ def _event_counts(conn: sqlite3.Connection, session_ids: list[int], kind: str) -
 # -- events -------------------------------------------------------------------------------------
 def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client, area=f.area))}
+                                                              client=f.client, area=f.area,
+                                                              last=f.last))}
     kind_params = {f"k{i}": k for i, k in enumerate(kinds)}
     cur = conn.execute(
         "SELECT e.id, e.session_id, e.received_unix_s,"
@@ -307,7 +323,7 @@ def _events(conn: sqlite3.Connection, f: Filters, kinds: tuple[str, ...]) -> lis
         {"start": f.start_unix, "end": f.end_unix, **kind_params})
     names = [d[0] for d in cur.description]
     filtered = (f.device is not None or f.operator is not None or f.client is not None
-                or f.area is not None)
+                or f.area is not None or f.last is not None)
     out = []
     for r in cur:
         row = dict(zip(names, tuple(r), strict=True))
@@ -395,7 +411,8 @@ def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
         column = e["raw"] or "?"
         groups.setdefault((e["session_id"], column, limit), []).append(e)
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
-                                                              client=f.client, area=f.area))}
+                                                              client=f.client, area=f.area,
+                                                              last=f.last))}
     columns = ["session", "started_utc", "device", "operator", "client", "quantity", "limit",
                "severity", "pulses", "first"]
     rows = []
