@@ -381,3 +381,33 @@ def test_a_name_corrected_is_kept_only_as_its_hash(tmp_path, simulate, monkeypat
         kept = conn.execute("SELECT old_value, new_value FROM corrections").fetchall()
     assert kept == [(row["old_value"], "C-1042")]
     assert Contract().client_ref(" C-1042 ") == "C-1042"
+
+
+# -- a console that reports a fault ------------------------------------------------------------
+def test_record_starts_over_a_fault_only_with_a_reason_and_a_registered_operator(
+        simulate, tmp_path, monkeypatch):
+    from laserlog.review.users import add_user
+    from laserlog.storage.store import Store
+
+    sim = simulate("ps755-ref", seed=2, rate_hz=20.0)
+    sim.inject_fault(10)
+    db = tmp_path / "log.db"
+    status, err = record(db, *START, "--duration", "1", port=str(sim.path))
+    assert status == 2 and "console reports fault 10" in err
+    assert "with --start-over-fault REASON" in err and sessions(db) == 0
+    reason = ["--start-over-fault", "interlock loop tested, fault latched"]
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", "seven's long passphrase")
+    status, err = record(db, *START, *reason, "--duration", "1", port=str(sim.path))
+    assert status == 2 and "over a console fault or an open interlock needs the operator to " \
+                           "be a registered user" in err and sessions(db) == 0
+    with Store(db) as store:
+        add_user(store, "tech-07", "Tech Seven", "technician", "seven's long passphrase")
+    status, err = record(db, *START, *reason, "--duration", "1", port=str(sim.path))
+    assert status == 0, err
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT code, message FROM events WHERE kind = 'start_over_fault'"
+                            ).fetchall()
+    assert rows == [(10, "started by tech-07 although the console reports fault 10 "
+                         "(interlock_open: Door or remote interlock open: emission stopped) and "
+                         "the interlock "
+                         "open; reason: interlock loop tested, fault latched")]

@@ -264,19 +264,29 @@ def test_acknowledging_records_who_when_and_every_alarm_and_keeps_conditions_sti
 
 def test_a_session_starts_on_a_faulted_console_only_with_a_reason_it_records(simulate, db_path):
     from laserlog.errors import ConsoleNotReady
+    from laserlog.review.users import AuthError, add_user
 
     sim = simulate("ps755-ref")
     sim.inject_fault(10)
     controller = LiveController(db_path, sim.profile, str(sim.path)).start()
+    reason = "door switch tested, fault latched from yesterday"
     try:
         wait_until(lambda: controller.status is not None, what="the first status reading")
         assert controller.status.fault_code == 10 and controller.status.interlock_open
         with pytest.raises(ConsoleNotReady, match="console reports fault 10 .*interlock open"):
             controller.start_session(INFO).result(timeout=10)
+        # A reason alone is not enough: the operator must be a registered user who gives
+        # their passphrase (tech-07 is not registered yet; then a wrong passphrase).
+        with pytest.raises(AuthError, match="over a console fault .* registered user"):
+            controller.start_session(INFO, override_reason=reason).result(timeout=10)
+        with Store(db_path) as store:
+            add_user(store, "tech-07", "Tech Seven", "technician", "seven's long passphrase")
+        with pytest.raises(AuthError, match="over a console fault"):
+            controller.start_session(INFO, "", "wrong passphrase",
+                                     override_reason=reason).result(timeout=10)
         assert Store(db_path).sessions() == []
         session_id = controller.start_session(
-            INFO, override_reason="door switch tested, fault latched from yesterday"
-        ).result(timeout=10)
+            INFO, None, "seven's long passphrase", override_reason=reason).result(timeout=10)
         controller.end_session().result(timeout=10)
     finally:
         controller.shutdown()

@@ -490,6 +490,11 @@ def test_a_wrong_port_says_why_on_the_idle_screen_before_any_form(tmp_path, db_p
 
 
 def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, db_path):
+    from laserlog.review.users import add_user
+    from laserlog.storage.store import Store
+
+    with Store(db_path) as store:
+        add_user(store, "tech-07", "Tech Seven", "technician", "seven's long passphrase")
     app = live()
     app.controller.sim.inject_fault(10)
 
@@ -498,13 +503,18 @@ def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, d
         await wait_for(pilot, lambda: controller.status is not None, what="a status reading")
         form = await fill_form(pilot)
         trouble = str(form.query_one("#console-trouble", Static).render())
-        assert "console reports fault 10" in trouble and "your reason" in trouble
+        assert "console reports fault 10" in trouble and "your reason and passphrase" in trouble
         await pilot.press("ctrl+s")
         error = form.query_one("#form-error", Static)
         await wait_for(pilot, lambda: "not started: type why it is safe" in str(
             error.render()), what="the refusal")
         assert controller.session is None
         await type_into(pilot, "#override", "fault latched, door checked")
+        await pilot.press("ctrl+s")  # no passphrase: refused, saying why
+        await wait_for(pilot, lambda: "registered user who gives their passphrase" in str(
+            error.render()), what="the refusal without a passphrase")
+        assert controller.session is None
+        await type_into(pilot, "#override-passphrase", "seven's long passphrase")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: controller.session is not None, what="the start")
         await end_session(pilot)

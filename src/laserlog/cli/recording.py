@@ -51,6 +51,10 @@ def add_commands(commands: Any) -> None:
                    help="site checklist file (default: $LASERLOG_CHECKLIST, else checklist.toml "
                         "in the user config folder, else the built-in checklist)")
     p.add_argument("--serial", metavar="SN", help="refuse a console with another serial number")
+    p.add_argument("--start-over-fault", metavar="REASON", default="",
+                   help="start although the console reports a fault or an open interlock, for "
+                        "this reason (recorded); the operator must be a registered user and "
+                        "gives their passphrase (prompt, stdin or $LASERLOG_PASSPHRASE)")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     stop.add_argument("--pulses", type=positive_int, metavar="N", help="stop after N pulses")
@@ -145,7 +149,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _record(profile, args.port, info, db_path(args), serial=args.serial,
                        duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
                        explicit_db=args.db is not None, wrap_link=wrap_link,
-                       profile_dirs=args.profiles, contract=contract)
+                       profile_dirs=args.profiles, contract=contract,
+                       start_over=" ".join(args.start_over_fault.split()))
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -205,16 +210,23 @@ def _resumed_info(store, port: str, resume: str, profile_id: str, serial: str | 
     return target["id"], info
 
 
-def _registered_operator(store, info) -> None:
-    """Where the site requires it, the operator gives their passphrase before the start."""
+def _registered_operator(store, info, start_over: str = "") -> None:
+    """Where the site requires it, or for a start over a console fault, the operator gives
+    their passphrase before the start."""
     from laserlog.config.siteconfig import site_for
 
-    if info is None or not getattr(site_for(store.path), "operators_registered", False):
+    if info is None:
         return
-    from laserlog.review.users import read_passphrase, require_operator
+    registered = getattr(site_for(store.path), "operators_registered", False)
+    if not (registered or start_over):
+        return
+    from laserlog.review.users import authorise_start_over, read_passphrase, require_operator
 
-    require_operator(store, info.operator_id,
-                     read_passphrase(f"passphrase for operator {info.operator_id}: "))
+    passphrase = read_passphrase(f"passphrase for operator {info.operator_id}: ")
+    if registered:
+        require_operator(store, info.operator_id, passphrase)
+    if start_over:
+        authorise_start_over(store, info.operator_id, passphrase)
 
 
 def _record(profile, port: str, info, db_file: str, *, serial: str | None = None,
@@ -222,14 +234,16 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             before_run: Callable[[], None] | None = None, resume: str | None = None,
             explicit_db: bool = False, wrap_link: Callable[[Any], Any] | None = None,
             profile_dirs: list[str] | None = None, contract: Any = None,
-            controls: bool = True) -> int:
+            controls: bool = True, start_over: str = "") -> int:
     """Record one session headless and print its summary. `contract`: the start-of-session
     contract a new session is held to; `controls`: read control lines from standard input
-    (when it is a pipe or a terminal)."""
+    (when it is a pipe or a terminal); `start_over`: the reason to start over a console
+    fault or an open interlock (the operator's passphrase is asked first)."""
     import signal
     import threading
 
     from laserlog.cli.headless import ControlReader, Steering, stdin_steers
+    from laserlog.errors import ConsoleNotReady
     from laserlog.recording.recorder import Recorder
     from laserlog.review.summary import format_session
     from laserlog.storage.store import Store
@@ -258,10 +272,16 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
                 print(f"session {interrupted} on {port} was interrupted (its recorder stopped "
                       "without ending it); `laserlog record --resume` continues it",
                       file=sys.stderr)
-            _registered_operator(store, info)
+            _registered_operator(store, info, start_over)
             # A resumed session continues one that met the contract when it started.
-            session_id = recorder.start(info, resumes=resumes,
-                                        contract=contract if resumes is None else None)
+            try:
+                session_id = recorder.start(info, resumes=resumes,
+                                            contract=contract if resumes is None else None,
+                                            start_over=start_over)
+            except ConsoleNotReady as exc:
+                raise ConsoleNotReady(f"{exc} with --start-over-fault REASON (as a registered "
+                                      "operator, with your passphrase); no session was "
+                                      "started") from None
         except BaseException:
             recorder.close()  # no session: let go of the console and the port
             raise

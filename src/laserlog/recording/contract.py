@@ -15,6 +15,10 @@ before the session's row exists. What the one refuses, the other refuses, in the
 - **checklist**: every required item of the site's checklist answered (`--check KEY`;
   `--eyewear-checked` is the default eyewear item's older spelling).
 
+A console that reports a fault or an open interlock at the start (read then, never taken from
+an older reading) starts a session only with the operator's typed reason, and only when the
+operator is a registered user whose passphrase opens their key; the session records both.
+
 A headless session is steered by control lines on standard input (`CONTROLS`): `note TEXT`,
 `marker [TEXT]`, `end`.
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from laserlog.config.checklist import DEFAULT_ITEMS, EYEWEAR_KEY, CheckItem, label_for
+from laserlog.config.profile import Profile
 from laserlog.domain.ids import normal_id
 from laserlog.errors import LaserlogError, SessionError
 
@@ -209,6 +214,18 @@ class Contract:
                 raise SessionError(f"{what}; {hint}expected one of {', '.join(known)} "
                                    "(`laserlog checklist` lists them)")
         return {key: key in given for key in known}
+
+
+def console_trouble(profile: Profile, interlock_open: bool, fault_code: int) -> str:
+    """Return what a console's status says against starting a session ("" when nothing)."""
+    parts = []
+    if fault_code:
+        fault = profile.status.faults.get(fault_code)
+        parts.append(f"fault {fault_code}" + (f" ({fault.name}: {fault.message})"
+                                              if fault is not None else ""))
+    if interlock_open:
+        parts.append("the interlock open")
+    return "console reports " + " and ".join(parts) if parts else ""
 
 
 def parse_control(line: str) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from laserlog.domain.model import (
 )
 from laserlog.domain.units import CANONICAL
 from laserlog.errors import (
+    ConsoleNotReady,
     IdentityMismatch,
     LaserlogError,
     PortError,
@@ -41,7 +42,7 @@ from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
 from laserlog.recording.completion import PulseCompleter
-from laserlog.recording.contract import Contract, SessionInfo
+from laserlog.recording.contract import Contract, SessionInfo, console_trouble
 from laserlog.recording.sessionreview import session_review
 from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
 from laserlog.storage.store import Store, locked, utc_now
@@ -149,11 +150,14 @@ class Recorder:
         return identity
 
     def start(self, info: SessionInfo, *, resumes: int | None = None,
-              contract: Contract | None = None) -> int:
+              contract: Contract | None = None, start_over: str = "") -> int:
         """Start the session: validate its details, connect, record the start and settings.
 
         `contract`: the site's start-of-session contract the details must meet (a person's
         start always has one; without it only the stored floor, `SessionInfo.validated`).
+        With a contract the console's status is read now: a fault or an open interlock
+        refuses the start (ConsoleNotReady) unless `start_over` gives the operator's reason
+        (whose authority the front end has checked), which the session records.
         `resumes` names an interrupted session this one continues: the first pulse's
         sequence number then reveals how many pulses the interruption lost.
         """
@@ -170,6 +174,9 @@ class Recorder:
         # The console answers every read of the start (settings, counter, streaming) before
         # the session exists: a console that cannot (another profile's console, a broken
         # link) leaves no session behind to count in reports or to offer to --resume.
+        trouble = self._trouble_now() if contract is not None else ""
+        if trouble and not start_over.strip():
+            raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
         counter_read_unix_s = time.time()  # at the latest: a later time would believe less
         self.driver.start()
         self.session_id = self.store.create_session(
@@ -193,12 +200,28 @@ class Recorder:
                                  "eyewear check not confirmed at session start"))
         for event in review.events:  # calibration missing, overdue or failed; an anchor away
             self._event(event)
+        if trouble:
+            self._event(EventRow(now, "start_over_fault", "warning", self.totals.fault_code or None,
+                                 f"started by {info.operator_id} although the {trouble}; "
+                                 f"reason: {' '.join(start_over.split())[:500]}"))
         if resumes is None:
             self.completer.baseline_seq = self.driver.counter_at_start
             self.completer.baseline_unix_s = counter_read_unix_s
         self.ingest(self.driver.poll(0.0))
         self.flush()
         return self.session_id
+
+    def _trouble_now(self) -> str:
+        """Read the console's status now (when its profile says how); return its trouble."""
+        status = self.profile.status
+        if self.driver is None or (status.get is None and status.code is None):
+            return ""
+        reading = self.driver.read_status()
+        if reading is None:
+            return ""
+        self.totals.interlock_open = reading.interlock_open
+        self.totals.fault_code = reading.fault_code
+        return console_trouble(self.profile, reading.interlock_open, reading.fault_code)
 
     def end(self, reason: str = "ended by operator", status: str = "ended") -> Totals:
         """Stop pulses, commit everything and close the session with its totals.

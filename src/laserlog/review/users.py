@@ -481,6 +481,17 @@ def authenticate(store: Store, user_id: str, passphrase: str) -> User:
     return unlock(store, user_id, passphrase).user
 
 
+def authorise_start_over(store: Store, operator_id: str, passphrase: str) -> User:
+    """Return the operator who starts a session although the console reports a fault or an
+    open interlock: a registered user whose passphrase opens their key; raise AuthError."""
+    try:
+        return unlock(store, operator_id, passphrase).user
+    except AuthError as exc:
+        raise AuthError(f"starting a session over a console fault or an open interlock needs "
+                        f"the operator to be a registered user who gives their passphrase "
+                        f"(`laserlog users add`): {exc}") from None
+
+
 def require_operator(store: Store, operator_id: str, passphrase: str) -> User:
     """Return the operator as a registered user whose passphrase opens their key, for a site
     that requires it (site file `[operators] registered = true`); raise AuthError otherwise."""

@@ -23,7 +23,7 @@ from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
 from laserlog.recording.completion import PulseCompleter
-from laserlog.recording.contract import Contract, SessionInfo
+from laserlog.recording.contract import Contract, SessionInfo, console_trouble
 from laserlog.recording.recorder import Recorder, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
@@ -368,16 +368,9 @@ class LiveController:
     def console_trouble(self) -> str:
         """Return what the console last reported that should stop a start (fault, interlock)."""
         status = self._idle_status
-        if status is None or not (status.fault_code or status.interlock_open):
+        if status is None:
             return ""
-        parts = []
-        if status.fault_code:
-            fault = self.profile.status.faults.get(status.fault_code)
-            parts.append(f"fault {status.fault_code}"
-                         + (f" ({fault.name}: {fault.message})" if fault is not None else ""))
-        if status.interlock_open:
-            parts.append("the interlock open")
-        return "console reports " + " and ".join(parts)
+        return console_trouble(self.profile, status.interlock_open, status.fault_code)
 
     def _read_idle_status(self, driver: Any) -> None:
         """Read the console's status between sessions; raise its alarms as a session would."""
@@ -411,6 +404,10 @@ class LiveController:
         trouble = self.console_trouble()
         if trouble and not override_reason:
             raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
+        if trouble:
+            from laserlog.review.users import authorise_start_over
+
+            authorise_start_over(self.store, info.operator_id, passphrase or "")
         applied: list[str] = []
         refused: list[str] = []
         for name, value in apply.items():
@@ -427,7 +424,8 @@ class LiveController:
         recorder.driver.settings = {}
         self._latched.clear()
         try:
-            session_id = recorder.start(info, contract=self.contract)
+            session_id = recorder.start(info, contract=self.contract,
+                                        start_over=override_reason)
         except LaserlogError as exc:
             if recorder.session_id is not None:  # the row exists: close it, never leave it open
                 recorder.end(f"could not start: {exc}", "interrupted")
@@ -437,12 +435,6 @@ class LiveController:
             raise
         self.session = LiveSession(session_id, info, time.time())
         self.last_session_id = session_id
-        if trouble:
-            code = self._idle_status.fault_code if self._idle_status is not None else 0
-            recorder.add_event(EventRow(
-                time.time(), "start_over_fault", "warning", code or None,
-                f"started by {info.operator_id} although the {trouble}; reason: "
-                f"{override_reason}"))
         if applied or refused:
             message = "started from the last settings: " + (", ".join(applied) or "none applied")
             if refused:

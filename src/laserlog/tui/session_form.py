@@ -91,6 +91,11 @@ class SessionForm(ModalScreen[int | None]):
                 yield Label("Start anyway because", classes="field-label")
                 yield Input("", placeholder="why it is safe to start (recorded in the session)",
                             id="override", compact=True)
+            if not app.controller.operators_registered():  # else the passphrase is asked above
+                with Horizontal(id="override-pass-row", classes="override"):
+                    yield Label("Your passphrase", classes="field-label")
+                    yield Input("", placeholder="a start over a fault needs a registered operator",
+                                id="override-passphrase", password=True, compact=True)
             yield Static("", id="returning", markup=False)
             yield TickBox("Start from the last settings for this area", id="use-last")
             yield Static("", id="form-error", classes="error", markup=False)
@@ -114,9 +119,12 @@ class SessionForm(ModalScreen[int | None]):
         if trouble is None:
             trouble = self.laserlog.controller.console_trouble()
         box = self.query_one("#console-trouble", Static)
-        box.update(f"{trouble}. A session starts only with your reason:" if trouble else "")
+        box.update(f"{trouble}. A session starts only with your reason and passphrase:"
+                   if trouble else "")
         box.display = bool(trouble)
         self.query_one("#override-row").display = bool(trouble)
+        for row in self.query("#override-pass-row"):
+            row.display = bool(trouble)
 
     def _override(self) -> str:
         box = self.query_one("#override", Input)
@@ -124,8 +132,12 @@ class SessionForm(ModalScreen[int | None]):
 
     # -- reading the form -------------------------------------------------------------------
     def _passphrase(self) -> str | None:
-        found = self.query("#passphrase")
-        return cast(Input, found.first()).value if found else None
+        """Return the operator's passphrase: asked by the site, or for a start over a fault."""
+        for name in ("#passphrase", "#override-passphrase"):
+            found = self.query(name)
+            if found and cast(Input, found.first()).value:
+                return cast(Input, found.first()).value
+        return None
 
     def values(self) -> dict[str, str]:
         return {name: self.query_one(f"#{name}", Input).value for name in FIELDS}
