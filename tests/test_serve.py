@@ -203,7 +203,7 @@ def test_session_links_to_its_printable_report(url):
     assert 'href="/-/laserlog/sessions/1/report"' in page
     report = httpx.get(f"{url}/-/laserlog/sessions/1/report", timeout=30)
     assert report.status_code == 200
-    assert "Treatment session 1" in report.text and "VALID" in report.text
+    assert "Treatment record &middot; session 1" in report.text and "VALID" in report.text
     assert httpx.get(f"{url}/-/laserlog/sessions/99/report", timeout=30).status_code == 404
     for huge in (2**63, 10**40):  # past SQLite's integers: no session, not a server error
         assert httpx.get(f"{url}/-/laserlog/sessions/{huge}/report",
