@@ -200,3 +200,19 @@ def test_a_faulted_console_leads_the_bar_and_its_state_turns_stale_while_unplugg
             term.close()
         sim.terminate()
         sim.wait(10)
+
+
+def test_a_scanned_burst_typed_with_the_form_key_fills_each_field_in_a_terminal(tmp_path):
+    """`s` and four fields in one write to the terminal, as a barcode scanner sends them."""
+    term = _demo_terminal(tmp_path, tmp_path / "burst.db")
+    try:
+        term.wait_for("LINK UP", "the live screen with the console connected")
+        term.keys("s", "tech-07", "Tab", "C-1042", "Tab", "left cheek", "Enter", "III", "Tab",
+                  "Space", "Down", "Space")
+        screen = term.wait_for("> [x] Client consent", "the second checklist item ticked")
+        for label, text in (("Operator", "tech-07"), ("Client", "C-1042"),
+                            ("Area", "left cheek"), ("Skin type", "III")):
+            assert re.search(rf"{label}\s+{re.escape(text)}\s", screen), screen
+        assert "[x] Eyewear rated for 755 nm" in screen, screen
+    finally:
+        term.close()

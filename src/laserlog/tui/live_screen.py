@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -45,7 +46,9 @@ class LiveScreen(Screen):
     """Settings, session header, shot counter and energy, trends, tail, link and alarms."""
 
     BINDINGS = [
-        Binding("s", "start_session", "Start", id="live.start"),
+        # Priority: the form opens the moment `s` is read, so what is typed after it (a
+        # scanner, a fast typist) waits for the form instead of going to this screen.
+        Binding("s", "start_session", "Start", id="live.start", priority=True),
         Binding("x", "end_session", "End", id="live.end"),
         Binding("n", "note", "Note", id="live.note"),
         Binding("m", "marker", "Marker", id="live.marker"),
@@ -249,6 +252,8 @@ class LiveScreen(Screen):
     def action_start_session(self) -> None:
         from laserlog.tui.session_form import SessionForm
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # typing an `s` into the tail filter
         if self.laserlog.controller.session is None:
             self.app.push_screen(SessionForm())
 
