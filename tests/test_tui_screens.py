@@ -6,17 +6,27 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
-from tui_support import fast_keys, frozen_app, screen_text, wait_for  # noqa: F401 (a fixture)
+from tui_support import (  # noqa: F401 (fast_keys: a fixture)
+    build_history,
+    fast_keys,
+    frozen_app,
+    screen_text,
+    wait_for,
+)
 
+from laserlog.config.profile import open_profile
+from laserlog.storage.store import Store
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.energy_screen import EnergyScreen, bar, energy_chart
 from laserlog.tui.help_screen import HelpScreen
 from laserlog.tui.history_screen import HistoryScreen
 from laserlog.tui.live_screen import LiveScreen
 from laserlog.tui.profiles_screen import ProfilesScreen
-from laserlog.tui.queries import energy_by_period
+from laserlog.tui.queries import energy_by_period, find_sessions
 from laserlog.tui.session_screen import SessionScreen
 
 pytestmark = pytest.mark.usefixtures("fast_keys")
@@ -204,3 +214,44 @@ def test_acknowledging_a_link_alarm_outside_a_session_is_recorded_with_who(tmp_p
     assert row[0] is None and row[1] == "alarm_ack"
     assert row[2] == ("1 alarm(s) acknowledged by lso-01 at 2026-03-02T09:31:40Z: LINK LOST "
                       "(link_lost): console stopped answering on /dev/ttyFROZEN")
+
+
+def test_history_filter_words_narrow_together_client_area_and_operator(tmp_path):
+    app = frozen_app(tmp_path, history=True)
+
+    async def scenario(pilot: Pilot) -> None:
+        await pilot.press("f3")
+        screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
+                                and pilot.app.screen)
+        await pilot.press("slash", *"C-1042 left cheek")
+        assert [r[0] for r in table_rows(screen, "#sessions")] == ["3", "1"]
+        assert "2 session(s) matching 'C-1042 left cheek'" in str(
+            screen.query_one("#history-status", Static).render())
+        await pilot.press(*[("backspace")] * len("C-1042 left cheek"), *"forearm  tech-03")
+        assert [r[0] for r in table_rows(screen, "#sessions")] == ["2"]
+        await pilot.press(*"  C-1042")  # no C-1042 session on the forearm
+        assert table_rows(screen, "#sessions") == []
+
+    run(app, scenario)
+
+
+_WORDS = ["C-1042", "c-10", "left", "cheek", "tech-07", "TECH", "forearm", "ended", "ps755",
+          "%", "_", "\\", "'", "lip", "x"]
+
+
+@given(st.lists(st.sampled_from(_WORDS) | st.text(st.characters(max_codepoint=127), max_size=6),
+                max_size=4))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+def test_every_session_found_matches_every_filter_word_and_none_is_missed(tmp_path, words):
+    db = tmp_path / "history.db"
+    if not db.exists():
+        build_history(db, open_profile("ps755-ref"))
+    text = " ".join(words)
+    with Store(db, readonly=True) as store:
+        found = {row["id"] for row in find_sessions(store, text)}
+        everything = store.query("SELECT * FROM sessions")
+    fields = ("client_ref", "operator_id", "area", "profile_id", "status")
+    expected = {row["id"] for row in everything if all(
+        any(word.lower() in (row[name] or "").lower() for name in fields)
+        for word in text.split())}
+    assert found == expected
