@@ -28,7 +28,7 @@ from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import INSERT_EVENT, Store
-from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity
+from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity, same_trouble
 
 #: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
 FEED_MAX = 20_000
@@ -328,6 +328,11 @@ class LiveController:
             return
         self.link_state, self.link_detail = "up", ""
         self._next_settings = 0.0
+        if self.session is None and any(alarm.kind == "link_lost" and not alarm.cleared
+                                        for alarm in self.alarms):
+            self._on_event(EventRow(time.time(), "link_restored", "info", None,
+                                    f"console on {self.port} answers again"
+                                    + (f" ({self.identity.serial})" if self.identity else "")))
 
     def _idle(self) -> None:
         """Between sessions: keep the settings on screen fresh and notice a lost link."""
@@ -356,6 +361,10 @@ class LiveController:
 
     def _idle_link_down(self, detail: str) -> None:
         recorder = self._recorder
+        # An alarm, as in a session: no session can start, and the state shown is getting old.
+        self._on_event(EventRow(time.time(), "link_lost", "alarm", None,
+                                f"console on {self.port} stopped answering between sessions: "
+                                f"{detail}"))
         self.link_state, self.link_detail = "down", detail
         if recorder is not None and recorder.link is not None:
             recorder.link.close()
@@ -598,15 +607,18 @@ class LiveController:
         with self._lock:
             self.alarm_version += 1
             for alarm in self._alarms:
-                if alarm.kind == event.kind and alarm.word == word and not alarm.cleared:
+                if alarm.word == word and same_trouble(alarm, event):
                     if alarm.is_condition and alarm.message == event.message:
                         return  # the same condition, restated (a session starts over a fault)
                     # The same trouble again: count it, do not ring again.
                     self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
                     return
+            if event.kind == "fault":
+                # The console reports one fault at a time: the one it reported before ended.
+                self._end_conditions("fault")
             self._alarm_number += 1
             alarm = Alarm(self._alarm_number, event.kind, word, event.message,
-                          event.received_unix_s, session_id)
+                          event.received_unix_s, session_id, code=event.code)
             self._alarms.append(alarm)
         if self.on_alarm is not None:
             self.on_alarm(alarm)
@@ -614,13 +626,17 @@ class LiveController:
     def _clear(self, kind: str) -> None:
         """End a condition: an acknowledged one leaves the bar, another waits, marked cleared."""
         with self._lock:
-            kept: list[Alarm] = []
-            for alarm in self._alarms:
-                if alarm.kind != kind or alarm.cleared:
-                    kept.append(alarm)
-                elif not alarm.acknowledged:
-                    kept.append(replace(alarm, cleared=True))
-                else:
-                    self._alarm_counts.pop(alarm.number, None)
-            self._alarms = kept
+            self._end_conditions(kind)
             self.alarm_version += 1
+
+    def _end_conditions(self, kind: str) -> None:
+        """Mark the alarms of a condition that ended cleared (the lock is held)."""
+        kept: list[Alarm] = []
+        for alarm in self._alarms:
+            if alarm.kind != kind or alarm.cleared:
+                kept.append(alarm)
+            elif not alarm.acknowledged:
+                kept.append(replace(alarm, cleared=True))
+            else:
+                self._alarm_counts.pop(alarm.number, None)
+        self._alarms = kept
