@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
 from tui_support import (  # noqa: F401 (fast_keys: a fixture)
+    T0,
     build_history,
     fast_keys,
     frozen_app,
@@ -255,3 +256,44 @@ def test_every_session_found_matches_every_filter_word_and_none_is_missed(tmp_pa
         any(word.lower() in (row[name] or "").lower() for name in fields)
         for word in text.split())}
     assert found == expected
+
+
+def add_events(db, session_id: int, count: int) -> None:
+    """Record `count` short events in a past session, as the recorder commits them."""
+    from laserlog.storage import chain
+    from laserlog.storage.store import INSERT_EVENT
+
+    with Store(db) as store, store.conn:
+        for number in range(count):
+            store.conn.execute(INSERT_EVENT, (session_id, T0 + number, "note", "info", None,
+                                              f"note {number + 1}", None, 1, None))
+        head = chain.append_batch(store.conn, session_id, {"events": count})
+        chain.write_anchor(store.path, head)
+        store.recount(session_id)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+def test_the_summary_shows_as_many_events_as_fit_and_counts_the_rest(tmp_path, size):
+    from textual.containers import VerticalScroll
+
+    from laserlog.tui.summary_screen import SummaryScreen
+
+    app = frozen_app(tmp_path, history=True)
+    add_events(app.controller.db_path, 2, 40)
+
+    async def scenario(pilot: Pilot) -> None:
+        summary = SummaryScreen(2)
+        await pilot.app.push_screen(summary)
+        shown = await wait_for(pilot, lambda: summary.events_shown, what="the events fitted")
+        assert isinstance(shown, int) and shown > (12 if size[1] > 24 else 5)
+        text = str(summary.query_one("#summary", Static).render())
+        assert f"note {40 - shown + 1}" in text and f"note {40 - shown}:" not in text
+        assert f"... {40 - shown} earlier event(s)" in text
+        body = summary.query_one("#summary-body", VerticalScroll)
+        static = summary.query_one("#summary", Static)
+        await pilot.pause()
+        # Everything shown fits, and one more event would not have.
+        assert static.outer_size.height <= body.scrollable_content_region.height
+        assert body.scrollable_content_region.height - static.outer_size.height < 1 + 1
+
+    run(app, scenario, size=size)

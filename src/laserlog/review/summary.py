@@ -54,8 +54,8 @@ def _duration_text(started: str | None, ended: str | None) -> str:
     return f"   lasted {clock}"
 
 
-def format_session(store: Store, session_id: int) -> str:
-    """Return a one-screen summary of a session: who, what console, totals, events."""
+def format_session(store: Store, session_id: int, events_shown: int = 12) -> str:
+    """Return a one-screen summary of a session: who, what console, totals, its last events."""
     s = store.session(session_id)
     if s is None:
         return f"no session {session_id}"
@@ -78,7 +78,7 @@ def format_session(store: Store, session_id: int) -> str:
     ]
     if events:
         lines.append("  events:")
-        shown = events[-12:]
+        shown = events[len(events) - max(0, events_shown):]
         if len(events) > len(shown):
             lines.append(f"    ... {len(events) - len(shown)} earlier event(s)")
         for e in shown:
