@@ -59,7 +59,7 @@ class SummaryScreen(Screen):
         if width <= 0 or height <= 0:
             return
         def fits(shown: int) -> bool:
-            return Content(self._text(shown)).get_height(summary.styles, width) <= height
+            return Content(self._text(shown)).get_height({}, width) <= height  # wraps as Static
 
         # The most events that fit (more events, more lines): a search, not one try each.
         low, high = 0, len(cast("SessionHost", self.app).reader.events(self.session_id))
