@@ -297,3 +297,36 @@ def test_the_summary_shows_as_many_events_as_fit_and_counts_the_rest(tmp_path, s
         assert body.scrollable_content_region.height - static.outer_size.height < 1 + 1
 
     run(app, scenario, size=size)
+
+
+FOOTER_KEYS = {"live": ["s Start", "x End", "n Note", "m Marker", "f1 Help", "a Ack"],
+               "history": ["/ Filter", "f1 Help", "a Ack"]}
+
+
+def footer_text(screen) -> str:
+    """Return the footer as drawn: every key the screen width leaves room for, in order."""
+    from textual.widgets._footer import FooterKey
+
+    width = screen.size.width
+    keys = sorted(((key.region.x, key) for key in screen.query(FooterKey) if key.display),
+                  key=lambda item: item[0])
+    return " ".join(f"{key.key_display} {key.description}" for x, key in keys
+                    if key.region.right <= width and key.region.width > 0)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+@pytest.mark.parametrize("screen_name", ["live", "history"])
+def test_the_footer_shows_the_keys_that_matter_whole_at_80_and_120_columns(tmp_path, size,
+                                                                          screen_name):
+    app = frozen_app(tmp_path, pulses=5, history=True, alarm=True)
+
+    async def scenario(pilot: Pilot) -> None:
+        if screen_name == "history":
+            await pilot.press("f3")
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen))
+        await pilot.pause()
+        shown = await wait_for(pilot, lambda: footer_text(pilot.app.screen))
+        for key in FOOTER_KEYS[screen_name]:
+            assert key in str(shown), shown
+
+    run(app, scenario, size=size)

@@ -52,8 +52,8 @@ class LiveScreen(Screen):
         Binding("x", "end_session", "End", id="live.end"),
         Binding("n", "note", "Note", id="live.note"),
         Binding("m", "marker", "Marker", id="live.marker"),
-        Binding("space", "pause", "Pause", id="live.pause"),
-        Binding("slash", "filter", "Filter", id="live.filter"),
+        Binding("space", "pause", "Pause", id="live.pause", show=False),
+        Binding("slash", "filter", "Filter", id="live.filter", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="live.clear_filter"),
     ]
 
