@@ -330,3 +330,26 @@ def test_the_footer_shows_the_keys_that_matter_whole_at_80_and_120_columns(tmp_p
             assert key in str(shown), shown
 
     run(app, scenario, size=size)
+
+
+def test_a_field_error_stands_out_without_colour(tmp_path, monkeypatch):
+    """NO_COLOR greys every colour: an error is drawn reversed and bold, not in red alone."""
+    from laserlog.tui.session_form import SessionForm
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = frozen_app(tmp_path)
+    assert app.no_color
+
+    async def scenario(pilot: Pilot) -> None:
+        form = SessionForm()
+        await pilot.app.push_screen(form)
+        form.query_one("#skin").value = "9"
+        form.query_one("#skin").focus()
+        await pilot.pause()
+        form.query_one("#operator").focus()
+        error = form.query_one("#skin-error", Static)
+        await wait_for(pilot, lambda: "not a Fitzpatrick" in str(error.render()))
+        style = error.rich_style
+        assert style.reverse and style.bold
+
+    run(app, scenario)
