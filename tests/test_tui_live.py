@@ -512,3 +512,27 @@ def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, d
     run(app, scenario)
     rows = query(db_path, "SELECT message FROM events WHERE kind = 'start_over_fault'")
     assert len(rows) == 1 and rows[0][0].endswith("reason: fault latched, door checked")
+
+
+def test_the_calibration_warning_stands_whole_on_the_screen_while_the_session_runs(live):
+    app = live()  # a console never checked with a meter: the start says so
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        line = app.live.query_one("#calibration", Static)
+        await wait_for(pilot, lambda: line.display and "CALIBRATION" in str(line.render()),
+                       what="the calibration warning")
+        text = str(line.render())
+        assert "no calibration check recorded for this console" in text
+        assert text.endswith("check its output with `laserlog calibrate`")  # whole, not cut
+        assert line.size.width <= 80 and line.size.height >= 2  # wrapped at 80 columns
+        # Many pulses later it is still there, while the tail has moved on.
+        await wait_for(pilot, lambda: controller.totals.pulses >= 40, timeout_s=20)
+        await pilot.pause()
+        assert line.display and str(line.render()) == text
+        await end_session(pilot)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not line.display, what="the warning gone with the session")
+
+    run(app, scenario)

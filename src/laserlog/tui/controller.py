@@ -103,6 +103,9 @@ class LiveController:
         self.identity: DeviceIdentity | None = None
         self.session: LiveSession | None = None
         self.last_session_id: int | None = None
+        #: What the session's start said of the console's calibration (missing, overdue,
+        #: failed); the screen keeps it in view while the session runs. Empty when checked.
+        self.calibration_warning = ""
         self.alarm_version = 0
         self._alarms: list[Alarm] = []
         self._alarm_counts: dict[int, int] = {}
@@ -432,6 +435,7 @@ class LiveController:
         recorder.driver.settings = {}
         self._markers = 0
         self._latched.clear()
+        self.calibration_warning = ""
         try:
             session_id = recorder.start(info)
         except LaserlogError as exc:
@@ -589,6 +593,8 @@ class LiveController:
 
     def _on_event(self, event: EventRow) -> None:
         self.events.append(event)
+        if event.kind.startswith("calibration_"):
+            self.calibration_warning = event.message
         if event.kind == "link_lost":
             self.link_state, self.link_detail = "down", event.message
         elif event.kind == "link_restored":

@@ -86,6 +86,7 @@ class LiveScreen(Screen):
         yield TopBar("live", id="top")
         yield AlarmBar(id="alarm")
         yield Static(id="session-header", markup=False)
+        yield Static(id="calibration", markup=False)
         with Horizontal(id="panel"):
             yield Static(id="settings", markup=False)
             yield Static(id="counters", markup=False)
@@ -186,6 +187,9 @@ class LiveScreen(Screen):
         else:
             header = "No session recording.  Press s to start one; F1 for help."
         self._set("session-header", header)
+        calibration = controller.calibration_warning if live is not None else ""
+        self._set("calibration", f"! CALIBRATION  {calibration}" if calibration else "")
+        self.query_one("#calibration", Static).display = bool(calibration)
         s = current_settings(controller.profile, controller.settings, self.last_pulse)
         self._set("settings",
                   f"{s['wavelength']:<9} {s['duration']:<21} rate {s['rate']}\n"
