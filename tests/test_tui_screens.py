@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
 from tui_support import (  # noqa: F401 (fast_keys: a fixture)
-    T0,
+    add_events,
     build_history,
     fast_keys,
     frozen_app,
@@ -256,20 +256,6 @@ def test_every_session_found_matches_every_filter_word_and_none_is_missed(tmp_pa
         any(word.lower() in (row[name] or "").lower() for name in fields)
         for word in text.split())}
     assert found == expected
-
-
-def add_events(db, session_id: int, count: int) -> None:
-    """Record `count` short events in a past session, as the recorder commits them."""
-    from laserlog.storage import chain
-    from laserlog.storage.store import INSERT_EVENT
-
-    with Store(db) as store, store.conn:
-        for number in range(count):
-            store.conn.execute(INSERT_EVENT, (session_id, T0 + number, "note", "info", None,
-                                              f"note {number + 1}", None, 1, None))
-        head = chain.append_batch(store.conn, session_id, {"events": count})
-        chain.write_anchor(store.path, head)
-        store.recount(session_id)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)])
