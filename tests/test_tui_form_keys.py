@@ -10,7 +10,7 @@ import pytest
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_support import frozen_app, wait_for
+from tui_support import burst, frozen_app, wait_for
 
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.session_form import SessionForm
@@ -26,16 +26,6 @@ def run(app: LaserlogApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
         asyncio.run(main())
     finally:
         app.controller.shutdown()
-
-
-def burst(pilot: Pilot, *keys: str) -> None:
-    """Send keys the way a scanner or a fast typist does: all queued before any is handled."""
-    for key in keys:
-        name = {" ": "space", "\t": "tab", "\n": "enter", "-": "minus"}.get(key, key)
-        char = {"tab": "\t", "enter": "\r", "space": " ", "minus": "-"}.get(name, key)
-        event = events.Key(name, char)
-        event.set_sender(pilot.app)
-        pilot.app.post_message(event)
 
 
 def fields(form: SessionForm) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
-from tui_support import fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
+from tui_support import burst, fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
 
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
@@ -536,3 +536,21 @@ def test_the_calibration_warning_stands_whole_on_the_screen_while_the_session_ru
         await wait_for(pilot, lambda: not line.display, what="the warning gone with the session")
 
     run(app, scenario)
+
+
+def test_a_note_typed_in_one_burst_with_a_marker_after_it_records_both(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        burst(pilot, "n", *"client asked to pause", "enter", "m")
+        await wait_for(pilot, lambda: len(query(
+            db_path, "SELECT 1 FROM events WHERE session_id = ? AND kind IN ('note', 'marker')",
+            session_id)) == 2, what="the note and the marker")
+        assert isinstance(pilot.app.screen, LiveScreen)
+        await end_session(pilot)
+
+    run(app, scenario)
+    rows = query(db_path, "SELECT kind, message FROM events WHERE kind IN ('note', 'marker')"
+                          " ORDER BY id")
+    assert rows == [("note", "client asked to pause"), ("marker", "marker 1")]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 
 from laserlog.config.profile import Profile, open_profile
@@ -49,6 +50,16 @@ def fast_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(textual.app, "wait_for_idle", settle)
     monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)
+
+
+def burst(pilot: Pilot, *keys: str) -> None:
+    """Send keys the way a scanner or a fast typist does: all queued before any is handled."""
+    for key in keys:
+        name = {" ": "space", "\t": "tab", "\n": "enter", "-": "minus"}.get(key, key)
+        char = {"tab": "\t", "enter": "\r", "space": " ", "minus": "-"}.get(name, key)
+        event = events.Key(name, char)
+        event.set_sender(pilot.app)
+        pilot.app.post_message(event)
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout_s: float = 10.0,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from textual import events
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -76,7 +77,7 @@ class LaserlogApp(App[None]):
         # The footer shows only what a technician needs at the machine, so it fits 80
         # columns; F1 and ctrl+p list every key.
         Binding("f1,question_mark", "help", "Help", id="app.help"),
-        Binding("a,f8", "acknowledge", "Ack", id="app.acknowledge"),
+        Binding("a,f8", "acknowledge", "Ack", id="app.acknowledge", priority=True),
         Binding("f2", "show('live')", "Live", id="app.live", show=False),
         Binding("f3", "show('history')", "History", id="app.history", show=False),
         Binding("f4", "show('energy')", "Energy", id="app.energy", show=False),
@@ -138,7 +139,8 @@ class LaserlogApp(App[None]):
         self.post_message(KeysReleased())
 
     async def on_keys_released(self, message: KeysReleased) -> None:
-        await self._type_held_keys()
+        if getattr(self.screen, "keys_ready", True):
+            await self._type_held_keys()
 
     async def _type_held_keys(self) -> None:
         held, self._held_keys = self._held_keys, []
@@ -217,8 +219,12 @@ class LaserlogApp(App[None]):
             return ""
 
     def action_acknowledge(self) -> None:
+        from textual.widgets import Input
+
         from laserlog.tui.dialogs import TextDialog
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # an `a` typed into a field is text
         alarms = self.controller.unacknowledged
         if not alarms:
             still = len(self.controller.alarms)

@@ -46,11 +46,11 @@ class LiveScreen(Screen):
     """Settings, session header, shot counter and energy, trends, tail, link and alarms."""
 
     BINDINGS = [
-        # Priority: the form opens the moment `s` is read, so what is typed after it (a
-        # scanner, a fast typist) waits for the form instead of going to this screen.
+        # Priority (s, n): the form or the note opens the moment the key is read, so what is
+        # typed after it (a scanner, a fast typist) waits for it instead of going elsewhere.
         Binding("s", "start_session", "Start", id="live.start", priority=True),
         Binding("x", "end_session", "End", id="live.end"),
-        Binding("n", "note", "Note", id="live.note"),
+        Binding("n", "note", "Note", id="live.note", priority=True),
         Binding("m", "marker", "Marker", id="live.marker"),
         Binding("space", "pause", "Pause", id="live.pause", show=False),
         Binding("slash", "filter", "Filter", id="live.filter", show=False),
@@ -291,6 +291,8 @@ class LiveScreen(Screen):
     def action_note(self) -> None:
         from laserlog.tui.dialogs import TextDialog
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # typing an `n` into the tail filter
         if self.laserlog.controller.session is None:
             return
         # The note is about this moment, not the moment its typing ends.
