@@ -315,7 +315,10 @@ def test_a_condition_restated_is_not_counted_again_but_a_new_fault_code_is_its_o
     # Another code is another alarm; the console reports one fault at a time, so F10 ended.
     assert [(a.code, a.cleared, controller.alarm_count(a)) for a in controller.alarms] == [
         (20, False, 1), (10, True, 2)]
-    controller._on_event(EventRow(5.0, "fault_cleared", "info", 20, "console reports no fault"))
+    # A warning-level fault is no alarm, but the console reports it instead of F20.
+    controller._on_event(EventRow(5.0, "fault", "warning", 30, "F30 energy monitor"))
+    assert [(a.code, a.cleared) for a in controller.alarms] == [(10, True), (20, True)]
+    controller._on_event(EventRow(6.0, "fault_cleared", "info", 30, "console reports no fault"))
     assert [(a.code, a.cleared) for a in controller.alarms] == [(10, True), (20, True)]
     controller.store.close()
 

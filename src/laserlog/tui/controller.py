@@ -606,6 +606,12 @@ class LiveController:
         if ended is not None:
             self._clear(ended)
             return
+        if event.kind == "fault":
+            with self._lock:
+                # The console reports one fault at a time: a new code (an alarm or only a
+                # warning) means the one it reported before has ended.
+                self._end_conditions("fault", but_code=event.code)
+                self.alarm_version += 1
         word = alarm_word(event)
         if word is None:
             return
@@ -619,9 +625,6 @@ class LiveController:
                     # The same trouble again: count it, do not ring again.
                     self._alarm_counts[alarm.number] = self._alarm_counts.get(alarm.number, 1) + 1
                     return
-            if event.kind == "fault":
-                # The console reports one fault at a time: the one it reported before ended.
-                self._end_conditions("fault")
             self._alarm_number += 1
             alarm = Alarm(self._alarm_number, event.kind, word, event.message,
                           event.received_unix_s, session_id, code=event.code)
@@ -635,11 +638,15 @@ class LiveController:
             self._end_conditions(kind)
             self.alarm_version += 1
 
-    def _end_conditions(self, kind: str) -> None:
-        """Mark the alarms of a condition that ended cleared (the lock is held)."""
+    def _end_conditions(self, kind: str, *, but_code: int | None = None) -> None:
+        """Mark the alarms of a condition that ended cleared (the lock is held).
+
+        `but_code`: a fault code still reported, whose alarm stands.
+        """
         kept: list[Alarm] = []
         for alarm in self._alarms:
-            if alarm.kind != kind or alarm.cleared:
+            if alarm.kind != kind or alarm.cleared or (
+                    but_code is not None and alarm.code == but_code):
                 kept.append(alarm)
             elif not alarm.acknowledged:
                 kept.append(replace(alarm, cleared=True))
