@@ -365,9 +365,9 @@ class LiveController:
     def _idle_link_down(self, detail: str) -> None:
         recorder = self._recorder
         # An alarm, as in a session: no session can start, and the state shown is getting old.
+        said = detail if self.port in detail else f"console on {self.port}: {detail}"
         self._on_event(EventRow(time.time(), "link_lost", "alarm", None,
-                                f"console on {self.port} stopped answering between sessions: "
-                                f"{detail}"))
+                                f"between sessions, {said}"))
         self.link_state, self.link_detail = "down", detail
         if recorder is not None and recorder.link is not None:
             recorder.link.close()
