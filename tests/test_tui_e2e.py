@@ -190,6 +190,8 @@ def test_a_faulted_console_leads_the_bar_and_its_state_turns_stale_while_unplugg
         dialog = term.wait_for("alarm(s) as", "the acknowledge dialog")
         assert "FAULT (fault): interlock_open: Door or remote" in dialog, dialog
         assert "INTERLOCK (interlock_open): interlock open" in dialog, dialog
+        # The unplug between sessions was an alarm of its own (after the fault: class 2).
+        assert "LINK LOST (link_lost) cleared: between sessions, console on" in dialog, dialog
         term.keys("Enter")
         screen = term.wait_for("(acked, still true)", "the acknowledged fault still shown")
         assert screen.splitlines()[1].lstrip().startswith(("!! FAULT", "!! INTERLOCK")), screen
