@@ -44,7 +44,9 @@ def find_sessions(store: Store, text: str = "", sort: str = "started", descendin
     order = SESSION_SORTS[sort]
     params = dict[str, Any](limit=limit)
     terms = []
-    for number, word in enumerate(text.split()):
+    # Control characters (a stray NUL from a paste) are no text: SQLite's LIKE stops at a NUL.
+    words = ["".join(c for c in word if c.isprintable()) for word in text.split()]
+    for number, word in enumerate(w for w in words if w):
         params[f"q{number}"] = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace(
             "_", "\\_") + "%"
         terms.append("(" + " OR ".join(
