@@ -312,14 +312,24 @@ def test_console_state_reads_unknown_then_its_age_then_stale():
     assert len(console_state_text(False, 0, 3600.0, True)) <= 36  # the counters panel's width
 
 
-def test_a_condition_restated_is_not_counted_again_but_a_new_fault_is(tmp_path, db_path):
+def test_a_condition_restated_is_not_counted_again_but_a_new_fault_code_is_its_own_alarm(
+        tmp_path, db_path):
     controller = idle_controller(tmp_path, db_path)
-    controller._on_event(event("fault", 1.0, "F10 door: open"))
-    controller._on_event(event("fault", 2.0, "F10 door: open"))  # the session's first reading
+    controller._on_event(EventRow(1.0, "fault", "alarm", 10, "F10 door: open"))
+    controller._on_event(EventRow(2.0, "fault", "alarm", 10, "F10 door: open"))  # restated
     (alarm,) = controller.alarms
     assert controller.alarm_count(alarm) == 1
-    controller._on_event(event("fault", 3.0, "F20 over temperature"))
-    assert controller.alarm_count(alarm) == 2
+    controller._on_event(EventRow(3.0, "fault", "alarm", 10, "F10 door: open (again)"))
+    assert controller.alarm_count(alarm) == 2  # the same fault code again: counted
+    controller._on_event(EventRow(4.0, "fault", "alarm", 20, "F20 over temperature"))
+    # Another code is another alarm; the console reports one fault at a time, so F10 ended.
+    assert [(a.code, a.cleared, controller.alarm_count(a)) for a in controller.alarms] == [
+        (20, False, 1), (10, True, 2)]
+    # A warning-level fault is no alarm, but the console reports it instead of F20.
+    controller._on_event(EventRow(5.0, "fault", "warning", 30, "F30 energy monitor"))
+    assert [(a.code, a.cleared) for a in controller.alarms] == [(10, True), (20, True)]
+    controller._on_event(EventRow(6.0, "fault_cleared", "info", 30, "console reports no fault"))
+    assert [(a.code, a.cleared) for a in controller.alarms] == [(10, True), (20, True)]
     controller.store.close()
 
 
@@ -329,13 +339,20 @@ def test_an_adapter_unplugged_between_sessions_shows_link_down_and_comes_back(si
     controller = LiveController(db_path, sim.profile, str(sim.path)).start()
     try:
         wait_until(lambda: controller.status is not None, what="the first status reading")
+        assert controller.alarms == []
         sim.link.unplug()
         wait_until(lambda: controller.link_state == "down", what="the link to go down")
         assert controller._thread.is_alive()  # the recording thread outlives the unplug
         assert controller.link_problem().startswith(f"console not reachable on {sim.path}: ")
+        # An alarm of its own (class 2), as when the link is lost in a session.
+        (lost,) = controller.alarms
+        assert (lost.word, lost.safety_class, lost.cleared) == ("LINK LOST", 2, False)
+        assert lost.message.startswith(f"between sessions, console on {sim.path} ")
+        assert lost.message.count(str(sim.path)) == 1, lost.message  # said once
         read_before = controller.status.read_unix_s
         sim.link.plug()
         wait_until(lambda: controller.link_state == "up", 30, "the link to come back")
+        wait_until(lambda: controller.alarms[0].cleared, what="the link alarm to clear")
         wait_until(lambda: controller.status.read_unix_s > read_before, what="a new reading")
         # And a session starts: the thread serves actions again.
         controller.start_session(INFO).result(timeout=10)

@@ -190,6 +190,8 @@ def test_a_faulted_console_leads_the_bar_and_its_state_turns_stale_while_unplugg
         dialog = term.wait_for("alarm(s) as", "the acknowledge dialog")
         assert "FAULT (fault): interlock_open: Door or remote" in dialog, dialog
         assert "INTERLOCK (interlock_open): interlock open" in dialog, dialog
+        # The unplug between sessions was an alarm of its own (after the fault: class 2).
+        assert "LINK LOST (link_lost) cleared: between sessions, console on" in dialog, dialog
         term.keys("Enter")
         screen = term.wait_for("(acked, still true)", "the acknowledged fault still shown")
         assert screen.splitlines()[1].lstrip().startswith(("!! FAULT", "!! INTERLOCK")), screen
@@ -200,3 +202,19 @@ def test_a_faulted_console_leads_the_bar_and_its_state_turns_stale_while_unplugg
             term.close()
         sim.terminate()
         sim.wait(10)
+
+
+def test_a_scanned_burst_typed_with_the_form_key_fills_each_field_in_a_terminal(tmp_path):
+    """`s` and four fields in one write to the terminal, as a barcode scanner sends them."""
+    term = _demo_terminal(tmp_path, tmp_path / "burst.db")
+    try:
+        term.wait_for("LINK UP", "the live screen with the console connected")
+        term.keys("s", "tech-07", "Tab", "C-1042", "Tab", "left cheek", "Enter", "III", "Tab",
+                  "Space", "Down", "Space")
+        screen = term.wait_for("> [x] Client consent", "the second checklist item ticked")
+        for label, text in (("Operator", "tech-07"), ("Client", "C-1042"),
+                            ("Area", "left cheek"), ("Skin type", "III")):
+            assert re.search(rf"{label}\s+{re.escape(text)}\s", screen), screen
+        assert "[x] Eyewear rated for 755 nm" in screen, screen
+    finally:
+        term.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
-from tui_support import fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
+from tui_support import burst, fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
 
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
@@ -522,3 +522,45 @@ def test_the_form_asks_for_a_reason_before_starting_on_a_faulted_console(live, d
     run(app, scenario)
     rows = query(db_path, "SELECT message FROM events WHERE kind = 'start_over_fault'")
     assert len(rows) == 1 and rows[0][0].endswith("reason: fault latched, door checked")
+
+
+def test_the_calibration_warning_stands_whole_on_the_screen_while_the_session_runs(live):
+    app = live()  # a console never checked with a meter: the start says so
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        controller = pilot.app.controller
+        line = app.live.query_one("#calibration", Static)
+        await wait_for(pilot, lambda: line.display and "CALIBRATION" in str(line.render()),
+                       what="the calibration warning")
+        text = str(line.render())
+        assert "no calibration check recorded for this console" in text
+        assert text.endswith("check its output with `laserlog calibrate`")  # whole, not cut
+        assert line.size.width <= 80 and line.size.height >= 2  # wrapped at 80 columns
+        # Many pulses later it is still there, while the tail has moved on.
+        await wait_for(pilot, lambda: controller.totals.pulses >= 40, timeout_s=20)
+        await pilot.pause()
+        assert line.display and str(line.render()) == text
+        await end_session(pilot)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not line.display, what="the warning gone with the session")
+
+    run(app, scenario)
+
+
+def test_a_note_typed_in_one_burst_with_a_marker_after_it_records_both(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        burst(pilot, "n", *"client asked to pause", "enter", "m")
+        await wait_for(pilot, lambda: len(query(
+            db_path, "SELECT 1 FROM events WHERE session_id = ? AND kind IN ('note', 'marker')",
+            session_id)) == 2, what="the note and the marker")
+        assert isinstance(pilot.app.screen, LiveScreen)
+        await end_session(pilot)
+
+    run(app, scenario)
+    rows = query(db_path, "SELECT kind, message FROM events WHERE kind IN ('note', 'marker')"
+                          " ORDER BY id")
+    assert rows == [("note", "client asked to pause"), ("marker", "marker 1")]

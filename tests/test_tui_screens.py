@@ -6,17 +6,28 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
-from tui_support import fast_keys, frozen_app, screen_text, wait_for  # noqa: F401 (a fixture)
+from tui_support import (  # noqa: F401 (fast_keys: a fixture)
+    add_events,
+    build_history,
+    fast_keys,
+    frozen_app,
+    screen_text,
+    wait_for,
+)
 
+from laserlog.config.profile import open_profile
+from laserlog.storage.store import Store
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.energy_screen import EnergyScreen, bar, energy_chart
 from laserlog.tui.help_screen import HelpScreen
 from laserlog.tui.history_screen import HistoryScreen
 from laserlog.tui.live_screen import LiveScreen
 from laserlog.tui.profiles_screen import ProfilesScreen
-from laserlog.tui.queries import energy_by_period
+from laserlog.tui.queries import energy_by_period, find_sessions
 from laserlog.tui.session_screen import SessionScreen
 
 pytestmark = pytest.mark.usefixtures("fast_keys")
@@ -39,13 +50,20 @@ def table_rows(screen, selector: str) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+async def open_history(pilot: Pilot) -> HistoryScreen:
+    """Press F3 and return the history screen once it shows."""
+    await pilot.press("f3")
+    screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
+                            and pilot.app.screen)
+    assert isinstance(screen, HistoryScreen)
+    return screen
+
+
 def test_history_lists_filters_sorts_and_opens_sessions(tmp_path):
     app = frozen_app(tmp_path, history=True)
 
     async def scenario(pilot: Pilot) -> None:
-        await pilot.press("f3")
-        screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
-                                and pilot.app.screen)
+        screen = await open_history(pilot)
         assert [r[0] for r in table_rows(screen, "#sessions")] == ["5", "4", "3", "2", "1"]
         await pilot.press("slash", *"C-1042", "enter")
         rows = table_rows(screen, "#sessions")
@@ -204,3 +222,125 @@ def test_acknowledging_a_link_alarm_outside_a_session_is_recorded_with_who(tmp_p
     assert row[0] is None and row[1] == "alarm_ack"
     assert row[2] == ("1 alarm(s) acknowledged by lso-01 at 2026-03-02T09:31:40Z: LINK LOST "
                       "(link_lost): console stopped answering on /dev/ttyFROZEN")
+
+
+def test_history_filter_words_narrow_together_client_area_and_operator(tmp_path):
+    app = frozen_app(tmp_path, history=True)
+
+    async def scenario(pilot: Pilot) -> None:
+        screen = await open_history(pilot)
+        await pilot.press("slash", *"C-1042 left cheek")
+        assert [r[0] for r in table_rows(screen, "#sessions")] == ["3", "1"]
+        assert "2 session(s) matching 'C-1042 left cheek'" in str(
+            screen.query_one("#history-status", Static).render())
+        await pilot.press(*[("backspace")] * len("C-1042 left cheek"), *"forearm  tech-03")
+        assert [r[0] for r in table_rows(screen, "#sessions")] == ["2"]
+        await pilot.press(*"  C-1042")  # no C-1042 session on the forearm
+        assert table_rows(screen, "#sessions") == []
+
+    run(app, scenario)
+
+
+_WORDS = ["C-1042", "c-10", "left", "cheek", "tech-07", "TECH", "forearm", "ended", "ps755",
+          "%", "_", "\\", "'", "lip", "x"]
+
+
+@given(st.lists(st.sampled_from(_WORDS) | st.text(st.characters(max_codepoint=127), max_size=6),
+                max_size=4))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+def test_every_session_found_matches_every_filter_word_and_none_is_missed(tmp_path, words):
+    db = tmp_path / "history.db"
+    if not db.exists():
+        build_history(db, open_profile("ps755-ref"))
+    text = " ".join(words)
+    with Store(db, readonly=True) as store:
+        found = {row["id"] for row in find_sessions(store, text)}
+        everything = store.query("SELECT * FROM sessions")
+    fields = ("client_ref", "operator_id", "area", "profile_id", "status")
+    printable = ["".join(c for c in word if c.isprintable()) for word in text.split()]
+    expected = {row["id"] for row in everything if all(
+        any(word.lower() in (row[name] or "").lower() for name in fields)
+        for word in printable if word)}
+    assert found == expected
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+def test_the_summary_shows_as_many_events_as_fit_and_counts_the_rest(tmp_path, size):
+    from textual.containers import VerticalScroll
+
+    from laserlog.tui.summary_screen import SummaryScreen
+
+    app = frozen_app(tmp_path, history=True)
+    add_events(app.controller.db_path, 2, 40)
+
+    async def scenario(pilot: Pilot) -> None:
+        summary = SummaryScreen(2)
+        await pilot.app.push_screen(summary)
+        shown = await wait_for(pilot, lambda: summary.events_shown, what="the events fitted")
+        assert isinstance(shown, int) and shown > (12 if size[1] > 24 else 5)
+        text = str(summary.query_one("#summary", Static).render())
+        assert f"note {40 - shown + 1}" in text and f"note {40 - shown}:" not in text
+        assert f"... {40 - shown} earlier event(s)" in text
+        body = summary.query_one("#summary-body", VerticalScroll)
+        static = summary.query_one("#summary", Static)
+        await pilot.pause()
+        # Everything shown fits, and one more event would not have.
+        assert static.outer_size.height <= body.scrollable_content_region.height
+        assert body.scrollable_content_region.height - static.outer_size.height < 1 + 1
+
+    run(app, scenario, size=size)
+
+
+FOOTER_KEYS = {"live": ["s Start", "x End", "n Note", "m Marker", "f1 Help", "a Ack"],
+               "history": ["/ Filter", "f1 Help", "a Ack"]}
+
+
+def footer_text(screen) -> str:
+    """Return the footer as drawn: every key the screen width leaves room for, in order."""
+    from textual.widgets._footer import FooterKey
+
+    width = screen.size.width
+    keys = sorted(((key.region.x, key) for key in screen.query(FooterKey) if key.display),
+                  key=lambda item: item[0])
+    return " ".join(f"{key.key_display} {key.description}" for x, key in keys
+                    if key.region.right <= width and key.region.width > 0)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+@pytest.mark.parametrize("screen_name", ["live", "history"])
+def test_the_footer_shows_the_keys_that_matter_whole_at_80_and_120_columns(tmp_path, size,
+                                                                          screen_name):
+    app = frozen_app(tmp_path, pulses=5, history=True, alarm=True)
+
+    async def scenario(pilot: Pilot) -> None:
+        if screen_name == "history":
+            await open_history(pilot)
+        await pilot.pause()
+        shown = await wait_for(pilot, lambda: footer_text(pilot.app.screen))
+        for key in FOOTER_KEYS[screen_name]:
+            assert key in str(shown), shown
+
+    run(app, scenario, size=size)
+
+
+def test_a_field_error_stands_out_without_colour(tmp_path, monkeypatch):
+    """NO_COLOR greys every colour: an error is drawn reversed and bold, not in red alone."""
+    from laserlog.tui.session_form import SessionForm
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = frozen_app(tmp_path)
+    assert app.no_color
+
+    async def scenario(pilot: Pilot) -> None:
+        form = SessionForm()
+        await pilot.app.push_screen(form)
+        form.query_one("#skin").value = "9"
+        form.query_one("#skin").focus()
+        await pilot.pause()
+        form.query_one("#operator").focus()
+        error = form.query_one("#skin-error", Static)
+        await wait_for(pilot, lambda: "not a Fitzpatrick" in str(error.render()))
+        style = error.rich_style
+        assert style.reverse and style.bold
+
+    run(app, scenario)

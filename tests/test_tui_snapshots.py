@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
-from tui_support import frozen_app, wait_for
+from tui_support import add_events, frozen_app, wait_for
 
 from laserlog.tui.session_form import SessionForm
+from laserlog.tui.summary_screen import SummaryScreen
 
 SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 STATES = ("normal", "alarm")
@@ -40,7 +41,10 @@ def snapshot_app(tmp_path, screen: str, state: str):
     alarm = state == "alarm"
     if screen == "live":
         return frozen_app(tmp_path, pulses=40, alarm=alarm)
-    return frozen_app(tmp_path, history=True, alarm=alarm)
+    app = frozen_app(tmp_path, history=True, alarm=alarm)
+    if screen == "summary":
+        add_events(app.controller.db_path, 3, 30)
+    return app
 
 
 KEYS = {"history": ("f3",), "energy": ("f4",), "profiles": ("f5",), "help": ("f1",)}
@@ -48,8 +52,8 @@ KEYS = {"history": ("f3",), "energy": ("f4",), "profiles": ("f5",), "help": ("f1
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("state", STATES)
-@pytest.mark.parametrize("screen", ["live", "form", "history", "session", "energy", "profiles",
-                                    "help"])
+@pytest.mark.parametrize("screen", ["live", "form", "history", "session", "summary", "energy",
+                                    "profiles", "help"])
 def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
     app = snapshot_app(tmp_path, screen, state)
 
@@ -68,6 +72,11 @@ def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
             form.query_one("#operator").focus()  # leaving the skin field shows its reason
         elif screen == "session":
             await pilot.press("f3", "enter")
+        elif screen == "summary":
+            summary = SummaryScreen(3)
+            await pilot.app.push_screen(summary)
+            await wait_for(pilot, lambda: summary.events_shown is not None,
+                           what="the events fitted to the screen")
         await pilot.pause()
         await pilot.pause()
 
@@ -79,7 +88,7 @@ def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
 
 @pytest.mark.parametrize("screen", ["live", "form"])
 def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch):
-    """With NO_COLOR the alarm, the link and the ticks still read: symbols and words."""
+    """With NO_COLOR the alarm, the link, the ticks and a field's error still read."""
     monkeypatch.setenv("NO_COLOR", "1")
     app = snapshot_app(tmp_path, screen, "alarm")
     assert app.no_color
@@ -89,8 +98,11 @@ def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch)
         if screen == "form":
             form = SessionForm()
             await pilot.app.push_screen(form)
+            form.query_one("#skin").value = "9"
+            form.query_one("#skin").focus()
+            await pilot.pause()
             form.query_one("#check-consent").value = True
-            form.query_one("#check-consent").focus()
+            form.query_one("#check-consent").focus()  # leaving the skin field shows its reason
         await pilot.pause()
 
     try:

@@ -121,8 +121,10 @@ def test_retrying_state_reads_at_80x24_without_colour(tmp_path, snap_compare, mo
 
     async def run_before(pilot: Pilot) -> None:
         controller = app.controller
+        # And the trends drawn: they redraw at most twice a second, after the last drain.
         await wait_for(pilot, lambda: not controller.feed and not controller.events
-                       and app.live.is_mounted, what="the feed to be drained")
+                       and app.live.is_mounted and not app.live._spark_dirty,
+                       what="the feed to be drained and the trends drawn")
         await pilot.pause()
         assert "sync retrying in 8 s | 1,234 pulses shipped | unreachable: " in screen_text(app)
         await pilot.pause()

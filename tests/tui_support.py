@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 
 from laserlog.config.profile import Profile, open_profile
@@ -49,6 +50,16 @@ def fast_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(textual.app, "wait_for_idle", settle)
     monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)
+
+
+def burst(pilot: Pilot, *keys: str) -> None:
+    """Send keys the way a scanner or a fast typist does: all queued before any is handled."""
+    for key in keys:
+        name = {" ": "space", "\t": "tab", "\n": "enter", "-": "minus"}.get(key, key)
+        char = {"tab": "\t", "enter": "\r", "space": " ", "minus": "-"}.get(name, key)
+        event = events.Key(name, char)
+        event.set_sender(pilot.app)
+        pilot.app.post_message(event)
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout_s: float = 10.0,
@@ -142,6 +153,9 @@ def frozen_app(tmp_path: Path, *, pulses: int = 0, alarm: bool = False,
         controller._recorder = recorder
         controller.session = LiveSession(session_id, info, T0)
         controller.last_session_id = session_id
+        # What a start on a console never checked with a meter says (recording.calstatus).
+        controller.calibration_warning = ("no calibration check recorded for this console: "
+                                          "check its output with `laserlog calibrate`")
         recorder.ingest([SettingReading(T0, name, value)
                          for name, value in controller._idle_settings.items()])
         recorder.ingest(seeded_readings(p, pulses))
@@ -194,3 +208,17 @@ def build_history(db: Path, profile: Profile) -> None:
     with Store(db) as store:
         for session_id in range(1, len(plan) + 1):
             store.recount(session_id)
+
+
+def add_events(db: Path, session_id: int, count: int) -> None:
+    """Record `count` short events in a past session, as the recorder commits them."""
+    from laserlog.storage import chain
+    from laserlog.storage.store import INSERT_EVENT
+
+    with Store(db) as store, store.conn:
+        for number in range(count):
+            store.conn.execute(INSERT_EVENT, (session_id, T0 + number, "note", "info", None,
+                                              f"note {number + 1}", None, 1, None))
+        head = chain.append_batch(store.conn, session_id, {"events": count})
+        chain.write_anchor(store.path, head)
+        store.recount(session_id)

@@ -61,8 +61,8 @@ def session_duration(started: str | None, ended: str | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def format_session(store: Store, session_id: int) -> str:
-    """Return a one-screen summary of a session: who, what console, totals, events."""
+def format_session(store: Store, session_id: int, events_shown: int = 12) -> str:
+    """Return a one-screen summary of a session: who, what console, totals, its last events."""
     s = store.session(session_id)
     if s is None:
         return f"no session {session_id}"
@@ -85,7 +85,7 @@ def format_session(store: Store, session_id: int) -> str:
     ]
     if events:
         lines.append("  events:")
-        shown = events[-12:]
+        shown = events[len(events) - max(0, events_shown):]
         if len(events) > len(shown):
             lines.append(f"    ... {len(events) - len(shown)} earlier event(s)")
         for e in shown:

@@ -68,6 +68,8 @@ class Alarm:
     cleared: bool = False
     #: Acknowledged while the condition is still true: no bell, but it stays on the bar.
     acknowledged: bool = False
+    #: The console's code for a fault: each fault code is an alarm of its own.
+    code: int | None = None
 
     @property
     def safety_class(self) -> int:
@@ -83,6 +85,13 @@ class Alarm:
     def label(self) -> str:
         """Return the alarm as the bar shows it: symbol, word, message."""
         return f"{SYMBOL} {self.word}: {self.message}"
+
+
+def same_trouble(alarm: Alarm, event: EventRow) -> bool:
+    """Return whether an event repeats a standing alarm (counted) rather than raising one."""
+    if alarm.cleared or alarm.kind != event.kind:
+        return False
+    return alarm.kind != "fault" or alarm.code == event.code
 
 
 def severity_key(alarm: Alarm) -> tuple[bool, int, float, int]:

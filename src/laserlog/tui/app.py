@@ -13,9 +13,12 @@ import getpass
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from textual import events
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.keys import _character_to_key
 from textual.message import Message
 from textual.screen import Screen
 
@@ -42,6 +45,20 @@ def alarm_list(alarms: Sequence[Alarm], count: Callable[[Alarm], int]) -> str:
     return "\n".join(lines)
 
 
+def keys_of(text: str) -> list[events.Key]:
+    """Return pasted text as the keys that type it: a tab moves on, a line break is Enter."""
+    keys = []
+    for char in text.replace("\r\n", "\n").replace("\r", "\n"):
+        name = {"\t": "tab", "\n": "enter"}.get(char) or (
+            char if char.isalnum() else _character_to_key(char))
+        keys.append(events.Key(name, "\r" if char == "\n" else char))
+    return keys
+
+
+class KeysReleased(Message):
+    """A screen that was opening is ready for the keys typed meanwhile."""
+
+
 class AlarmRaised(Message):
     """A new alarm, posted from the recording thread."""
 
@@ -56,13 +73,15 @@ class LaserlogApp(App[None]):
     CSS_PATH = "laserlog.tcss"
     TITLE = "laserlog"
     BINDINGS = [
+        # The footer shows only what a technician needs at the machine, so it fits 80
+        # columns; F1 and ctrl+p list every key.
         Binding("f1,question_mark", "help", "Help", id="app.help"),
-        Binding("f2", "show('live')", "Live", id="app.live"),
-        Binding("f3", "show('history')", "History", id="app.history"),
-        Binding("f4", "show('energy')", "Energy", id="app.energy"),
-        Binding("f5", "show('profiles')", "Profiles", id="app.profiles"),
-        Binding("a,f8", "acknowledge", "Ack alarms", id="app.acknowledge"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("a,f8", "acknowledge", "Ack", id="app.acknowledge", priority=True),
+        Binding("f2", "show('live')", "Live", id="app.live", show=False),
+        Binding("f3", "show('history')", "History", id="app.history", show=False),
+        Binding("f4", "show('energy')", "Energy", id="app.energy", show=False),
+        Binding("f5", "show('profiles')", "Profiles", id="app.profiles", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
     ]
 
     def __init__(self, controller: LiveController, *,
@@ -82,6 +101,8 @@ class LaserlogApp(App[None]):
         self.probe = probe
         self.live = LiveScreen()
         self._start_controller = start_controller
+        #: Keys typed while a screen was opening (a scanner, a paste): it gets them once ready.
+        self._held_keys: list[events.Key] = []
 
     def get_default_screen(self) -> Screen:
         return self.live
@@ -94,6 +115,36 @@ class LaserlogApp(App[None]):
         if self._start_controller:
             self.controller.start()
         self.set_interval(DRAIN_S, self.drain)
+
+    # -- typed-ahead keys ---------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """Hold keys for a screen still opening; type a multi-field paste as keys."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if not getattr(self.screen, "keys_ready", True):
+                # Before its fields exist the keys would go to no field, or to the app's own
+                # keys (`a` would open the acknowledge dialog over the form).
+                self._held_keys.append(event)
+                return
+            await self._type_held_keys()
+        elif isinstance(event, events.Paste) and not event.is_forwarded and getattr(
+                self.screen, "paste_as_keys", False) and any(c in event.text for c in "\t\r\n"):
+            for key in keys_of(event.text):
+                await self.on_event(key)
+            return
+        await super().on_event(event)
+
+    def release_keys(self) -> None:
+        """Hand the keys held while a screen opened to it, in the order they were typed."""
+        self.post_message(KeysReleased())
+
+    async def on_keys_released(self, message: KeysReleased) -> None:
+        if getattr(self.screen, "keys_ready", True):
+            await self._type_held_keys()
+
+    async def _type_held_keys(self) -> None:
+        held, self._held_keys = self._held_keys, []
+        for key in held:  # one at a time, as typed: a Tab among them moves the focus first
+            await super().on_event(key)
 
     def on_unmount(self) -> None:
         self.controller.on_alarm = None
@@ -167,8 +218,12 @@ class LaserlogApp(App[None]):
             return ""
 
     def action_acknowledge(self) -> None:
+        from textual.widgets import Input
+
         from laserlog.tui.dialogs import TextDialog
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # an `a` typed into a field is text
         alarms = self.controller.unacknowledged
         if not alarms:
             still = len(self.controller.alarms)

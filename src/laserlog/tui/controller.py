@@ -29,7 +29,7 @@ from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
 from laserlog.storage.rows import EventRow, PulseAt
 from laserlog.storage.store import INSERT_EVENT, Store
-from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity
+from laserlog.tui.alarms import CLEARS, Alarm, alarm_word, by_severity, same_trouble
 
 #: Pulse rows kept for the screen; at 1 kHz this is 20 s of backlog before lines are dropped.
 FEED_MAX = 20_000
@@ -107,6 +107,9 @@ class LiveController:
         self.identity: DeviceIdentity | None = None
         self.session: LiveSession | None = None
         self.last_session_id: int | None = None
+        #: What the session's start said of the console's calibration (missing, overdue,
+        #: failed); the screen keeps it in view while the session runs. Empty when checked.
+        self.calibration_warning = ""
         self.alarm_version = 0
         self._alarms: list[Alarm] = []
         self._alarm_counts: dict[int, int] = {}
@@ -332,6 +335,11 @@ class LiveController:
             return
         self.link_state, self.link_detail = "up", ""
         self._next_settings = 0.0
+        if self.session is None and any(alarm.kind == "link_lost" and not alarm.cleared
+                                        for alarm in self.alarms):
+            self._on_event(EventRow(time.time(), "link_restored", "info", None,
+                                    f"console on {self.port} answers again"
+                                    + (f" ({self.identity.serial})" if self.identity else "")))
 
     def _idle(self) -> None:
         """Between sessions: keep the settings on screen fresh and notice a lost link."""
@@ -360,6 +368,10 @@ class LiveController:
 
     def _idle_link_down(self, detail: str) -> None:
         recorder = self._recorder
+        # An alarm, as in a session: no session can start, and the state shown is getting old.
+        said = detail if self.port in detail else f"console on {self.port}: {detail}"
+        self._on_event(EventRow(time.time(), "link_lost", "alarm", None,
+                                f"between sessions, {said}"))
         self.link_state, self.link_detail = "down", detail
         if recorder is not None and recorder.link is not None:
             recorder.link.close()
@@ -423,6 +435,7 @@ class LiveController:
                 applied.append(f"{name} {took:g}")
         recorder.driver.settings = {}
         self._latched.clear()
+        self.calibration_warning = ""
         try:
             session_id = recorder.start(info, contract=self.contract,
                                         start_over=override_reason)
@@ -570,6 +583,8 @@ class LiveController:
 
     def _on_event(self, event: EventRow) -> None:
         self.events.append(event)
+        if event.kind.startswith("calibration_"):
+            self.calibration_warning = event.message
         if event.kind == "link_lost":
             self.link_state, self.link_detail = "down", event.message
         elif event.kind == "link_restored":
@@ -581,6 +596,12 @@ class LiveController:
         if ended is not None:
             self._clear(ended)
             return
+        if event.kind == "fault":
+            with self._lock:
+                # The console reports one fault at a time: a new code (an alarm or only a
+                # warning) means the one it reported before has ended.
+                self._end_conditions("fault", but_code=event.code)
+                self.alarm_version += 1
         word = alarm_word(event)
         if word is None:
             return
@@ -588,7 +609,7 @@ class LiveController:
         with self._lock:
             self.alarm_version += 1
             for alarm in self._alarms:
-                if alarm.kind == event.kind and alarm.word == word and not alarm.cleared:
+                if alarm.word == word and same_trouble(alarm, event):
                     if alarm.is_condition and alarm.message == event.message:
                         return  # the same condition, restated (a session starts over a fault)
                     # The same trouble again: count it, do not ring again.
@@ -596,7 +617,7 @@ class LiveController:
                     return
             self._alarm_number += 1
             alarm = Alarm(self._alarm_number, event.kind, word, event.message,
-                          event.received_unix_s, session_id)
+                          event.received_unix_s, session_id, code=event.code)
             self._alarms.append(alarm)
         if self.on_alarm is not None:
             self.on_alarm(alarm)
@@ -604,13 +625,21 @@ class LiveController:
     def _clear(self, kind: str) -> None:
         """End a condition: an acknowledged one leaves the bar, another waits, marked cleared."""
         with self._lock:
-            kept: list[Alarm] = []
-            for alarm in self._alarms:
-                if alarm.kind != kind or alarm.cleared:
-                    kept.append(alarm)
-                elif not alarm.acknowledged:
-                    kept.append(replace(alarm, cleared=True))
-                else:
-                    self._alarm_counts.pop(alarm.number, None)
-            self._alarms = kept
+            self._end_conditions(kind)
             self.alarm_version += 1
+
+    def _end_conditions(self, kind: str, *, but_code: int | None = None) -> None:
+        """Mark the alarms of a condition that ended cleared (the lock is held).
+
+        `but_code`: a fault code still reported, whose alarm stands.
+        """
+        kept: list[Alarm] = []
+        for alarm in self._alarms:
+            if alarm.kind != kind or alarm.cleared or (
+                    but_code is not None and alarm.code == but_code):
+                kept.append(alarm)
+            elif not alarm.acknowledged:
+                kept.append(replace(alarm, cleared=True))
+            else:
+                self._alarm_counts.pop(alarm.number, None)
+        self._alarms = kept

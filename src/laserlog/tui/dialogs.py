@@ -5,11 +5,16 @@ They cover the middle of the screen only: the alarm bar of the screen below stay
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+if TYPE_CHECKING:
+    from laserlog.tui.host import SessionHost
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -37,7 +42,14 @@ class ConfirmDialog(ModalScreen[bool]):
 class TextDialog(ModalScreen[str | None]):
     """Ask for one line of text; Enter gives it, Esc cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="text.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="text.cancel"),
+        # Priority: the text is taken the moment Enter is read, so a key typed after it goes
+        # to the screen below (`n`, text, Enter, `m`: a note, then a marker).
+        Binding("enter", "submit", "Record", id="text.submit", priority=True, show=False),
+    ]
+    #: The app holds keys typed while the dialog opens, and hands them over once it is ready.
+    keys_ready = False
 
     def __init__(self, title: str, hint: str, value: str = "", body: str = "") -> None:
         super().__init__()
@@ -55,10 +67,20 @@ class TextDialog(ModalScreen[str | None]):
             yield Static(self.hint, classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#text", Input).focus()
+        self.set_focus(self.query_one("#text", Input))  # now, before the keys held for it
+        self.keys_ready = True
+        cast("SessionHost", self.app).release_keys()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
+    def action_submit(self) -> None:
+        # The characters typed before Enter may still wait in the field's queue: take the
+        # text after them, and hold what was typed after Enter for the screen below.
+        self.keys_ready = False
+        box = self.query_one("#text", Input)
+        box.call_later(self._give, box)
+
+    def _give(self, box: Input) -> None:
+        self.dismiss(box.value)
+        cast("SessionHost", self.app).release_keys()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

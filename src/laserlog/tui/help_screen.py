@@ -30,7 +30,9 @@ Live screen
   Tab         move between widgets; arrows scroll the tail
 
 Start form
-  Tab / Enter next field        space ticks a checklist item
+  Tab, Enter or Down  next field    Shift+Tab or Up  previous field
+  space ticks a checklist item; a scanner or a paste may type
+  several fields at once, separated by Tab or Enter
   ctrl+s      start the session        Esc cancels
 
 History

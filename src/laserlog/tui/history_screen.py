@@ -41,7 +41,7 @@ class HistoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TopBar("history", id="top")
         yield AlarmBar(id="alarm")
-        yield Input(placeholder="/ filter by client, operator, area, profile or status",
+        yield Input(placeholder="/ filter: every word must match, e.g. C-1042 left cheek",
                     id="filter", compact=True)
         yield Static(id="history-status", markup=False)
         table: DataTable = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)

@@ -21,6 +21,10 @@ class SessionHost(Protocol):
     last_operator: str
     clock: Callable[[], float]
 
+    def release_keys(self) -> None:
+        """Hand the keys held while a screen opened to it, in the order they were typed."""
+        ...
+
     def drain(self) -> None:
         """Take what the recorder produced since the last tick and redraw once."""
         ...

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -45,12 +46,14 @@ class LiveScreen(Screen):
     """Settings, session header, shot counter and energy, trends, tail, link and alarms."""
 
     BINDINGS = [
-        Binding("s", "start_session", "Start", id="live.start"),
+        # Priority (s, n): the form or the note opens the moment the key is read, so what is
+        # typed after it (a scanner, a fast typist) waits for it instead of going elsewhere.
+        Binding("s", "start_session", "Start", id="live.start", priority=True),
         Binding("x", "end_session", "End", id="live.end"),
-        Binding("n", "note", "Note", id="live.note"),
+        Binding("n", "note", "Note", id="live.note", priority=True),
         Binding("m", "marker", "Marker", id="live.marker"),
-        Binding("space", "pause", "Pause", id="live.pause"),
-        Binding("slash", "filter", "Filter", id="live.filter"),
+        Binding("space", "pause", "Pause", id="live.pause", show=False),
+        Binding("slash", "filter", "Filter", id="live.filter", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="live.clear_filter"),
     ]
 
@@ -83,6 +86,7 @@ class LiveScreen(Screen):
         yield TopBar("live", id="top")
         yield AlarmBar(id="alarm")
         yield Static(id="session-header", markup=False)
+        yield Static(id="calibration", markup=False)
         with Horizontal(id="panel"):
             yield Static(id="settings", markup=False)
             yield Static(id="counters", markup=False)
@@ -183,6 +187,9 @@ class LiveScreen(Screen):
         else:
             header = "No session recording.  Press s to start one; F1 for help."
         self._set("session-header", header)
+        calibration = controller.calibration_warning if live is not None else ""
+        self._set("calibration", f"! CALIBRATION  {calibration}" if calibration else "")
+        self.query_one("#calibration", Static).display = bool(calibration)
         s = current_settings(controller.profile, controller.settings, self.last_pulse)
         self._set("settings",
                   f"{s['wavelength']:<9} {s['duration']:<21} rate {s['rate']}\n"
@@ -249,6 +256,8 @@ class LiveScreen(Screen):
     def action_start_session(self) -> None:
         from laserlog.tui.session_form import SessionForm
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # typing an `s` into the tail filter
         if self.laserlog.controller.session is None:
             self.app.push_screen(SessionForm())
 
@@ -282,6 +291,8 @@ class LiveScreen(Screen):
     def action_note(self) -> None:
         from laserlog.tui.dialogs import TextDialog
 
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # typing an `n` into the tail filter
         if self.laserlog.controller.session is None:
             return
         # The note is about this moment, not the moment its typing ends.

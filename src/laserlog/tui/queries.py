@@ -37,15 +37,23 @@ _PULSE_SETTINGS = (("energy_j", "energy", "J"), ("fluence_j_cm2", "fluence", "J/
 
 def find_sessions(store: Store, text: str = "", sort: str = "started", descending: bool = True,
                   limit: int = 500) -> list[dict[str, Any]]:
-    """Return sessions whose client, operator, area, profile or status contains `text`."""
+    """Return sessions matching every word of `text` in client, operator, area, profile or status.
+
+    `C-1042 left cheek` finds that client's left-cheek sessions: the words narrow, in any field.
+    """
     order = SESSION_SORTS[sort]
-    where, params = "", dict[str, Any](limit=limit)
-    if text.strip():
-        like = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = ("WHERE s.client_ref LIKE :q ESCAPE '\\' OR s.operator_id LIKE :q ESCAPE '\\'"
-                 " OR coalesce(s.area, '') LIKE :q ESCAPE '\\' OR s.profile_id LIKE :q ESCAPE '\\'"
-                 " OR s.status LIKE :q ESCAPE '\\'")
-        params["q"] = like
+    params = dict[str, Any](limit=limit)
+    terms = []
+    # Control characters (a stray NUL from a paste) are no text: SQLite's LIKE stops at a NUL.
+    words = ["".join(c for c in word if c.isprintable()) for word in text.split()]
+    for number, word in enumerate(w for w in words if w):
+        params[f"q{number}"] = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        terms.append("(" + " OR ".join(
+            f"{column} LIKE :q{number} ESCAPE '\\'" for column in (
+                "s.client_ref", "s.operator_id", "coalesce(s.area, '')", "s.profile_id",
+                "s.status")) + ")")
+    where = ("WHERE " + " AND ".join(terms)) if terms else ""
     direction = "DESC" if descending else "ASC"
     return store.query(
         "SELECT s.*, d.model, d.serial FROM sessions s LEFT JOIN devices d ON d.id = s.device_id "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -44,7 +45,19 @@ class SessionForm(ModalScreen[int | None]):
     BINDINGS = [
         Binding("ctrl+s", "submit", "Start session", id="form.start"),
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        # Priority: the focus moves the moment the key is read, so the characters typed
+        # after it (a scanner, a paste, a fast typist) go to the next field, not this one.
+        Binding("tab,down", "move_focus(1)", "Next field", show=False, priority=True,
+                id="form.next"),
+        Binding("shift+tab,up", "move_focus(-1)", "Previous field", show=False,
+                priority=True, id="form.previous"),
+        Binding("enter", "next_after_input", "Next field", show=False, priority=True,
+                id="form.enter"),
     ]
+    #: The app holds keys typed while the form opens, and hands them over once it is ready.
+    keys_ready = False
+    #: A pasted line with tabs or line breaks is typed, field by field.
+    paste_as_keys = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,8 +124,18 @@ class SessionForm(ModalScreen[int | None]):
         if problem:
             self.query_one("#form-error", Static).update(problem)
         first = "client" if self.laserlog.last_operator else "operator"
-        self.query_one(f"#{first}", Input).focus()
+        # Focused now, not later (`focus()` waits its turn behind keys already typed).
+        field = self.query_one(f"#{first}", Input)
+        self.set_focus(field)
+        self.call_after_refresh(self._show_cursor, field)
         self._show_history()
+        self.keys_ready = True
+        self.laserlog.release_keys()
+
+    def _show_cursor(self, field: Input) -> None:
+        """Put the terminal's cursor in the field, now that the field has its place."""
+        if field.has_focus:
+            self.app.cursor_position = field.cursor_screen_offset
 
     def _show_console_trouble(self, trouble: str | None = None) -> None:
         """Ask for a reason when the console reports a fault or an open interlock."""
@@ -181,9 +204,6 @@ class SessionForm(ModalScreen[int | None]):
             self._show_errors(self.refusals(),
                               {name})
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.focus_next()
-
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
             self.action_submit()
@@ -230,6 +250,19 @@ class SessionForm(ModalScreen[int | None]):
             use_last.value = False
 
     # -- actions ----------------------------------------------------------------------------
+    def action_move_focus(self, step: int) -> None:
+        """Move to the next (1) or previous (-1) field, tick box or button."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
+    def action_next_after_input(self) -> None:
+        """Enter in a text field moves on; on a tick box or a button it does their own thing."""
+        if not isinstance(self.focused, Input):
+            raise SkipAction()
+        self.focus_next()
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -29,12 +31,40 @@ class SummaryScreen(Screen):
     def __init__(self, session_id: int) -> None:
         super().__init__()
         self.session_id = session_id
+        #: How many of the last events the screen has room for; None until it is laid out.
+        self.events_shown: int | None = None
 
     def compose(self) -> ComposeResult:
-        app = cast("SessionHost", self.app)
         yield TopBar(f"session {self.session_id} summary", id="top")
         yield AlarmBar(id="alarm")
         with VerticalScroll(id="summary-body"):
-            yield Static(format_session(app.reader, self.session_id), id="summary",
-                         markup=False)
+            yield Static(self._text(), id="summary", markup=False)
         yield Footer(compact=True)
+
+    def _text(self, events_shown: int = 12) -> str:
+        return format_session(cast("SessionHost", self.app).reader, self.session_id,
+                              events_shown)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.fit_events)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.fit_events)
+
+    def fit_events(self) -> None:
+        """Show as many of the last events as the screen has lines for (the rest counted)."""
+        body = self.query_one("#summary-body", VerticalScroll)
+        summary = self.query_one("#summary", Static)
+        width, height = body.scrollable_content_region.size
+        if width <= 0 or height <= 0:
+            return
+        def fits(shown: int) -> bool:
+            return Content(self._text(shown)).get_height({}, width) <= height  # wraps as Static
+
+        # The most events that fit (more events, more lines): a search, not one try each.
+        low, high = 0, len(cast("SessionHost", self.app).reader.events(self.session_id))
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        self.events_shown = low
+        summary.update(self._text(low))
