@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import io
 import os
 import pty
 import re
 import select
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -328,6 +331,7 @@ def test_a_terminal_shows_one_live_progress_line(simulate, tmp_path):
     sim.console.firing = True
     db = tmp_path / "log.db"
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))  # 60 columns
     proc = _start_record(sim.path, db, stdin=follower, stdout=subprocess.PIPE, stderr=follower)
     os.close(follower)
     seen = b""
@@ -337,7 +341,9 @@ def test_a_terminal_shows_one_live_progress_line(simulate, tmp_path):
             ready, _, _ = select.select([leader], [], [], 0.5)
             if ready:
                 seen += os.read(leader, 4096)
-        assert re.search(rb"\r\x1b\[Ksession 1  \d+ pulses  [0-9.]+ J", seen), seen[-300:]
+        drawn = seen.split(b"\r\x1b[K")[-1]  # the line drawn (in one write)
+        assert re.match(rb"\d+ pulses [0-9.]+ J \| \d:\d\d \| link up", drawn), seen[-300:]
+        assert len(drawn.decode()) <= 59  # never wrapped: it is redrawn in place
         os.write(leader, b"note typed at the terminal\n")
         wait_until(lambda: _events(db, "note") == 1, what="the note typed")
         os.write(leader, b"end\n")

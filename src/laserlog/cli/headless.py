@@ -9,9 +9,11 @@ timed when its line arrives, and answered on standard error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import select
+import shutil
 import stat
 import sys
 import threading
@@ -136,7 +138,8 @@ class Steering:
         print(f"laserlog: {message}", file=sys.stderr, flush=True)
 
     def line(self) -> str:
-        """Return the progress line's text."""
+        """Return the progress line's text, most important first (a narrow terminal cuts the
+        end): the console's trouble, the dose, the time, the link, then the rest."""
         totals = self.recorder.totals
         elapsed = int(time.monotonic() - self.started)
         parts = []
@@ -144,20 +147,23 @@ class Steering:
             parts.append("!! INTERLOCK OPEN")
         if totals.fault_code:
             parts.append(f"!! FAULT {totals.fault_code}")
-        parts.append(f"session {self.recorder.session_id}")
-        parts.append(f"{totals.pulses} pulses")
-        parts.append(f"{totals.energy_j:.3f} J")
-        if totals.max_fluence_j_cm2 is not None:
-            parts.append(f"max {totals.max_fluence_j_cm2:.3f} J/cm²")
+        parts.append(f"{totals.pulses} pulses {totals.energy_j:.3f} J")
+        parts.append(f"{elapsed // 60}:{elapsed % 60:02d}")
+        parts.append("link up" if self.recorder.link_up else "!! LINK LOST")
         if totals.missing_pulses:
             parts.append(f"{totals.missing_pulses} missing")
-        parts.append(f"{elapsed // 60}:{elapsed % 60:02d}")
-        parts.append("link up" if self.recorder.link_up else "LINK LOST")
-        return "  ".join(parts)
+        if totals.max_fluence_j_cm2 is not None:
+            parts.append(f"max {totals.max_fluence_j_cm2:.3f} J/cm²")
+        parts.append(f"session {self.recorder.session_id}")
+        return " | ".join(parts)
 
     def _draw(self) -> None:
         assert self.progress is not None
-        self.progress.write("\r\x1b[K" + self.line()[:200])
+        # One line, never wrapped: a wrapped line could not be redrawn in place.
+        width = shutil.get_terminal_size((80, 24)).columns
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            width = os.get_terminal_size(self.progress.fileno()).columns or width
+        self.progress.write("\r\x1b[K" + self.line()[:max(width - 1, 20)])
         self.progress.flush()
         self._drawn = True
 
