@@ -35,7 +35,7 @@ def test_a_session_summary_says_how_long_it_lasted(db_path):
                           ended_utc=ended.isoformat(timespec="milliseconds")
                           .replace("+00:00", "Z"))
         text = format_session(store, session_id)
-    assert "lasted 20:14" in text, text
+    assert "lasted    20:14" in text, text
 
 
 def test_the_session_screen_shows_settings_in_readable_units(tmp_path):

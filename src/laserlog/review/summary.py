@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,12 +39,6 @@ def format_sessions(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _duration_text(started: str | None, ended: str | None) -> str:
-    """Return '   lasted 20:14' for a session with both ends readable, else ''."""
-    clock = session_duration(started, ended)
-    return f"   lasted {clock}" if clock else ""
-
-
 def session_duration(started: str | None, ended: str | None) -> str:
     """Return how long a session lasted ('20:14', '1:02:09'); '' when an end is missing,
     unreadable or before the start."""
@@ -69,18 +64,25 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
     events = store.events(session_id)
     unknown = unknown_dose_shots(store.conn, session_id, events)
+    lasted = session_duration(s["started_utc"], s["ended_utc"])
+    # Each line fits 80 columns for the usual values: the summary is read at a terminal.
     lines = [
         f"Session {s['id']}  [{s['status']}]  {s['uuid']}",
-        f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or '-'}  port {s['port']}",
-        f"  operator  {s['operator_id']}   client {s['client_ref']}   area {s['area'] or '-'}"
-        f"   skin type {s['skin_type'] or '-'}   eyewear checked {'yes' if s['eyewear_checked'] else 'NO'}",
-        f"  started   {s['started_utc']}   ended {s['ended_utc'] or '-'}"
-        + _duration_text(s['started_utc'], s['ended_utc'])
-        + (f"   ({s['end_reason']})" if s['end_reason'] else ""),
+        f"  console   {s['profile_id']}  model {s['model']}  serial {s['serial'] or 'unknown'}",
+        f"  port      {s['port']}",
+        f"  operator  {s['operator_id']}   client {s['client_ref']}   area {s['area'] or '-'}",
+        f"  skin type {s['skin_type'] or '-'}   eyewear checked "
+        f"{'yes' if s['eyewear_checked'] else 'NO'}",
+        f"  started   {s['started_utc']}   ended {s['ended_utc'] or '-'}",
+    ]
+    if lasted or s["end_reason"]:
+        lines.append(f"  lasted    {lasted or '-'}"
+                     + (f"   ({s['end_reason']})" if s["end_reason"] else ""))
+    lines += [
         f"  pulses    {s['pulse_count']}   total energy {s['total_energy_j']:.4f} J"
-        f"   fluence {_num(s['min_fluence_j_cm2'], '.3f')}..{_num(s['max_fluence_j_cm2'], '.3f')} J/cm2"
-        f"   regimes {regimes}"
-        + (f"   + {unknown} shot(s) of unknown dose" if unknown else ""),
+        f"   regimes {regimes}",
+        f"  fluence   {_num(s['min_fluence_j_cm2'], '.3f')}..{_num(s['max_fluence_j_cm2'], '.3f')}"
+        " J/cm2" + (f"   + {unknown} shot(s) of unknown dose" if unknown else ""),
         f"  missing   {s['missing_pulses']} pulse(s) in gaps   events {s['event_count']}",
     ]
     if events:
@@ -91,8 +93,13 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
         for e in shown:
             mark = {"alarm": "!!", "warning": "! ", "info": "  "}[e["severity"]]
             count = f" x{e['count']}" if e["count"] > 1 else ""
-            lines.append(f"  {mark} {e['received_utc']} {e['severity'].upper():<7} "
-                         f"{e['kind']}{count}: {e['message']}")
+            head = f"  {mark} {e['received_utc']} {e['severity'].upper():<7} {e['kind']}{count}"
+            if len(head) + 2 + len(e["message"]) <= 80:
+                lines.append(f"{head}: {e['message']}")
+            else:  # a long message under its event, wrapped, rather than wrapped at column 0
+                lines.append(head)
+                lines += textwrap.wrap(e["message"], 74, initial_indent="      ",
+                                       subsequent_indent="      ") or ["      -"]
     from laserlog.review.signoff import review_lines
 
     lines += review_lines(store.conn, session_id)  # corrections, signatures (VALID/INVALID)
