@@ -647,9 +647,9 @@ class Driver(BaseDriver):
         message = self.options.late_refusal(frame)
         if message is None:
             return False
-        culprit = self._last_silent or "an earlier command"
+        culprit = repr(self._last_silent) if self._last_silent else "an earlier command"
         self.pending.append(LinkEvent(self.clock(), "error_reply",
-                                      f"{self.device_word} refused {culprit!r} (after it went "
+                                      f"{self.device_word} refused {culprit} (after it went "
                                       f"unanswered): {message}", frame[:200]))
         return True
 
