@@ -379,9 +379,10 @@ def check_profile(profile: Profile, status_fields: frozenset[str] = STATUS_FIELD
                 raise _fail(profile, key, "needs replies framed by lines",
                             expected="no transport.reply_width (fixed-width replies)")
     if options.silent_refusal:
-        for key, used in (("ok", options.ok), ("reply_end", options.reply_end),
-                          ("error_query", options.error_query)):
-            if used is not None:
+        for key, present in (("ok", options.ok is not None),
+                             ("reply_end", options.reply_end is not None),
+                             ("error_query", options.error_query is not None)):
+            if present:
                 raise _fail(profile, "silent_refusal", f"with {key} too", expected="sets that "
                             f"go unanswered (no {key}), or no silent_refusal")
     counter = profile.parameters.get(profile.pulses.counter or "")

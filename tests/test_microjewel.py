@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from microjewel_emulator import Emulator
 
 from laserlog.cli.main import main
 
 from conftest import START, wait_until
-from microjewel_emulator import Emulator
 
 
 @pytest.fixture

@@ -497,7 +497,8 @@ def _parameter(name: str, r: TableReader, version: int = FORMAT_VERSION) -> Para
                 raise r.error(key, "not for an enumerated parameter", value=r.raw(key),
                               expected="no min or max: `values` is the range (0 .. "
                                        f"{len(words) - 1})")
-        low, high = 0.0, float(len(words) - 1)
+        low: float | None = 0.0
+        high: float | None = float(len(words) - 1)
     else:
         low = r.opt_float("min")
         high = r.opt_float("max")
