@@ -29,11 +29,18 @@ STATUSLINE = EXAMPLES / "statusline-console.toml"
 SILENT = EXAMPLES / "silent-console.toml"
 
 
-def _driver(profile, path):
+@contextlib.contextmanager
+def _console(path: Path, tmp_path: Path):
+    """Yield a simulated console for the profile at `path` and a driver talking to it."""
     from laserlog.config.drivers_registry import driver_module
 
-    link = Link(str(path), profile.transport).open()
-    return driver_module(profile).Driver(profile, link), link
+    profile = load_profile(path)
+    with Simulator(profile, tmp_path / "c") as sim:
+        link = Link(str(sim.path), profile.transport).open()
+        try:
+            yield sim, driver_module(profile).Driver(profile, link)
+        finally:
+            link.close()
 
 
 @pytest.mark.parametrize("path", [STATUSLINE, SILENT], ids=lambda p: p.stem)
@@ -44,71 +51,51 @@ def test_example_profile_passes_the_conformance_suite(path: Path) -> None:
 
 
 def test_status_line_state_is_read_after_each_query_and_recorded_as_state(tmp_path) -> None:
-    profile = load_profile(STATUSLINE)
-    with Simulator(profile, tmp_path / "c") as sim:
-        driver, link = _driver(profile, sim.path)
-        try:
-            assert driver.get("energy") == pytest.approx(0.3)
-            first = [o for o in driver.pending if isinstance(o, StatusReading)]
-            assert first and first[-1].state == ("standby",) and first[-1].fault_code == 0
-            driver.pending.clear()
-            assert profile.parameters["qswitch"].shown(driver.get("qswitch")) == "REP"
-            assert not driver.pending  # the same state is not reported twice
-            driver.command("fire")
-            driver.get("rep_rate")
-            firing = [o for o in driver.pending if isinstance(o, StatusReading)]
-            assert firing[-1].state == ("firing",) and firing[-1].firing
-        finally:
-            link.close()
+    with _console(STATUSLINE, tmp_path) as (sim, driver):
+        assert driver.get("energy") == pytest.approx(0.3)
+        first = [o for o in driver.pending if isinstance(o, StatusReading)]
+        assert first and first[-1].state == ("standby",) and first[-1].fault_code == 0
+        driver.pending.clear()
+        assert driver.profile.parameters["qswitch"].shown(driver.get("qswitch")) == "REP"
+        assert not driver.pending  # the same state is not reported twice
+        driver.command("fire")
+        driver.get("rep_rate")
+        firing = [o for o in driver.pending if isinstance(o, StatusReading)]
+        assert firing[-1].state == ("firing",) and firing[-1].firing
 
 
 def test_enumerated_parameter_takes_words_and_refuses_others(tmp_path) -> None:
-    profile = load_profile(STATUSLINE)
-    with Simulator(profile, tmp_path / "c") as sim:
-        driver, link = _driver(profile, sim.path)
-        try:
-            driver.set("qswitch", 2.0)
-            assert sim.device.heard[-1][1] == b"QSW SINGLE"
-            assert driver.get("qswitch") == 2.0
-            with pytest.raises(ProtocolError, match="outside the profile's range"):
-                driver.set("qswitch", 3.0)
-        finally:
-            link.close()
+    with _console(STATUSLINE, tmp_path) as (sim, driver):
+        driver.set("qswitch", 2.0)
+        assert sim.device.heard[-1][1] == b"QSW SINGLE"
+        assert driver.get("qswitch") == 2.0
+        with pytest.raises(ProtocolError, match="outside the profile's range"):
+            driver.set("qswitch", 3.0)
 
 
 def test_multi_command_fire_sends_each_command_in_turn(tmp_path) -> None:
-    profile = load_profile(STATUSLINE)
-    with Simulator(profile, tmp_path / "c") as sim:
-        driver, link = _driver(profile, sim.path)
-        try:
-            driver.command("fire")
-            heard = [line for _, line in sim.device.heard]
-            assert heard[-2:] == [b"LASER ON", b"SHUTTER OPEN"]
-            assert sim.console.firing
-            driver.command("stop")
-            assert not sim.console.firing
-        finally:
-            link.close()
+    with _console(STATUSLINE, tmp_path) as (sim, driver):
+        driver.command("fire")
+        heard = [line for _, line in sim.device.heard]
+        assert heard[-2:] == [b"LASER ON", b"SHUTTER OPEN"]
+        assert sim.console.firing
+        driver.command("stop")
+        assert not sim.console.firing
 
 
 def test_late_refusal_is_blamed_on_the_silent_set_not_the_next_command(tmp_path) -> None:
-    profile = load_profile(SILENT)
-    with Simulator(profile, tmp_path / "c") as sim:
-        driver, link = _driver(profile, sim.path)
-        try:
-            unchecked = type(driver)(profile.without_ranges(), link)
-            with pytest.raises(ProtocolError, match=r"refused 'EN 400.0': value out of range"):
-                unchecked.set("energy", 0.4)
-            assert unchecked.get("energy") == pytest.approx(0.12)  # the next query is not blamed
-            unchecked.set("energy", 0.2)  # taken: nothing comes within the window
-            # A refusal arriving after the window still names the set that caused it.
-            sim.link.write(b"??\r\n")
-            wait_until(lambda: (unchecked.pump(0.05), unchecked.pending)[1], 5, "late line")
-            event = unchecked.pending[-1]
-            assert isinstance(event, LinkEvent) and event.kind == "error_reply"
-            assert "refused 'EN 200.0'" in event.detail
-        finally:
-            link.close()
+    with _console(SILENT, tmp_path) as (sim, driver):
+        unchecked = type(driver)(driver.profile.without_ranges(), driver.link)
+        with pytest.raises(ProtocolError, match=r"refused 'EN 400.0': value out of range"):
+            unchecked.set("energy", 0.4)
+        assert unchecked.get("energy") == pytest.approx(0.12)  # the next query is not blamed
+        unchecked.set("energy", 0.2)  # taken: nothing comes within the window
+        # A refusal arriving after the window still names the set that caused it.
+        sim.link.write(b"??\r\n")
+        wait_until(lambda: (unchecked.pump(0.05), unchecked.pending)[1], 5, "late line")
+        event = unchecked.pending[-1]
+        assert isinstance(event, LinkEvent) and event.kind == "error_reply"
+        assert "refused 'EN 200.0'" in event.detail
 
 
 def _profile_text(extra: str = "", fire: str = '"FIRE"', stream: str = '"PUSH 1"') -> str:
