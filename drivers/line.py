@@ -8,6 +8,12 @@ simulator. Both read the same templates from the profile, and the same `[line]` 
 - `echo`: the console repeats each command, as a line of its own, before answering;
 - `reply_end`: every answer ends with a line carrying a code, 0 when accepted
   (`NAME = value` replies followed by a status line);
+- `[line.status_line]` (format 2): every answer to a query ends with a line carrying the
+  console's state, a number from a table (`2 = "standby"`, `5 = "firing"`), while sets and
+  commands are answered by `ok` / `error` alone;
+- `silent_refusal` / `silent_refusal_ms` (format 2): sets and commands are not answered, but
+  a refusal comes as a line of its own (`Error: out of range`, `??`) a little later; it is
+  blamed on the command that caused it, never on the next one;
 - `error_query` / `error_query_reply`: sets and commands are not answered, the host reads the
   console's error queue instead (SCPI's `SYST:ERR?`);
 - `[line.address]`: every line is wrapped with its sender and receiver, e.g. `[PC>L1]EN?`;
@@ -39,7 +45,10 @@ if TYPE_CHECKING:
     from laserlog.link.wire import ConsoleState, SimPulse
 
 OPTION_KEYS = {"ok", "error", "echo", "reply_end", "error_query", "error_query_reply",
-               "address", "error_codes"}
+               "address", "error_codes", "status_line", "silent_refusal", "silent_refusal_ms"}
+STATUS_LINE_KEYS = ("reply", "states")
+#: How long a silent set waits for a late refusal when the profile does not say.
+SILENT_REFUSAL_S = 0.2
 ADDRESS_KEYS = ("frame", "host", "console")
 #: The simulator's refusals by their names in [line.error_codes], with what they mean.
 REFUSALS = {
@@ -87,6 +96,47 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusLine:
+    """The line closing every query's reply with the console's state, and the state table.
+
+    A state's name is `firing`, `interlock`, the name of a [[status.faults]] entry, or any
+    other word (standby, warming_up): a state the console is in, recorded, never an alarm.
+    A number outside the table refuses the query (the console answered with an error).
+    """
+
+    template: Template
+    states: dict[int, str]
+
+    def reading(self, profile: Profile, state: int, now: float) -> StatusReading:
+        """Return the status a state number means."""
+        name = self.states[state]
+        faults = {fault.name: fault for fault in profile.status.faults.values()}
+        fault = faults.get(name)
+        interlock = name == "interlock" or bool(fault and fault.interlock)
+        code = fault.code if fault is not None else (
+            next((c for c, f in profile.status.faults.items() if f.interlock), 0)
+            if interlock else 0)
+        return StatusReading(now, code, interlock, name == "firing", state=(name,))
+
+    def state_of(self, profile: Profile, console: ConsoleState) -> int:
+        """Return the state number a console in this condition shows (the simulator's side)."""
+        by_name = {name: number for number, name in self.states.items()}
+        fault = profile.status.faults.get(console.fault_code)
+        for name, when in ((fault.name if fault else "", fault is not None),
+                           ("interlock", console.interlock_open),
+                           ("firing", console.firing)):
+            if when and name in by_name:
+                return by_name[name]
+        special = {"firing", "interlock"} | {f.name for f in profile.status.faults.values()}
+        flags = getattr(console, "flags", ())
+        for name in flags:
+            if name in by_name:
+                return by_name[name]
+        return next((n for n, name in self.states.items() if name not in special),
+                    next(iter(self.states)))
+
+
+@dataclass(frozen=True, slots=True)
 class LineOptions:
     """The protocol options table ([line] or [fixed_width]), compiled."""
 
@@ -99,6 +149,18 @@ class LineOptions:
     address: Address | None = None
     #: The simulator's refusal code -> the code this console answers with.
     error_codes: dict[int, int] = field(default_factory=dict)
+    status_line: StatusLine | None = None
+    #: Lines that refuse a set or command after it went unanswered (format 2).
+    silent_refusal: tuple[Template, ...] = ()
+    silent_refusal_s: float = SILENT_REFUSAL_S
+
+    def late_refusal(self, frame: bytes) -> str | None:
+        """Return the message of a late refusal line, or None when the line is not one."""
+        for template in self.silent_refusal:
+            found = template.match(frame)
+            if found is not None:
+                return found.get("message") or found.get("code") or frame.decode("latin-1")
+        return None
 
     def meaning(self, console_code: int) -> str:
         """Return what a console's refusal code means, when [line.error_codes] says."""
@@ -184,6 +246,84 @@ def _error_codes(profile: Profile, table: object) -> dict[int, int]:
     return codes
 
 
+def _format_two(profile: Profile, key: str) -> None:
+    if profile.format_version < 2:
+        raise _fail(profile, key, "needs profile format 2", expected="format = 2 at the top of "
+                    "the file (`laserlog profiles upgrade FILE`)")
+
+
+def _status_line(profile: Profile, table: object) -> StatusLine:
+    """Compile [line.status_line]: the closing line's template and its state table."""
+    _format_two(profile, "status_line")
+    if not isinstance(table, dict):
+        raise _fail(profile, "status_line", "wrong type", value=table, expected="a table "
+                    "with reply and [line.status_line.states]")
+    for key in table:
+        if key not in STATUS_LINE_KEYS:
+            raise _fail(profile, f"status_line.{key}", "unknown key",
+                        expected="one of " + ", ".join(STATUS_LINE_KEYS))
+    template = _option_template(profile, {"status_line.reply": table.get("reply")}
+                                if "reply" in table else {}, "status_line.reply",
+                                ({"state"}, {"state"}))
+    if template is None:
+        raise _fail(profile, "status_line.reply", "missing",
+                    expected="the closing line, e.g. 'STATUS {state:d}'")
+    if "state" not in template.integer_fields:
+        raise _fail(profile, "status_line.reply", "field {state} is not read as a whole number",
+                    value=template.text, expected="{state:d}")
+    raw = table.get("states")
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(profile, "status_line.states", "missing" if raw is None else "wrong type",
+                    value=raw, expected='a table of state numbers and names, e.g. 2 = "standby"')
+    states: dict[int, str] = {}
+    for number, name in raw.items():
+        if not number.lstrip("-").isdigit():
+            raise _fail(profile, f"status_line.states.{number}", "not a state number",
+                        value=number, expected="a whole number as the key, e.g. 2 = \"standby\"")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise _fail(profile, f"status_line.states.{number}", "not a state name",
+                        value=name, expected="a name such as standby, firing, interlock or a "
+                        "[[status.faults]] name")
+        if name in states.values():
+            raise _fail(profile, f"status_line.states.{number}", "state name used twice",
+                        value=name, expected="one number per state")
+        states[int(number)] = name
+    return StatusLine(template, states)
+
+
+def _silent_refusal(profile: Profile, options: dict[str, Any]) -> tuple[Template, ...]:
+    """Compile `silent_refusal`: one template or a list, each with at most {message}/{code}."""
+    if "silent_refusal" not in options:
+        if "silent_refusal_ms" in options:
+            raise _fail(profile, "silent_refusal", "missing", expected="the refusal lines "
+                        "whose wait silent_refusal_ms sets")
+        return ()
+    _format_two(profile, "silent_refusal")
+    raw = options["silent_refusal"]
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts:
+        raise _fail(profile, "silent_refusal", "wrong type", value=raw,
+                    expected="a template or a list, e.g. ['Error: {message}', '??']")
+    out = []
+    for index, text in enumerate(texts):
+        template = _option_template(profile, {f"silent_refusal[{index}]": text},
+                                    f"silent_refusal[{index}]", (set(), {"message", "code"}))
+        assert template is not None
+        if not template.text.strip():
+            raise _fail(profile, f"silent_refusal[{index}]", "blank", value=text,
+                        expected="the text of a refusal line")
+        out.append(template)
+    return tuple(out)
+
+
+def _silent_window(profile: Profile, options: dict[str, Any]) -> float:
+    value = options.get("silent_refusal_ms", SILENT_REFUSAL_S * 1000)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 10_000:
+        raise _fail(profile, "silent_refusal_ms", "not allowed", value=value,
+                    expected="milliseconds above 0, at most 10000")
+    return float(value) / 1000.0
+
+
 def line_options(profile: Profile) -> LineOptions:
     """Return the compiled options table, raising ProfileError naming the key at fault."""
     options = profile.protocol_options
@@ -206,9 +346,20 @@ def line_options(profile: Profile) -> LineOptions:
     if query is None and query_reply is not None:
         raise _fail(profile, "error_query", "missing", expected="the command whose reply "
                     "error_query_reply describes")
+    status_line = (_status_line(profile, options["status_line"])
+                   if "status_line" in options else None)
+    silent = _silent_refusal(profile, options)
+    error_fields = (set(), {"code"}) if profile.format_version >= 2 else ({"code"}, {"code"})
+    if "reply_end" in options and status_line is not None:
+        raise _fail(profile, "status_line", "with reply_end too", expected="one of them: "
+                    "reply_end closes every answer with a code (0 accepted), status_line "
+                    "closes a query's answer with a state")
     return LineOptions(
+        status_line=status_line,
+        silent_refusal=silent,
+        silent_refusal_s=_silent_window(profile, options),
         ok=_option_template(profile, options, "ok", (set(), set())),
-        error=_option_template(profile, options, "error", ({"code"}, {"code"})),
+        error=_option_template(profile, options, "error", error_fields),
         echo=echo,
         reply_end=_option_template(profile, options, "reply_end", ({"code"}, {"code"})),
         error_query=query,
@@ -223,10 +374,22 @@ def check_profile(profile: Profile, status_fields: frozenset[str] = STATUS_FIELD
     options = line_options(profile)
     if profile.transport.reply_width is not None:
         for key, used in (("echo", options.echo), ("reply_end", options.reply_end),
-                          ("address", options.address)):
+                          ("address", options.address), ("status_line", options.status_line)):
             if used:
                 raise _fail(profile, key, "needs replies framed by lines",
                             expected="no transport.reply_width (fixed-width replies)")
+    if options.silent_refusal:
+        for key, present in (("ok", options.ok is not None),
+                             ("reply_end", options.reply_end is not None),
+                             ("error_query", options.error_query is not None)):
+            if present:
+                raise _fail(profile, "silent_refusal", f"with {key} too", expected="sets that "
+                            f"go unanswered (no {key}), or no silent_refusal")
+    counter = profile.parameters.get(profile.pulses.counter or "")
+    if profile.pulses.mode == "polled" and counter is not None and counter.get is None:
+        raise ProfileError(profile.source, f"parameters.{counter.name}.get", "missing",
+                           expected="a query for the shot counter: a polled console's pulses "
+                           "are counted by reading it")
     for name, param in profile.parameters.items():
         if param.get is None and param.set is None:
             raise ProfileError(profile.source, f"parameters.{name}", "neither get nor set",
@@ -347,7 +510,8 @@ def _set_reply(param: Parameter, ok: Template | None,
     console is asked for errors instead)."""
     if param.set_reply is not None or ok is not None:
         return param.set_reply or ok
-    return None if options is not None and options.error_query else param.reply
+    silent = options is not None and (options.error_query or options.silent_refusal)
+    return None if silent else param.reply
 
 
 def _bound(value: float | None) -> str:
@@ -355,8 +519,11 @@ def _bound(value: float | None) -> str:
 
 
 def _wire_value(param: Parameter, canonical: float, template: Template,
-                scale: float = 1.0) -> float | int:
-    """Return a canonical value as the wire shows it (times set_scale when written by set)."""
+                scale: float = 1.0) -> float | int | str:
+    """Return a canonical value as the wire shows it (times set_scale when written by set);
+    an enumerated parameter's value is its word."""
+    if param.values:
+        return param.word(canonical)
     value = param.conversion.from_canonical(canonical) * param.wire_scale * scale
     return int(round(value)) if "value" in template.integer_fields else value
 
@@ -384,7 +551,9 @@ def status_reading(profile: Profile, template: Template, fields: dict[str, str],
     if interlock is None:
         fault = st.faults.get(code)
         interlock = bool(fault and fault.interlock)
-    return StatusReading(now, code, interlock, firing)
+    state = (st.decode_flags(template.integer("word", fields["word"]))
+             if st.flags and "word" in fields else None)
+    return StatusReading(now, code, interlock, firing, state=state)
 
 
 class Driver(BaseDriver):
@@ -409,6 +578,9 @@ class Driver(BaseDriver):
         # skip that step entirely.
         self._peel = self.options.echo or self.options.address is not None
         self._echoes: deque[bytes] = deque(maxlen=8)  # commands whose echo has not come
+        #: The last set or command that went unanswered: a late refusal line is its.
+        self._last_silent: str | None = None
+        self._state: int | None = None  # the last status-line state read
         self.garbled = 0
         self.foreign = 0  # lines between other parties on an addressed bus
 
@@ -445,6 +617,8 @@ class Driver(BaseDriver):
                     continue
             if self._awaiting:
                 self.replies.append(frame)
+            elif self.options.silent_refusal and self._late(frame):
+                continue
             elif frame.strip():
                 self.garbled += 1
                 pending.append(LinkEvent(now, "garbled", "unexpected line", frame[:200]))
@@ -469,12 +643,30 @@ class Driver(BaseDriver):
             out.append(frame)
         return out
 
-    def exchange(self, request: str, expect: Template | None) -> dict[str, str]:
-        """Send one command and wait for the reply matching `expect` (or an error reply)."""
+    def _late(self, frame: bytes) -> bool:
+        """Queue a late refusal line as the refusal of the silent command that caused it."""
+        message = self.options.late_refusal(frame)
+        if message is None:
+            return False
+        culprit = repr(self._last_silent) if self._last_silent else "an earlier command"
+        self.pending.append(LinkEvent(self.clock(), "error_reply",
+                                      f"{self.device_word} refused {culprit} (after it went "
+                                      f"unanswered): {message}", frame[:200]))
+        return True
+
+    def exchange(self, request: str, expect: Template | None,
+                 query: bool = False) -> dict[str, str]:
+        """Send one command and wait for the reply matching `expect` (or an error reply).
+
+        `query`: the request reads something (a get, identity, status), so a status line
+        closes its reply when the profile has one.
+        """
         options = self.options
         self.replies.clear()
-        waits = expect is not None or options.reply_end is not None
-        self._awaiting = waits
+        closing = options.status_line is not None and query
+        waits = expect is not None or options.reply_end is not None or closing
+        silent = not waits and bool(options.silent_refusal)
+        self._awaiting = waits or silent
         try:
             raw = request.encode("latin-1")
             if options.address is not None:
@@ -482,7 +674,10 @@ class Driver(BaseDriver):
             if options.echo:
                 self._echoes.append(raw)
             self.link.write(self.wire(raw))
-            fields = self._await_reply(request, expect) if waits else {}
+            if silent:
+                self._last_silent = request
+                self._await_refusal(request)
+            fields = self._await_reply(request, expect, closing) if waits else {}
         finally:
             self._awaiting = False
         if expect is None and options.error_query is not None and request != options.error_query:
@@ -493,16 +688,39 @@ class Driver(BaseDriver):
         """Return a request as it goes on the wire; a plugin driver may frame it otherwise."""
         return request + self.profile.transport.write_terminator
 
-    def _await_reply(self, request: str, expect: Template | None) -> dict[str, str]:
-        """Collect the reply's lines until they match `expect` (or the reply_end line)."""
+    def _await_refusal(self, request: str) -> None:
+        """Wait the profile's window for a late refusal of an unanswered command."""
+        deadline = time.monotonic() + self.options.silent_refusal_s
+        while True:
+            while self.replies:
+                frame = self.replies.popleft()
+                message = self.options.late_refusal(frame)
+                if message is not None:
+                    raise ProtocolError(f"{self.device_word} refused {request!r}: {message}")
+                if frame.strip():
+                    self._garbled(f"unexpected reply to {request!r}", frame)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.pump(min(left, 0.05))
+
+    def _await_reply(self, request: str, expect: Template | None,
+                     closing: bool = False) -> dict[str, str]:
+        """Collect the reply's lines until they match `expect` (or the reply_end line, or
+        the status line that closes a query's reply)."""
         t = self.profile.transport
-        end = self.options.reply_end
+        status_line = self.options.status_line if closing else None
+        end = status_line.template if status_line is not None else self.options.reply_end
         need = reply_lines(expect, t.read_terminator)
         lines: list[bytes] = []
         deadline = time.monotonic() + t.timeout_s
         while True:
             while self.replies:
                 frame = self.replies.popleft()
+                if self.options.silent_refusal and self._late(frame):
+                    continue
+                if status_line is not None and (ended := status_line.template.match(frame)):
+                    return self._stated(request, expect, lines, int(ended["state"]))
                 if end is not None and (ended := end.match(frame)) is not None:
                     return self._ended(request, expect, lines, int(ended["code"]))
                 lines.append(frame)
@@ -511,7 +729,7 @@ class Driver(BaseDriver):
                     if fields is not None:
                         return fields
                 if self._error is not None and (err := self._error.match(frame)) is not None:
-                    self._refused(request, err.get("code", frame.decode("latin-1")))
+                    self._refused(request, err.get("code", frame.decode("latin-1").strip()))
                 if end is None and len(lines) == need:
                     stale = lines.pop(0)
                     if stale.strip():
@@ -540,9 +758,23 @@ class Driver(BaseDriver):
                                 f"expected {expect.text!r}")
         return fields
 
+    def _stated(self, request: str, expect: Template | None, lines: list[bytes],
+                state: int) -> dict[str, str]:
+        """Note the state a status line reports, then read the reply it closed."""
+        status_line = self.options.status_line
+        assert status_line is not None
+        if state not in status_line.states:
+            self._refused(request, str(state))
+        if state != self._state:
+            self._state = state
+            self.pending.append(status_line.reading(self.profile, state, self.clock()))
+        return self._ended(request, expect, lines, 0)
+
     def _refused(self, request: str, code: str) -> NoReturn:
-        meaning = self.options.meaning(int(code)) if code.lstrip("+-").isdigit() else ""
-        raise ProtocolError(f"{self.device_word} refused {request!r}: error {code}"
+        numeric = code.lstrip("+-").isdigit()
+        meaning = self.options.meaning(int(code)) if numeric else ""
+        raise ProtocolError(f"{self.device_word} refused {request!r}: "
+                            + (f"error {code}" if numeric else code)
                             + (f", {meaning}" if meaning else ""))
 
     def _garbled(self, detail: str, raw: bytes) -> None:
@@ -565,7 +797,7 @@ class Driver(BaseDriver):
         ident = self.profile.identity
         if ident.get is None or ident.reply is None:
             return DeviceIdentity(ident.model, "", "")
-        fields = self.exchange(ident.get.render(), ident.reply)
+        fields = self.exchange(ident.get.render(), ident.reply, query=True)
         return DeviceIdentity(fields.get("model", ident.model), fields.get("serial", ""),
                               fields.get("firmware", ""))
 
@@ -573,7 +805,13 @@ class Driver(BaseDriver):
         param = self.profile.parameters[name]
         if param.get is None or param.reply is None:
             raise ProtocolError(f"{self.device_word} parameter {name} cannot be read")
-        fields = self.exchange(param.get.render(), param.reply)
+        fields = self.exchange(param.get.render(), param.reply, query=True)
+        if param.values:
+            word = fields["value"].strip()
+            if word not in param.values:
+                raise ProtocolError(f"{self.device_word} answered {name} with {word!r}, not "
+                                    f"one of {', '.join(param.values)}")
+            return float(param.values.index(word))
         return param.conversion.to_canonical(float(fields["value"]) / param.wire_scale)
 
     def set(self, name: str, value: float) -> float:
@@ -590,14 +828,26 @@ class Driver(BaseDriver):
         return value
 
     def command(self, name: str) -> None:
+        """Send a named action: each of its commands in turn, each acknowledged first."""
+        for index in range(len(self.profile.commands[name].sends)):
+            self.command_step(name, index)
+
+    def command_step(self, name: str, index: int) -> None:
+        """Send one command of a named action (a transcript replays them one by one)."""
         cmd = self.profile.commands[name]
-        self.exchange(cmd.send, cmd.reply or self._ok)
+        self.exchange(cmd.sends[index], cmd.reply or self._ok)
 
     def read_status(self) -> StatusReading | None:
         st = self.profile.status
+        status_line = self.options.status_line
+        if st.get is None and status_line is not None and self.gettable():
+            # No status query: any query's closing line tells the state.
+            self.get(self.gettable()[0])
+            assert self._state is not None
+            return status_line.reading(self.profile, self._state, self.clock())
         if st.get is None or st.reply is None:
             return None
-        fields = self.exchange(st.get.render(), st.reply)
+        fields = self.exchange(st.get.render(), st.reply, query=True)
         return status_reading(self.profile, st.reply, fields, self.clock())
 
 
@@ -615,6 +865,8 @@ class Device:
         self._errors: deque[tuple[int, str]] = deque(maxlen=32)  # read by error_query
         self._refusal: int | None = None  # the code of the command being refused
         self._gets: dict[bytes, tuple[str, str]] = {}
+        #: Each command of a multi-command action -> (action, its place in the action).
+        self._steps: dict[bytes, tuple[str, int]] = {}
         self._sets: list[tuple[Template, Parameter]] = []
         for name, param in profile.parameters.items():
             if param.get is not None:
@@ -622,7 +874,9 @@ class Device:
             if param.set is not None:
                 self._sets.append((param.set, param))
         for name, cmd in profile.commands.items():
-            self._gets[cmd.send.encode("latin-1")] = ("command", name)
+            self._gets[cmd.sends[-1].encode("latin-1")] = ("command", name)
+            for index, text in enumerate(cmd.sends[:-1]):
+                self._steps[text.encode("latin-1")] = (name, index)
         if profile.identity.get is not None:
             self._gets[profile.identity.get.render().encode("latin-1")] = ("identity", "")
         if profile.status.get is not None:
@@ -650,6 +904,9 @@ class Device:
             self._errors.append((console_code, meaning))
         if options.reply_end is not None or options.error_query is not None:
             return b""  # the reply_end line, or the error queue, tells
+        if options.silent_refusal:
+            meaning = next((text for ours, text in REFUSALS.values() if ours == code), "refused")
+            return self.frame(options.silent_refusal[0].render(code=console_code, message=meaning))
         return self.frame(self._error.render(code=console_code)) if self._error is not None else b""
 
     def receive(self, data: bytes) -> bytes:
@@ -670,13 +927,23 @@ class Device:
                     continue  # for another device on the bus: not ours to answer
                 line = body
             self._refusal = None
+            query = self._gets.get(line, ("", ""))[0] in ("param", "identity", "status")
             out.append(self.answer(line))
             if options.reply_end is not None:
                 out.append(self.frame(options.reply_end.render(code=self._refusal or 0)))
+            elif options.status_line is not None and query:
+                state = options.status_line.state_of(self.profile, self.console)
+                out.append(self.frame(options.status_line.template.render(state=state)))
         return b"".join(out)
 
     def answer(self, line: bytes) -> bytes:
         c = self.console
+        step = self._steps.get(line)
+        if step is not None:
+            # A leading command of a multi-command action: taken; the action runs on its last.
+            cmd = self.profile.commands[step[0]]
+            reply = cmd.reply or self._ok
+            return self.frame(reply.render()) if reply is not None else b""
         kind_name = self._gets.get(line)
         if kind_name is not None:
             kind, name = kind_name
@@ -690,7 +957,8 @@ class Device:
                 assert st.reply is not None
                 return self.frame(st.reply.render(
                     fault=c.fault_code, interlock=int(c.interlock_open), firing=int(c.firing),
-                    word=st.encode_word(c.fault_code, c.interlock_open, c.firing)))
+                    word=st.encode_word(c.fault_code, c.interlock_open, c.firing,
+                                        getattr(c, "flags", ()))))
             if kind == "error_query":
                 code, message = self._errors.popleft() if self._errors else (0, "no error")
                 assert self.options.error_query_reply is not None
@@ -710,11 +978,17 @@ class Device:
             fields = template.match(line)
             if fields is None:
                 continue
-            try:
-                raw = float(fields["value"])
-            except (KeyError, ValueError):
-                return self.error(ERR_SYNTAX)
-            value = param.conversion.to_canonical(raw / (param.wire_scale * param.set_scale))
+            if param.values:
+                word = fields.get("value", "").strip()
+                if word not in param.values:
+                    return self.error(ERR_RANGE)
+                value = float(param.values.index(word))
+            else:
+                try:
+                    raw = float(fields["value"])
+                except (KeyError, ValueError):
+                    return self.error(ERR_SYNTAX)
+                value = param.conversion.to_canonical(raw / (param.wire_scale * param.set_scale))
             error = c.set(param.name, value)
             if error:
                 return self.error(error)

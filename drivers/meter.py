@@ -158,9 +158,11 @@ class Driver(LineDriver):
             raise ProtocolError(f"meter refused {request!r}: {reply.decode('latin-1')}")
         return reply.decode("latin-1")
 
-    def exchange(self, request: str, expect: Template | None) -> dict[str, str]:
+    def exchange(self, request: str, expect: Template | None,
+                 query: bool = False) -> dict[str, str]:
         """Send one command and match its one reply line to `expect` (the line driver's
-        get, set, command and identity all come through here)."""
+        get, set, command and identity all come through here; a meter has no status line,
+        so `query` changes nothing)."""
         reply = self.reply_to(request)
         if expect is None:
             return {}

@@ -68,7 +68,7 @@ def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
             "handpieces[0].spot_size_mm",
         ),
         ("noise = 0.03", "noise = 0.03\nseed = 4", "simulator.seed"),
-        ("format = 1\n", 'format = 1\ncolour = "red"\n', "colour"),
+        ("format = 2\n", 'format = 2\ncolour = "red"\n', "colour"),
         ('ok = "OK"', 'ok = "OK"\nbusy = "BUSY"', "line.busy"),
     ],
 )

@@ -38,6 +38,11 @@ def add_commands(commands: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     profiles_arg(p)  # where the profiles they extend may be
     p.set_defaults(func=cmd_profiles_check)
+    p = sub.add_parser("upgrade", help="rewrite format 1 profile files as format 2, keeping "
+                       "their comments")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    profiles_arg(p)  # where the profiles they extend may be
+    p.set_defaults(func=cmd_profiles_upgrade)
     p = sub.add_parser("new", help="write a new profile to start from, into the user profiles "
                        "folder")
     p.add_argument("name", help="the new profile's name (its device.id and file name)")
@@ -115,7 +120,7 @@ def cmd_profiles_show(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles_check(args: argparse.Namespace) -> int:
-    from laserlog.config.profile import load_profile
+    from laserlog.config.profile import FORMAT_VERSION, load_profile
     from laserlog.errors import LaserlogError
 
     failed = 0
@@ -127,6 +132,30 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
             print(f"INVALID {exc}", file=sys.stderr)
         else:
             print(f"ok      {name}: {profile.id} ({profile.name})")
+            if profile.format_version < FORMAT_VERSION:
+                print(f"note    {name} is profile format {profile.format_version}; run "
+                      f"`laserlog profiles upgrade {name}` to rewrite it as format "
+                      f"{FORMAT_VERSION} (comments are kept)")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def cmd_profiles_upgrade(args: argparse.Namespace) -> int:
+    from laserlog.config.upgrade import upgrade_file
+    from laserlog.errors import LaserlogError
+
+    failed = 0
+    for name in args.files:
+        try:
+            done = upgrade_file(name, args.profiles)
+        except LaserlogError as exc:
+            failed += 1
+            print(f"INVALID {exc}", file=sys.stderr)
+            continue
+        if not done.changed:
+            print(f"ok      {name}: already format {done.from_version}")
+            continue
+        renamed = f"; renamed {', '.join(done.renamed)}" if done.renamed else ""
+        print(f"upgraded {name}: format {done.from_version} -> 2{renamed}")
     return EXIT_BAD_INPUT if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""Profile format v1: one TOML file describes a console for both its driver and its simulator.
+"""Profile format v2: one TOML file describes a console for both its driver and its simulator.
 
 Loading validates every key (type, unit dimension, range) and compiles units into plain
 conversion factors, so nothing per pulse needs pint. See docs/profiles.md.
@@ -16,7 +16,10 @@ from laserlog.config.tomlreader import TableReader
 from laserlog.domain import dosimetry
 from laserlog.errors import ProfileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Older formats still read: format 1 differs only in `hard_max` (format 2: `plausible_max`)
+#: and in lacking the constructs format 2 added (laserlog.config.upgrade rewrites a file).
+READABLE_FORMATS = (1, 2)
 PARITIES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S",
             "N": "N", "E": "E", "O": "O", "M": "M", "S": "S"}
 PULSE_FIELDS = {
@@ -36,6 +39,8 @@ QUANTITY_EXAMPLES = {"energy": "'200 mJ'", "fluence": "'3 J/cm^2'", "spot": "'4 
 SEVERITIES = ("info", "warning", "alarm")
 #: Status-word bits with a meaning of their own; every other bit names a fault.
 STATUS_BITS = ("interlock", "firing")
+#: Fitzpatrick skin types, the keys of [envelope.<type>].
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 SHAPES = ("round", "square", "rect")
 
 
@@ -91,14 +96,30 @@ class Parameter:
     initial: float | None = None  # canonical unit, for the simulator
     #: The highest value a reading may have and still be physical (canonical unit); above
     #: it a reading is no pulse. None: ten times `max` (laserlog.link.plausibility).
+    #: Written `plausible_max` in format 2, `hard_max` in format 1.
     hard_max: float | None = None
+    #: An enumerated parameter's words on the wire (`QSW?` -> `REP`); its value is the index.
+    values: tuple[str, ...] = ()
 
     @property
     def settable(self) -> bool:
         return self.set is not None or self.code is not None
 
+    def word(self, index: float) -> str:
+        """Return an enumerated parameter's word for a value, refusing one it does not have."""
+        position = int(round(index))
+        if not self.values or position != index or not 0 <= position < len(self.values):
+            raise ValueError(f"{self.name} has no value {index:g} (its values: "
+                             f"{', '.join(f'{i} = {v}' for i, v in enumerate(self.values))})")
+        return self.values[position]
+
     def shown(self, canonical: float) -> str:
         """Return a canonical value as text in the console's own unit, e.g. '250 mJ'."""
+        if self.values:
+            try:
+                return self.word(canonical)
+            except ValueError:
+                return f"{canonical:g} (no such value)"
         unit = self.conversion.unit
         value = self.conversion.from_canonical(canonical)
         return f"{value:.6g}" + ("" if unit == "dimensionless" else f" {unit}")
@@ -112,12 +133,22 @@ class Parameter:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An action without a value (start streaming, fire, stop) and its acknowledgement."""
+    """An action without a value (start streaming, fire, stop) and its acknowledgement.
+
+    An action may take several commands in turn (laser on, then Q-switch on): `steps`
+    holds them all, `send` the first.
+    """
 
     name: str
     send: str
     reply: Template | None = None
     code: int | None = None
+    steps: tuple[str, ...] = ()
+
+    @property
+    def sends(self) -> tuple[str, ...]:
+        """Return every command of the action, in the order they are sent."""
+        return self.steps or (self.send,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +220,14 @@ class StatusSpec:
     fault_code: int | None = None
     #: Named bits of a status word ({word} in the reply): name -> bit number.
     bits: dict[str, int] = field(default_factory=dict)
+    #: Bits that are neither fault nor interlock (laser on, shutter open, warming up):
+    #: name -> bit number. They are recorded as the console's state, never as alarms.
+    flags: dict[str, int] = field(default_factory=dict)
+
+    def decode_flags(self, word: int) -> tuple[str, ...]:
+        """Return the names of the state flags set in a status word, in bit order."""
+        return tuple(name for name, bit in sorted(self.flags.items(), key=lambda i: i[1])
+                     if word >> bit & 1)
 
     def decode_word(self, word: int) -> tuple[int, bool | None, bool | None]:
         """Return (fault code, interlock open, firing) from a status word's named bits.
@@ -219,9 +258,13 @@ class StatusSpec:
         firing = bool(word >> bits["firing"] & 1) if "firing" in bits else None
         return fault, interlock, firing
 
-    def encode_word(self, fault_code: int, interlock_open: bool, firing: bool) -> int:
+    def encode_word(self, fault_code: int, interlock_open: bool, firing: bool,
+                    flags: tuple[str, ...] = ()) -> int:
         """Return the status word a console in this state shows (the simulator's side)."""
         word = 0
+        for name in flags:
+            if name in self.flags:
+                word |= 1 << self.flags[name]
         bits = self.bits
         if interlock_open and "interlock" in bits:
             word |= 1 << bits["interlock"]
@@ -267,6 +310,22 @@ class SimSpec:
     rep_rate_hz: float | None = None
     pulse_duration_jitter: float = 0.02
     power_on_junk: bytes = b""
+    #: The state flags ([status.flags]) the simulated console shows as set.
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SkinEnvelope:
+    """What one Fitzpatrick skin type may receive from this console (format 2 [envelope.T]).
+
+    Parsed, validated and kept on the profile; recording does not enforce it.
+    """
+
+    skin_type: str
+    recommended_fluence_j_cm2: float | None = None
+    max_fluence_j_cm2: float | None = None
+    #: Wavelengths (nm) not to be used on this skin type; all of the console's with `avoid = true`.
+    avoid_wavelengths_nm: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +350,12 @@ class Profile:
     protocol_options: dict[str, Any] = field(default_factory=dict)
     keepalive: KeepAlive | None = None
     extends: tuple[str, ...] = ()  # the files this profile inherits from, nearest first
+    format_version: int = FORMAT_VERSION
+    #: [bounds]: hard bounds per parameter (canonical unit, None = the range's own end),
+    #: never to be exceeded and inside the parameter's range. Parsed and kept, not enforced.
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    #: [envelope.<skin type>]: per Fitzpatrick type I..VI. Parsed and kept, not enforced.
+    envelopes: dict[str, SkinEnvelope] = field(default_factory=dict)
 
     @property
     def default_handpiece(self) -> Handpiece | None:
@@ -414,23 +479,42 @@ def _transport(r: TableReader) -> Transport:
     return transport
 
 
-def _parameter(name: str, r: TableReader) -> Parameter:
-    quantity = r.str("quantity")
+def _parameter(name: str, r: TableReader, version: int = FORMAT_VERSION) -> Parameter:
+    words = _values(r, version)
+    quantity = r.str("quantity", "count" if words else None)
     from laserlog.domain.units import CANONICAL
 
     if quantity not in CANONICAL:
         raise r.error("quantity", "unknown quantity", value=quantity,
                       expected="one of " + ", ".join(sorted(CANONICAL)))
+    if words and quantity != "count":
+        raise r.error("quantity", "an enumerated parameter counts its values", value=quantity,
+                      expected="quantity 'count' (or none) with `values`")
     conversion = _conversion(r, "unit", r.str("unit", "dimensionless"), quantity)
-    low = r.opt_float("min")
-    high = r.opt_float("max")
+    if words:
+        for key in ("min", "max"):
+            if r.has(key):
+                raise r.error(key, "not for an enumerated parameter", value=r.raw(key),
+                              expected="no min or max: `values` is the range (0 .. "
+                                       f"{len(words) - 1})")
+        low: float | None = 0.0
+        high: float | None = float(len(words) - 1)
+    else:
+        low = r.opt_float("min")
+        high = r.opt_float("max")
     if low is not None and high is not None and low > high:
         raise r.error("max", "range is inverted", value=f"min {low:g} > max {high:g}",
                       expected="min <= max")
-    initial = r.opt_float("initial")
-    hard_max = r.opt_float("hard_max", positive=True)
+    initial = _initial(r, words)
+    plausible_key, stale_key = (("hard_max", "plausible_max") if version < 2
+                                else ("plausible_max", "hard_max"))
+    if r.has(stale_key):
+        raise r.error(stale_key, f"not a format {version} key", value=r.raw(stale_key),
+                      expected=f"{plausible_key} (format {version}); `laserlog profiles "
+                               "upgrade FILE` rewrites a format 1 file")
+    hard_max = r.opt_float(plausible_key, positive=True)
     if hard_max is not None and high is not None and hard_max < high:
-        raise r.error("hard_max", "below the range's maximum", value=hard_max,
+        raise r.error(plausible_key, "below the range's maximum", value=hard_max,
                       expected=f"at least max ({high:g}): a value in range is always physical")
     if initial is not None and ((low is not None and initial < low) or (high is not None and initial > high)):
         bounds = [f"at least {low:g}"] if low is not None else []
@@ -456,14 +540,66 @@ def _parameter(name: str, r: TableReader) -> Parameter:
         encoding=r.opt_str("encoding"),
         initial=canon(initial),
         hard_max=canon(hard_max),
+        values=words,
     )
     r.done()
     if param.get is not None and param.reply is None:
         raise r.error("reply", "missing", expected="a reply template for the get command")
     if param.reply is not None and "value" not in param.reply.fields:
         raise r.error("reply", "has no {value} field", value=param.reply.text)
-    _check_set_renders(r, param)
+    if param.reply is not None and (extra := [f for f in param.reply.fields if f != "value"]):
+        raise r.error("reply", f"unknown field {{{extra[0]}}}: a reply carries only {{value}}",
+                      value=param.reply.text,
+                      expected="a template whose only field is {value}; a status line that "
+                               "follows every reply is [line.status_line]")
+    if words:
+        for key in ("reply", "set"):
+            template = getattr(param, key)
+            if template is not None and "value" in template.integer_fields | _numeric(template):
+                raise r.error(key, "reads {value} as a number, but the values are words",
+                              value=template.text, expected="a text field such as '{value}'")
+    else:
+        _check_set_renders(r, param)
     return param
+
+
+def _numeric(template: Template) -> set[str]:
+    """Return the fields of a template whose format spec reads a number (f, e, g, %)."""
+    import string
+
+    return {name for _, name, spec, _ in string.Formatter().parse(template.text)
+            if name and spec and spec[-1] in "eEfFgG%"}
+
+
+def _values(r: TableReader, version: int) -> tuple[str, ...]:
+    """Read an enumerated parameter's `values`: distinct words, sent and read as written."""
+    if not r.has("values"):
+        return ()
+    if version < 2:
+        raise r.error("values", "needs profile format 2", expected="format = 2 at the top of "
+                      "the file (`laserlog profiles upgrade FILE`)")
+    words = r.list("values")
+    if len(words) < 2 or not all(isinstance(w, str) and w and w == w.strip() for w in words):
+        raise r.error("values", "wrong shape", value=words,
+                      expected="two or more words without surrounding spaces, e.g. "
+                               "['OFF', 'REP', 'SINGLE']")
+    if len(set(words)) != len(words):
+        raise r.error("values", "a word is listed twice", value=words,
+                      expected="each word once")
+    return tuple(words)
+
+
+def _initial(r: TableReader, words: tuple[str, ...]) -> float | None:
+    """Return `initial`: a number, or for an enumerated parameter one of its words (its index)."""
+    if not words:
+        return r.opt_float("initial")
+    text = r.raw("initial")
+    if text is None:
+        return None
+    if text not in words:
+        raise r.error("initial", "not one of the values", value=text,
+                      expected="one of " + ", ".join(words))
+    return float(words.index(text))
 
 
 def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
@@ -580,9 +716,9 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     """Validate a parsed TOML document and return the compiled profile."""
     root = TableReader(source, "", data)
     version = root.int("format")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMATS:
         raise root.error("format", "unsupported profile format", value=version,
-                         expected=str(FORMAT_VERSION))
+                         expected=" or ".join(str(v) for v in READABLE_FORMATS))
     if root.has("extends"):
         raise root.error("extends", "cannot be followed here", value=root.raw("extends"),
                          expected="a profile file loaded with load_profile()")
@@ -616,13 +752,18 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
                         code=ident.opt_int("code", minimum=0, maximum=255))
     ident.done()
 
-    parameters = {key: _parameter(key, sub) for key, sub in root.subtables("parameters")}
+    parameters = {key: _parameter(key, sub, version)
+                  for key, sub in root.subtables("parameters")}
 
     commands: dict[str, Command] = {}
     for key, sub in root.subtables("commands"):
-        commands[key] = Command(key, sub.str("send", ""), _template(sub, "reply"),
-                                sub.opt_int("code", minimum=0, maximum=255))
+        steps = _steps(sub, version)
+        commands[key] = Command(key, steps[0] if steps else sub.str("send", ""),
+                                _template(sub, "reply"),
+                                sub.opt_int("code", minimum=0, maximum=255),
+                                steps if len(steps) > 1 else ())
         sub.done()
+    _check_distinct_commands(root, commands, parameters)
 
     st = root.sub("status")
     faults: dict[int, Fault] = {}
@@ -638,8 +779,19 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
                         fault_line=_template(st, "fault_line"), faults=faults,
                         code=st.opt_int("code", minimum=0, maximum=255),
                         fault_code=st.opt_int("fault_code", minimum=0, maximum=255),
-                        bits=_status_bits(st.sub("bits"), faults))
+                        bits=_status_bits(st.sub("bits"), faults),
+                        flags=_status_flags(st, version))
     st.done()
+    if status.flags and (status.reply is None or "word" not in status.reply.fields):
+        raise st.error("flags", "needs a status word", expected="a status reply carrying "
+                       "{word}, e.g. 'SS {word:d}'")
+    clash = sorted(set(status.flags) & (set(status.bits) | set(STATUS_BITS)))
+    if clash or set(status.flags.values()) & set(status.bits.values()):
+        name = clash[0] if clash else next(n for n, b in status.flags.items()
+                                           if b in status.bits.values())
+        raise st.error(f"flags.{name}", "named or numbered in [status.bits] too",
+                       value=status.flags[name], expected="each bit in one table: faults, "
+                       "interlock and firing in [status.bits], other states in [status.flags]")
     if status.reply is not None and "word" in status.reply.fields and not status.bits:
         raise st.error("bits", "missing", expected="a [status.bits] table naming the bits of "
                        "{word}")
@@ -665,8 +817,14 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         rep_rate_hz=sr.opt_float("rep_rate_hz", positive=True),
         pulse_duration_jitter=sr.float("pulse_duration_jitter", 0.02, minimum=0, maximum=0.5),
         power_on_junk=_bytes(sr, "power_on_junk", ""),
+        flags=tuple(sr.list("flags", [])),
     )
     sr.done()
+    for index, flag in enumerate(sim.flags):
+        if flag not in status.flags:
+            raise sr.error(f"flags[{index}]", "no such state flag", value=flag,
+                           expected="a name from [status.flags]" + (
+                               f" ({', '.join(status.flags)})" if status.flags else ""))
     if sim.handpiece is not None and sim.handpiece not in handpieces:
         raise sr.error("handpiece", "no such handpiece code", value=sim.handpiece,
                        expected="one of " + ", ".join(str(c) for c in handpieces))
@@ -676,17 +834,150 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     options = root.raw(protocol, {})
     if not isinstance(options, dict):
         raise root.error(protocol, "wrong type", value=options, expected="a table")
+    bounds = _bounds(root, parameters, version)
+    envelopes = _envelopes(root, wavelengths, version)
     root.done()
     profile = Profile(
         id=profile_id, name=name, kind=kind, protocol=protocol, source=source,
         description=description, wavelengths_nm=tuple(float(w) for w in wavelengths),
         transport=transport, identity=identity, parameters=parameters, commands=commands,
         status=status, pulses=pulses, handpieces=handpieces, simulator=sim,
-        protocol_options=options, keepalive=keepalive,
+        protocol_options=options, keepalive=keepalive, format_version=version,
+        bounds=bounds, envelopes=envelopes,
     )
     if transport.bytesize < 8:
         _check_data_bits(profile)
     return profile
+
+
+def _steps(r: TableReader, version: int) -> tuple[str, ...]:
+    """Read a command's `send`: one command, or (format 2) a list sent in turn."""
+    value = r.raw("send", "")
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if version < 2:
+        raise r.error("send", "a list of commands needs profile format 2", value=value,
+                      expected="format = 2 at the top of the file (`laserlog profiles "
+                               "upgrade FILE`), or one command")
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v for v in value)):
+        raise r.error("send", "wrong type", value=value, expected="a command, or a list of "
+                      "commands sent in turn, e.g. ['EN 1', 'FL 1']")
+    if len(set(value)) != len(value):
+        raise r.error("send", "the same command twice in one action", value=value,
+                      expected="each command once")
+    return tuple(value)
+
+
+def _check_distinct_commands(root: TableReader, commands: dict[str, Command],
+                             parameters: dict[str, Parameter]) -> None:
+    """Refuse two actions that send the same command: the console could not tell them apart
+    (the simulator would run only one of them, and a transcript could not say which)."""
+    owner: dict[str, str] = {}
+    for name, cmd in commands.items():
+        for text in cmd.sends:
+            if not text:
+                continue
+            if text in owner and owner[text] != name:
+                raise ProfileError(root.source, f"commands.{name}.send", f"sends {text!r}, "
+                                   f"as commands.{owner[text]} does", value=text,
+                                   expected="a command string used by one action only")
+            owner[text] = name
+    for pname, param in parameters.items():
+        query = param.get.render() if param.get is not None else None
+        for text, name in owner.items():
+            if text == query:
+                raise ProfileError(root.source, f"commands.{name}.send", f"sends {text!r}, "
+                                   f"which reads parameters.{pname}", value=text,
+                                   expected="a command other than any parameter's get")
+            if param.set is not None and param.set.match(text.encode("latin-1")) is not None:
+                raise ProfileError(root.source, f"commands.{name}.send", f"sends {text!r}, "
+                                   f"which is also parameters.{pname}.set "
+                                   f"({param.set.text!r})", value=text,
+                                   expected="a command the console cannot take for a set")
+
+
+def _status_flags(st: TableReader, version: int) -> dict[str, int]:
+    """Read [status.flags]: state bits that are neither fault nor interlock (format 2)."""
+    r = st.sub("flags")
+    if r.table and version < 2:
+        raise st.error("flags", "needs profile format 2", expected="format = 2 at the top of "
+                       "the file (`laserlog profiles upgrade FILE`)")
+    flags: dict[str, int] = {}
+    for name in list(r.table):
+        bit = r.int(name, minimum=0, maximum=63)
+        if bit in flags.values():
+            raise r.error(name, "bit used twice", value=bit, expected="one name per bit")
+        flags[name] = bit
+    r.done()
+    return flags
+
+
+def _bounds(root: TableReader, parameters: dict[str, Parameter],
+            version: int) -> dict[str, tuple[float | None, float | None]]:
+    """Read [bounds.NAME]: hard bounds inside a parameter's range, in its own unit."""
+    if root.has("bounds") and version < 2:
+        raise root.error("bounds", "needs profile format 2", expected="format = 2")
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, sub in root.subtables("bounds"):
+        param = parameters.get(name)
+        if param is None:
+            raise root.error(f"bounds.{name}", "no such parameter", value=name,
+                          expected="one of " + ", ".join(parameters))
+        low, high = sub.opt_float("min"), sub.opt_float("max")
+        sub.done()
+        if low is None and high is None:
+            raise sub.error("max", "missing", expected="min, max or both, in "
+                            f"{param.conversion.unit}")
+        conv = param.conversion
+        lo = None if low is None else conv.to_canonical(low)
+        hi = None if high is None else conv.to_canonical(high)
+        if lo is not None and hi is not None and lo > hi:
+            raise sub.error("max", "range is inverted", value=high, expected=f"at least min "
+                            f"({low:g})")
+        for key, value in (("min", lo), ("max", hi)):
+            if value is not None and not param.in_range(value):
+                raise sub.error(key, "outside the parameter's range", value=param.shown(value),
+                                expected="a hard bound inside parameters."
+                                         f"{name}'s min..max (bounds are the stricter limit)")
+        out[name] = (lo, hi)
+    return out
+
+
+def _envelopes(root: TableReader, wavelengths: list[Any],
+               version: int) -> dict[str, SkinEnvelope]:
+    """Read [envelope.<skin type>] for Fitzpatrick types I..VI."""
+    if root.has("envelope") and version < 2:
+        raise root.error("envelope", "needs profile format 2", expected="format = 2")
+    out: dict[str, SkinEnvelope] = {}
+    for skin, sub in root.subtables("envelope"):
+        if skin not in SKIN_TYPES:
+            raise root.error(f"envelope.{skin}", "not a Fitzpatrick skin type", value=skin,
+                          expected="one of " + ", ".join(SKIN_TYPES))
+        recommended = sub.opt_float("recommended_fluence_j_cm2", positive=True, maximum=1000)
+        most = sub.opt_float("max_fluence_j_cm2", positive=True, maximum=1000)
+        avoid = sub.raw("avoid", False)
+        sub.done()
+        if recommended is not None and most is not None and recommended > most:
+            raise sub.error("recommended_fluence_j_cm2", "above max_fluence_j_cm2",
+                            value=recommended, expected=f"at most {most:g} J/cm2")
+        if avoid is True:
+            avoided = tuple(float(w) for w in wavelengths)
+        elif avoid is False:
+            avoided = ()
+        elif (isinstance(avoid, list) and avoid
+              and all(isinstance(w, int | float) and not isinstance(w, bool) for w in avoid)):
+            unknown = [w for w in avoid if w not in wavelengths]
+            if unknown:
+                raise sub.error("avoid", "not one of the console's wavelengths",
+                                value=unknown[0], expected="among device.wavelengths_nm "
+                                f"({', '.join(f'{w:g}' for w in wavelengths)})")
+            avoided = tuple(float(w) for w in avoid)
+        else:
+            raise sub.error("avoid", "wrong type", value=avoid, expected="true (every "
+                            "wavelength of this console), false, or a list of wavelengths in nm")
+        out[skin] = SkinEnvelope(skin, recommended, most, avoided)
+    return out
 
 
 def _status_bits(r: TableReader, faults: dict[int, Fault]) -> dict[str, int]:
@@ -751,7 +1042,7 @@ def _check_data_bits(profile: Profile) -> None:
             if template is not None:
                 texts.append((f"parameters.{name}.{attr}", template.text))
     for name, cmd in profile.commands.items():
-        texts.append((f"commands.{name}.send", cmd.send))
+        texts += [(f"commands.{name}.send", text) for text in cmd.sends]
         if cmd.reply is not None:
             texts.append((f"commands.{name}.reply", cmd.reply.text))
     st = profile.status

@@ -18,14 +18,14 @@ from laserlog.errors import LaserlogError
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 SKELETON = '''\
-# {name}: a laserlog device profile (format v1). Reference: docs/profiles.md;
+# {name}: a laserlog device profile (format 2). Reference: docs/profiles.md;
 # walk-through: docs/tutorial.md. Replace every command and reply below with the ones in
 # the console's service manual, then prove the file:
 #
 #   laserlog profiles check {path}
 #   laserlog profiles test {name}            # against the simulator this file describes
 #   laserlog profiles test {name} --port /dev/ttyUSB0   # the real console, read-only
-format = 1
+format = 2
 
 [device]
 id = "{name}"                     # = the file name without .toml
@@ -162,7 +162,7 @@ CHILD = '''\
 # {name}: a member of the {parent} family. Every key of {parent} applies unless this file
 # sets it; tables merge key by key, [[handpieces]] and [[status.faults]] by code.
 # Reference: docs/profiles.md#family-inheritance-extends
-format = 1
+format = 2
 extends = "{parent}"
 
 [device]

@@ -40,12 +40,15 @@ class SettingReading:
 
 @dataclass(frozen=True, slots=True)
 class StatusReading:
-    """Console status: fault code (0 = none), interlock state, firing."""
+    """Console status: fault code (0 = none), interlock state, firing, named state flags."""
 
     received_unix_s: float
     fault_code: int = 0
     interlock_open: bool = False
     firing: bool | None = None
+    #: The console's state by name (status-line state, or [status.flags] set), in order;
+    #: None when the console does not tell. A state, never an alarm.
+    state: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

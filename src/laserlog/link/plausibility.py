@@ -4,8 +4,8 @@ A reading is a claim: a cable, a misread digit or a broken console can send any 
 Before a reading becomes a pulse (recording.completion), every integer must lie inside
 SQLite's 64-bit range and every quantity the row holds must be finite, above zero and
 within a hard bound (`PulseGate.bounds`: the profile's range widened `HARD_FACTOR` times,
-or its `hard_max`). A value between the range and the hard bound may be a real overdose:
-it is stored as delivered, and limits raise the alarm. A shot counter is believed only as
+or its `plausible_max`, `hard_max` in format 1). A value between the range and the hard
+bound may be a real overdose: it is stored as delivered, and limits raise the alarm. A shot counter is believed only as
 far as the console could have fired since the last reading (`plausible_shots`, at the
 profile's `[pulses] max_rate_hz` or its rep_rate parameter's maximum).
 """

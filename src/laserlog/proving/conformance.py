@@ -354,7 +354,7 @@ class Suite:
 
     def _status(self, driver: Driver) -> None:
         st = self.profile.status
-        if st.get is None and st.code is None:
+        if not _status_queried(self.profile):
             self._add("status", "", SKIP, "the profile has no status query")
             return
         try:
@@ -386,7 +386,7 @@ class Suite:
             return
         st = self.profile.status
         pushed = st.fault_line is not None or st.fault_code is not None
-        queried = st.get is not None or st.code is not None
+        queried = _status_queried(self.profile)
         for code, fault in faults.items():
             if not code:
                 continue
@@ -543,6 +543,13 @@ class Suite:
             return
         self._add("reconnect", "", PASS, f"port reopened, {identity.model} "
                   f"{identity.serial or ''} identified again".replace("  ", " "))
+
+
+def _status_queried(profile: Profile) -> bool:
+    """Tell whether the console's status can be asked: a status query, or a status line
+    closing every query's reply ([line.status_line])."""
+    st = profile.status
+    return st.get is not None or st.code is not None or "status_line" in profile.protocol_options
 
 
 def _num(value: float | None, unit: str) -> str:

@@ -42,8 +42,12 @@ class Operation:
     kind: str
     name: str = ""
     value: float | None = None
+    #: One command of a multi-command action (0 = the first), None for the whole action.
+    step: int | None = None
 
     def __str__(self) -> str:
+        if self.kind == "command" and self.step is not None:
+            return f"command {self.name} ({self.step + 1})"
         if self.kind in ("get", "command"):
             return f"{self.kind} {self.name}"
         if self.kind == "set":
@@ -249,7 +253,12 @@ class Recogniser:
         p = self.profile
         ops = [Operation("identity"), Operation("status")]
         ops += [Operation("get", n) for n in p.parameters]
-        ops += [Operation("command", n) for n in p.commands]
+        for name, cmd in p.commands.items():
+            steps = cmd.sends
+            if len(steps) == 1:
+                ops.append(Operation("command", name))
+            else:  # a transcript holds each command of the action as a request of its own
+                ops += [Operation("command", name, step=i) for i in range(len(steps))]
         return ops
 
     def _probe(self, op: Operation) -> bytes:
@@ -290,7 +299,10 @@ def perform(driver: Driver, op: Operation) -> Any:
         assert op.value is not None
         return driver.set(op.name, op.value)
     if op.kind == "command":
-        driver.command(op.name)
+        if op.step is not None:
+            driver.command_step(op.name, op.step)  # type: ignore[attr-defined]
+        else:
+            driver.command(op.name)
         return None
     if op.kind == "status":
         status = driver.read_status()

@@ -58,6 +58,7 @@ class PulseCompleter:
         self._rate_hz = max_rate_hz(profile)
         self.fault_code = 0
         self.interlock_open = False
+        self.state: tuple[str, ...] | None = None  # the console's named state, last reported
         self._fixed = profile.pulses.fixed
         self._transfer = profile.pulses.energy_transfer
         # Compiled profile and site limits (laserlog.recording.limits); None checks nothing.
@@ -114,6 +115,11 @@ class PulseCompleter:
                                    "alarm" if reading.interlock_open else "info", reading.fault_code or None,
                                    "interlock open: emission stopped" if reading.interlock_open
                                    else "interlock closed"))
+        if reading.state is not None and reading.state != self.state:
+            # A state (laser on, shutter open, warming up) is recorded, never an alarm.
+            self.state = reading.state
+            events.append(EventRow(t, "console_state", "info", None, "console state: "
+                                   + (", ".join(reading.state) or "no state flag set")))
         return events
 
     def link(self, event: LinkEvent) -> EventRow:

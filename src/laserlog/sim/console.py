@@ -60,6 +60,8 @@ class Console:
         self.streaming = profile.pulses.mode == "pushed" and "stream_on" not in profile.commands
         self.fault_code = 0
         self.interlock_open = False
+        #: The state flags ([status.flags]) the console shows as set, from [simulator] flags.
+        self.flags: tuple[str, ...] = profile.simulator.flags
         self.host_seen_s: float | None = None  # monotonic time the host last sent anything
 
     # -- settings ---------------------------------------------------------------------------
