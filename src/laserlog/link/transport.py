@@ -27,6 +27,9 @@ _FLUSH_FAILURES: tuple[type[Exception], ...] = (OSError, *_TTY_REFUSALS)
 # errno values a port gives once its device is gone (EIO, ENXIO, ENODEV).
 _GONE_ERRNOS = frozenset({5, 6, 19})
 
+#: The most one read takes from a port whose `in_waiting` cannot say how much has arrived.
+READ_CHUNK_BYTES = 65536
+
 
 def link_failure(url: str, doing: str, exc: Exception) -> str:
     """Return why the link failed in laserlog's words: what happened, on which port.
@@ -53,8 +56,14 @@ class Link:
         self.transport = transport
         self._exclusive = exclusive
         self._port: serial.SerialBase | None = None
-        self._last_write = 0.0
+        #: When the last byte went either way (monotonic s): the command gap counts from it,
+        #: so a reply that came late still holds the next command back for the whole gap.
+        self._last_byte_s = 0.0
         self._timeout_s = transport.timeout_s
+        #: socket:// ports: `in_waiting` says only 0 or 1, so what is waiting is read without
+        #: blocking instead (set at open).
+        self._nonblocking_drain = False
+        self._unread = b""  # read early to time the command gap; handed out by the next read
 
     def open(self) -> Link:
         """Open the port, raising PortError with what went wrong and where."""
@@ -63,8 +72,12 @@ class Link:
         t = self.transport
         kwargs = dict(baudrate=t.baud, bytesize=t.bytesize, parity=t.parity,
                       stopbits=t.stopbits, timeout=t.timeout_s, write_timeout=t.timeout_s)
+        scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
+        if scheme == "rfc2217":
+            # pyserial's RFC 2217 client refuses any write timeout (NotImplementedError).
+            del kwargs["write_timeout"]
         try:
-            if "://" not in self.url:
+            if not scheme:
                 kwargs["exclusive"] = self._exclusive
             self._port = serial.serial_for_url(self.url, **kwargs)
         except serial.SerialException as exc:
@@ -83,6 +96,8 @@ class Link:
             raise PortError(f"cannot open port {self.url}: {text}") from None
         except (ValueError, OSError) as exc:
             raise PortError(f"cannot open port {self.url}: {exc}") from None
+        self._nonblocking_drain = scheme == "socket"
+        self._last_byte_s = 0.0
         return self
 
     @property
@@ -102,11 +117,15 @@ class Link:
         self.close()
 
     def write(self, data: bytes) -> None:
-        """Send bytes, first waiting out the profile's minimum gap between commands."""
+        """Send bytes, first waiting out the profile's minimum gap since the last byte sent
+        or received."""
         port = self._require()
         gap_s = self.transport.command_gap_s
         if gap_s:
-            wait_s = self._last_write + gap_s - time.monotonic()
+            if self._nonblocking_drain or port.in_waiting:
+                # Bytes already here but not yet read arrived before now: count from them.
+                self._take_waiting(port)
+            wait_s = self._last_byte_s + gap_s - time.monotonic()
             if wait_s > 0:
                 time.sleep(wait_s)
         try:
@@ -114,32 +133,57 @@ class Link:
             port.flush()
         except OSError as exc:  # SerialException is an OSError
             raise PortError(link_failure(self.url, "writing", exc)) from None
-        self._last_write = time.monotonic()
+        self._last_byte_s = time.monotonic()
 
     def read_available(self, timeout_s: float) -> bytes:
         """Return what has arrived, waiting up to `timeout_s` for the first byte."""
         port = self._require()
         try:
-            waiting = port.in_waiting
-            if waiting:
-                return port.read(waiting)
-            if timeout_s != self._timeout_s:  # pyserial reconfigures the tty on every change
-                self._timeout_s = timeout_s
-                # pyserial keeps the new timeout even when the tty then refuses settings it
-                # took at open (some kernels' ptys refuse 7 data bits or parity).
-                with contextlib.suppress(*_TTY_REFUSALS):
-                    port.timeout = timeout_s
-            first = port.read(1)
-            if not first:
-                return b""
-            waiting = port.in_waiting
-            return first + port.read(waiting) if waiting else first
+            data = self._unread + self._drain(port) if self._unread else self._drain(port)
+            self._unread = b""
+            if not data:
+                if timeout_s != self._timeout_s:  # pyserial reconfigures the tty on every change
+                    self._set_timeout(port, timeout_s)
+                first = port.read(1)
+                if not first:
+                    return b""
+                data = first + self._drain(port)
         except OSError as exc:  # unplugged: SerialException, or a bare OSError from in_waiting
             raise PortError(link_failure(self.url, "reading", exc)) from None
+        self._last_byte_s = time.monotonic()
+        return data
+
+    def _take_waiting(self, port: serial.SerialBase) -> None:
+        """Keep what has arrived for the next read, noting that bytes came until now."""
+        try:
+            data = self._drain(port)
+        except OSError as exc:
+            raise PortError(link_failure(self.url, "reading", exc)) from None
+        if data:
+            self._unread += data
+            self._last_byte_s = time.monotonic()
+
+    def _drain(self, port: serial.SerialBase) -> bytes:
+        """Return every byte that has arrived, without waiting for more."""
+        if self._nonblocking_drain:
+            self._set_timeout(port, 0)
+            return port.read(READ_CHUNK_BYTES)
+        waiting = port.in_waiting
+        return port.read(waiting) if waiting else b""
+
+    def _set_timeout(self, port: serial.SerialBase, timeout_s: float) -> None:
+        if timeout_s == self._timeout_s:
+            return
+        self._timeout_s = timeout_s
+        # pyserial keeps the new timeout even when the tty then refuses settings it took at
+        # open (some kernels' ptys refuse 7 data bits or parity).
+        with contextlib.suppress(*_TTY_REFUSALS):
+            port.timeout = timeout_s
 
     def discard_input(self) -> None:
         """Drop whatever the console sent before now."""
         port = self._require()
+        self._unread = b""
         try:
             port.reset_input_buffer()
         except _FLUSH_FAILURES as exc:  # unplugged: tcflush fails with EIO
