@@ -29,6 +29,12 @@ _GONE_ERRNOS = frozenset({5, 6, 19})
 
 #: The most one read takes from a port whose `in_waiting` cannot say how much has arrived.
 READ_CHUNK_BYTES = 65536
+#: URL schemes that reach the console through a network server (ser2net and the like).
+NETWORK_SCHEMES = frozenset({"socket", "rfc2217"})
+#: How long a network port's input is watched and dropped after opening: the server's
+#: greeting banner, and the tail of a line the console was sending when we joined, come
+#: after the flush, in the first few milliseconds (loopback) to tens of them (a LAN).
+NETWORK_SETTLE_S = 0.1
 
 
 def link_failure(url: str, doing: str, exc: Exception) -> str:
@@ -63,6 +69,7 @@ class Link:
         #: socket:// ports: `in_waiting` says only 0 or 1, so what is waiting is read without
         #: blocking instead (set at open).
         self._nonblocking_drain = False
+        self._network = False  # socket:// or rfc2217://: the flush cannot reach the console
         self._unread = b""  # read early to time the command gap; handed out by the next read
 
     def open(self) -> Link:
@@ -73,13 +80,18 @@ class Link:
         kwargs = dict(baudrate=t.baud, bytesize=t.bytesize, parity=t.parity,
                       stopbits=t.stopbits, timeout=t.timeout_s, write_timeout=t.timeout_s)
         scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
+        url = self.url
         if scheme == "rfc2217":
-            # pyserial's RFC 2217 client refuses any write timeout (NotImplementedError).
+            # pyserial's RFC 2217 client refuses any write timeout (NotImplementedError),
+            # and waits 3 s for an answer to each modem-line change that ser2net in front of
+            # a port without modem lines never sends: laserlog sets none it needs answered.
             del kwargs["write_timeout"]
+            if "ign_set_control" not in url:
+                url += ("&" if "?" in url else "?") + "ign_set_control"
         try:
             if not scheme:
                 kwargs["exclusive"] = self._exclusive
-            self._port = serial.serial_for_url(self.url, **kwargs)
+            self._port = serial.serial_for_url(url, **kwargs)
         except serial.SerialException as exc:
             text = str(exc)
             if "exclusively lock" in text or "Resource temporarily unavailable" in text:
@@ -97,6 +109,7 @@ class Link:
         except (ValueError, OSError) as exc:
             raise PortError(f"cannot open port {self.url}: {exc}") from None
         self._nonblocking_drain = scheme == "socket"
+        self._network = scheme in NETWORK_SCHEMES
         self._last_byte_s = 0.0
         return self
 
@@ -181,13 +194,39 @@ class Link:
             port.timeout = timeout_s
 
     def discard_input(self) -> None:
-        """Drop whatever the console sent before now."""
+        """Drop whatever the console sent before now.
+
+        Through a network server the flush reaches only what has crossed the network: the
+        server's banner and the rest of a line the console was in the middle of come later.
+        So a network port is watched for NETWORK_SETTLE_S, and what came is dropped up to
+        its last line end (or, when no line ended, up to the next one): the next read
+        starts on a line of the console's.
+        """
         port = self._require()
         self._unread = b""
         try:
             port.reset_input_buffer()
         except _FLUSH_FAILURES as exc:  # unplugged: tcflush fails with EIO
             raise PortError(link_failure(self.url, "discarding input", exc)) from None
+        if self._network:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Drop a network port's first input up to a line end (see discard_input)."""
+        terminator = self.transport.read_terminator
+        started = time.monotonic()
+        deadline = started + NETWORK_SETTLE_S
+        seen = b""
+        while (left := deadline - time.monotonic()) > 0:
+            seen += self.read_available(left)
+        if not terminator or not seen:
+            return
+        # Mid-line after the window: read on (up to the reply timeout) to the line's end.
+        line_deadline = started + self.transport.timeout_s
+        while terminator not in seen and (left := line_deadline - time.monotonic()) > 0:
+            seen += self.read_available(min(left, 0.05))
+        end = seen.rfind(terminator)
+        self._unread = seen[end + len(terminator):] if end >= 0 else b""
 
     def _require(self) -> serial.SerialBase:
         if self._port is None:
