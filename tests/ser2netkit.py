@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from servekit import free_port
+
 #: The greeting of Debian's /etc/ser2net.yaml (\p: the port, \d: the device, \B: its settings).
 BANNER = r"\r\nser2net port \p device \d [\B] (Debian GNU/Linux)\r\n\r\n"
 
@@ -41,16 +43,12 @@ def install_ser2net() -> None:
                            timeout=600, env=env)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
@@ -84,7 +82,7 @@ def start(device: Path, folder: Path, baud: int = 115200) -> Ser2net:
     program = find_ser2net()
     if program is None:
         raise RuntimeError("ser2net is not installed")
-    raw, telnet = _free_port(), _free_port()
+    raw, telnet = free_port(), free_port()
     connector = f"serialdev,{device},{baud}n81,local"
     config = folder / "ser2net.yaml"
     config.write_text(
