@@ -71,6 +71,7 @@ class Link:
         self._nonblocking_drain = False
         self._network = False  # socket:// or rfc2217://: the flush cannot reach the console
         self._unread = b""  # read early to time the command gap; handed out by the next read
+        self.bytes_sent = 0  # everything written since this Link was made
 
     def open(self) -> Link:
         """Open the port, raising PortError with what went wrong and where."""
@@ -147,6 +148,7 @@ class Link:
         except OSError as exc:  # SerialException is an OSError
             raise PortError(link_failure(self.url, "writing", exc)) from None
         self._last_byte_s = time.monotonic()
+        self.bytes_sent += len(data)
 
     def read_available(self, timeout_s: float) -> bytes:
         """Return what has arrived, waiting up to `timeout_s` for the first byte."""
