@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import ser2netkit
+
 from conftest import START
 
 
