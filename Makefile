@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo serve test bench lint clean pg-server
+.PHONY: demo serve test bench lint clean pg-server ser2net
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/laserlog serve
 
-test: $(STAMP) pg-server
+test: $(STAMP) pg-server ser2net
 	$(BIN)/python -m pytest -q
 
 # tests/test_sync.py starts a throwaway PostgreSQL: install the server package when initdb is
@@ -31,6 +31,17 @@ pg-server:
 	              DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1; } \
 	         || echo "note: could not install postgresql; the central-server tests will skip"; \
 	       else echo "note: no PostgreSQL server (initdb); the central-server tests will skip"; fi; }
+
+# tests/test_network_ports.py records through a real ser2net on loopback (socket:// and
+# rfc2217://): install Debian's package when it is missing and we may. Never fails the build.
+ser2net:
+	@command -v ser2net >/dev/null 2>&1 || [ -x /usr/sbin/ser2net ] \
+	  || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	         DEBIAN_FRONTEND=noninteractive apt-get install -y -q ser2net >/dev/null 2>&1 \
+	         || { apt-get update -q >/dev/null 2>&1 && \
+	              DEBIAN_FRONTEND=noninteractive apt-get install -y -q ser2net >/dev/null 2>&1; } \
+	         || echo "note: could not install ser2net; the network port tests will skip"; \
+	       else echo "note: no ser2net; the network port tests will skip"; fi; }
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

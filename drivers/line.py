@@ -824,7 +824,7 @@ class Driver(BaseDriver):
                                 f"(canonical unit of {param.conversion.quantity})")
         request = param.set.render(value=_wire_value(param, value, param.set, param.set_scale))
         self.exchange(request, _set_reply(param, self._ok, self.options))
-        self.settings[name] = value
+        self.took(name, value)
         return value
 
     def command(self, name: str) -> None:

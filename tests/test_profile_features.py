@@ -124,6 +124,24 @@ def test_command_gap_is_kept_between_consecutive_commands(simulate, tmp_path):
     assert heard[-1] - heard[0] >= 7 * 0.040 * 0.6
 
 
+def test_command_gap_counts_from_a_late_reply_not_from_our_send(simulate, tmp_path):
+    from laserlog.sim.faults import parse_spec
+
+    # Each reply comes 100 ms after its command: more than the 40 ms gap, so a gap counted
+    # from our own send would let the next command go out the moment the reply is read.
+    sim = simulate(GAP, faults=parse_spec("latency=0.1"))
+    path = tmp_path / "late.jsonl"
+    with connected(sim, GAP, transcript=path) as driver:
+        for _ in range(3):
+            driver.get("energy")
+            driver.get("spot")
+    chunks = [c for c in read_transcript(path).chunks if c.direction in ("tx", "rx")]
+    after_reply = [b.t_s - a.t_s for a, b in zip(chunks, chunks[1:], strict=False)
+                   if a.direction == "rx" and b.direction == "tx"]
+    assert len(after_reply) == 5
+    assert min(after_reply) >= 0.040 * 0.9, after_reply
+
+
 def test_without_a_gap_the_same_commands_follow_each_other_at_once(simulate, tmp_path):
     base = profile("feature-base")
     sent, _ = _command_times(simulate(base), base, tmp_path / "nogap.jsonl")

@@ -13,7 +13,7 @@ from laserlog.errors import SessionError
 from laserlog.recording.recorder import Recorder, SessionInfo
 from laserlog.storage.store import Store
 
-from conftest import CONSOLE_PROFILES, wait_until
+from conftest import CONSOLE_PROFILES, START, wait_until
 
 INFO = SessionInfo("tech-01", "C-1001", "left cheek", "III", eyewear_checked=True)
 
@@ -245,3 +245,18 @@ def test_resume_refuses_a_session_of_another_profile(simulate, db_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert f"session {session_id} was recorded with profile ps755-ref, not fx1550-ref" in err
+
+
+def test_record_says_serial_unknown_for_a_console_that_cannot_identify(simulate, db_path,
+                                                                      capsys):
+    from laserlog.cli.main import main
+
+    sim = simulate("cfr-ndyag")  # the CFR command set has no identify command
+    assert sim.profile.identity.get is None
+    status = main(["record", "--profile", "cfr-ndyag", "--port", str(sim.path), "--operator",
+                   "tech-07", "--client", "C-1042", *START, "--duration", "0.3",
+                   "--db", str(db_path)])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "(serial unknown)" in err
+    assert "(serial )" not in err

@@ -291,7 +291,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         steering = Steering(recorder, stop, controls=reader,
                             progress=sys.stderr if sys.stderr.isatty() else None)
         print(f"recording session {session_id} from {profile.name} "
-              f"(serial {recorder.identity.serial if recorder.identity else '?'}) on {port}; "
+              f"(serial {(recorder.identity.serial if recorder.identity else '') or 'unknown'}) "
+              f"on {port}; "
               "Ctrl-C ends it" + ("; type 'note TEXT', 'marker [TEXT]' or 'end' and Enter"
                                   if reader is not None else ""), file=sys.stderr)
         if before_run is not None:

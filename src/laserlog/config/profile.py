@@ -100,6 +100,12 @@ class Parameter:
     hard_max: float | None = None
     #: An enumerated parameter's words on the wire (`QSW?` -> `REP`); its value is the index.
     values: tuple[str, ...] = ()
+    #: False: the console cannot report this setting (no get, or a get that answers
+    #: something else): its value is what laserlog last set. Default: it has a get.
+    readable: bool = True
+    #: False: the console takes values outside min..max without refusing them; only
+    #: laserlog's own range check keeps them from it.
+    range_checked: bool = True
 
     @property
     def settable(self) -> bool:
@@ -541,8 +547,13 @@ def _parameter(name: str, r: TableReader, version: int = FORMAT_VERSION) -> Para
         initial=canon(initial),
         hard_max=canon(hard_max),
         values=words,
+        readable=r.bool("readable", r.has("get") or r.has("code")),
+        range_checked=r.bool("range_checked", True),
     )
     r.done()
+    if param.readable and param.get is None and param.code is None:
+        raise r.error("readable", "true without a get", value=True,
+                      expected="a get template, or readable = false")
     if param.get is not None and param.reply is None:
         raise r.error("reply", "missing", expected="a reply template for the get command")
     if param.reply is not None and "value" not in param.reply.fields:
@@ -629,6 +640,11 @@ def _pulses(r: TableReader, parameters: dict[str, Parameter]) -> PulseSpec:
         if source not in parameters:
             raise tr.error("parameter", "no such parameter", value=source,
                            expected="one of " + ", ".join(parameters))
+        if not parameters[source].readable and not parameters[source].settable:
+            raise tr.error("parameter", "can be neither read nor set, so the energy cannot "
+                           "be worked out from it", value=source,
+                           expected="a parameter the console reports (get) or laserlog sets "
+                           "(set)")
         out_conv = _conversion(tr, "energy_unit", tr.str("energy_unit"), "energy")
         points = []
         for index, point in enumerate(tr.list("points")):

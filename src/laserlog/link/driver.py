@@ -84,6 +84,9 @@ class Driver:
         self.pending: deque[Observation] = deque()
         self.identity: DeviceIdentity | None = None
         self.settings: dict[str, float] = {}
+        #: What laserlog last set for parameters the console cannot report (readable =
+        #: false): their only known value. Kept when `settings` is cleared to be read anew.
+        self.last_set: dict[str, float] = {}
         self._last_counter: int | None = None
         self._counter_read_at = 0.0  # monotonic: when _last_counter was read
         #: A counter reading not yet believed (too high a jump, or lower than before), and
@@ -141,7 +144,14 @@ class Driver:
     def gettable(self) -> list[str]:
         """Return the parameters that can be read back."""
         return [n for n, p in self.profile.parameters.items()
-                if p.get is not None or p.code is not None]
+                if (p.get is not None or p.code is not None) and p.readable]
+
+    def took(self, name: str, value: float) -> None:
+        """Note a value the console took; for a setting it cannot report, queue it as read."""
+        self.settings[name] = value
+        if not self.profile.parameters[name].readable:
+            self.last_set[name] = value
+            self.pending.append(SettingReading(self.clock(), name, value))
 
     def read_settings(self) -> dict[str, float]:
         """Read every readable parameter; queue a SettingReading for each that changed."""
@@ -150,6 +160,10 @@ class Driver:
             if name == self.profile.pulses.counter:
                 continue
             value = self.get(name)
+            if self.settings.get(name) != value:
+                self.settings[name] = value
+                self.pending.append(SettingReading(now, name, value))
+        for name, value in self.last_set.items():  # known only as laserlog set them
             if self.settings.get(name) != value:
                 self.settings[name] = value
                 self.pending.append(SettingReading(now, name, value))

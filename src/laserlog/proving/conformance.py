@@ -143,6 +143,8 @@ class Suite:
         self.driver: Driver | None = None
         self.module = driver_module(profile)
         self.values: dict[str, float] = {}  # what each get read, canonical units
+        #: Settings changed on the console and not yet put back: name -> (original, now).
+        self.changed: dict[str, tuple[float, float]] = {}
 
     # -- plumbing --------------------------------------------------------------------------
     def _add(self, group: str, name: str, status: str, detail: str = "") -> None:
@@ -189,8 +191,39 @@ class Suite:
                     self.sim.stop()
 
     # -- the suite -------------------------------------------------------------------------
+    def plan(self) -> list[str]:
+        """Return what the run will send, in order, before it sends anything."""
+        profile = self.profile
+        readable = [n for n, p in profile.parameters.items()
+                    if p.readable and (p.get is not None or p.code is not None)]
+        settable = [n for n in profile.parameters if _writable(profile, n)]
+        lines = ["plan: identify the console; read " + (", ".join(readable) or "no setting")]
+        if not self.may_write:
+            lines.append("plan: no set and no fire (read-only; --allow-fire also sets and "
+                         "fires)")
+            return lines
+        if settable:
+            lines.append("plan: set " + ", ".join(settable) + " each to a value inside its "
+                         "range, read it back where the console can, and restore it")
+        if self.simulated:
+            lines.append("plan: send values outside the range to the simulator only, to see "
+                         "them refused")
+        else:
+            lines.append("plan: never send a value outside the profile's range; settings the "
+                         "console cannot report are not changed (they could not be restored)")
+        fire = next((c for c in FIRE_COMMANDS if c in profile.commands), None)
+        if fire is not None and profile.kind != "meter":
+            stop = next((c for c in STOP_COMMANDS if c in profile.commands), None)
+            lines.append(f"plan: fire with {profile.commands[fire].send!r} until "
+                         f"{self.pulse_target} pulses arrive"
+                         + (f", then stop with {profile.commands[stop].send!r}" if stop else ""))
+        return lines
+
     def run(self) -> Report:
         """Run every check; return the report (a failed check never stops the others)."""
+        if self.log is not None:
+            for line in self.plan():
+                self.log(line)
         with self._target() as url:
             try:
                 driver = self._open(url)
@@ -200,7 +233,10 @@ class Suite:
             try:
                 if self._guarded("identity", lambda: self._identity(driver)):
                     self._guarded("get", lambda: self._gets(driver))
-                    self._guarded("set", lambda: self._sets(driver))
+                    try:
+                        self._guarded("set", lambda: self._sets(driver))
+                    finally:
+                        self._restore_all(driver)
                     self._guarded("status", lambda: self._status(driver))
                     self._guarded("fault", lambda: self._faults(driver))
                     self._guarded("pulses", lambda: self._pulses(driver))
@@ -209,6 +245,19 @@ class Suite:
                 if self.link is not None:
                     self.link.close()
         return self.report
+
+    def _restore_all(self, driver: Driver) -> None:
+        """Put back every setting still changed; say loudly which could not be."""
+        for name, (original, now) in list(self.changed.items()):
+            param = self.profile.parameters[name]
+            try:
+                driver.set(name, original)
+            except (LaserlogError, OSError) as exc:
+                self._add("restore", name, FAIL, f"!! {name} LEFT AT {param.shown(now)}: could "
+                          f"not restore {param.shown(original)} ({exc}); set it on the "
+                          "console's panel")
+            else:
+                del self.changed[name]
 
     def _guarded(self, group: str, check: Callable[[], object]) -> object:
         """Run one group of checks; an exception from the driver fails it, not the suite."""
@@ -280,9 +329,17 @@ class Suite:
         param = self.profile.parameters[name]
         readable = name in driver.gettable()
         original = self.values.get(name)
+        if original is None and not self.simulated:
+            # Its value now is unknown, so a change could not be undone on the console.
+            self._add("set", name, SKIP, "the console cannot report it, so its current value "
+                      "could not be restored: not changed on a real console")
+            self._refusal(driver, unchecked, name)
+            return
         if original is None:
             original = param.initial if param.initial is not None else param.min
         target = _inside(param, original)
+        if original is not None and not _close(original, target, param):
+            self.changed[name] = (original, target)  # from before sending: a lost reply counts
         try:
             taken = driver.set(name, target)
             back = driver.get(name) if readable else taken
@@ -294,23 +351,25 @@ class Suite:
                       f"{param.shown(back)}")
         else:
             restored = ""
-            if original is not None and not _close(original, target, param):
+            if name in self.changed and original is not None:
                 try:
                     driver.set(name, original)
-                    restored = f"; restored {param.shown(original)}"
                 except ProtocolError as exc:
                     restored = f"; could not restore {param.shown(original)}: {exc}"
-            how = "read back" if readable else "acknowledged"
+                else:
+                    del self.changed[name]
+                    restored = f"; restored {param.shown(original)}"
+            how = "read back" if readable else "acknowledged (the console cannot report it)"
             self._add("set", name, PASS, f"{param.shown(target)} {how}{restored}")
-        self._refusal(driver, unchecked, name, original)
+        self._refusal(driver, unchecked, name)
 
-    def _refusal(self, driver: Driver, unchecked: Driver, name: str,
-                 original: float | None) -> None:
+    def _refusal(self, driver: Driver, unchecked: Driver, name: str) -> None:
         param = self.profile.parameters[name]
         outside = _outside(param)
         if not outside:
             self._add("refuse", name, SKIP, "no range in the profile")
             return
+        sent_before = self._sent_bytes()
         try:
             driver.set(name, outside[0])
         except ProtocolError:
@@ -319,6 +378,18 @@ class Suite:
             self._add("refuse", name, FAIL, f"the driver sent {param.shown(outside[0])}, "
                       f"outside {_range(param)}")
             return
+        if self._sent_bytes() != sent_before:
+            self._add("refuse", name, FAIL, f"the driver refused {param.shown(outside[0])} "
+                      "only after sending something")
+            return
+        if not self.simulated or not param.range_checked:
+            why = ("the console's own refusal is proven against the simulator only" if not
+                   self.simulated else "the console does not range-check it (range_checked "
+                   "= false): laserlog's check is the only guard")
+            self._add("refuse", name, PASS, f"the driver refuses {param.shown(outside[0])} "
+                      f"before sending; {why}")
+            return
+        original = self.values.get(name)
         for value in outside:
             try:
                 unchecked.set(name, value)
@@ -351,6 +422,10 @@ class Suite:
                     driver.set(name, original)
             return
         self._add("refuse", name, SKIP, "values outside the range cannot be written on the wire")
+
+    def _sent_bytes(self) -> int:
+        """Return how many bytes went to the console so far (-1 when the link cannot say)."""
+        return getattr(self.link, "bytes_sent", -1)
 
     def _status(self, driver: Driver) -> None:
         st = self.profile.status
@@ -509,7 +584,12 @@ class Suite:
         energy, fluence, duration, regime = first[5], first[6], first[3], first[4]
         detail = (f"{len(rows)} pulses, seq {seqs[0]}..{seqs[-1]}; first: "
                   f"{_num(energy, 'J')}, {_num(fluence, 'J/cm2')}, {duration:.4g} ps ({regime})")
-        if energy is None:
+        unset = completer.unset_energy_source()
+        if energy is None and unset:
+            self._add("pulses", mode, PASS, detail + f": no energy yet, as it comes from "
+                      f"setting {unset}, which the console cannot report and this run did "
+                      "not set; a session knows it once laserlog sets it")
+        elif energy is None:
             self._add("pulses", mode, FAIL, detail + ": no energy (give pulses.units.energy, "
                       "an energy parameter or [pulses.energy_transfer])")
         else:

@@ -75,6 +75,9 @@ class PulseCompleter:
         #: Shots the console reported that could not be physical: fired, dose unknown.
         self.unknown_dose = 0
         self._warned_energy = False
+        #: Settings the console cannot report: their value is what laserlog set, which the
+        #: technician may have changed on the panel since, so a value from them is marked.
+        self._unreported = frozenset(n for n, p in profile.parameters.items() if not p.readable)
 
     def _invalid(self, events: list[EventRow], r: PulseReading, problem: str) -> None:
         """Count a shot whose reading cannot be physical and say so; it is never a pulse."""
@@ -88,6 +91,14 @@ class PulseCompleter:
     def _setting(self, name: str) -> float | None:
         value = self.settings.get(name)
         return value if value is not None else self._fixed.get(name)
+
+    def unset_energy_source(self) -> str:
+        """Return the setting the energy would come from that the console cannot report and
+        that has no value yet ("" when there is none)."""
+        for name in ("energy", self._transfer[0] if self._transfer else "", "fluence"):
+            if name in self._unreported and name not in self.settings:
+                return name
+        return ""
 
     def setting(self, reading: SettingReading) -> None:
         self.settings[reading.name] = reading.value
@@ -300,11 +311,14 @@ class PulseCompleter:
                 derived += "energy"
         else:
             energy = self._setting("energy")
+            source_name = "energy"
             if energy is None and self._transfer is not None:
-                source = self.settings.get(self._transfer[0])
+                source_name = self._transfer[0]
+                source = self.settings.get(source_name)
                 if source is not None:
                     energy = dosimetry.interpolate(self._transfer[1], source)
             if energy is None:
+                source_name = "fluence"
                 fluence = self._setting("fluence")
                 if fluence is not None and area is not None:
                     energy = fluence * area
@@ -312,6 +326,10 @@ class PulseCompleter:
             elif area is not None:
                 fluence = energy / area
                 derived = "settings,energy,fluence"
+            else:
+                derived = "settings,energy"
+            if energy is not None and source_name in self._unreported:
+                derived = "as_set," + derived  # as laserlog set it, never read back
         derived = derived.rstrip(",")
         # Every value the row will hold, read or completed from the settings, must be physical:
         # one chained comparison per value on the way through, the words only when it fails.
@@ -328,10 +346,14 @@ class PulseCompleter:
         if energy is None and not self._warned_energy:
             # Stored as fired, without energy: say so once, so no total reads as complete.
             self._warned_energy = True
+            unset = self.unset_energy_source()
+            why = (f"it comes from setting {unset}, which the console cannot report and "
+                   "laserlog has not set this session" if unset else
+                   "no energy, fluence or spot, or an unknown handpiece")
             events.append(EventRow(t, "energy_unknown", "warning", None,
-                                   f"pulse {seq}: its energy cannot be worked out (no energy, "
-                                   "fluence or spot, or an unknown handpiece): stored without "
-                                   "energy, its dose unknown; later ones likewise"))
+                                   f"pulse {seq}: its energy cannot be worked out ({why}): "
+                                   "stored without energy, its dose unknown; later ones "
+                                   "likewise"))
         beamlet = None
         if hp is not None and hp.fractional and energy is not None:
             beamlet = dosimetry.beamlet_fluence_j_cm2(energy, hp.beamlet_energy_fraction,

@@ -123,7 +123,7 @@ class Console:
         param = self.profile.parameters.get(name)
         if param is None or not param.settable:
             return ERR_READ_ONLY
-        if not param.in_range(value):
+        if not param.in_range(value) and param.range_checked:
             return ERR_RANGE
         if name == self.profile.pulses.counter:
             self.shot_counter = int(value)
