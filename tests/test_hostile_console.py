@@ -310,7 +310,7 @@ def test_a_profile_declares_its_own_hard_bound_and_top_rate(tmp_path):
     from laserlog.link.plausibility import hard_bounds, max_rate_hz
 
     text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
-    text = text.replace('[parameters.energy]\n', '[parameters.energy]\nhard_max = 600\n', 1)
+    text = text.replace('[parameters.energy]\n', '[parameters.energy]\nplausible_max = 600\n', 1)
     text = text.replace('[pulses]\n', '[pulses]\nmax_rate_hz = 12\n', 1)
     path = tmp_path / "ps755-ref.toml"
     path.write_text(text)
@@ -341,7 +341,7 @@ def test_a_hard_bound_below_the_range_is_refused_at_check(tmp_path):
 
     text = (bundled_profiles_dir() / "ps755-ref.toml").read_text()
     path = tmp_path / "ps755-ref.toml"
-    path.write_text(text.replace('[parameters.energy]\n', '[parameters.energy]\nhard_max = 400\n'))
+    path.write_text(text.replace('[parameters.energy]\n', '[parameters.energy]\nplausible_max = 400\n'))
     with pytest.raises(ProfileError, match="below the range's maximum"):
         load_profile(path)
 
