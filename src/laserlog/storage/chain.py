@@ -60,6 +60,16 @@ CHAINED: dict[str, tuple[str, ...]] = {
     # Schema 4: who may sign, with which key, authorised by whom (laserlog.review.users).
     "user_changes": ("id", "user_id", "change", "name", "role", "administrator",
                      "public_key_hex", "sealed_key", "by_user_id", "changed_utc", "signature"),
+    # Schema 5: treatment courses (laserlog.recording.courses).
+    "courses": ("id", "client_ref", "area", "indication", "profile_id", "planned_sessions",
+                "min_interval_days", "max_interval_days", "target_interval_days", "note",
+                "created_utc"),
+    "course_closures": ("id", "course_id", "reason", "closed_utc"),
+    "session_kinds": ("id", "session_id", "kind", "course_id", "how", "override_by",
+                      "override_role", "override_reason", "recorded_utc"),
+    "test_spot_readouts": ("id", "session_id", "erythema", "oedema", "blister",
+                           "hyperpigmentation", "hypopigmentation", "note", "user_id",
+                           "read_utc"),
 }
 
 #: What a seal snapshots of a session and of its console.
