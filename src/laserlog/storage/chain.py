@@ -391,13 +391,15 @@ DETAIL_COLUMNS = ("id", "uuid", "device_id", "profile_id", "port", "operator_id"
                   "resumes_session_id")
 
 
-def open_session(conn: sqlite3.Connection, session_id: int) -> Head | None:
+def open_session(conn: sqlite3.Connection, session_id: int,
+                 ranges: Sequence[tuple[str, int, int]] = ()) -> Head | None:
     """Append a session's opening link: its details as recorded (inside the transaction that
-    inserts the row), so they are checked before the session is sealed."""
+    inserts the row), so they are checked before the session is sealed; `ranges`: rows
+    written with it (its kind)."""
     text = snapshot_text(conn, session_id)
     if text is None:
         return None
-    return append(conn, session_id=session_id, kind="session", snapshot=text)
+    return append(conn, session_id=session_id, kind="session", snapshot=text, ranges=ranges)
 
 
 def session_details(snapshot: str | None) -> dict[str, Any]:

@@ -393,8 +393,13 @@ class Store:
     def create_session(self, *, device_id: int | None, profile_id: str, port: str,
                        operator_id: str, client_ref: str, area: str | None,
                        skin_type: str | None, eyewear_checked: bool,
-                       checklist_json: str | None, resumes_session_id: int | None = None) -> int:
-        """Record the start of a session and return its id."""
+                       checklist_json: str | None, resumes_session_id: int | None = None,
+                       kind: tuple[str, int | None, str | None, str | None, str | None] = (
+                           "one_off", None, None, None, None),
+                       started_utc: str | None = None) -> int:
+        """Record the start of a session and return its id. `kind`: its kind, course, and
+        the officer who authorised a start before the course's window (who, role, why);
+        `started_utc`: the start as the course rules saw it (default: now)."""
         def transaction() -> int:
             with self.conn:
                 cur = self.conn.execute(
@@ -402,11 +407,16 @@ class Store:
                     " client_ref, area, skin_type, eyewear_checked, checklist_json, started_utc,"
                     " resumes_session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref,
-                     area, skin_type, int(eyewear_checked), checklist_json, utc_now(),
-                     resumes_session_id))
+                     area, skin_type, int(eyewear_checked), checklist_json,
+                     started_utc or utc_now(), resumes_session_id))
                 session_id = int(cur.lastrowid or 0)
+                kind_id = self.conn.execute(
+                    "INSERT INTO session_kinds (session_id, kind, course_id, how, override_by,"
+                    " override_role, override_reason, recorded_utc) VALUES"
+                    " (?, ?, ?, 'start', ?, ?, ?, ?)", (session_id, *kind, utc_now())).lastrowid
                 # Its details go into the chain at once: checked before it is sealed too.
-                heads.append(chain.open_session(self.conn, session_id))
+                heads.append(chain.open_session(self.conn, session_id,
+                                                [("session_kinds", kind_id, kind_id)]))
             return session_id
 
         heads: list[chain.Head | None] = []
