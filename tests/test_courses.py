@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tui_support import fast_keys  # noqa: F401 (a fixture)
 
 from laserlog.cli.main import main
 from laserlog.recording import courses
@@ -315,3 +317,135 @@ def test_attach_close_and_list(simulate, with_course):
     status, _, err = cli(*base, "--client", "C-1042", "--course", "1")
     assert status == 2 and "course 1 was closed on 2026-03-02 (client moved)" in err
     assert verify_database(with_course).ok
+
+
+# -- the form: the same course rules, the course line, an officer's override --------------------
+@pytest.mark.usefixtures("fast_keys")
+def test_the_form_shows_the_course_line_and_refuses_an_early_start_as_record_does(
+        simulate, tmp_path, clock, monkeypatch):
+    import asyncio
+
+    from test_tui_live import fill_form
+    from textual.widgets import Input, Static
+    from tui_support import wait_for
+
+    from laserlog.review.users import add_user
+    from laserlog.storage.store import Store
+    from laserlog.tui.app import LaserlogApp
+    from laserlog.tui.controller import LiveController
+    from laserlog.tui.live_screen import LiveScreen
+
+    monkeypatch.delenv("LASERLOG_SITE", raising=False)
+    (tmp_path / "site.toml").write_text(SITE.replace("test_spot_required = true", ""))
+    db = tmp_path / "laserlog.db"
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "6", "--db", str(db))[0] == 0
+    record = ["record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+              "tech-07", "--client", "C-1042", *START, "--pulses", "10", "--course", "1",
+              "--db", str(db)]
+    assert cli(*record)[0] == 0
+    with Store(db) as store:
+        add_user(store, "off-1", "Officer One", "officer", "officer one passphrase")
+    clock.advance(days=9)
+    status, _, record_err = cli(*record)
+    assert status == 2
+    controller = LiveController(db, sim.profile, str(sim.path))
+    app = LaserlogApp(controller)
+    seen: dict[str, str] = {}
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 44)) as pilot:
+            form = await fill_form(pilot)
+            form.query_one("#course", Input).value = "1"
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            seen["error"] = str(form.query_one("#course-error", Static).render())
+            seen["line"] = str(form.query_one("#course-line", Static).render())
+            seen["picture"] = app.export_screenshot()
+            assert controller.session is None and form.query_one("#early-row").display
+            form.query_one("#early-officer", Input).value = "off-1"
+            form.query_one("#early-passphrase", Input).value = "officer one passphrase"
+            form.query_one("#early-reason", Input).value = "client leaves the country"
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen)
+                           and controller.session is not None, what="the session to start")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        controller.shutdown()
+    assert seen["error"].startswith("too early for course 1: 9 day(s) since session 1")
+    assert f"--course: {seen['error']}" in record_err  # the same words as record's
+    assert seen["line"].startswith("session 2 of 6 \u00b7 9 days since the last (window "
+                                   "21\u201342) \u00b7 last: mean ")
+    assert "J/cm\u00b2 (max " in seen["line"] and " J" in seen["line"]
+    assert rows(db, "SELECT override_by, override_role, override_reason FROM session_kinds"
+                    " WHERE session_id = 2") == [("off-1", "officer", "client leaves the country")]
+    import os
+
+    if os.environ.get("LASERLOG_SHOW_FORM"):  # a look at the form as the technician saw it
+        Path(os.environ["LASERLOG_SHOW_FORM"]).write_text(seen["picture"])
+
+
+# -- passes ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("line", "parsed"), [
+    ("pass 1", ("pass", "1")), ("pass  2   left  jaw ", ("pass", "2 left jaw"))])
+def test_pass_control_lines_parse(line, parsed):
+    from laserlog.recording.contract import parse_control
+
+    assert parse_control(line) == parsed
+
+
+@pytest.mark.parametrize("line", ["pass", "pass 0", "pass two", "pass 100", "pass -1 chin"])
+def test_a_pass_without_its_number_is_refused(line):
+    from laserlog.errors import SessionError
+    from laserlog.recording.contract import parse_control
+
+    with pytest.raises(SessionError, match=r"expected 'pass N \[SUB-AREA\]' with N from 1"):
+        parse_control(line)
+
+
+def test_passes_marked_on_standard_input_are_totalled_per_pass(simulate, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import wait_until
+
+    sim = simulate("ps755-ref", seed=2, rate_hz=40.0)
+    sim.console.firing = True
+    db = tmp_path / "log.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "laserlog", "record", "--profile", "ps755-ref", "--port",
+         str(sim.path), "--operator", "tech-07", "--client", "C-1042", *START, "--db", str(db),
+         "--duration", "60"], text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+
+    def pulses() -> int:
+        try:
+            return rows(db, "SELECT count(*) FROM pulses")[0][0]
+        except sqlite3.OperationalError:
+            return 0
+
+    try:
+        for line, after in (("pass 1 forehead", 5), ("pass 2 left cheek", 15), ("end", 25)):
+            wait_until(lambda after=after: pulses() >= after, what=f"{after} pulses")
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "pass recorded: pass 2: left cheek" in err
+    by_pass = dict(rows(db, "SELECT coalesce(pass_number, 0), count(*) FROM pulse_passes"
+                            " GROUP BY 1"))
+    assert set(by_pass) == {0, 1, 2} and all(by_pass.values())
+    assert sum(by_pass.values()) == rows(db, "SELECT count(*) FROM pulses")[0][0]
+    assert "  passes:" in out
+    assert re.search(rf"pass 1 \(forehead\)\s+{by_pass[1]} pulses  [0-9.]+ J  fluence mean "
+                     r"[0-9.]+ max [0-9.]+ J/cm2", out), out
+    assert re.search(rf"pass 2 \(left cheek\)\s+{by_pass[2]} pulses", out), out

@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 from laserlog.config.checklist import DEFAULT_ITEMS, EYEWEAR_KEY, CheckItem, label_for
 from laserlog.config.courses import CoursePolicy

@@ -41,8 +41,8 @@ from laserlog.errors import (
 from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
-from laserlog.recording.completion import PulseCompleter
 from laserlog.recording import courses
+from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.contract import (
     Contract,
     CourseRequest,

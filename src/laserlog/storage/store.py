@@ -410,10 +410,11 @@ class Store:
                      area, skin_type, int(eyewear_checked), checklist_json,
                      started_utc or utc_now(), resumes_session_id))
                 session_id = int(cur.lastrowid or 0)
-                kind_id = self.conn.execute(
+                kind_id = int(self.conn.execute(
                     "INSERT INTO session_kinds (session_id, kind, course_id, how, override_by,"
                     " override_role, override_reason, recorded_utc) VALUES"
-                    " (?, ?, ?, 'start', ?, ?, ?, ?)", (session_id, *kind, utc_now())).lastrowid
+                    " (?, ?, ?, 'start', ?, ?, ?, ?)", (session_id, *kind, utc_now())
+                ).lastrowid or 0)
                 # Its details go into the chain at once: checked before it is sealed too.
                 heads.append(chain.open_session(self.conn, session_id,
                                                 [("session_kinds", kind_id, kind_id)]))
