@@ -70,6 +70,16 @@ CHAINED: dict[str, tuple[str, ...]] = {
     "test_spot_readouts": ("id", "session_id", "erythema", "oedema", "blister",
                            "hyperpigmentation", "hypopigmentation", "note", "user_id",
                            "read_utc"),
+    # Schema 6: after the session (laserlog.review.reactions, laserlog.review.outcomes).
+    "assessments": ("id", "session_id", "pass_number", "erythema", "oedema", "pain_nrs",
+                    "blister", "purpura", "note", "correction", "hours_after_end", "user_id",
+                    "assessed_utc"),
+    "adverse_events": ("id", "session_id", "kind", "onset_date", "seriousness", "area",
+                       "pass_number", "note", "by_user_id", "recorded_utc", "signature"),
+    "adverse_event_changes": ("id", "adverse_event_id", "change", "outcome", "outcome_date",
+                              "reason", "by_user_id", "recorded_utc", "signature"),
+    "outcomes": ("id", "course_id", "client_ref", "area", "metric", "value", "assessed_date",
+                 "source", "source_file", "source_sha256", "user_id", "recorded_utc"),
 }
 
 #: What a seal snapshots of a session and of its console.

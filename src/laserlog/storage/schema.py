@@ -399,6 +399,91 @@ LEFT JOIN pass_starts ps ON ps.id = (
     ORDER BY e.received_unix_s DESC, e.id DESC LIMIT 1);
 """ + "".join(_append_only(t) for t in _V5_TABLES)
 
+# After the session (laserlog.review.reactions, laserlog.review.outcomes): the immediate
+# endpoints of a session or pass (a later one is a correction: a new row marked so), adverse
+# events reported later with their updates and retractions (each row signed by the user who
+# reports it), and outcomes over a course (scales entered by hand, skin-analysis numbers
+# imported from a file). The views give each adverse event its newest state.
+_V6_TABLES = ("assessments", "adverse_events", "adverse_event_changes", "outcomes")
+_V6 = """
+CREATE TABLE assessments (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    pass_number INTEGER CHECK (pass_number IS NULL OR pass_number BETWEEN 1 AND 99),
+    erythema INTEGER NOT NULL CHECK (erythema BETWEEN 0 AND 3),
+    oedema INTEGER NOT NULL CHECK (oedema BETWEEN 0 AND 3),
+    pain_nrs INTEGER NOT NULL CHECK (pain_nrs BETWEEN 0 AND 10),
+    blister INTEGER NOT NULL CHECK (blister IN (0, 1)),
+    purpura INTEGER NOT NULL CHECK (purpura IN (0, 1)),
+    note TEXT,
+    correction INTEGER NOT NULL CHECK (correction IN (0, 1)),
+    hours_after_end REAL,
+    user_id TEXT,
+    assessed_utc TEXT NOT NULL
+);
+CREATE INDEX assessments_session ON assessments (session_id, id);
+
+CREATE TABLE adverse_events (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    kind TEXT NOT NULL CHECK (kind IN ('pih', 'hypopigmentation', 'blister', 'burn', 'scarring',
+                                       'infection', 'hsv', 'other')),
+    onset_date TEXT NOT NULL,
+    seriousness TEXT NOT NULL CHECK (seriousness IN ('serious', 'non-serious')),
+    area TEXT,
+    pass_number INTEGER CHECK (pass_number IS NULL OR pass_number BETWEEN 1 AND 99),
+    note TEXT,
+    by_user_id TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX adverse_events_session ON adverse_events (session_id, id);
+
+CREATE TABLE adverse_event_changes (
+    id INTEGER PRIMARY KEY,
+    adverse_event_id INTEGER NOT NULL REFERENCES adverse_events(id),
+    change TEXT NOT NULL CHECK (change IN ('update', 'retraction')),
+    outcome TEXT CHECK (outcome IS NULL OR outcome IN ('resolved', 'resolving', 'not-resolved',
+                                                       'sequelae')),
+    outcome_date TEXT,
+    reason TEXT,
+    by_user_id TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    CHECK ((change = 'update') = (outcome IS NOT NULL AND outcome_date IS NOT NULL)),
+    CHECK ((change = 'retraction') = (reason IS NOT NULL))
+);
+CREATE INDEX adverse_event_changes_event ON adverse_event_changes (adverse_event_id, id);
+
+CREATE TABLE outcomes (
+    id INTEGER PRIMARY KEY,
+    course_id INTEGER REFERENCES courses(id),
+    client_ref TEXT NOT NULL,
+    area TEXT,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    assessed_date TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('entered', 'import')),
+    source_file TEXT,
+    source_sha256 TEXT,
+    user_id TEXT,
+    recorded_utc TEXT NOT NULL
+);
+CREATE INDEX outcomes_course ON outcomes (course_id, assessed_date);
+CREATE INDEX outcomes_client ON outcomes (client_ref, area);
+
+CREATE VIEW adverse_event_state AS
+SELECT a.id, a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_number, a.note,
+       a.by_user_id, a.recorded_utc,
+       (SELECT c.outcome FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome,
+       (SELECT c.outcome_date FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome_date,
+       EXISTS (SELECT 1 FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'retraction') AS retracted
+FROM adverse_events a;
+""" + "".join(_append_only(t) for t in _V6_TABLES)
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
@@ -406,6 +491,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V3 + "".join(_append_only(t) for t in _V3_TABLES),
     _V4,
     _V5,
+    _V6,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
