@@ -1,0 +1,236 @@
+"""After the session: immediate endpoints and adverse events, through the real command line.
+
+Sessions are recorded from the simulator on a real pty into a real SQLite file. The clock the
+rules read (`laserlog.recording.courses.now`) is moved from the test side only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from laserlog.cli.main import main
+from laserlog.recording import courses
+from laserlog.storage.verify import verify_database
+
+from conftest import START
+
+PASSPHRASE = "tech seven passphrase"
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    """Run the command line in this process; return its status, standard output and error."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            status = main(list(argv))
+        except SystemExit as exc:
+            status = int(exc.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+def rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+AFTER_TABLES = ("assessments", "adverse_events", "adverse_event_changes", "outcomes")
+
+
+def counts(db: Path) -> tuple[int, ...]:
+    return tuple(rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in (*AFTER_TABLES, "chain"))
+
+
+def one_message(status: int, err: str) -> None:
+    assert status == 2, err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
+
+
+class Clock:
+    """The rules' clock, moved by the test."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock(datetime.now(UTC).replace(microsecond=0))
+    monkeypatch.setattr(courses, "now", moved)
+    return moved
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with one recorded session (tech-07, C-1042) and tech-07 as a user."""
+    from laserlog.config.profile import open_profile
+    from laserlog.review.users import add_user
+    from laserlog.sim.engine import Simulator
+    from laserlog.storage.store import Store
+
+    folder = tmp_path_factory.mktemp("reactions")
+    db = folder / "laserlog.db"
+    sim = Simulator(open_profile("ps755-ref"), folder / "console", seed=3, rate_hz=40.0).start()
+    try:
+        sim.console.firing = True
+        status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "tech-07", "--client", "C-1042", *START,
+                             "--pulses", "10", "--db", str(db))
+        assert status == 0, err
+    finally:
+        sim.stop()
+    with Store(db) as store:
+        add_user(store, "tech-07", "Tech Seven", "technician", PASSPHRASE)
+    return db
+
+
+@pytest.fixture
+def db(recorded: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the recorded database (and its anchor) for one test."""
+    copy = tmp_path / "laserlog.db"
+    with contextlib.closing(sqlite3.connect(recorded)) as src, \
+            contextlib.closing(sqlite3.connect(copy)) as dst:
+        src.backup(dst)
+    anchor = recorded.with_name(recorded.name + ".anchor")
+    copy.with_name(copy.name + ".anchor").write_text(anchor.read_text())
+    return copy
+
+
+def test_an_assessment_within_24_hours_is_immediate_and_a_later_one_a_correction(db, clock):
+    clock.advance(hours=1)
+    status, out, err = cli("assess", "1", "--erythema", "2", "--oedema", "1", "--pain", "4",
+                           "--purpura", "--note", "marked redness", "--db", str(db))
+    assert status == 0, err
+    assert "assessment 1 of session 1 recorded: erythema 2, oedema 1, pain 4/10, purpura" in out
+    clock.advance(hours=30)
+    status, out, err = cli("assess", "1", "--erythema", "1", "--oedema", "0", "--pain", "1",
+                           "--db", str(db))
+    assert status == 0, err
+    assert "as a CORRECTION (31 h after the session's end)" in out
+    assert rows(db, "SELECT erythema, oedema, pain_nrs, blister, purpura, correction, note"
+                    " FROM assessments ORDER BY id") == [
+        (2, 1, 4, 0, 1, 0, "marked redness"), (1, 0, 1, 0, 0, 1, None)]
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), \
+            contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE assessments SET erythema = 0")
+    assert verify_database(db).ok
+
+
+def test_an_assessment_of_a_pass_the_session_does_not_have_is_refused(db, clock):
+    before = counts(db)
+    status, _, err = cli("assess", "1", "--erythema", "1", "--oedema", "1", "--pain", "1",
+                         "--pass", "2", "--db", str(db))
+    one_message(status, err)
+    assert "--pass 2: session 1 has no pass 2 (it has no passes marked)" in err
+    assert counts(db) == before
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(erythema=st.integers(-2, 5), oedema=st.integers(-2, 5), pain=st.integers(-3, 13),
+       session=st.integers(1, 3))
+def test_assess_takes_exactly_the_scales_and_known_sessions(db, clock, erythema, oedema, pain,
+                                                            session):
+    before = counts(db)
+    status, _, err = cli("assess", str(session), "--erythema", str(erythema), "--oedema",
+                         str(oedema), "--pain", str(pain), "--db", str(db))
+    good = 0 <= erythema <= 3 and 0 <= oedema <= 3 and 0 <= pain <= 10 and session == 1
+    if good:
+        assert status == 0, err
+        assert counts(db)[0] == before[0] + 1
+    else:
+        one_message(status, err)
+        assert counts(db) == before
+        if session != 1 and 0 <= erythema <= 3 and 0 <= oedema <= 3 and 0 <= pain <= 10:
+            assert f"session {session}: no such session in {db}" in err
+
+
+def test_an_adverse_event_is_signed_by_its_reporter_then_updated_and_retracted(
+        db, clock, monkeypatch):
+    from laserlog.review.reactions import signature_holds
+    from laserlog.review.users import find_user
+    from laserlog.storage.store import Store
+
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
+    clock.advance(days=20)
+    onset = (clock.at - timedelta(days=5)).date().isoformat()
+    status, out, err = cli("adverse", "add", "--session", "1", "--kind", "pih", "--onset",
+                           onset, "--seriousness", "non-serious", "--note", "patchy",
+                           "--db", str(db))
+    assert status == 0, err
+    assert f"adverse event 1: pih (non-serious) after session 1, onset {onset}" in out
+    stored = rows(db, "SELECT session_id, kind, area, by_user_id FROM adverse_events")
+    assert stored == [(1, "pih", "left cheek", "tech-07")]
+    with Store(db, readonly=True) as store:
+        key = find_user(store, "tech-07").public_key
+        cur = store.conn.execute("SELECT * FROM adverse_events")
+        row = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+    assert signature_holds(key, "adverse_events", row)
+    assert not signature_holds(key, "adverse_events", {**row, "kind": "burn"})
+
+    assert cli("adverse", "update", "1", "--outcome", "resolving", "--date",
+               clock.at.date().isoformat(), "--db", str(db))[0] == 0
+    status, out, _ = cli("adverse", "list", "--db", str(db))
+    assert f"resolving {clock.at.date().isoformat()}" in out
+    assert cli("adverse", "retract", "1", "--reason", "wrong client", "--db", str(db))[0] == 0
+    assert cli("adverse", "list", "--db", str(db))[1].strip() == "no adverse events"
+    assert rows(db, "SELECT change, outcome, reason FROM adverse_event_changes ORDER BY id") == [
+        ("update", "resolving", None), ("retraction", None, "wrong client")]
+    status, _, err = cli("adverse", "update", "1", "--outcome", "resolved", "--date",
+                         clock.at.date().isoformat(), "--db", str(db))
+    one_message(status, err)
+    assert "adverse event 1 was retracted" in err
+    assert verify_database(db).ok
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--session", "9"], "session 9: no such session in"),
+    (["--onset", "future"], "in the future (today is"),
+    (["--onset", "before"], "before session 1"),
+    (["--onset", "2026-13-01"], "--onset '2026-13-01' is not a date; expected YYYY-MM-DD"),
+    (["--kind", "sunburn"], "argument --kind: invalid choice: 'sunburn'"),
+    (["--by", "nobody"], "unknown user 'nobody'"),
+    (["--pass", "1"], "--pass 1: session 1 has no pass 1"),
+])
+def test_bad_adverse_input_is_one_message_and_nothing_written(db, clock, monkeypatch, args,
+                                                              expected):
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
+    given_ = {"--session": "1", "--kind": "blister", "--seriousness": "serious",
+              "--onset": clock.at.date().isoformat()}
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    if pairs.get("--onset") == "future":
+        pairs["--onset"] = (clock.at + timedelta(days=1)).date().isoformat()
+    if pairs.get("--onset") == "before":
+        pairs["--onset"] = (clock.at - timedelta(days=2)).date().isoformat()
+    given_.update(pairs)
+    before = counts(db)
+    status, _, err = cli("adverse", "add", *[x for kv in given_.items() for x in kv],
+                         "--db", str(db))
+    one_message(status, err)
+    assert expected in err
+    assert counts(db) == before
+
+
+def test_a_wrong_passphrase_writes_nothing(db, clock, monkeypatch):
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", "not it")
+    before = counts(db)
+    status, _, err = cli("adverse", "add", "--session", "1", "--kind", "burn", "--onset",
+                         clock.at.date().isoformat(), "--seriousness", "serious", "--db",
+                         str(db))
+    one_message(status, err)
+    assert "wrong passphrase for user tech-07" in err
+    assert counts(db) == before
