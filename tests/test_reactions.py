@@ -234,3 +234,68 @@ def test_a_wrong_passphrase_writes_nothing(db, clock, monkeypatch):
     one_message(status, err)
     assert "wrong passphrase for user tech-07" in err
     assert counts(db) == before
+
+
+# -- the officer's dose-safety report ------------------------------------------------------------
+def test_the_adverse_report_groups_by_skin_type_and_fluence_band_and_agrees_with_sql(
+        simulate, tmp_path, clock, monkeypatch):
+    import json
+
+    from laserlog.review.users import add_user
+    from laserlog.storage.store import Store
+
+    db = tmp_path / "laserlog.db"
+    sim = simulate("ps755-ref", seed=5, rate_hz=40.0)
+    sim.console.firing = True
+    energy = sim.console.params["energy"]
+    for skin, share in (("III", 0.5), ("III", 1.0), ("V", 0.5), ("V", 1.0)):
+        sim.console.params["energy"] = energy * share
+        start = [*START]
+        start[start.index("--skin-type") + 1] = skin
+        status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "tech-07", "--client", "C-1042", *start,
+                             "--pulses", "6", "--db", str(db))
+        assert status == 0, err
+    with Store(db) as store:
+        add_user(store, "tech-07", "Tech Seven", "technician", PASSPHRASE)
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
+    today = clock.at.date().isoformat()
+    for session, kind in ((4, "pih"), (4, "blister"), (2, "other")):
+        assert cli("adverse", "add", "--session", str(session), "--kind", kind, "--onset",
+                   today, "--seriousness", "non-serious", "--db", str(db))[0] == 0
+    assert cli("adverse", "retract", "3", "--reason", "typed in error", "--db", str(db))[0] == 0
+
+    # Site bands split the low-energy sessions from the high-energy ones.
+    means = dict(rows(db, "SELECT session_id, avg(fluence_j_cm2) FROM pulses GROUP BY 1"))
+    edge = (means[1] + means[2]) / 2
+    (tmp_path / "site.toml").write_text(f"[adverse]\nfluence_bands_j_cm2 = [{edge:.4f}]\n")
+    monkeypatch.delenv("LASERLOG_SITE", raising=False)
+    status, out, err = cli("report", "adverse", "--by", "skin-type,fluence-band", "--format",
+                           "json", "--db", str(db))
+    assert status == 0, err
+    data = json.loads(out)
+    got = {(r["skin_type"], r["fluence_band"]): r for r in data["rows"]}
+    assert set(got) == {("III", f"<{edge:.4f}".rstrip("0")), ("III", f">={edge:.4f}".rstrip("0")),
+                        ("V", f"<{edge:.4f}".rstrip("0")), ("V", f">={edge:.4f}".rstrip("0"))}
+    high_v = got["V", f">={edge:.4f}".rstrip("0")]
+    assert (high_v["sessions"], high_v["with_adverse"], high_v["share"]) == (1, 1, 1.0)
+    assert high_v["events"] == "blister 1, pih 1"
+    assert high_v["dose_mean_j_cm2"] == pytest.approx(means[4])
+    assert high_v["energy_j"] == pytest.approx(
+        rows(db, "SELECT total_energy_j FROM sessions WHERE id = 4")[0][0])
+    assert got["III", f">={edge:.4f}".rstrip("0")]["with_adverse"] == 0  # retracted
+    assert data["total"]["sessions"] == 4 and data["total"]["with_adverse"] == 1
+    assert any("from the site file" in n for n in data["notes"])
+
+    status, out, _ = cli("report", "adverse", "--by", "fluence-band", "--kind", "pih",
+                         "--db", str(db), "--format", "csv")
+    assert status == 0 and out.splitlines()[0].startswith("fluence_band,sessions,with_adverse")
+
+    # Without site bands: quartiles per wavelength, their edges printed.
+    (tmp_path / "site.toml").unlink()
+    status, out, _ = cli("report", "adverse", "--by", "fluence-band", "--db", str(db))
+    assert status == 0 and "755 nm: Q1 <=" in out and "755 nm Q4" in out, out
+
+    status, _, err = cli("report", "adverse", "--by", "skin-type,colour", "--db", str(db))
+    one_message(status, err)
+    assert "--by 'colour' is unknown" in err

@@ -109,6 +109,8 @@ class SiteConfig:
     clinic_name: str | None = None
     #: Courses, their interval windows and test spots (laserlog.config.courses).
     courses: CoursePolicy = field(default_factory=CoursePolicy)
+    #: Edges (J/cm2, ascending) of the adverse report's fluence bands; empty: quartiles.
+    fluence_bands_j_cm2: tuple[float, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -183,11 +185,28 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     pattern, example = _client_rule(root.sub("clients"))
     clinic = _clinic_name(root.sub("clinic"))
     courses = parse_policy(root.sub("courses"))
+    bands = _fluence_bands(root.sub("adverse"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
-                      client_example=example, clinic_name=clinic, courses=courses)
+                      client_example=example, clinic_name=clinic, courses=courses,
+                      fluence_bands_j_cm2=bands)
+
+
+def _fluence_bands(reader: TableReader) -> tuple[float, ...]:
+    """Return `[adverse] fluence_bands_j_cm2`: finite, positive, strictly ascending edges."""
+    values = reader.list("fluence_bands_j_cm2", [])
+    reader.done()
+    edges: list[float] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 < float(value) < 1000 or (edges and float(value) <= edges[-1]):
+            raise reader.error("fluence_bands_j_cm2", "not ascending fluences", value=values,
+                               expected="numbers above 0 and below 1000 J/cm2, each above the "
+                               "one before, e.g. [1.0, 2.0, 3.5]")
+        edges.append(float(value))
+    return tuple(edges)
 
 
 def _client_rule(reader: TableReader) -> tuple[str | None, str | None]:
