@@ -299,3 +299,118 @@ def test_the_adverse_report_groups_by_skin_type_and_fluence_band_and_agrees_with
     status, _, err = cli("report", "adverse", "--by", "skin-type,colour", "--db", str(db))
     one_message(status, err)
     assert "--by 'colour' is unknown" in err
+
+
+# -- a course end to end: reactions, a later PIH, two follow-ups; outcomes imported ------------
+def test_a_course_with_reactions_a_later_pih_and_two_follow_ups(simulate, tmp_path, clock,
+                                                                 monkeypatch):
+    import json
+
+    from laserlog.review.users import add_user
+    from laserlog.storage.store import Store
+
+    monkeypatch.delenv("LASERLOG_SITE", raising=False)
+    db = str(tmp_path / "laserlog.db")
+    sim = simulate("ps755-ref", seed=6, rate_hz=40.0)
+    sim.console.firing = True
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--interval", "0-42", "--db", db)[:2] == (0, "1\n")
+    status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                         "--operator", "tech-07", "--client", "C-1042", *START, "--course", "1",
+                         "--pulses", "8", "--db", db)
+    assert status == 0, err
+    with Store(db) as store:
+        add_user(store, "tech-07", "Tech Seven", "technician", PASSPHRASE)
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
+    baseline = clock.at.date().isoformat()
+    assert cli("outcome", "add", "--course", "1", "--scale", "pore", "--score", "3", "--date",
+               baseline, "--db", db)[0] == 0
+    clock.advance(minutes=20)
+    assert cli("assess", "1", "--erythema", "2", "--oedema", "1", "--pain", "5", "--db",
+               db)[0] == 0
+    clock.advance(days=21)
+    status, _, err = cli("adverse", "add", "--session", "1", "--kind", "pih", "--onset",
+                         (clock.at - timedelta(days=3)).date().isoformat(), "--seriousness",
+                         "non-serious", "--db", db)
+    assert status == 0, err
+    follow_1 = clock.at.date().isoformat()
+    assert cli("outcome", "add", "--course", "1", "--scale", "gais", "--score", "4", "--date",
+               follow_1, "--by", "tech-07", "--db", db)[0] == 0
+    clock.advance(days=30)
+    follow_2 = clock.at.date().isoformat()
+    csv_file = tmp_path / "skin.csv"
+    csv_file.write_text(f"client,date,area,metric,value\nC-1042,{follow_2},left cheek,"
+                        f"pore_count,812\nC-1042,{follow_2},Left Cheek,spots,14.5\n")
+    status, out, err = cli("outcome", "import", str(csv_file), "--db", db)
+    assert (status, out.strip()) == (0, f"imported 2 outcome row(s) from {csv_file}"), err
+    assert cli("adverse", "update", "1", "--outcome", "resolving", "--date", follow_2,
+               "--db", db)[0] == 0
+
+    status, out, err = cli("course", "show", "1", "--db", db)
+    assert status == 0, err
+    energy = rows(Path(db), "SELECT total_energy_j FROM sessions WHERE id = 1")[0][0]
+    assert "outcomes" in out and "pore_count" in out and "gais" in out
+    line = next(x for x in out.splitlines() if "pore_count" in x)
+    assert f"{energy:.3f}" in line and "812" in line
+
+    status, out, _ = cli("report", "adverse", "--by", "indication", "--format", "json",
+                         "--db", db)
+    data = json.loads(out)
+    mean = rows(Path(db), "SELECT avg(fluence_j_cm2) FROM pulses WHERE session_id = 1")[0][0]
+    assert data["rows"] == [{"indication": "pores", "sessions": 1, "with_adverse": 1,
+                             "share": 1.0, "events": "pih 1",
+                             "dose_mean_j_cm2": pytest.approx(mean),
+                             "dose_max_j_cm2": pytest.approx(mean),
+                             "adverse_dose_mean_j_cm2": pytest.approx(mean),
+                             "energy_j": pytest.approx(energy)}]
+    assert rows(Path(db), "SELECT count(*) FROM outcomes WHERE course_id = 1")[0][0] == 4
+    assert rows(Path(db), "SELECT outcome FROM adverse_event_state") == [("resolving",)]
+    assert verify_database(Path(db)).ok
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"client,date,area,value\nC-1042,2026-01-02,cheek,3\n",
+     "line 1: missing column(s) metric; expected exactly client,date,area,metric,value"),
+    (b"client,date,area,metric,value,device\nC-1042,2026-01-02,cheek,pores,3,x\n",
+     "line 1: extra column(s) device"),
+    (b"client,date,area,metric,value\nC-1042,2026-01-02,cheek,pores,3\nC-1042,2026-01-0\xe9,"
+     b"cheek,pores,3\n", "line 3: not UTF-8 text"),
+    (b"client,date,area,metric,value\nC-1042,2026-01-02,cheek,pores,lots\n",
+     "line 2: value 'lots' is not a finite number"),
+    (b"client,date,area,metric,value\nC-1042,2099-01-02,cheek,pores,1\n",
+     "line 2: date 2099-01-02 is in the future"),
+    (b"client,date,area,metric,value\n" + b"C-1042,2026-01-02,cheek,pores,1\n" * 100_001,
+     "line 100002: more than 100000 rows"),
+])
+def test_a_bad_import_names_the_file_and_line_and_writes_nothing(db, clock, tmp_path, content,
+                                                                 expected):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    before = counts(db)
+    status, _, err = cli("outcome", "import", str(path), "--db", str(db))
+    one_message(status, err)
+    assert f"{path}, {expected}" in err or f"{path}: {expected}" in err, err
+    assert "nothing was written" in err
+    assert counts(db) == before
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scale=st.sampled_from(["gais", "pore", "satisfaction"]), score=st.integers(-2, 7))
+def test_a_score_outside_its_scale_is_refused(db, clock, scale, score):
+    from laserlog.domain.reactions import SCALES
+
+    if not rows(db, "SELECT 1 FROM courses"):
+        assert cli("course", "new", "--client", "C-1042", "--area", "left cheek",
+                   "--indication", "pores", "--sessions", "3", "--interval", "21-42",
+                   "--db", str(db))[0] == 0
+    before = counts(db)
+    status, _, err = cli("outcome", "add", "--course", "1", "--scale", scale, "--score",
+                         str(score), "--date", clock.at.date().isoformat(), "--db", str(db))
+    low, high = SCALES[scale]
+    if low <= score <= high:
+        assert status == 0, err
+    else:
+        one_message(status, err)
+        assert f"--score {score}: outside the {scale} scale ({low}-{high})" in err
+        assert counts(db) == before

@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     recording.add_commands(commands)  # record, simulate, demo, live, recover
     sessions.add_commands(commands)  # sessions list, sessions show
     courses.add_commands(commands)  # course new, list, show, close, attach, readout
-    reactions.add_commands(commands)  # assess; adverse add, update, retract, list
+    reactions.add_commands(commands)  # assess; adverse ...; outcome add, import
     profiles.add_commands(commands)  # profiles list, show, check, new, test, replay
     # report, verify, users, signoff, correct, calibrate, export, site, simulate-bench
     review.add_commands(commands)

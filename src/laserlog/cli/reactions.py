@@ -1,4 +1,5 @@
-"""After the session on the command line: `assess`, `adverse add|update|retract|list`."""
+"""After the session on the command line: `assess`, `adverse add|update|retract|list`,
+`outcome add|import`."""
 
 from __future__ import annotations
 
@@ -84,6 +85,27 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--all", action="store_true", help="also retracted entries")
     db_arg(p)
     p.set_defaults(func=cmd_adverse_list)
+
+    from laserlog.domain.reactions import SCALES
+
+    outcome = commands.add_parser("outcome", help="outcomes over a course: a score on a scale, "
+                                  "or skin-analysis numbers from a CSV",
+                                  description="See docs/reactions.md.")
+    sub = outcome.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser,
+                                 required=True)
+    p = sub.add_parser("add", help="record a score: gais 1-5, pore 0-4, satisfaction 1-5")
+    p.add_argument("--course", required=True, metavar="ID")
+    p.add_argument("--scale", required=True, choices=tuple(SCALES))
+    p.add_argument("--score", required=True, type=int, metavar="N")
+    p.add_argument("--date", required=True, metavar="DATE", help="YYYY-MM-DD")
+    p.add_argument("--by", metavar="USER", help="who assessed")
+    db_arg(p)
+    p.set_defaults(func=cmd_outcome_add)
+    p = sub.add_parser("import", help="import a long CSV: client,date,area,metric,value "
+                       "(UTF-8, at most 100 000 rows; all or nothing)")
+    p.add_argument("file", metavar="FILE")
+    db_arg(p)
+    p.set_defaults(func=cmd_outcome_import)
 
 
 def _existing_store(args: argparse.Namespace, *, readonly: bool = False) -> Any:
@@ -182,4 +204,28 @@ def cmd_adverse_list(args: argparse.Namespace) -> int:
             outcome = "RETRACTED"
         print(f"{r['id']:>4}  {r['session_id']:>7}  {r['kind']:<16} {r['onset_date']:<10}  "
               f"{r['seriousness']:<11}  {outcome:<24} {r['by_user_id']}")
+    return 0
+
+
+def cmd_outcome_add(args: argparse.Namespace) -> int:
+    from laserlog.cli.courses import _course
+    from laserlog.domain.ids import normal_id
+    from laserlog.review import outcomes
+
+    user = normal_id(args.by, "--by") if args.by else None
+    with _existing_store(args) as store:
+        course = _course(store, args.course)
+        new_id = outcomes.add(store, course, args.scale, args.score, args.date, user)
+    print(f"outcome {new_id}: course {course.id} {args.scale} {args.score} on {args.date}")
+    return 0
+
+
+def cmd_outcome_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from laserlog.review import outcomes
+
+    with _existing_store(args) as store:
+        count = outcomes.import_csv(store, Path(args.file))
+    print(f"imported {count} outcome row(s) from {args.file}")
     return 0

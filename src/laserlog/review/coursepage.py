@@ -13,6 +13,7 @@ from laserlog.config.courses import FINDINGS
 from laserlog.config.siteconfig import site_for
 from laserlog.domain import localtime
 from laserlog.recording import courses
+from laserlog.review import outcomes
 
 if TYPE_CHECKING:
     from laserlog.storage.store import Store
@@ -70,6 +71,15 @@ def format_course(store: Store, course: courses.Course) -> str:
     done = number
     lines.append(f"  {done} of {course.planned_sessions} sessions delivered, {total_j:.3f} J "
                  "in all")
+    found = outcomes.for_course(store.conn, course)
+    if found:
+        lines.append(f"  outcomes  {'date':<10}  {'metric':<16} {'value':>8}  {'day':>4}  "
+                     f"{'sessions':>8}  {'total J':>9}")
+        for o in found:
+            day = "-" if o["days"] is None else str(o["days"])
+            lines.append(f"            {o['date']:<10}  {o['metric'][:16]:<16} "
+                         f"{o['value']:>8g}  {day:>4}  {o['sessions']:>8}  "
+                         f"{o['energy_j']:>9.3f}")
     return "\n".join(lines)
 
 
