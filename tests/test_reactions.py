@@ -7,7 +7,6 @@ rules read (`laserlog.recording.courses.now`) is moved from the test side only.
 from __future__ import annotations
 
 import contextlib
-import io
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,30 +14,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_courses import Clock, cli, rows
 
-from laserlog.cli.main import main
 from laserlog.recording import courses
 from laserlog.storage.verify import verify_database
 
 from conftest import START
 
 PASSPHRASE = "tech seven passphrase"
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run the command line in this process; return its status, standard output and error."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            status = main(list(argv))
-        except SystemExit as exc:
-            status = int(exc.code or 0)
-    return status, out.getvalue(), err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 AFTER_TABLES = ("assessments", "adverse_events", "adverse_event_changes", "outcomes")
@@ -52,19 +35,6 @@ def one_message(status: int, err: str) -> None:
     assert status == 2, err
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
-
-
-class Clock:
-    """The rules' clock, moved by the test."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 @pytest.fixture

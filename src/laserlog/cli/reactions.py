@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from laserlog.cli.args import Parser, db_arg, db_path, positive_int
+from laserlog.cli.args import Parser, db_arg, positive_int
 
 
 def _scale(low: int, high: int) -> Any:
@@ -109,16 +109,10 @@ def add_commands(commands: Any) -> None:
 
 
 def _existing_store(args: argparse.Namespace, *, readonly: bool = False) -> Any:
-    from pathlib import Path
+    """Return the database the command works on (writing: it must exist already)."""
+    from laserlog.cli.review import _read_store, _write_store
 
-    from laserlog.errors import StoreError
-    from laserlog.storage.store import Store
-
-    path = db_path(args)
-    if not Path(path).exists():
-        raise StoreError(f"database {path} does not exist (record a session first, or pass "
-                         "--db); nothing was written")
-    return Store(path, readonly=readonly)
+    return _read_store(args) if readonly else _write_store(args)
 
 
 def _unlocker(store: Any) -> Any:

@@ -71,11 +71,11 @@ def format_course(store: Store, course: courses.Course) -> str:
     done = number
     lines.append(f"  {done} of {course.planned_sessions} sessions delivered, {total_j:.3f} J "
                  "in all")
-    found = outcomes.for_course(store.conn, course)
-    if found:
+    followed = outcomes.for_course(store.conn, course)
+    if followed:
         lines.append(f"  outcomes  {'date':<10}  {'metric':<16} {'value':>8}  {'day':>4}  "
                      f"{'sessions':>8}  {'total J':>9}")
-        for o in found:
+        for o in followed:
             day = "-" if o["days"] is None else str(o["days"])
             lines.append(f"            {o['date']:<10}  {o['metric'][:16]:<16} "
                          f"{o['value']:>8g}  {day:>4}  {o['sessions']:>8}  "
