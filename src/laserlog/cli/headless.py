@@ -3,7 +3,8 @@
 The progress line (standard error, when it is a terminal) is redrawn twice a second: pulses,
 energy, the last fluence, elapsed time, the link, and the console's fault or open interlock
 first when it reports one. Control lines (`recording.contract.CONTROLS`) are read from
-standard input when it is a pipe or a terminal: `note TEXT`, `marker [TEXT]`, `end`. Each is
+standard input when it is a pipe or a terminal: `note TEXT`, `marker [TEXT]`,
+`pass N [SUB-AREA]`, `end`. Each is
 timed when its line arrives, and answered on standard error.
 """
 

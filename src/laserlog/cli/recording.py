@@ -55,6 +55,17 @@ def add_commands(commands: Any) -> None:
                    help="start although the console reports a fault or an open interlock, for "
                         "this reason (recorded); the operator must be a registered user and "
                         "gives their passphrase (prompt, stdin or $LASERLOG_PASSPHRASE)")
+    p.add_argument("--course", metavar="ID", default="",
+                   help="a full session of this treatment course (`laserlog course list`); "
+                        "without it the session is a one-off, unless the site requires courses")
+    p.add_argument("--test-spot", action="store_true",
+                   help="a test spot (with --course: for that course); stops after the site's "
+                        "test_spot_max_pulses (default 50)")
+    p.add_argument("--override-by", metavar="USER", default="",
+                   help="an officer who authorises a course session before its window opens "
+                        "(their passphrase: prompt, stdin or $LASERLOG_OFFICER_PASSPHRASE)")
+    p.add_argument("--reason", metavar="TEXT", default="",
+                   help="why the session starts before its course's window (with --override-by)")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     stop.add_argument("--pulses", type=positive_int, metavar="N", help="stop after N pulses")
@@ -127,7 +138,7 @@ def add_commands(commands: Any) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     from laserlog.config.profile import open_profile
     from laserlog.errors import SessionError
-    from laserlog.recording.contract import Contract, SessionInfo
+    from laserlog.recording.contract import Contract, CourseRequest, SessionInfo, course_id
 
     if args.resume not in (None, "last") and not args.resume.isdigit():
         raise SessionError(f"--resume {args.resume!r}: expected a session ID or nothing")
@@ -141,16 +152,32 @@ def cmd_record(args: argparse.Namespace) -> int:
         info = contract.check(SessionInfo(args.operator or "", args.client or "", args.area,
                                           args.skin_type, checklist=checks),
                               profile.wavelengths_nm)
+    try:
+        course_id(args.course)
+    except SessionError as exc:
+        raise SessionError(f"the session was not started: --course: {exc}") from None
+    if bool(args.override_by.strip()) != bool(args.reason.strip()):
+        raise SessionError("the session was not started: --override-by and --reason go "
+                           "together: the officer who authorises an early start, and why")
+    if args.resume is not None and (args.course or args.test_spot or args.override_by):
+        raise SessionError("--resume continues a session with its own course and kind; "
+                           "--course, --test-spot and --override-by do not apply")
+    course = CourseRequest(args.course, args.test_spot, args.override_by.strip(), "",
+                           args.reason)
+    max_pulses = args.pulses
+    if args.test_spot:
+        limit = contract.courses.test_spot_max_pulses
+        max_pulses = min(max_pulses or limit, limit)
     from laserlog.cli.profiles import transcript_wrapper
 
     shipper = _shipper(args)
     with transcript_wrapper(args.transcript, profile.id, args.port) as wrap_link, \
             _stopping(shipper):
         return _record(profile, args.port, info, db_path(args), serial=args.serial,
-                       duration_s=args.duration, max_pulses=args.pulses, resume=args.resume,
+                       duration_s=args.duration, max_pulses=max_pulses, resume=args.resume,
                        explicit_db=args.db is not None, wrap_link=wrap_link,
                        profile_dirs=args.profiles, contract=contract,
-                       start_over=" ".join(args.start_over_fault.split()))
+                       start_over=" ".join(args.start_over_fault.split()), course=course)
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -210,6 +237,37 @@ def _resumed_info(store, port: str, resume: str, profile_id: str, serial: str | 
     return target["id"], info
 
 
+def _course_checked(store, contract, course, info, profile_id: str):
+    """Hold the start to the course rules before the console is touched; an officer's
+    override is authorised by their passphrase only when the start is early. Return the
+    request with the officer's role."""
+    import dataclasses
+
+    from laserlog.recording.contract import CourseRequest, TooEarly
+
+    course = course or CourseRequest()
+    values = {"client": info.client_ref, "area": info.area, "skin": info.skin_type}
+    bare = dataclasses.replace(course, override_by="", override_reason="")
+    try:
+        contract.course_start(store.conn, bare, values, profile_id)
+        return bare  # not early: an override has nothing to authorise
+    except TooEarly:
+        if not course.override_by:
+            raise
+    from laserlog.review.users import (
+        OFFICER_PASSPHRASE_ENV,
+        authorise_override,
+        read_passphrase,
+    )
+
+    passphrase = read_passphrase(f"passphrase for officer {course.override_by}: ",
+                                 env=OFFICER_PASSPHRASE_ENV)
+    officer = authorise_override(store, course.override_by, passphrase)
+    course = dataclasses.replace(course, override_by=officer.user_id, override_role=officer.role)
+    contract.course_start(store.conn, course, values, profile_id)
+    return course
+
+
 def _registered_operator(store, info, start_over: str = "") -> None:
     """Where the site requires it, or for a start over a console fault, the operator gives
     their passphrase before the start."""
@@ -234,11 +292,13 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             before_run: Callable[[], None] | None = None, resume: str | None = None,
             explicit_db: bool = False, wrap_link: Callable[[Any], Any] | None = None,
             profile_dirs: list[str] | None = None, contract: Any = None,
-            controls: bool = True, start_over: str = "") -> int:
+            controls: bool = True, start_over: str = "", course: Any = None) -> int:
     """Record one session headless and print its summary. `contract`: the start-of-session
     contract a new session is held to; `controls`: read control lines from standard input
     (when it is a pipe or a terminal); `start_over`: the reason to start over a console
-    fault or an open interlock (the operator's passphrase is asked first)."""
+    fault or an open interlock (the operator's passphrase is asked first); `course`: the
+    course rules' request (recording.contract.CourseRequest), checked before the console is
+    touched, an early start's officer authorised by their passphrase."""
     import signal
     import threading
 
@@ -259,6 +319,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
     store.interrupted = stop.is_set  # a signal ends a wait for another program's lock
     store.waiting = lambda message: print(f"laserlog: {message}", file=sys.stderr, flush=True)
     try:
+        if contract is not None and info is not None and resume is None:
+            course = _course_checked(store, contract, course, info, profile.id)
         recorder = Recorder(store, profile, port, expect_serial=serial, wrap_link=wrap_link,
                             profile_dirs=profile_dirs)
         try:
@@ -277,7 +339,7 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             try:
                 session_id = recorder.start(info, resumes=resumes,
                                             contract=contract if resumes is None else None,
-                                            start_over=start_over)
+                                            start_over=start_over, course=course)
             except ConsoleNotReady as exc:
                 raise ConsoleNotReady(f"{exc} with --start-over-fault REASON (as a registered "
                                       "operator, with your passphrase); no session was "
@@ -293,7 +355,8 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         print(f"recording session {session_id} from {profile.name} "
               f"(serial {(recorder.identity.serial if recorder.identity else '') or 'unknown'}) "
               f"on {port}; "
-              "Ctrl-C ends it" + ("; type 'note TEXT', 'marker [TEXT]' or 'end' and Enter"
+              "Ctrl-C ends it" + ("; type 'note TEXT', 'marker [TEXT]', 'pass N [SUB-AREA]' or "
+                                  "'end' and Enter"
                                   if reader is not None else ""), file=sys.stderr)
         if before_run is not None:
             before_run()

@@ -70,6 +70,15 @@ def add_commands(commands: Any) -> None:
     _format(p)
     db_arg(p)
     p.set_defaults(func=cmd_report_faults)
+    p = sub.add_parser("adverse", help="adverse events against the dose: sessions, sessions "
+                       "with an event and their share, events by kind, doses, per group")
+    p.add_argument("--by", default="skin-type", metavar="GROUPS",
+                   help="one or more of skin-type, fluence-band, device, indication, separated "
+                   "by commas (default skin-type)")
+    p.add_argument("--kind", metavar="KIND", help="count only this kind of adverse event")
+    _format(p)
+    db_arg(p)
+    p.set_defaults(func=cmd_report_adverse)
     p = sub.add_parser("limits", help="sessions that ran outside a profile's or the site's limits")
     _filters(p)
     _format(p)
@@ -330,6 +339,24 @@ def cmd_report_faults(args: argparse.Namespace) -> int:
         print(render(faults_report(store.conn, args.by, f, kinds, zone=_site_zone(store)),
                      args.format))
         _client_hint(store, f)
+    return 0
+
+
+def cmd_report_adverse(args: argparse.Namespace) -> int:
+    from laserlog.config.siteconfig import site_for
+    from laserlog.review.adverse_report import adverse_report, parse_groups
+    from laserlog.review.reports import render
+
+    by = parse_groups(args.by)
+    if _central(args):
+        from laserlog.errors import LaserlogError
+
+        raise LaserlogError("report adverse reads a console's SQLite file; adverse events are "
+                            "not shipped to a central server yet")
+    with _read_store(args) as store:
+        edges = site_for(store.path).fluence_bands_j_cm2
+        print(render(adverse_report(store.conn, by, kind=args.kind, edges=edges),
+                     args.format))
     return 0
 
 

@@ -39,6 +39,9 @@ registered = false        # true: operators must be registered users who give th
 pattern = "K[0-9]{2}/[0-9]{4}"   # a regular expression the whole reference must match
 example = "K12/0042"             # shown to the technician; must match the pattern
 
+[courses]                 # treatment courses and test spots: docs/courses.md
+required = false          # true: every session belongs to a course or is a test spot
+
 [trust]                   # installation keys whose checkpoints count besides this machine's
 installation_keys = []    # e.g. the PC this database came from (`laserlog site --json`)
 ```
@@ -58,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from laserlog.config.courses import CoursePolicy, parse_policy
 from laserlog.config.files import loads_toml, read_text
 from laserlog.config.tomlreader import TableReader
 from laserlog.domain import localtime
@@ -103,6 +107,10 @@ class SiteConfig:
     client_example: str | None = None
     #: The clinic's name, printed on every page of a session record; None: not configured.
     clinic_name: str | None = None
+    #: Courses, their interval windows and test spots (laserlog.config.courses).
+    courses: CoursePolicy = field(default_factory=CoursePolicy)
+    #: Edges (J/cm2, ascending) of the adverse report's fluence bands; empty: quartiles.
+    fluence_bands_j_cm2: tuple[float, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -176,11 +184,29 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     keys = _trusted_keys(root.sub("trust"))
     pattern, example = _client_rule(root.sub("clients"))
     clinic = _clinic_name(root.sub("clinic"))
+    courses = parse_policy(root.sub("courses"))
+    bands = _fluence_bands(root.sub("adverse"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
-                      client_example=example, clinic_name=clinic)
+                      client_example=example, clinic_name=clinic, courses=courses,
+                      fluence_bands_j_cm2=bands)
+
+
+def _fluence_bands(reader: TableReader) -> tuple[float, ...]:
+    """Return `[adverse] fluence_bands_j_cm2`: finite, positive, strictly ascending edges."""
+    values = reader.list("fluence_bands_j_cm2", [])
+    reader.done()
+    edges: list[float] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 < float(value) < 1000 or (edges and float(value) <= edges[-1]):
+            raise reader.error("fluence_bands_j_cm2", "not ascending fluences", value=values,
+                               expected="numbers above 0 and below 1000 J/cm2, each above the "
+                               "one before, e.g. [1.0, 2.0, 3.5]")
+        edges.append(float(value))
+    return tuple(edges)
 
 
 def _client_rule(reader: TableReader) -> tuple[str | None, str | None]:

@@ -23,6 +23,7 @@ from laserlog.link.plausibility import (
 from laserlog.storage.rows import EventRow, PulseRow
 
 if TYPE_CHECKING:
+    from laserlog.recording.courses import SpotFluenceCheck
     from laserlog.recording.limits import LimitSet
 
 
@@ -63,6 +64,9 @@ class PulseCompleter:
         self._transfer = profile.pulses.energy_transfer
         # Compiled profile and site limits (laserlog.recording.limits); None checks nothing.
         self.limits = limits if limits else None
+        # The highest fluence per wavelength the client's test spots tested (a course's full
+        # session); None checks nothing.
+        self.tested: SpotFluenceCheck | None = None
         # Per-pulse lookups that only change with the handpiece or the spot, kept from the
         # last pulse: a flood repeats them 100 000 times a second.
         self._handpieces: dict[int | None, Handpiece | None] = {}
@@ -371,4 +375,6 @@ class PulseCompleter:
                beamlet + 0.0 if beamlet is not None and beamlet == beamlet else None, derived)
         if self.limits is not None:
             self.limits.check(row, events)
+        if self.tested is not None:
+            self.tested.check(row, events)
         return row

@@ -19,22 +19,36 @@ A console that reports a fault or an open interlock at the start (read then, nev
 an older reading) starts a session only with the operator's typed reason, and only when the
 operator is a registered user whose passphrase opens their key; the session records both.
 
+A session is a full session of a course (`--course ID`, the form's Course field), a test
+spot (`--test-spot`) or a one-off; a site may require a course (`[courses] required`). The
+course rules (`Contract.course_start`) refuse in the same words on the form and for `record`:
+the course exists, is open, is the session's client's and area's; a full session does not
+start before the course's window opens unless an officer authorised it (the front end checks
+the officer's passphrase; the session records who and why) and warns after it closes; where
+the site requires it, an uneventful, read-out, unexpired test spot on the same console
+comes before the course's first full session.
+
 A headless session is steered by control lines on standard input (`CONTROLS`): `note TEXT`,
-`marker [TEXT]`, `end`.
+`marker [TEXT]`, `pass N [SUB-AREA]`, `end`.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from laserlog.config.checklist import DEFAULT_ITEMS, EYEWEAR_KEY, CheckItem, label_for
+from laserlog.config.courses import CoursePolicy
 from laserlog.config.profile import Profile
+from laserlog.domain import localtime
 from laserlog.domain.ids import normal_id
 from laserlog.errors import LaserlogError, SessionError
+from laserlog.recording import courses
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 DEFAULT_CLIENT_PATTERN = r"[A-Za-z]{1,4}-?[0-9]{3,10}"
@@ -46,7 +60,9 @@ FIELDS = ("operator", "client", "area", "skin")
 OPTIONS = {"operator": "--operator", "client": "--client", "area": "--area",
            "skin": "--skin-type"}
 #: Control lines a headless session reads on standard input.
-CONTROLS = ("note", "marker", "end")
+CONTROLS = ("note", "marker", "pass", "end")
+#: The highest pass number a control line or the screen may mark.
+MAX_PASS = 99
 _LOOSE_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
 
 
@@ -106,6 +122,11 @@ class Contract:
     client_example: str = DEFAULT_CLIENT_EXAMPLE
     #: The site file that set the pseudonym rule; "" for laserlog's default rule.
     rule_source: str = ""
+    #: The site's course policy and time zone (None: the machine's), for the course rules.
+    courses: CoursePolicy = field(default_factory=CoursePolicy)
+    timezone: str | None = None
+    #: The site file the course policy comes from.
+    site_source: str = "(defaults)"
 
     @classmethod
     def for_database(cls, db_path: str | Path | None,
@@ -118,8 +139,10 @@ class Contract:
         site = site_for(db_path)
         items = load_checklist(checklist_file)
         if site.client_pattern is None:
-            return cls(items)
-        return cls(items, site.client_pattern, site.client_example or "", site.source)
+            return cls(items, courses=site.courses, timezone=site.timezone,
+                       site_source=site.source)
+        return cls(items, site.client_pattern, site.client_example or "", site.source,
+                   site.courses, site.timezone, site.source)
 
     # -- the fields ---------------------------------------------------------------------------
     def client_ref(self, text: str) -> str:
@@ -198,6 +221,35 @@ class Contract:
                            normalise_skin_type(info.skin_type),
                            answers.get(EYEWEAR_KEY, info.eyewear_checked), answers)
 
+    def course_refusal(self, conn: sqlite3.Connection, request: CourseRequest,
+                       values: Mapping[str, str | None], profile_id: str) -> str:
+        """Return why the course rules refuse a start ("" when they let it go ahead): the
+        form shows it beside its Course field."""
+        try:
+            self.course_start(conn, request, values, profile_id, bare=True)
+        except SessionError as exc:
+            return str(exc)
+        return ""
+
+    def course_start(self, conn: sqlite3.Connection, request: CourseRequest,
+                     values: Mapping[str, str | None], profile_id: str, *,
+                     bare: bool = False) -> CourseStart:
+        """Return what the course rules make of a start (now, by `courses.now`), or raise
+        SessionError saying why not (`bare`: without naming the option)."""
+        client = (values.get("client") or "").strip()
+        area = " ".join((values.get("area") or "").split())
+        try:
+            skin = normalise_skin_type(values.get("skin"))
+        except SessionError:
+            skin = None
+        try:
+            return _course_rules(self, conn, request, client, area, skin, profile_id,
+                                 courses.now())
+        except SessionError as exc:
+            if bare:
+                raise
+            raise type(exc)(f"the session was not started: --course: {exc}") from None
+
     def answers(self, keys: Iterable[str], *, eyewear_checked: bool = False) -> dict[str, bool]:
         """Return the checklist as answered by `--check KEY` options (and the older
         `--eyewear-checked`); raise SessionError for a key the checklist does not have."""
@@ -214,6 +266,111 @@ class Contract:
                 raise SessionError(f"{what}; {hint}expected one of {', '.join(known)} "
                                    "(`laserlog checklist` lists them)")
         return {key: key in given for key in known}
+
+
+class TooEarly(SessionError):
+    """Raise when a full session would start before its course's window opens."""
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRequest:
+    """What a start asks of courses: its course (as typed), a test spot, and an officer's
+    authority to start before the window opens (checked by the front end)."""
+
+    course: str = ""
+    test_spot: bool = False
+    override_by: str = ""
+    override_role: str = ""
+    override_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CourseStart:
+    """What the course rules make of a start: the session's kind, its course and plan, the
+    warnings it starts with, and the fluence its test spots bound (None: not bounded)."""
+
+    kind: str = "one_off"
+    course_id: int | None = None
+    interval: courses.Interval | None = None
+    warnings: tuple[str, ...] = ()
+    tested_j_cm2: dict[float, float] | None = None
+    override_by: str | None = None
+    override_role: str | None = None
+    override_reason: str | None = None
+
+
+def course_id(text: str) -> int | None:
+    """Return the course id a start names (None for none), or raise SessionError."""
+    text = text.strip().removeprefix("#")
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise SessionError(f"{text[:40]!r} is not a course ID; expected a number "
+                           "(`laserlog course list`)")
+    return int(text)
+
+
+def course_refusal(course: courses.Course | None, wanted: int, client: str,
+                   area: str) -> str:
+    """Return why a course cannot hold a session of this client and area ("" when it can)."""
+    if course is None:
+        return f"no course {wanted} in this database (`laserlog course list`)"
+    if not course.is_open:
+        return (f"course {course.id} was closed on {(course.closed_utc or '')[:10]} "
+                f"({course.close_reason}); start a new course")
+    if client and client != course.client_ref:
+        return f"course {course.id} is for client {course.client_ref}, not {client}"
+    if area and area.lower() != course.area.lower():
+        return f"course {course.id} is for area {course.area!r}, not {area!r}"
+    return ""
+
+
+def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseRequest,
+                  client: str, area: str, skin: str | None, profile_id: str,
+                  at: datetime) -> CourseStart:
+    """Return the start's course details, or raise SessionError with the bare reason."""
+    policy = contract.courses
+    wanted = course_id(request.course)
+    if wanted is None:
+        if request.test_spot:
+            return CourseStart("test_spot")
+        if policy.required:
+            raise SessionError(f"this site requires a course for every session (site file "
+                               f"{contract.site_source}, [courses] required); give the "
+                               "course's ID or make it a test spot")
+        return CourseStart()
+    course = courses.find(conn, wanted)
+    refusal = course_refusal(course, wanted, client, area)
+    if refusal:
+        raise SessionError(refusal)
+    assert course is not None
+    if request.test_spot:
+        return CourseStart("test_spot", course.id)
+    where = localtime.zone(contract.timezone)
+    plan = courses.interval(conn, course, at, where)
+    spots = courses.spots_for(conn, client, profile_id, skin, policy, at)
+    if plan.status == "first" and policy.test_spot_required and not spots.cleared:
+        raise SessionError(f"this site requires an uneventful, read-out test spot on this "
+                           f"console before the first session of course {course.id}: "
+                           f"{spots.why}")
+    warnings: list[str] = []
+    override = request.override_by.strip()
+    if plan.status == "early":
+        if not (override and request.override_reason.strip()):
+            raise TooEarly(f"too early for course {course.id}: {plan.window_text()}; "
+                               "an officer may authorise it with their ID, passphrase and a reason")
+        warnings.append(f"started {plan.days_since} day(s) after the last session of course "
+                        f"{course.id}, before its window ({course.window.text()} days) opened: "
+                        f"authorised by {override} ({request.override_role}): "
+                        f"{' '.join(request.override_reason.split())[:300]}")
+    elif plan.status == "late":
+        warnings.append(f"late for course {course.id}: {plan.window_text()}")
+    return CourseStart("course", course.id, plan, tuple(warnings),
+                       spots.tested_j_cm2 if spots.tested_j_cm2 else None,
+                       override if plan.status == "early" else None,
+                       request.override_role or None if plan.status == "early" else None,
+                       " ".join(request.override_reason.split())[:500] or None
+                       if plan.status == "early" else None)
 
 
 def console_trouble(profile: Profile, interlock_open: bool, fault_code: int) -> str:
@@ -233,7 +390,13 @@ def parse_control(line: str) -> tuple[str, str]:
     command, _, text = line.strip().partition(" ")
     if command not in CONTROLS:
         raise SessionError(f"control line {line.strip()[:60]!r} not understood; expected "
-                           "'note TEXT', 'marker [TEXT]' or 'end'")
+                           "'note TEXT', 'marker [TEXT]', 'pass N [SUB-AREA]' or 'end'")
+    if command == "pass":
+        number, _, sub_area = text.strip().partition(" ")
+        if not number.isdigit() or not 1 <= int(number) <= MAX_PASS:
+            raise SessionError(f"control line {line.strip()[:60]!r}: expected 'pass N "
+                               f"[SUB-AREA]' with N from 1 to {MAX_PASS}")
+        return command, f"{int(number)} {' '.join(sub_area.split())[:200]}".strip()
     text = " ".join(text.split())
     if command == "note" and not text:
         raise SessionError("control line 'note' without text; expected 'note TEXT'")

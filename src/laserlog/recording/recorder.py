@@ -41,8 +41,15 @@ from laserlog.errors import (
 from laserlog.link.driver import Driver
 from laserlog.link.portlock import PortLock
 from laserlog.link.transport import Link
+from laserlog.recording import courses
 from laserlog.recording.completion import PulseCompleter
-from laserlog.recording.contract import Contract, SessionInfo, console_trouble
+from laserlog.recording.contract import (
+    Contract,
+    CourseRequest,
+    CourseStart,
+    SessionInfo,
+    console_trouble,
+)
 from laserlog.recording.sessionreview import session_review
 from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
 from laserlog.storage.store import Store, locked, utc_now
@@ -117,6 +124,10 @@ class Recorder:
         self._db_file: tuple[int, int] | None = None  # (device, inode) the session writes to
         self.interrupted_sessions: list[int] = []
         self._markers = 0  # numbered markers of this session
+        #: The pass marked last (number, sub-area); None before the first.
+        self.current_pass: tuple[int, str] | None = None
+        #: What the course rules made of the start (kind, course, plan).
+        self.course = CourseStart()
         #: What the start found that does not stop the session (a second anchor that cannot
         #: be written): the front end shows it; the session holds it as an event too.
         self.warnings: list[str] = []
@@ -150,7 +161,8 @@ class Recorder:
         return identity
 
     def start(self, info: SessionInfo, *, resumes: int | None = None,
-              contract: Contract | None = None, start_over: str = "") -> int:
+              contract: Contract | None = None, start_over: str = "",
+              course: CourseRequest | None = None) -> int:
         """Start the session: validate its details, connect, record the start and settings.
 
         `contract`: the site's start-of-session contract the details must meet (a person's
@@ -159,10 +171,20 @@ class Recorder:
         refuses the start (ConsoleNotReady) unless `start_over` gives the operator's reason
         (whose authority the front end has checked), which the session records.
         `resumes` names an interrupted session this one continues: the first pulse's
-        sequence number then reveals how many pulses the interruption lost.
+        sequence number then reveals how many pulses the interruption lost (and its kind
+        and course). `course`: the course rules' request (contract.Contract.course_start).
         """
         info = (contract.check(info, self.profile.wavelengths_nm) if contract is not None
                 else info.validated())
+        if contract is not None:
+            plan = contract.course_start(self.store.conn, course or CourseRequest(),
+                                         {"client": info.client_ref, "area": info.area,
+                                          "skin": info.skin_type}, self.profile.id)
+        else:
+            kind, course_id = (courses.kind_of(self.store.conn, resumes) if resumes is not None
+                               else ("one_off", None))
+            plan = CourseStart(kind, course_id)
+        self.course = plan
         identity = self.connect() if self.driver is None else self.identity
         assert identity is not None and self.driver is not None
         device_id = self.store.device_id(self.profile.id, identity.model, identity.serial,
@@ -184,8 +206,14 @@ class Recorder:
             operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
             skin_type=info.skin_type, eyewear_checked=info.eyewear_checked,
             checklist_json=json.dumps(info.checklist, sort_keys=True) if info.checklist else None,
-            resumes_session_id=resumes)
+            resumes_session_id=resumes,
+            kind=(plan.kind, plan.course_id, plan.override_by, plan.override_role,
+                  plan.override_reason),
+            # The course rules' clock: the interval to the next session counts from here.
+            started_utc=courses.utc_text(courses.now()))
         self.completer = PulseCompleter(self.profile, self.session_id, limits=review.limits)
+        if plan.kind == "course" and plan.tested_j_cm2 is not None:
+            self.completer.tested = courses.SpotFluenceCheck(plan.tested_j_cm2)
         if resumes is not None:
             last = self.store.last_pulse(resumes)
             if last is not None:
@@ -200,6 +228,11 @@ class Recorder:
                                  "eyewear check not confirmed at session start"))
         for event in review.events:  # calibration missing, overdue or failed; an anchor away
             self._event(event)
+        for warning in plan.warnings:
+            early = plan.override_by is not None and warning.startswith("started ")
+            self._event(EventRow(now, "interval_override" if early else "interval_late",
+                                 "warning", None, warning))
+            self.warnings.append(warning)
         if trouble:
             self._event(EventRow(now, "start_over_fault", "warning", self.totals.fault_code or None,
                                  f"started by {info.operator_id} although the {trouble}; "
@@ -452,17 +485,32 @@ class Recorder:
         self._event(event)
 
     def annotate(self, at_unix_s: float, kind: str, text: str) -> str:
-        """Record a person's note or numbered marker (`kind` "note" or "marker"), timed when
-        they asked for it; return the text recorded. Call it from the recording thread."""
+        """Record a person's note, numbered marker or pass start (`kind` "note", "marker" or
+        "pass" with "N [SUB-AREA]"), timed when they asked for it; return the text
+        recorded. Call it from the recording thread."""
         if self.session_id is None:
             raise LaserlogError(f"no session is recording: the {kind} was not recorded")
         text = " ".join(text.split())
+        if kind == "pass":
+            number, _, sub_area = text.partition(" ")
+            return self.mark_pass(at_unix_s, int(number), sub_area)
         if kind == "marker":
             self._markers += 1
             text = f"marker {self._markers}" + (f": {text}" if text else "")
         elif not text:
             raise LaserlogError("the note is empty")
         self._event(EventRow(at_unix_s, kind, "info", None, text))
+        return text
+
+    def mark_pass(self, at_unix_s: float, number: int, sub_area: str = "") -> str:
+        """Record the start of pass `number` (on a sub-area): the pulses from now on are
+        its pulses, until the next pass starts. Return the text recorded."""
+        if self.session_id is None:
+            raise LaserlogError("no session is recording: the pass was not recorded")
+        sub_area = " ".join(sub_area.split())[:200]
+        text = f"pass {number}" + (f": {sub_area}" if sub_area else "")
+        self._event(EventRow(at_unix_s, "pass", "info", number, text, raw=sub_area or None))
+        self.current_pass = (number, sub_area)
         return text
 
     def _event(self, event: EventRow) -> None:

@@ -85,6 +85,8 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
         " J/cm2" + (f"   + {unknown} shot(s) of unknown dose" if unknown else ""),
         f"  missing   {s['missing_pulses']} pulse(s) in gaps   events {s['event_count']}",
     ]
+    lines += course_lines(store.conn, session_id, events)
+    lines += pass_lines(store.conn, session_id)
     if events:
         lines.append("  events:")
         shown = events[len(events) - max(0, events_shown):]
@@ -104,6 +106,66 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
 
     lines += review_lines(store.conn, session_id)  # corrections, signatures (VALID/INVALID)
     return "\n".join(lines)
+
+
+#: Events that say how a session stands against its course's window.
+COURSE_EVENTS = ("interval_late", "interval_override")
+
+
+def course_lines(conn: sqlite3.Connection, session_id: int,
+                 events: list[dict[str, Any]]) -> list[str]:
+    """Return the summary's lines on the session's kind, course and window."""
+    row = conn.execute("SELECT kind, course_id, override_by, override_reason FROM session_kind"
+                       " WHERE session_id = ?", (session_id,)).fetchone()
+    if row is None:
+        return []
+    kind, course_id, by, _ = row
+    text = {"course": "course session", "one_off": "one-off", "test_spot": "test spot"}[kind]
+    lines = [f"  kind      {text}" + (f" of course {course_id}" if course_id else "")
+             + (f"   override by {by}" if by else "")]
+    above = sum(e["count"] for e in events if e["kind"] == "above_test_spot")
+    for e in events:
+        if e["kind"] in COURSE_EVENTS:
+            lines.append(f"  !  {e['kind'].replace('_', ' ')}: {e['message']}")
+    if above:
+        lines.append(f"  !! {above} pulse(s) above the fluence the client's test spot tested")
+    return lines
+
+
+def pass_totals(conn: sqlite3.Connection, session_id: int) -> list[dict[str, Any]]:
+    """Return per pass (as marked): pass number, sub-area, pulses, energy, mean and max
+    fluence; pulses before the first mark are pass None. Empty when no pass was marked."""
+    starts = conn.execute("SELECT pass_number, sub_area, started_unix_s FROM pass_starts"
+                          " WHERE session_id = ? ORDER BY started_unix_s, id",
+                          (session_id,)).fetchall()
+    if not starts:
+        return []
+    bounds = [(None, None, float("-inf"))] + [tuple(r) for r in starts]
+    out = []
+    for index, (number, sub_area, start) in enumerate(bounds):
+        end = bounds[index + 1][2] if index + 1 < len(bounds) else float("inf")
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(energy_j), 0), avg(fluence_j_cm2),"
+            " max(fluence_j_cm2) FROM pulses WHERE session_id = ? AND received_unix_s >= ?"
+            " AND received_unix_s < ?", (session_id, start, end)).fetchone()
+        if number is None and not row[0]:
+            continue
+        out.append({"pass_number": number, "sub_area": sub_area, "pulses": row[0],
+                    "energy_j": row[1], "mean_fluence_j_cm2": row[2],
+                    "max_fluence_j_cm2": row[3]})
+    return out
+
+
+def pass_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return the summary's per-pass lines (none when no pass was marked)."""
+    lines = []
+    for p in pass_totals(conn, session_id):
+        name = f"pass {p['pass_number']}" if p["pass_number"] is not None else "before pass 1"
+        where = f" ({p['sub_area']})" if p["sub_area"] else ""
+        lines.append(f"  {name + where:<22} {p['pulses']:>6} pulses  {p['energy_j']:.4f} J"
+                     f"  fluence mean {_num(p['mean_fluence_j_cm2'], '.3f')}"
+                     f" max {_num(p['max_fluence_j_cm2'], '.3f')} J/cm2")
+    return (["  passes:"] + lines) if lines else []
 
 
 def format_pulses(store: Store, session_id: int, page_size: int = 5000) -> str:

@@ -500,3 +500,23 @@ def require_operator(store: Store, operator_id: str, passphrase: str) -> User:
     except AuthError as exc:
         raise AuthError(f"this site requires operators to be registered users who give their "
                         f"passphrase at the start: {exc}") from None
+
+
+#: Roles whose passphrase authorises a session before its course's window opens.
+OVERRIDE_ROLES = ("officer", "administrator")
+#: Where a script gives the authorising officer's passphrase (a prompt otherwise).
+OFFICER_PASSPHRASE_ENV = "LASERLOG_OFFICER_PASSPHRASE"
+
+
+def authorise_override(store: Store, user_id: str, passphrase: str) -> User:
+    """Return the officer who authorises a course session before its window opens: a
+    registered officer or administrator whose passphrase opens their key; raise AuthError."""
+    try:
+        user = unlock(store, user_id, passphrase).user
+    except AuthError as exc:
+        raise AuthError(f"an early course session needs an officer's authority: {exc}") from None
+    if user.role not in OVERRIDE_ROLES and not user.administrator:
+        raise AuthError(f"user {user.user_id} is a {user.role}: only an officer or an "
+                        "administrator may authorise a session before its course's window "
+                        "opens; nothing was written")
+    return user

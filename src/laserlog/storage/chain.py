@@ -60,6 +60,26 @@ CHAINED: dict[str, tuple[str, ...]] = {
     # Schema 4: who may sign, with which key, authorised by whom (laserlog.review.users).
     "user_changes": ("id", "user_id", "change", "name", "role", "administrator",
                      "public_key_hex", "sealed_key", "by_user_id", "changed_utc", "signature"),
+    # Schema 5: treatment courses (laserlog.recording.courses).
+    "courses": ("id", "client_ref", "area", "indication", "profile_id", "planned_sessions",
+                "min_interval_days", "max_interval_days", "target_interval_days", "note",
+                "created_utc"),
+    "course_closures": ("id", "course_id", "reason", "closed_utc"),
+    "session_kinds": ("id", "session_id", "kind", "course_id", "how", "override_by",
+                      "override_role", "override_reason", "recorded_utc"),
+    "test_spot_readouts": ("id", "session_id", "erythema", "oedema", "blister",
+                           "hyperpigmentation", "hypopigmentation", "note", "user_id",
+                           "read_utc"),
+    # Schema 6: after the session (laserlog.review.reactions, laserlog.review.outcomes).
+    "assessments": ("id", "session_id", "pass_number", "erythema", "oedema", "pain_nrs",
+                    "blister", "purpura", "note", "correction", "hours_after_end", "user_id",
+                    "assessed_utc"),
+    "adverse_events": ("id", "session_id", "kind", "onset_date", "seriousness", "area",
+                       "pass_number", "note", "by_user_id", "recorded_utc", "signature"),
+    "adverse_event_changes": ("id", "adverse_event_id", "change", "outcome", "outcome_date",
+                              "reason", "by_user_id", "recorded_utc", "signature"),
+    "outcomes": ("id", "course_id", "client_ref", "area", "metric", "value", "assessed_date",
+                 "source", "source_file", "source_sha256", "user_id", "recorded_utc"),
 }
 
 #: What a seal snapshots of a session and of its console.
@@ -381,13 +401,15 @@ DETAIL_COLUMNS = ("id", "uuid", "device_id", "profile_id", "port", "operator_id"
                   "resumes_session_id")
 
 
-def open_session(conn: sqlite3.Connection, session_id: int) -> Head | None:
+def open_session(conn: sqlite3.Connection, session_id: int,
+                 ranges: Sequence[tuple[str, int, int]] = ()) -> Head | None:
     """Append a session's opening link: its details as recorded (inside the transaction that
-    inserts the row), so they are checked before the session is sealed."""
+    inserts the row), so they are checked before the session is sealed; `ranges`: rows
+    written with it (its kind)."""
     text = snapshot_text(conn, session_id)
     if text is None:
         return None
-    return append(conn, session_id=session_id, kind="session", snapshot=text)
+    return append(conn, session_id=session_id, kind="session", snapshot=text, ranges=ranges)
 
 
 def session_details(snapshot: str | None) -> dict[str, Any]:

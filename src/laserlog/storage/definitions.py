@@ -78,17 +78,19 @@ def from_snapshot(text: str | None) -> Definitions | None:
         return None
 
 
-def record(conn: sqlite3.Connection, version: int) -> chain.Head | None:
+def record(conn: sqlite3.Connection, version: int,
+           ranges: list[tuple[str, int, int]] | None = None) -> chain.Head | None:
     """Append a `schema` link holding the definitions now (inside the migration's transaction).
 
     None before the schema has a chain (migrations 1 and 2). The tables made outside the
     migrations come and go with the file's use (a first sync adds them), so the link
-    records the migrated schema only.
+    records the migrated schema only. `ranges`: rows the migrations wrote into chained
+    tables (sessions recorded before courses, as one-offs), covered by the same link.
     """
     found = read(conn)
     if ("table", "chain") not in found:
         return None
-    return chain.append(conn, session_id=None, kind="schema",
+    return chain.append(conn, session_id=None, kind="schema", ranges=ranges or (),
                         snapshot=snapshot(migrated(found), version))
 
 

@@ -312,12 +312,190 @@ CREATE TABLE user_changes (
 CREATE INDEX user_changes_user ON user_changes (user_id, id);
 """ + _append_only("users") + _append_only("user_changes")
 
+# Treatment courses (laserlog.recording.courses): a course per client x area x indication
+# with its planned sessions and interval window, its closing, each session's kind (course,
+# one-off, test spot; later rows attach a session to a course) with any officer's override of
+# the window, and test spots' read-outs. Sessions recorded before are one-offs. A pass is an
+# event of kind 'pass' (code: the pass number, raw: the sub-area); the views give each pulse
+# its pass in plain SQL.
+_V5_TABLES = ("courses", "course_closures", "session_kinds", "test_spot_readouts")
+_V5 = """
+CREATE TABLE courses (
+    id INTEGER PRIMARY KEY,
+    client_ref TEXT NOT NULL,
+    area TEXT NOT NULL,
+    indication TEXT NOT NULL,
+    profile_id TEXT,
+    planned_sessions INTEGER NOT NULL CHECK (planned_sessions BETWEEN 1 AND 100),
+    min_interval_days INTEGER NOT NULL CHECK (min_interval_days >= 0),
+    max_interval_days INTEGER NOT NULL
+        CHECK (max_interval_days >= 1 AND max_interval_days >= min_interval_days),
+    target_interval_days INTEGER CHECK (target_interval_days IS NULL OR target_interval_days
+        BETWEEN min_interval_days AND max_interval_days),
+    note TEXT,
+    created_utc TEXT NOT NULL
+);
+CREATE INDEX courses_client ON courses (client_ref, area);
+
+CREATE TABLE course_closures (
+    id INTEGER PRIMARY KEY,
+    course_id INTEGER NOT NULL REFERENCES courses(id),
+    reason TEXT NOT NULL,
+    closed_utc TEXT NOT NULL
+);
+CREATE INDEX course_closures_course ON course_closures (course_id, id);
+
+CREATE TABLE session_kinds (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    kind TEXT NOT NULL CHECK (kind IN ('course', 'one_off', 'test_spot')),
+    course_id INTEGER REFERENCES courses(id),
+    how TEXT NOT NULL CHECK (how IN ('start', 'attach', 'migration')),
+    override_by TEXT,
+    override_role TEXT,
+    override_reason TEXT,
+    recorded_utc TEXT NOT NULL,
+    CHECK ((kind = 'course') = (course_id IS NOT NULL) OR kind = 'test_spot')
+);
+CREATE INDEX session_kinds_session ON session_kinds (session_id, id);
+CREATE INDEX session_kinds_course ON session_kinds (course_id, id);
+INSERT INTO session_kinds (session_id, kind, course_id, how, recorded_utc)
+SELECT id, 'one_off', NULL, 'migration', strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+FROM sessions ORDER BY id;
+
+CREATE TABLE test_spot_readouts (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    erythema INTEGER NOT NULL CHECK (erythema BETWEEN 0 AND 3),
+    oedema INTEGER NOT NULL CHECK (oedema BETWEEN 0 AND 3),
+    blister INTEGER NOT NULL CHECK (blister BETWEEN 0 AND 3),
+    hyperpigmentation INTEGER NOT NULL CHECK (hyperpigmentation BETWEEN 0 AND 3),
+    hypopigmentation INTEGER NOT NULL CHECK (hypopigmentation BETWEEN 0 AND 3),
+    note TEXT,
+    user_id TEXT,
+    read_utc TEXT NOT NULL
+);
+CREATE INDEX test_spot_readouts_session ON test_spot_readouts (session_id, id);
+
+CREATE VIEW session_kind AS
+SELECT s.id AS session_id, coalesce(k.kind, 'one_off') AS kind, k.course_id,
+       k.override_by, k.override_reason
+FROM sessions s
+LEFT JOIN session_kinds k ON k.id = (SELECT max(id) FROM session_kinds
+                                     WHERE session_id = s.id);
+
+CREATE VIEW pass_starts AS
+SELECT e.id, e.session_id, e.code AS pass_number, e.raw AS sub_area,
+       e.received_unix_s AS started_unix_s,
+       strftime('%Y-%m-%dT%H:%M:%fZ', e.received_unix_s, 'unixepoch') AS started_utc
+FROM events e WHERE e.kind = 'pass';
+
+CREATE VIEW pulse_passes AS
+SELECT p.id AS pulse_id, p.session_id, ps.pass_number, ps.sub_area
+FROM pulses p
+LEFT JOIN pass_starts ps ON ps.id = (
+    SELECT e.id FROM events e WHERE e.session_id = p.session_id AND e.kind = 'pass'
+      AND e.received_unix_s <= p.received_unix_s
+    ORDER BY e.received_unix_s DESC, e.id DESC LIMIT 1);
+""" + "".join(_append_only(t) for t in _V5_TABLES)
+
+# After the session (laserlog.review.reactions, laserlog.review.outcomes): the immediate
+# endpoints of a session or pass (a later one is a correction: a new row marked so), adverse
+# events reported later with their updates and retractions (each row signed by the user who
+# reports it), and outcomes over a course (scales entered by hand, skin-analysis numbers
+# imported from a file). The views give each adverse event its newest state.
+_V6_TABLES = ("assessments", "adverse_events", "adverse_event_changes", "outcomes")
+_V6 = """
+CREATE TABLE assessments (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    pass_number INTEGER CHECK (pass_number IS NULL OR pass_number BETWEEN 1 AND 99),
+    erythema INTEGER NOT NULL CHECK (erythema BETWEEN 0 AND 3),
+    oedema INTEGER NOT NULL CHECK (oedema BETWEEN 0 AND 3),
+    pain_nrs INTEGER NOT NULL CHECK (pain_nrs BETWEEN 0 AND 10),
+    blister INTEGER NOT NULL CHECK (blister IN (0, 1)),
+    purpura INTEGER NOT NULL CHECK (purpura IN (0, 1)),
+    note TEXT,
+    correction INTEGER NOT NULL CHECK (correction IN (0, 1)),
+    hours_after_end REAL,
+    user_id TEXT,
+    assessed_utc TEXT NOT NULL
+);
+CREATE INDEX assessments_session ON assessments (session_id, id);
+
+CREATE TABLE adverse_events (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    kind TEXT NOT NULL CHECK (kind IN ('pih', 'hypopigmentation', 'blister', 'burn', 'scarring',
+                                       'infection', 'hsv', 'other')),
+    onset_date TEXT NOT NULL,
+    seriousness TEXT NOT NULL CHECK (seriousness IN ('serious', 'non-serious')),
+    area TEXT,
+    pass_number INTEGER CHECK (pass_number IS NULL OR pass_number BETWEEN 1 AND 99),
+    note TEXT,
+    by_user_id TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX adverse_events_session ON adverse_events (session_id, id);
+
+CREATE TABLE adverse_event_changes (
+    id INTEGER PRIMARY KEY,
+    adverse_event_id INTEGER NOT NULL REFERENCES adverse_events(id),
+    change TEXT NOT NULL CHECK (change IN ('update', 'retraction')),
+    outcome TEXT CHECK (outcome IS NULL OR outcome IN ('resolved', 'resolving', 'not-resolved',
+                                                       'sequelae')),
+    outcome_date TEXT,
+    reason TEXT,
+    by_user_id TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    CHECK ((change = 'update') = (outcome IS NOT NULL AND outcome_date IS NOT NULL)),
+    CHECK ((change = 'retraction') = (reason IS NOT NULL))
+);
+CREATE INDEX adverse_event_changes_event ON adverse_event_changes (adverse_event_id, id);
+
+CREATE TABLE outcomes (
+    id INTEGER PRIMARY KEY,
+    course_id INTEGER REFERENCES courses(id),
+    client_ref TEXT NOT NULL,
+    area TEXT,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    assessed_date TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('entered', 'import')),
+    source_file TEXT,
+    source_sha256 TEXT,
+    user_id TEXT,
+    recorded_utc TEXT NOT NULL
+);
+CREATE INDEX outcomes_course ON outcomes (course_id, assessed_date);
+CREATE INDEX outcomes_client ON outcomes (client_ref, area);
+
+CREATE VIEW adverse_event_state AS
+SELECT a.id, a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_number, a.note,
+       a.by_user_id, a.recorded_utc,
+       (SELECT c.outcome FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome,
+       (SELECT c.outcome_date FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome_date,
+       EXISTS (SELECT 1 FROM adverse_event_changes c WHERE c.adverse_event_id = a.id
+          AND c.change = 'retraction') AS retracted
+FROM adverse_events a;
+""" + "".join(_append_only(t) for t in _V6_TABLES)
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
     _V2,
     _V3 + "".join(_append_only(t) for t in _V3_TABLES),
     _V4,
+    _V5,
+    _V6,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Rows a migration writes into a chained table (migration number -> table): they join the
+#: chain in the migration's own transaction.
+MIGRATION_ROWS = {5: "session_kinds"}

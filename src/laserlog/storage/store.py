@@ -23,7 +23,7 @@ from laserlog.config.files import dangling_link, private_folders
 from laserlog.errors import StoreError
 from laserlog.storage import chain, definitions, signing
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
-from laserlog.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from laserlog.storage.schema import MIGRATION_ROWS, MIGRATIONS, SCHEMA_VERSION
 
 #: How long a connection waits for another program's write lock before it gives up.
 BUSY_TIMEOUT_S = 10.0
@@ -211,15 +211,17 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a laserlog database: {exc}") from None
     head = None
+    migrated: list[tuple[str, int, int]] = []
     for number in range(version + 1, SCHEMA_VERSION + 1):
         try:
             with conn:
                 conn.executescript("BEGIN;" + MIGRATIONS[number - 1]
                                    + f";PRAGMA user_version = {number};")
+                migrated += _migrated_rows(conn, number)
                 # What the schema now is goes into the chain with the last migration (the
                 # chain's tables are the newest schema's).
                 if number == SCHEMA_VERSION:
-                    head = definitions.record(conn, number) or head
+                    head = definitions.record(conn, number, migrated) or head
         except sqlite3.DatabaseError as exc:
             if conn.in_transaction:
                 conn.rollback()
@@ -230,6 +232,16 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     if version == 3 and SCHEMA_VERSION >= 4:
         _say_keys_arrived(conn, path)
     return SCHEMA_VERSION
+
+
+def _migrated_rows(conn: sqlite3.Connection, number: int) -> list[tuple[str, int, int]]:
+    """Return the id range migration `number` wrote into a chained table (the schema link
+    that ends the migrations covers it), or nothing."""
+    table = MIGRATION_ROWS.get(number)
+    if table is None:
+        return []
+    last = conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+    return [(table, 1, int(last))] if last is not None else []
 
 
 def _say_keys_arrived(conn: sqlite3.Connection, path: str | Path) -> None:
@@ -381,8 +393,13 @@ class Store:
     def create_session(self, *, device_id: int | None, profile_id: str, port: str,
                        operator_id: str, client_ref: str, area: str | None,
                        skin_type: str | None, eyewear_checked: bool,
-                       checklist_json: str | None, resumes_session_id: int | None = None) -> int:
-        """Record the start of a session and return its id."""
+                       checklist_json: str | None, resumes_session_id: int | None = None,
+                       kind: tuple[str, int | None, str | None, str | None, str | None] = (
+                           "one_off", None, None, None, None),
+                       started_utc: str | None = None) -> int:
+        """Record the start of a session and return its id. `kind`: its kind, course, and
+        the officer who authorised a start before the course's window (who, role, why);
+        `started_utc`: the start as the course rules saw it (default: now)."""
         def transaction() -> int:
             with self.conn:
                 cur = self.conn.execute(
@@ -390,11 +407,17 @@ class Store:
                     " client_ref, area, skin_type, eyewear_checked, checklist_json, started_utc,"
                     " resumes_session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (str(uuid.uuid4()), device_id, profile_id, port, operator_id, client_ref,
-                     area, skin_type, int(eyewear_checked), checklist_json, utc_now(),
-                     resumes_session_id))
+                     area, skin_type, int(eyewear_checked), checklist_json,
+                     started_utc or utc_now(), resumes_session_id))
                 session_id = int(cur.lastrowid or 0)
+                kind_id = int(self.conn.execute(
+                    "INSERT INTO session_kinds (session_id, kind, course_id, how, override_by,"
+                    " override_role, override_reason, recorded_utc) VALUES"
+                    " (?, ?, ?, 'start', ?, ?, ?, ?)", (session_id, *kind, utc_now())
+                ).lastrowid or 0)
                 # Its details go into the chain at once: checked before it is sealed too.
-                heads.append(chain.open_session(self.conn, session_id))
+                heads.append(chain.open_session(self.conn, session_id,
+                                                [("session_kinds", kind_id, kind_id)]))
             return session_id
 
         heads: list[chain.Head | None] = []

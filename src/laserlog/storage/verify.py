@@ -28,7 +28,9 @@ from laserlog.storage.schema import SCHEMA_VERSION
 #: Triggers that make the log append-only (schema 1 and 3); a missing one is a finding.
 APPEND_ONLY_TABLES = ("pulses", "events", "settings", "chain", "users", "signoffs",
                       "corrections", "calibrations", "calibration_shots", "devices",
-                      "user_changes")
+                      "user_changes", "courses", "course_closures", "session_kinds",
+                      "test_spot_readouts", "assessments", "adverse_events",
+                      "adverse_event_changes", "outcomes")
 OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_details",
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).

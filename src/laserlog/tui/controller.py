@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
 from laserlog.recording.completion import PulseCompleter
-from laserlog.recording.contract import Contract, SessionInfo, console_trouble
+from laserlog.recording.contract import Contract, CourseRequest, SessionInfo, console_trouble
 from laserlog.recording.recorder import Recorder, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
@@ -198,16 +199,26 @@ class LiveController:
     # -- actions (any thread) ----------------------------------------------------------------
     def start_session(self, info: SessionInfo, apply_settings: dict[str, float] | None = None,
                       passphrase: str | None = None, *,
-                      override_reason: str | None = None) -> Future[int]:
+                      override_reason: str | None = None, course: CourseRequest | None = None,
+                      officer_passphrase: str = "") -> Future[int]:
         """Start a session (after setting the console, when asked); the future gives its id.
 
         `passphrase`: the operator's, where the site requires registered operators.
         `override_reason`: why to start although the console reports a fault or an open
         interlock; without one such a start fails with ConsoleNotReady. The session records it.
+        `course`: the course and an officer's override of its window, whose passphrase
+        (`officer_passphrase`) is checked before the start.
         """
         info = self.contract.check(info, self.profile.wavelengths_nm)
         return self._submit(self._start, info, dict(apply_settings or {}),
-                            passphrase, (override_reason or "").strip())
+                            passphrase, (override_reason or "").strip(),
+                            course or CourseRequest(), officer_passphrase)
+
+    def contract_zone(self) -> tzinfo | None:
+        """Return the site's time zone the course rules count days in."""
+        from laserlog.domain.localtime import zone
+
+        return zone(self.contract.timezone)
 
     def operators_registered(self) -> bool:
         """Return whether this site requires operators to give their passphrase at the start."""
@@ -230,6 +241,25 @@ class LiveController:
     def add_marker(self, label: str = "") -> Future[None]:
         """Record a numbered marker in the session, timed now."""
         return self._submit(self._note, time.time(), "marker", label.strip())
+
+    def add_pass(self, text: str, at_unix_s: float | None = None) -> Future[None]:
+        """Record the start of a pass, "N [SUB-AREA]" as the headless `pass` control line
+        takes it (parse_control's rules), timed when it was asked for (default now)."""
+        from laserlog.recording.contract import parse_control
+
+        at = time.time() if at_unix_s is None else at_unix_s
+        future: Future[None] = Future()
+        try:
+            _, parsed = parse_control(f"pass {text.strip()}")
+        except LaserlogError as exc:
+            future.set_exception(exc)
+            return future
+        return self._submit(self._note, at, "pass", parsed)
+
+    def current_pass(self) -> tuple[int, str] | None:
+        """Return the pass marked last in the session (number, sub-area), None before one."""
+        recorder = self._recorder
+        return recorder.current_pass if recorder is not None and self.session else None
 
     def acknowledge(self, who: str, numbers: list[int] | None = None) -> Future[int]:
         """Acknowledge alarms (by number: those shown; default all), recorded with who and when.
@@ -397,7 +427,8 @@ class LiveController:
                                           reading.received_unix_s)
 
     def _start(self, info: SessionInfo, apply: dict[str, float],
-               passphrase: str | None = None, override_reason: str = "") -> int:
+               passphrase: str | None = None, override_reason: str = "",
+               course: CourseRequest | None = None, officer_passphrase: str = "") -> int:
         if self.session is not None:
             raise LaserlogError(f"session {self.session.session_id} is still recording; "
                                 "end it first")
@@ -405,6 +436,16 @@ class LiveController:
             from laserlog.review.users import require_operator
 
             require_operator(self.store, info.operator_id, passphrase or "")
+        course = course or CourseRequest()
+        if course.override_by:
+            from laserlog.review.users import authorise_override
+
+            officer = authorise_override(self.store, course.override_by, officer_passphrase)
+            course = replace(course, override_by=officer.user_id, override_role=officer.role)
+        # The course rules refuse before the console is touched (the recorder holds them too).
+        self.contract.course_start(self.store.conn, course,
+                                   {"client": info.client_ref, "area": info.area,
+                                    "skin": info.skin_type}, self.profile.id)
         if self.link_state != "up":
             self._connect()
             if self.link_state != "up":
@@ -438,7 +479,7 @@ class LiveController:
         self.calibration_warning = ""
         try:
             session_id = recorder.start(info, contract=self.contract,
-                                        start_over=override_reason)
+                                        start_over=override_reason, course=course)
         except LaserlogError as exc:
             if recorder.session_id is not None:  # the row exists: close it, never leave it open
                 recorder.end(f"could not start: {exc}", "interrupted")

@@ -21,9 +21,12 @@ Anywhere
   ctrl+q      quit (a recording session is ended and committed first)
 
 Live screen
-  s           start a session: operator, client, area, skin type, checklist
+  s           start a session: operator, client, area, skin type, course,
+              checklist
   x           end the session and show its summary
   n           add a note            m    add a numbered marker
+  p           start pass N on a sub-area ("2 forehead"): the summary
+              totals each pass
   space       pause the tail: PAUSED +N counts what it holds back;
               recording goes on
   /           filter the tail; Esc clears the filter

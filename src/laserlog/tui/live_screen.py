@@ -52,6 +52,8 @@ class LiveScreen(Screen):
         Binding("x", "end_session", "End", id="live.end"),
         Binding("n", "note", "Note", id="live.note", priority=True),
         Binding("m", "marker", "Marker", id="live.marker"),
+        # Kept off the footer (it is full at 80 columns): F1 lists it.
+        Binding("p", "mark_pass", "Pass", show=False, id="live.pass"),
         Binding("space", "pause", "Pause", id="live.pause", show=False),
         Binding("slash", "filter", "Filter", id="live.filter", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="live.clear_filter"),
@@ -309,6 +311,24 @@ class LiveScreen(Screen):
     def action_marker(self) -> None:
         if self.laserlog.controller.session is not None:
             self.run_worker(self._record(self.laserlog.controller.add_marker(), "marker"))
+
+    def action_mark_pass(self) -> None:
+        """Ask for the pass starting now (number, then a sub-area if any) and record it."""
+        from laserlog.tui.dialogs import TextDialog
+
+        controller = self.laserlog.controller
+        if controller.session is None:
+            return
+        at_unix_s = time.time()
+        current = controller.current_pass()
+        suggested = f"{current[0] + 1 if current else 1} "
+
+        def save(text: str | None) -> None:
+            if text and text.strip():
+                self.run_worker(self._record(controller.add_pass(text, at_unix_s), "pass"))
+
+        self.app.push_screen(TextDialog("Pass", "N [SUB-AREA], e.g. 2 forehead (Enter records "
+                                        "it, Esc cancels)", value=suggested), save)
 
     async def _record(self, future: object, what: str) -> None:
         try:

@@ -3,6 +3,9 @@
 It holds the start to the site's start-of-session contract (recording.contract), the one
 `laserlog record` holds it to, with the contract's own reason beside each field,
 and shows a returning client's course so far (and can start from their last settings).
+Its Course field picks a treatment course: the course line says which session of the plan
+this is, the days since the last against the window and the last dose; a start before the
+window opens asks for an officer's ID, passphrase and reason.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from laserlog.config.checklist import EYEWEAR_KEY, label_for
 from laserlog.errors import ConsoleNotReady, LaserlogError, SessionError
-from laserlog.recording.contract import FIELDS, SessionInfo
+from laserlog.recording import courses
+from laserlog.recording.contract import FIELDS, CourseRequest, SessionInfo, TooEarly
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.queries import AreaHistory, ClientHistory, client_history
 from laserlog.tui.tick_box import TickBox
@@ -86,6 +90,10 @@ class SessionForm(ModalScreen[int | None]):
                     yield Input(app.last_operator if name == "operator" else "", placeholder=hint,
                                 id=name, compact=True)
                     yield Static("", id=f"{name}-error", classes="error", markup=False)
+                yield Label("Course", classes="field-label")
+                yield Input("", placeholder="course ID; empty: a one-off", id="course",
+                            compact=True)
+                yield Static("", id="course-error", classes="error", markup=False)
                 if app.controller.operators_registered():
                     yield Label("Passphrase", classes="field-label")
                     yield Input("", placeholder="required at this site",
@@ -109,6 +117,16 @@ class SessionForm(ModalScreen[int | None]):
                     yield Label("Your passphrase", classes="field-label")
                     yield Input("", placeholder="a start over a fault needs a registered operator",
                                 id="override-passphrase", password=True, compact=True)
+            yield Static("", id="course-line", markup=False)
+            with Horizontal(id="early-row", classes="early"):
+                yield Label("Early: officer", classes="field-label")
+                yield Input("", placeholder="officer ID", id="early-officer", compact=True)
+                yield Input("", placeholder="officer's passphrase", id="early-passphrase",
+                            password=True, compact=True)
+            with Horizontal(id="early-reason-row", classes="early"):
+                yield Label("Early because", classes="field-label")
+                yield Input("", placeholder="why the session starts before its window "
+                            "(recorded)", id="early-reason", compact=True)
             yield Static("", id="returning", markup=False)
             yield TickBox("Start from the last settings for this area", id="use-last")
             yield Static("", id="form-error", classes="error", markup=False)
@@ -119,6 +137,8 @@ class SessionForm(ModalScreen[int | None]):
 
     def on_mount(self) -> None:
         self.query_one("#use-last", Checkbox).display = False
+        for row in self.query(".early"):
+            row.display = False
         self._show_console_trouble()
         problem = self.laserlog.controller.link_problem()
         if problem:
@@ -175,6 +195,48 @@ class SessionForm(ModalScreen[int | None]):
         return controller.contract.refusals(self.values(), self.checks(),
                                             controller.profile.wavelengths_nm)
 
+    def course_request(self) -> CourseRequest:
+        """Return what the form asks of courses: the course and an officer's override."""
+        early = self.query_one("#early-row").display
+        return CourseRequest(self.query_one("#course", Input).value, False,
+                             self.query_one("#early-officer", Input).value.strip()
+                             if early else "", "",
+                             self.query_one("#early-reason", Input).value if early else "")
+
+    def _show_course(self) -> str:
+        """Show the course line (or why the course rules refuse the start); return the
+        refusal, "" when there is none."""
+        controller = self.laserlog.controller
+        request = self.course_request()
+        line = self.query_one("#course-line", Static)
+        early = False
+        try:
+            plan = controller.contract.course_start(
+                self.laserlog.reader.conn, request, self.values(), controller.profile.id,
+                bare=True)
+        except TooEarly as exc:
+            refusal, early = str(exc), True
+            plan = None
+        except LaserlogError as exc:
+            refusal, plan = str(exc), None
+        else:
+            refusal = ""
+        if early or (plan is not None and plan.override_by):
+            for row in self.query(".early"):
+                row.display = True
+        self.query_one("#course-error", Static).update(refusal)
+        if plan is not None and plan.interval is not None:
+            line.update(plan.interval.line())
+        elif early:
+            wanted = courses.find(self.laserlog.reader.conn, int(request.course.strip()
+                                                                  .removeprefix("#")))
+            line.update(courses.interval(self.laserlog.reader.conn, wanted, courses.now(),
+                                         controller.contract_zone()).line()
+                        if wanted is not None else "")
+        else:
+            line.update("")
+        return refusal
+
     def _show_errors(self, errors: dict[str, str], only: set[str] | None = None) -> None:
         names = list(FIELDS) + [f"check-{item.key}" for item in self.laserlog.checklist]
         for name in names:
@@ -189,6 +251,8 @@ class SessionForm(ModalScreen[int | None]):
                               {name})
         if name in ("client", "area"):
             self._show_history()
+        if name in ("client", "area", "skin", "course", "early-officer", "early-reason"):
+            self._show_course()
 
     def on_descendant_blur(self, event: object) -> None:
         widget = getattr(event, "widget", None)
@@ -271,6 +335,9 @@ class SessionForm(ModalScreen[int | None]):
         errors = self.refusals()
         self.touched.update(FIELDS)
         self._show_errors(errors)
+        course_refusal = "" if errors else self._show_course()
+        if course_refusal:
+            errors["course"] = course_refusal
         if errors:
             self.query_one("#form-error", Static).update(
                 f"{len(errors)} field(s) need attention; see beside each.")
@@ -288,15 +355,17 @@ class SessionForm(ModalScreen[int | None]):
             # The handpiece goes first: it decides which spot sizes are allowed.
             apply = dict(sorted(apply.items(), key=lambda kv: kv[0] != "handpiece"))
         self.query_one("#form-error", Static).update("starting...")
-        self.run_worker(self._start(info, apply, self._override()), group="start",
-                        exclusive=True)
+        self.run_worker(self._start(info, apply, self._override(), self.course_request()),
+                        group="start", exclusive=True)
 
-    async def _start(self, info: SessionInfo, apply: dict[str, float], override: str) -> None:
+    async def _start(self, info: SessionInfo, apply: dict[str, float], override: str,
+                     course: CourseRequest) -> None:
         app = self.laserlog
         try:
             session_id = await asyncio.wrap_future(
-                app.controller.start_session(info, apply, self._passphrase(),
-                                             override_reason=override))
+                app.controller.start_session(
+                    info, apply, self._passphrase(), override_reason=override, course=course,
+                    officer_passphrase=self.query_one("#early-passphrase", Input).value))
         except ConsoleNotReady:
             self._show_console_trouble(app.controller.console_trouble())
             self.query_one("#form-error", Static).update(
