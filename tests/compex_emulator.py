@@ -21,12 +21,10 @@ It fires only when a technician does so from its panel (`fire_from_panel`), or a
 
 from __future__ import annotations
 
-import os
-import select
-import threading
 import time
-import tty
 from pathlib import Path
+
+from pty_peer import PtyPeer
 
 MENU_DEFAULT_ENERGY_MJ = 150  # what EGY=0 restores; the source names no figure
 
@@ -117,64 +115,40 @@ class Compex:
             self.running, self.start_at = True, None
 
 
-class Emulator:
+class Emulator(PtyPeer):
     """Serve a COMPex on a pty behind a stable symlink, firing at its repetition rate."""
 
     def __init__(self, link: Path, laser: Compex | None = None) -> None:
-        self.link = link
+        super().__init__(link)
         self.laser = laser or Compex()
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        self._slave = slave
-        os.symlink(os.ttyname(slave), link)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._next_shot_s = time.monotonic()
 
     def __enter__(self) -> Emulator:
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.link.unlink()
-        os.close(self._master)
-        os.close(self._slave)
 
     def fire_from_panel(self, shots: int) -> None:
         """Fire `shots` pulses as a technician does from the laser's own keypad."""
-        with self._lock:
+        with self.lock:
             self.laser.running = True
             self.laser.shots_left = shots
 
-    def _serve(self) -> None:
-        buffer = b""
-        next_shot = time.monotonic()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.01)
-            if ready:
-                buffer += os.read(self._master, 4096)
-                *lines, buffer = buffer.split(b"\r")
-                with self._lock:
-                    replies = [self.laser.answer(line.decode("ascii", "replace").strip("\n"))
-                               for line in lines if line.strip()]
-                out = "".join(reply + "\r" for reply in replies if reply is not None)
-                if out:
-                    os.write(self._master, out.encode("ascii"))
-            now = time.monotonic()
-            with self._lock:
-                laser = self.laser
-                laser.tick(now)
-                if not laser.running:
-                    next_shot = now
-                    continue
-                while now >= next_shot and laser.running:
-                    laser.total_counter += 1
-                    laser.user_counter += 1
-                    laser.pulse_just_fired = True
-                    next_shot += 1.0 / laser.rep_rate_hz
-                    if laser.shots_left is not None:
-                        laser.shots_left -= 1
-                        if laser.shots_left <= 0:
-                            laser.running, laser.shots_left = False, None
+    def answer_lines(self, lines: list[str]) -> str:
+        replies = [self.laser.answer(line.strip("\n")) for line in lines if line.strip()]
+        return "".join(reply + "\r" for reply in replies if reply is not None)
+
+    def tick(self, now_s: float) -> None:
+        laser = self.laser
+        laser.tick(now_s)
+        if not laser.running:
+            self._next_shot_s = now_s
+            return
+        while now_s >= self._next_shot_s and laser.running:
+            laser.total_counter += 1
+            laser.user_counter += 1
+            laser.pulse_just_fired = True
+            self._next_shot_s += 1.0 / laser.rep_rate_hz
+            if laser.shots_left is not None:
+                laser.shots_left -= 1
+                if laser.shots_left <= 0:
+                    laser.running, laser.shots_left = False, None
