@@ -7,12 +7,10 @@ count, and fires only when armed (`EN 1`) and told (`FL 1`) or fired from its ow
 
 from __future__ import annotations
 
-import os
-import select
-import threading
 import time
-import tty
 from pathlib import Path
+
+from pty_peer import PtyPeer
 
 # Status word bits (py-ujlaser's LaserStatusResponse).
 ENABLED, ACTIVE, INTERLOCK, READY_TO_ENABLE, READY_TO_FIRE = 1, 2, 64, 1024, 2048
@@ -76,62 +74,38 @@ class MicroJewel:
         return "ok"
 
 
-class Emulator:
+class Emulator(PtyPeer):
     """Serve a MicroJewel on a pty behind a stable symlink, firing at its repetition rate."""
 
     def __init__(self, link: Path) -> None:
-        self.link = link
+        super().__init__(link)
         self.laser = MicroJewel()
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        self._slave = slave
-        os.symlink(os.ttyname(slave), link)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._next_shot_s = time.monotonic()
 
     def __enter__(self) -> Emulator:
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.link.unlink()
-        os.close(self._master)
-        os.close(self._slave)
 
     def fire_from_panel(self, shots: int) -> None:
         """Fire `shots` pulses as a technician does from the controller's own panel."""
-        with self._lock:
+        with self.lock:
             self.laser.enabled = True
             self.laser.active = True
             self.laser.shots_left = shots
 
-    def _serve(self) -> None:
-        buffer = b""
-        next_shot = time.monotonic()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.01)
-            if ready:
-                buffer += os.read(self._master, 4096)
-                *lines, buffer = buffer.split(b"\r")
-                with self._lock:
-                    replies = [self.laser.answer(line.decode("ascii", "replace")) + "\r\n"
-                               for line in lines if line]
-                if replies:
-                    os.write(self._master, "".join(replies).encode("ascii"))
-            now = time.monotonic()
-            with self._lock:
-                laser = self.laser
-                if not laser.active:
-                    next_shot = now
-                    continue
-                while now >= next_shot and laser.active:
-                    laser.shot_count += 1
-                    next_shot += 1.0 / laser.rep_rate_hz
-                    if laser.shots_left is not None:
-                        laser.shots_left -= 1
-                        if laser.shots_left <= 0:
-                            laser.active = laser.enabled = False
-                            laser.shots_left = None
+    def answer_lines(self, lines: list[str]) -> str:
+        return "".join(self.laser.answer(line) + "\r\n" for line in lines if line)
+
+    def tick(self, now_s: float) -> None:
+        laser = self.laser
+        if not laser.active:
+            self._next_shot_s = now_s
+            return
+        while now_s >= self._next_shot_s and laser.active:
+            laser.shot_count += 1
+            self._next_shot_s += 1.0 / laser.rep_rate_hz
+            if laser.shots_left is not None:
+                laser.shots_left -= 1
+                if laser.shots_left <= 0:
+                    laser.active = laser.enabled = False
+                    laser.shots_left = None
