@@ -57,3 +57,11 @@ def test_the_session_screen_shows_settings_in_readable_units(tmp_path):
         assert units["fluence"] == "J/cm²" and units["pulse_count"] == ""
 
     run(app, scenario)
+
+
+def test_a_profile_reads_its_ranges_in_written_units():
+    from laserlog.config.profile import open_profile
+    from laserlog.review.summary import format_profile
+
+    text = format_profile(open_profile("ps755-ref"))
+    assert "0.1..10 J/cm²" in text and "J/cm**2" not in text and "dimensionless" not in text

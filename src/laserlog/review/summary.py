@@ -218,7 +218,7 @@ def session_json(store: Store, session_id: int, *, pulses: bool = False) -> str:
 
 def format_profile(p: Profile) -> str:
     """Return a profile's identity, transport, parameter ranges, handpieces and faults."""
-    from laserlog.domain.units import CANONICAL
+    from laserlog.domain.units import CANONICAL, display_unit
 
     t = p.transport
     lines = [
@@ -234,8 +234,8 @@ def format_profile(p: Profile) -> str:
         lines.append(f"  {p.description}")
     lines.append("  parameters:")
     for name, param in p.parameters.items():
-        unit = CANONICAL[param.conversion.quantity][0]
-        span = (f"{_num(param.min)}..{_num(param.max)} {unit}"
+        unit = display_unit(CANONICAL[param.conversion.quantity][0])
+        span = (f"{_num(param.min)}..{_num(param.max)} {unit}".rstrip()
                 if param.min is not None or param.max is not None else "any")
         access = "rw" if param.settable else "r "
         lines.append(f"    {name:<16} {access} {span:<24} (console speaks {param.conversion.unit})")
