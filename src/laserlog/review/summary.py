@@ -238,7 +238,8 @@ def format_profile(p: Profile) -> str:
         span = (f"{_num(param.min)}..{_num(param.max)} {unit}".rstrip()
                 if param.min is not None or param.max is not None else "any")
         access = "rw" if param.settable else "r "
-        lines.append(f"    {name:<16} {access} {span:<24} (console speaks {param.conversion.unit})")
+        speaks = display_unit(param.conversion.unit) or "a plain number"
+        lines.append(f"    {name:<16} {access} {span:<24} (console speaks {speaks})")
     if p.handpieces:
         lines.append("  handpieces:")
         for hp in p.handpieces.values():
