@@ -70,6 +70,39 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                      ("name", "TEXT"), ("role", "TEXT"), ("administrator", "INTEGER"),
                      ("public_key_hex", "TEXT"), ("sealed_key", "TEXT"), ("by_user_id", "TEXT"),
                      ("changed_utc", "TEXT"), ("signature", "TEXT")),
+    # Treatment courses, test spots and passes (console schema 5).
+    "courses": (("id", "INTEGER"), ("client_ref", "TEXT"), ("area", "TEXT"),
+                ("indication", "TEXT"), ("profile_id", "TEXT"), ("planned_sessions", "INTEGER"),
+                ("min_interval_days", "INTEGER"), ("max_interval_days", "INTEGER"),
+                ("target_interval_days", "INTEGER"), ("note", "TEXT"), ("created_utc", "TEXT")),
+    "course_closures": (("id", "INTEGER"), ("course_id", "INTEGER"), ("reason", "TEXT"),
+                        ("closed_utc", "TEXT")),
+    "session_kinds": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
+                      ("course_id", "INTEGER"), ("how", "TEXT"), ("override_by", "TEXT"),
+                      ("override_role", "TEXT"), ("override_reason", "TEXT"),
+                      ("recorded_utc", "TEXT")),
+    "test_spot_readouts": (("id", "INTEGER"), ("session_id", "INTEGER"), ("erythema", "INTEGER"),
+                           ("oedema", "INTEGER"), ("blister", "INTEGER"),
+                           ("hyperpigmentation", "INTEGER"), ("hypopigmentation", "INTEGER"),
+                           ("note", "TEXT"), ("user_id", "TEXT"), ("read_utc", "TEXT")),
+    # Reactions, adverse events and outcomes (console schema 6).
+    "assessments": (("id", "INTEGER"), ("session_id", "INTEGER"), ("pass_number", "INTEGER"),
+                    ("erythema", "INTEGER"), ("oedema", "INTEGER"), ("pain_nrs", "INTEGER"),
+                    ("blister", "INTEGER"), ("purpura", "INTEGER"), ("note", "TEXT"),
+                    ("correction", "INTEGER"), ("hours_after_end", "REAL"), ("user_id", "TEXT"),
+                    ("assessed_utc", "TEXT")),
+    "adverse_events": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
+                       ("onset_date", "TEXT"), ("seriousness", "TEXT"), ("area", "TEXT"),
+                       ("pass_number", "INTEGER"), ("note", "TEXT"), ("by_user_id", "TEXT"),
+                       ("recorded_utc", "TEXT"), ("signature", "TEXT")),
+    "adverse_event_changes": (("id", "INTEGER"), ("adverse_event_id", "INTEGER"),
+                              ("change", "TEXT"), ("outcome", "TEXT"), ("outcome_date", "TEXT"),
+                              ("reason", "TEXT"), ("by_user_id", "TEXT"), ("recorded_utc", "TEXT"),
+                              ("signature", "TEXT")),
+    "outcomes": (("id", "INTEGER"), ("course_id", "INTEGER"), ("client_ref", "TEXT"),
+                 ("area", "TEXT"), ("metric", "TEXT"), ("value", "REAL"),
+                 ("assessed_date", "TEXT"), ("source", "TEXT"), ("source_file", "TEXT"),
+                 ("source_sha256", "TEXT"), ("user_id", "TEXT"), ("recorded_utc", "TEXT")),
     "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
               ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
               ("row_crcs", "BLOB"), ("hash", "TEXT")),
@@ -93,6 +126,8 @@ def columns(table: str) -> tuple[str, ...]:
 
 #: Shipped tables the server learnt later (created by the migration that brought them).
 SHIPPED_SINCE_V3 = ("user_changes",)
+SHIPPED_SINCE_V4 = ("courses", "course_closures", "session_kinds", "test_spot_readouts",
+                    "assessments", "adverse_events", "adverse_event_changes", "outcomes")
 
 
 def _shipped_table(table: str) -> str:
@@ -121,7 +156,8 @@ def _v1() -> list[str]:
             last_id bigint NOT NULL,
             PRIMARY KEY (console_id, table_name))""",
     ]
-    out += [_shipped_table(table) for table in TABLES if table not in SHIPPED_SINCE_V3]
+    out += [_shipped_table(table) for table in TABLES
+            if table not in SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4]
     out += [
         f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
         f"CREATE INDEX events_kind ON {SCHEMA}.events (kind, received_unix_s)",
@@ -214,8 +250,15 @@ def _v3() -> list[str]:
     ]
 
 
+def _v4() -> list[str]:
+    """Courses, test spots, passes' session kinds, reactions, adverse events and outcomes:
+    shipped like every console table (their rows are in the consoles' hash chains)."""
+    return [_shipped_table(t) for t in SHIPPED_SINCE_V4]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()))
+MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()),
+                                           tuple(_v4()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

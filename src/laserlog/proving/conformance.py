@@ -429,7 +429,7 @@ class Suite:
 
     def _status(self, driver: Driver) -> None:
         st = self.profile.status
-        if not _status_queried(self.profile):
+        if not status_queried(self.profile):
             self._add("status", "", SKIP, "the profile has no status query")
             return
         try:
@@ -461,7 +461,7 @@ class Suite:
             return
         st = self.profile.status
         pushed = st.fault_line is not None or st.fault_code is not None
-        queried = _status_queried(self.profile)
+        queried = status_queried(self.profile)
         for code, fault in faults.items():
             if not code:
                 continue
@@ -625,7 +625,7 @@ class Suite:
                   f"{identity.serial or ''} identified again".replace("  ", " "))
 
 
-def _status_queried(profile: Profile) -> bool:
+def status_queried(profile: Profile) -> bool:
     """Tell whether the console's status can be asked: a status query, or a status line
     closing every query's reply ([line.status_line])."""
     st = profile.status

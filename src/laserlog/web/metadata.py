@@ -104,6 +104,73 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "received_unix_s": "time, Unix seconds", "set_energy_j": "set energy, J",
         "measured_energy_j": "measured energy, J", "deviation": "(measured - set) / set",
         "result": "pass, warn or fail"}),
+    "courses": ("Treatment courses: a client, an area and an indication, with the planned "
+                "sessions and the interval window between them.", {
+        "id": "course number", "client_ref": "client pseudonym", "area": "treatment area",
+        "indication": "what is treated", "profile_id": "console profile, if fixed",
+        "planned_sessions": "sessions planned", "min_interval_days": "window opens, days",
+        "max_interval_days": "window closes, days", "target_interval_days": "target, days",
+        "note": "note", "created_utc": "when (UTC)"}),
+    "course_closures": ("Courses closed, with why.", {
+        "id": "closure row", "course_id": "course", "reason": "why",
+        "closed_utc": "when (UTC)"}),
+    "session_kinds": ("What each session was: a course session, a test spot or a one-off, "
+                      "and an officer's override of the interval.", {
+        "id": "row", "session_id": "session", "kind": "course, test_spot or one_off",
+        "course_id": "course", "how": "how the start met the course's window",
+        "override_by": "officer who authorised an early start", "override_role": "their role",
+        "override_reason": "why", "recorded_utc": "when (UTC)"}),
+    "test_spot_readouts": ("Read-outs of test spots, each finding graded 0-3.", {
+        "id": "read-out", "session_id": "test-spot session", "erythema": "grade 0-3",
+        "oedema": "grade 0-3", "blister": "grade 0-3", "hyperpigmentation": "grade 0-3",
+        "hypopigmentation": "grade 0-3", "note": "note", "user_id": "who read it",
+        "read_utc": "when (UTC)"}),
+    "assessments": ("Immediate endpoints after a session (later ones are corrections).", {
+        "id": "assessment", "session_id": "session", "pass_number": "pass, if any",
+        "erythema": "grade 0-3", "oedema": "grade 0-3", "pain_nrs": "pain, NRS 0-10",
+        "blister": "1 when present", "purpura": "1 when present", "note": "note",
+        "correction": "1 when recorded more than 24 h after the end",
+        "hours_after_end": "hours after the session's end", "user_id": "who",
+        "assessed_utc": "when (UTC)"}),
+    "adverse_events": ("Adverse events reported after a session, signed by the reporter.", {
+        "id": "event number", "session_id": "session", "kind": "pih, burn, blister...",
+        "onset_date": "onset (site date)", "seriousness": "serious or non-serious",
+        "area": "area", "pass_number": "pass, if any", "note": "note",
+        "by_user_id": "who reported it", "recorded_utc": "when (UTC)",
+        "signature": "the reporter's signature"}),
+    "adverse_event_changes": ("Outcome updates and retractions of adverse events.", {
+        "id": "change", "adverse_event_id": "adverse event", "change": "update or retract",
+        "outcome": "resolved, resolving, not-resolved or sequelae",
+        "outcome_date": "outcome date", "reason": "why (retractions)",
+        "by_user_id": "who", "recorded_utc": "when (UTC)", "signature": "their signature"}),
+    "outcomes": ("Outcome scores and skin-analysis numbers per course, over weeks.", {
+        "id": "row", "course_id": "course", "client_ref": "client pseudonym", "area": "area",
+        "metric": "gais, pore, satisfaction or an imported metric", "value": "score or value",
+        "assessed_date": "date assessed", "source": "typed or imported",
+        "source_file": "imported file", "source_sha256": "its SHA-256", "user_id": "who",
+        "recorded_utc": "when (UTC)"}),
+}
+
+#: Views over the course and reaction tables, described column by column.
+DERIVED_VIEWS = {
+    "session_kind": ("Each session's kind and course (one-off when none was recorded).", {
+        "session_id": "session", "kind": "course, test_spot or one_off", "course_id": "course",
+        "override_by": "officer who authorised an early start", "override_reason": "why"}),
+    "pass_starts": ("Where each pass of a session began (the technician's `pass N`).", {
+        "id": "event row", "session_id": "session", "pass_number": "pass",
+        "sub_area": "sub-area", "started_unix_s": "time, Unix seconds",
+        "started_utc": "time (UTC)"}),
+    "pulse_passes": ("Each pulse's pass.", {
+        "pulse_id": "pulse", "session_id": "session", "pass_number": "pass",
+        "sub_area": "sub-area"}),
+    "adverse_event_state": ("Each adverse event with its latest outcome, and whether it was "
+                            "retracted.", {
+        "id": "event number", "session_id": "session", "kind": "pih, burn, blister...",
+        "onset_date": "onset (site date)", "seriousness": "serious or non-serious",
+        "area": "area", "pass_number": "pass, if any", "note": "note",
+        "by_user_id": "who reported it", "recorded_utc": "when (UTC)",
+        "outcome": "latest outcome", "outcome_date": "its date",
+        "retracted": "1 when retracted"}),
 }
 
 #: The views repeat their tables' columns with readable UTC times.
@@ -134,7 +201,7 @@ HIDDEN_COLUMNS = {("users", "salt_hex"), ("users", "key_hex"), ("user_changes", 
 def table_metadata() -> dict[str, dict[str, Any]]:
     """Return Datasette's per-table metadata: descriptions, units, facets, sort order."""
     out: dict[str, dict[str, Any]] = {}
-    described = dict(TABLES)
+    described = {**TABLES, **DERIVED_VIEWS}
     for view, (base, description) in VIEWS.items():
         columns = dict(TABLES[base][1])
         columns["received_utc"] = "time (UTC)"
