@@ -78,6 +78,9 @@ def start_session(term: Terminal) -> None:
         term.keys(text, literal=True)
         term.wait_for(re.compile(rf"{label}\s+{re.escape(text)}"), f"{text} typed")
         term.keys("Tab")
+    row = term.row_of("Course")
+    wait_until(lambda: term.cursor_row() == row, 10, "focus on Course")
+    term.keys("Tab")  # no course: a one-off session
     for label in ("Eyewear rated for 755 nm", "Client consent", "Recent sun exposure"):
         term.wait_for(f"> [ ] {label}", f"focus on the checklist item {label}")
         term.keys("Space")
@@ -210,7 +213,7 @@ def test_a_scanned_burst_typed_with_the_form_key_fills_each_field_in_a_terminal(
     try:
         term.wait_for("LINK UP", "the live screen with the console connected")
         term.keys("s", "tech-07", "Tab", "C-1042", "Tab", "left cheek", "Enter", "III", "Tab",
-                  "Space", "Down", "Space")
+                  "Tab", "Space", "Down", "Space")  # the second Tab passes the Course field
         screen = term.wait_for("> [x] Client consent", "the second checklist item ticked")
         for label, text in (("Operator", "tech-07"), ("Client", "C-1042"),
                             ("Area", "left cheek"), ("Skin type", "III")):

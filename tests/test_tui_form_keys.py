@@ -60,7 +60,8 @@ def test_a_burst_of_fields_lands_each_in_its_own_field(separator, tmp_path):
 
     async def scenario(pilot: Pilot) -> None:
         form = await open_form(pilot)
-        burst(pilot, *separator.join(TYPED.values()), separator)
+        # The Course field after the skin type stays empty (a one-off): one more separator.
+        burst(pilot, *separator.join(TYPED.values()), separator, separator)
         await expect_fields(pilot, form, TYPED)
         first = form.query_one("#check-eyewear", TickBox)
         await wait_for(pilot, lambda: form.focused is first, what="the first checklist item")
@@ -109,7 +110,7 @@ def test_arrow_keys_move_through_the_checklist_as_tab_does(tmp_path):
         await pilot.press("up", "up")
         assert form.focused is boxes[0]
         await pilot.press("up")
-        assert form.focused is form.query_one("#skin", Input)
+        assert form.focused is form.query_one("#course", Input)  # the field above the list
 
     run(app, scenario)
 
