@@ -449,3 +449,17 @@ def test_passes_marked_on_standard_input_are_totalled_per_pass(simulate, tmp_pat
     assert re.search(rf"pass 1 \(forehead\)\s+{by_pass[1]} pulses  [0-9.]+ J  fluence mean "
                      r"[0-9.]+ max [0-9.]+ J/cm2", out), out
     assert re.search(rf"pass 2 \(left cheek\)\s+{by_pass[2]} pulses", out), out
+    # The printable record carries the same per-pass dose.
+    page = tmp_path / "record.html"
+    done = subprocess.run([sys.executable, "-m", "laserlog", "export", "--format", "html",
+                           "--session", "1", "--out", str(page), "--db", str(db)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert "<h2>Per pass</h2>" in text
+    table = text.split("<h2>Per pass</h2>", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<tr><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td><td[^>]*>(\d+)</td>",
+                       table)
+    assert [(n, sub, int(c)) for n, sub, c in cells] == [
+        ("before pass 1", "-", by_pass[0]), ("1", "forehead", by_pass[1]),
+        ("2", "left cheek", by_pass[2])]

@@ -241,7 +241,12 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
     """Yield the record of one session, up to (not including) its pulse table."""
     from laserlog.recording.calstatus import status
     from laserlog.review.reports import _unix
-    from laserlog.review.summary import REGIME_NAMES, session_duration, unknown_dose_shots
+    from laserlog.review.summary import (
+        REGIME_NAMES,
+        pass_totals,
+        session_duration,
+        unknown_dose_shots,
+    )
     from laserlog.storage.verify import check_sessions
 
     sid = int(s["id"])
@@ -318,6 +323,16 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
                     r["rep_rate_hz"], r["mean_duration_ps"], r["pulses"], r["energy_j"],
                     r["min_fluence_j_cm2"], r["mean_fluence_j_cm2"], r["max_fluence_j_cm2"]]
                    for r in summary]) if summary else "<p>No pulse recorded.</p>") + "</div>"
+    passes = pass_totals(conn, sid)
+    if passes:  # the technician marked passes: the dose per pass, as the summary gives it
+        yield '<div class="keep"><h2>Per pass</h2>'
+        yield _table([("pass", "text"), ("sub-area", "text"), ("pulses", "#"),
+                      ("energy (J)", "energy_j"), ("fluence mean", "mean_fluence_j_cm2"),
+                      ("max (J/cm²)", "max_fluence_j_cm2")],
+                     [[str(p["pass_number"]) if p["pass_number"] is not None
+                       else "before pass 1", p["sub_area"] or "-", p["pulses"], p["energy_j"],
+                       p["mean_fluence_j_cm2"], p["max_fluence_j_cm2"]] for p in passes])
+        yield "</div>"
 
     groups = [
         ("Out-of-limit events", [e for e in events if e["kind"] == OUT_OF_LIMIT]),
