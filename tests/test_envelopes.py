@@ -185,3 +185,14 @@ def test_a_bad_site_envelope_is_one_message_naming_file_and_key_exit_2(tmp_path,
     assert_clean_error(result, str(folder / "site.toml"), key)
     assert len(result.stderr.strip().splitlines()) == 1
     assert not db.exists()
+
+
+def test_the_site_file_example_in_the_course_docs_loads_as_it_stands(tmp_path):
+    from laserlog.config.siteconfig import load_site
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "courses.md").read_text()
+    (example,) = [b for b in docs.split("```toml\n")[1:] if b.startswith("[envelope]")]
+    (tmp_path / "site.toml").write_text(example.split("```")[0])
+    rules = load_site(tmp_path / "site.toml").envelopes.rules
+    assert [(r.skin_type, r.wavelength_nm, r.handpiece, r.avoid) for r in rules] == [
+        ("IV", 1064.0, None, False), ("V", 532.0, None, True), ("V", 755.0, 2, False)]

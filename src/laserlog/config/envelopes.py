@@ -119,9 +119,8 @@ def parse_envelopes(reader: TableReader) -> EnvelopePolicy:
                                   f"{skin}.1064], or wavelength_nm = 1064 in [envelope.{skin}]")
             rules.append(_rule(typed.sub(key), skin, wavelength))
         if any(k not in wavelengths for k in typed.table):
-            wavelength = typed.opt_float("wavelength_nm", positive=True,
-                                         maximum=MAX_WAVELENGTH_NM)
-            rules.append(_rule(typed, skin, wavelength, skip=set(wavelengths)))
+            named = typed.opt_float("wavelength_nm", positive=True, maximum=MAX_WAVELENGTH_NM)
+            rules.append(_rule(typed, skin, named, skip=set(wavelengths)))
     reader.done()
     return EnvelopePolicy(tuple(rules), on_avoid == "warn")
 
