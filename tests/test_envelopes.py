@@ -196,3 +196,18 @@ def test_the_site_file_example_in_the_course_docs_loads_as_it_stands(tmp_path):
     rules = load_site(tmp_path / "site.toml").envelopes.rules
     assert [(r.skin_type, r.wavelength_nm, r.handpiece, r.avoid) for r in rules] == [
         ("IV", 1064.0, None, False), ("V", 532.0, None, True), ("V", 755.0, 2, False)]
+
+
+def test_the_alarm_bar_orders_an_envelope_alarm_with_the_dose_alarms_and_leaves_warnings_off():
+    from laserlog.storage.rows import EventRow
+    from laserlog.tui.alarms import Alarm, alarm_word, by_severity
+
+    above = EventRow(2.0, "out_of_envelope", "alarm", None, "pulse 9: ...")
+    assert alarm_word(above) == "OUT OF ENVELOPE"
+    assert alarm_word(EventRow(2.0, "out_of_envelope", "warning", None, "pulse 9: ...")) is None
+    envelope = Alarm(1, "out_of_envelope", "OUT OF ENVELOPE", "", 1.0, 1)
+    gap = Alarm(2, "gap", "PULSE GAP", "", 0.5, 1)
+    link = Alarm(3, "link_lost", "LINK LOST", "", 3.0, 1)
+    assert envelope.safety_class == 3
+    assert [a.kind for a in by_severity([gap, envelope, link])] == ["link_lost",
+                                                                   "out_of_envelope", "gap"]
