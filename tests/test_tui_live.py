@@ -564,3 +564,35 @@ def test_a_note_typed_in_one_burst_with_a_marker_after_it_records_both(live, db_
     rows = query(db_path, "SELECT kind, message FROM events WHERE kind IN ('note', 'marker')"
                           " ORDER BY id")
     assert rows == [("note", "client asked to pause"), ("marker", "marker 1")]
+
+
+def test_form_shows_the_skin_type_envelope_and_refuses_an_avoided_wavelength_as_record_does(
+        live, db_path):
+    from conftest import START
+    from reviewkit import cli
+
+    site = db_path.parent / "site.toml"
+    site.write_text("[envelope.V.755]\navoid = true\n\n[envelope.IV.755]\n"
+                    "recommended_fluence_j_cm2 = 0.8\nmax_fluence_j_cm2 = 1.5\n")
+    refused = cli("record", "--profile", "ps755-ref", "--port", str(db_path.parent / "none"),
+                  "--operator", "tech-07", "--client", "C-1042",
+                  *[a if a != "III" else "V" for a in START], "--db", str(db_path))
+    assert refused.returncode == 2
+    record_words = refused.stderr.strip().split("--skin-type: ", 1)[1]
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        form = await fill_form(pilot, skin="4")
+        line = form.query_one("#envelope-line", Static)
+        assert str(line.render()) == ("skin type IV envelope on ps755-ref: 755 nm: recommended "
+                                      f"up to 0.8, at most 1.5 J/cm2 (site file {site} "
+                                      "[envelope.IV.755])")
+        form.query_one("#skin", Input).value = "V"
+        await pilot.pause()
+        assert "755 nm is not to be used on skin type V" in str(line.render())
+        await pilot.press("ctrl+s")
+        assert str(form.query_one("#skin-error", Static).render()) == record_words
+        assert pilot.app.screen is form and pilot.app.controller.session is None
+
+    run(app, scenario)
+    assert query(db_path, "SELECT count(*) FROM sessions") == [(0,)]

@@ -151,7 +151,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         checks = contract.answers(args.check, eyewear_checked=args.eyewear_checked)
         info = contract.check(SessionInfo(args.operator or "", args.client or "", args.area,
                                           args.skin_type, checklist=checks),
-                              profile.wavelengths_nm)
+                              profile.wavelengths_nm, profile=profile)
+        # The skin type's envelope on this console, as the form shows it before the start.
+        envelope = contract.envelope_line(profile, info.skin_type)
+        if envelope:
+            print(f"laserlog: {envelope}", file=sys.stderr)
     try:
         course_id(args.course)
     except SessionError as exc:

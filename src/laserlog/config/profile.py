@@ -324,7 +324,7 @@ class SimSpec:
 class SkinEnvelope:
     """What one Fitzpatrick skin type may receive from this console (format 2 [envelope.T]).
 
-    Parsed, validated and kept on the profile; recording does not enforce it.
+    Recording holds each session to it, joined with the site's (laserlog.config.envelopes).
     """
 
     skin_type: str
@@ -360,7 +360,7 @@ class Profile:
     #: [bounds]: hard bounds per parameter (canonical unit, None = the range's own end),
     #: never to be exceeded and inside the parameter's range. Parsed and kept, not enforced.
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    #: [envelope.<skin type>]: per Fitzpatrick type I..VI. Parsed and kept, not enforced.
+    #: [envelope.<skin type>]: per Fitzpatrick type I..VI, held against every pulse.
     envelopes: dict[str, SkinEnvelope] = field(default_factory=dict)
 
     @property

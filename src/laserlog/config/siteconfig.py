@@ -42,6 +42,9 @@ example = "K12/0042"             # shown to the technician; must match the patte
 [courses]                 # treatment courses and test spots: docs/courses.md
 required = false          # true: every session belongs to a course or is a test spot
 
+[envelope.V.1064]         # skin-type envelopes per type and wavelength: docs/courses.md
+max_fluence_j_cm2 = 3.0
+
 [trust]                   # installation keys whose checkpoints count besides this machine's
 installation_keys = []    # e.g. the PC this database came from (`laserlog site --json`)
 ```
@@ -62,6 +65,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from laserlog.config.courses import CoursePolicy, parse_policy
+from laserlog.config.envelopes import EnvelopePolicy, parse_envelopes
 from laserlog.config.files import loads_toml, read_text
 from laserlog.config.tomlreader import TableReader
 from laserlog.domain import localtime
@@ -111,6 +115,8 @@ class SiteConfig:
     courses: CoursePolicy = field(default_factory=CoursePolicy)
     #: Edges (J/cm2, ascending) of the adverse report's fluence bands; empty: quartiles.
     fluence_bands_j_cm2: tuple[float, ...] = ()
+    #: Skin-type envelopes per type and wavelength (laserlog.config.envelopes).
+    envelopes: EnvelopePolicy = field(default_factory=EnvelopePolicy)
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -186,12 +192,13 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     clinic = _clinic_name(root.sub("clinic"))
     courses = parse_policy(root.sub("courses"))
     bands = _fluence_bands(root.sub("adverse"))
+    envelopes = parse_envelopes(root.sub("envelope"))
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
                       client_example=example, clinic_name=clinic, courses=courses,
-                      fluence_bands_j_cm2=bands)
+                      fluence_bands_j_cm2=bands, envelopes=envelopes)
 
 
 def _fluence_bands(reader: TableReader) -> tuple[float, ...]:

@@ -24,6 +24,7 @@ from laserlog.storage.rows import EventRow, PulseRow
 
 if TYPE_CHECKING:
     from laserlog.recording.courses import SpotFluenceCheck
+    from laserlog.recording.envelopes import EnvelopeCheck
     from laserlog.recording.limits import LimitSet
 
 
@@ -67,6 +68,9 @@ class PulseCompleter:
         # The highest fluence per wavelength the client's test spots tested (a course's full
         # session); None checks nothing.
         self.tested: SpotFluenceCheck | None = None
+        # The session's skin-type envelope; None checks nothing. Its events come per batch
+        # (EnvelopeCheck.drain), not per pulse.
+        self.envelope: EnvelopeCheck | None = None
         # Per-pulse lookups that only change with the handpiece or the spot, kept from the
         # last pulse: a flood repeats them 100 000 times a second.
         self._handpieces: dict[int | None, Handpiece | None] = {}
@@ -377,4 +381,6 @@ class PulseCompleter:
             self.limits.check(row, events)
         if self.tested is not None:
             self.tested.check(row, events)
+        if self.envelope is not None:
+            self.envelope.check(row)
         return row

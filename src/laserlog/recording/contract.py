@@ -11,7 +11,9 @@ before the session's row exists. What the one refuses, the other refuses, in the
   rewritten: a name recorded by mistake is corrected (`laserlog correct --client`), and the
   correction keeps the old value only as its hash;
 - **area**: the treatment area, required;
-- **skin type**: Fitzpatrick I-VI (1-6 accepted), required;
+- **skin type**: Fitzpatrick I-VI (1-6 accepted), required; refused when every wavelength
+  of the console is one the skin type's envelope says to avoid (profile `[envelope.TYPE]`,
+  site `[envelope.TYPE.NM]`), unless the site says `[envelope] on_avoid = "warn"`;
 - **checklist**: every required item of the site's checklist answered (`--check KEY`;
   `--eyewear-checked` is the default eyewear item's older spelling).
 
@@ -44,11 +46,13 @@ from pathlib import Path
 
 from laserlog.config.checklist import DEFAULT_ITEMS, EYEWEAR_KEY, CheckItem, label_for
 from laserlog.config.courses import CoursePolicy
+from laserlog.config.envelopes import EnvelopePolicy
 from laserlog.config.profile import Profile
 from laserlog.domain import localtime
 from laserlog.domain.ids import normal_id
 from laserlog.errors import LaserlogError, SessionError
 from laserlog.recording import courses
+from laserlog.recording.envelopes import Envelope, session_envelope
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 DEFAULT_CLIENT_PATTERN = r"[A-Za-z]{1,4}-?[0-9]{3,10}"
@@ -127,6 +131,8 @@ class Contract:
     timezone: str | None = None
     #: The site file the course policy comes from.
     site_source: str = "(defaults)"
+    #: The site's skin-type envelopes (the profile's own join them per console).
+    envelopes: EnvelopePolicy = field(default_factory=EnvelopePolicy)
 
     @classmethod
     def for_database(cls, db_path: str | Path | None,
@@ -140,9 +146,24 @@ class Contract:
         items = load_checklist(checklist_file)
         if site.client_pattern is None:
             return cls(items, courses=site.courses, timezone=site.timezone,
-                       site_source=site.source)
+                       site_source=site.source, envelopes=site.envelopes)
         return cls(items, site.client_pattern, site.client_example or "", site.source,
-                   site.courses, site.timezone, site.source)
+                   site.courses, site.timezone, site.source, site.envelopes)
+
+    def envelope(self, profile: Profile, skin: str | None) -> Envelope | None:
+        """Return the skin-type envelope a session on this console is held to: the profile's
+        and the site's rules for the type, the stricter winning (None: none declared)."""
+        try:
+            skin_type = normalise_skin_type(skin)
+        except SessionError:
+            return None
+        return session_envelope(profile, self.envelopes, skin_type)
+
+    def envelope_line(self, profile: Profile, skin: str | None) -> str:
+        """Return the envelope in force as the form shows it and `record` prints it before
+        the start ("" when none is declared for the type)."""
+        envelope = self.envelope(profile, skin)
+        return envelope.line() if envelope is not None else ""
 
     # -- the fields ---------------------------------------------------------------------------
     def client_ref(self, text: str) -> str:
@@ -160,9 +181,11 @@ class Contract:
                            f"e.g. {self.client_example}, never a name")
 
     def refusals(self, values: Mapping[str, str | None], checks: Mapping[str, bool],
-                 wavelengths_nm: tuple[float, ...] = ()) -> dict[str, str]:
+                 wavelengths_nm: tuple[float, ...] = (), *,
+                 profile: Profile | None = None) -> dict[str, str]:
         """Return why each refused field is refused, keyed by field (`check-KEY` for the
-        checklist); empty when the start may go ahead."""
+        checklist); empty when the start may go ahead. With the console's `profile`, a skin
+        type whose envelope avoids every wavelength of the console is refused."""
         errors: dict[str, str] = {}
         operator = (values.get("operator") or "").strip()
         if not operator:
@@ -193,17 +216,22 @@ class Contract:
                 normalise_skin_type(skin)
             except SessionError as exc:
                 errors["skin"] = str(exc)
+            else:
+                envelope = self.envelope(profile, skin) if profile is not None else None
+                if envelope is not None and envelope.refusal():
+                    errors["skin"] = envelope.refusal()
         for item in self.items:
             if item.required and not checks.get(item.key):
                 errors[f"check-{item.key}"] = "required by this site's checklist"
         return errors
 
-    def check(self, info: SessionInfo, wavelengths_nm: tuple[float, ...] = ()) -> SessionInfo:
+    def check(self, info: SessionInfo, wavelengths_nm: tuple[float, ...] = (), *,
+              profile: Profile | None = None) -> SessionInfo:
         """Return the start's details, normalised, or raise SessionError naming every field
-        refused, each with the option that answers it."""
+        refused, each with the option that answers it (`profile`: see `refusals`)."""
         values = {"operator": info.operator_id, "client": info.client_ref, "area": info.area,
                   "skin": info.skin_type}
-        errors = self.refusals(values, info.checklist, wavelengths_nm)
+        errors = self.refusals(values, info.checklist, wavelengths_nm, profile=profile)
         if errors:
             labels = {f"check-{item.key}": label_for(item, wavelengths_nm) for item in self.items}
             parts = []

@@ -50,6 +50,7 @@ from laserlog.recording.contract import (
     SessionInfo,
     console_trouble,
 )
+from laserlog.recording.envelopes import EnvelopeCheck, session_envelope
 from laserlog.recording.sessionreview import session_review
 from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
 from laserlog.storage.store import Store, locked, utc_now
@@ -174,8 +175,8 @@ class Recorder:
         sequence number then reveals how many pulses the interruption lost (and its kind
         and course). `course`: the course rules' request (contract.Contract.course_start).
         """
-        info = (contract.check(info, self.profile.wavelengths_nm) if contract is not None
-                else info.validated())
+        info = (contract.check(info, self.profile.wavelengths_nm, profile=self.profile)
+                if contract is not None else info.validated())
         if contract is not None:
             plan = contract.course_start(self.store.conn, course or CourseRequest(),
                                          {"client": info.client_ref, "area": info.area,
@@ -214,6 +215,9 @@ class Recorder:
         self.completer = PulseCompleter(self.profile, self.session_id, limits=review.limits)
         if plan.kind == "course" and plan.tested_j_cm2 is not None:
             self.completer.tested = courses.SpotFluenceCheck(plan.tested_j_cm2)
+        envelope = session_envelope(self.profile, review.envelopes, info.skin_type)
+        if envelope is not None:
+            self.completer.envelope = EnvelopeCheck(envelope)
         if resumes is not None:
             last = self.store.last_pulse(resumes)
             if last is not None:
@@ -228,6 +232,8 @@ class Recorder:
                                  "eyewear check not confirmed at session start"))
         for event in review.events:  # calibration missing, overdue or failed; an anchor away
             self._event(event)
+        if envelope is not None:  # the envelope in force, as the session holds it
+            self._event(EventRow(now, "envelope", "info", None, envelope.line()))
         for warning in plan.warnings:
             early = plan.override_by is not None and warning.startswith("started ")
             self._event(EventRow(now, "interval_override" if early else "interval_late",
@@ -591,6 +597,12 @@ class Recorder:
     def flush(self) -> None:
         """Hand the current batch to the writer."""
         self._last_flush = time.monotonic()
+        envelope = self.completer.envelope if self.completer is not None else None
+        if envelope is not None:  # one event per envelope rule passed since the last, counted
+            passed: list[EventRow] = []
+            envelope.drain(passed)
+            for event in passed:
+                self._event(event)
         if self.writer is None or not len(self._batch):
             return
         batch, self._batch = self._batch, Batch()

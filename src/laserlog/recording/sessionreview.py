@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from laserlog.config.catalog import profile_files
+from laserlog.config.envelopes import EnvelopePolicy
 from laserlog.config.siteconfig import SiteConfig, check_limit_profiles, site_for
 from laserlog.errors import SessionError, StoreError
 from laserlog.recording.calstatus import start_events
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class StartReview:
-    """The compiled limits, the events to record at the start, and warnings to show now."""
+    """The compiled limits, the events to record at the start, warnings to show now, and
+    the site's skin-type envelopes."""
 
     limits: LimitSet
     events: list[EventRow]
     warnings: list[str]
+    envelopes: EnvelopePolicy = EnvelopePolicy()
 
 
 def session_review(store: Store, profile: Profile, device_id: int | None,
@@ -47,7 +50,7 @@ def session_review(store: Store, profile: Profile, device_id: int | None,
     anchor_events = anchor_review(store, site, now)
     return StartReview(compile_limits(profile, site),
                        start_events(store.conn, device_id, site, now) + anchor_events,
-                       [e.message for e in anchor_events])
+                       [e.message for e in anchor_events], site.envelopes)
 
 
 def anchor_review(store: Store, site: SiteConfig, now: float) -> list[EventRow]:

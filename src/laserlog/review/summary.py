@@ -86,6 +86,7 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
         f"  missing   {s['missing_pulses']} pulse(s) in gaps   events {s['event_count']}",
     ]
     lines += course_lines(store.conn, session_id, events)
+    lines += envelope_lines(events)
     lines += pass_lines(store.conn, session_id)
     if events:
         lines.append("  events:")
@@ -129,6 +130,22 @@ def course_lines(conn: sqlite3.Connection, session_id: int,
             lines.append(f"  !  {e['kind'].replace('_', ' ')}: {e['message']}")
     if above:
         lines.append(f"  !! {above} pulse(s) above the fluence the client's test spot tested")
+    return lines
+
+
+def envelope_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Return the summary's lines on pulses outside the skin type's envelope (none within)."""
+    passed = {"alarm": 0, "warning": 0}
+    for e in events:
+        if e["kind"] == "out_of_envelope" and e["severity"] in passed:
+            passed[e["severity"]] += e["count"]
+    lines = []
+    if passed["alarm"]:
+        lines.append(f"  !! {passed['alarm']} pulse(s) beyond the skin type's envelope "
+                     "(above its maximum, or at a wavelength to avoid)")
+    if passed["warning"]:
+        lines.append(f"  !  {passed['warning']} pulse(s) above the skin type's recommended "
+                     "fluence")
     return lines
 
 

@@ -209,7 +209,7 @@ class LiveController:
         `course`: the course and an officer's override of its window, whose passphrase
         (`officer_passphrase`) is checked before the start.
         """
-        info = self.contract.check(info, self.profile.wavelengths_nm)
+        info = self.contract.check(info, self.profile.wavelengths_nm, profile=self.profile)
         return self._submit(self._start, info, dict(apply_settings or {}),
                             passphrase, (override_reason or "").strip(),
                             course or CourseRequest(), officer_passphrase)

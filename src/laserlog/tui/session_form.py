@@ -5,7 +5,8 @@ It holds the start to the site's start-of-session contract (recording.contract),
 and shows a returning client's course so far (and can start from their last settings).
 Its Course field picks a treatment course: the course line says which session of the plan
 this is, the days since the last against the window and the last dose; a start before the
-window opens asks for an officer's ID, passphrase and reason.
+window opens asks for an officer's ID, passphrase and reason. Once a skin type is typed, the
+envelope line says what that type may receive on this console (the words `record` prints).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class SessionForm(ModalScreen[int | None]):
                     yield Input("", placeholder="required at this site",
                                 id="passphrase", password=True, compact=True)
                     yield Static("", id="passphrase-error", classes="error", markup=False)
+            yield Static("", id="envelope-line", markup=False)
             yield Static("Pre-treatment checklist", classes="section")
             for item in app.checklist:
                 with Horizontal(classes="check-row"):
@@ -140,6 +142,7 @@ class SessionForm(ModalScreen[int | None]):
         for row in self.query(".early"):
             row.display = False
         self._show_console_trouble()
+        self._show_envelope()
         problem = self.laserlog.controller.link_problem()
         if problem:
             self.query_one("#form-error", Static).update(problem)
@@ -193,7 +196,16 @@ class SessionForm(ModalScreen[int | None]):
         """Return why each refused field is refused: the contract `record` holds to, too."""
         controller = self.laserlog.controller
         return controller.contract.refusals(self.values(), self.checks(),
-                                            controller.profile.wavelengths_nm)
+                                            controller.profile.wavelengths_nm,
+                                            profile=controller.profile)
+
+    def _show_envelope(self) -> None:
+        """Show the skin type's envelope on this console (nothing before a type is typed)."""
+        controller = self.laserlog.controller
+        line = controller.contract.envelope_line(controller.profile, self.values()["skin"])
+        box = self.query_one("#envelope-line", Static)
+        box.update(line)
+        box.display = bool(line)
 
     def course_request(self) -> CourseRequest:
         """Return what the form asks of courses: the course and an officer's override."""
@@ -251,6 +263,8 @@ class SessionForm(ModalScreen[int | None]):
                               {name})
         if name in ("client", "area"):
             self._show_history()
+        if name == "skin":
+            self._show_envelope()
         if name in ("client", "area", "skin", "course", "early-officer", "early-reason"):
             self._show_course()
 
