@@ -103,6 +103,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("area", "TEXT"), ("metric", "TEXT"), ("value", "REAL"),
                  ("assessed_date", "TEXT"), ("source", "TEXT"), ("source_file", "TEXT"),
                  ("source_sha256", "TEXT"), ("user_id", "TEXT"), ("recorded_utc", "TEXT")),
+    # Consent and aftercare documents (console schema 7).
+    "documents": (("id", "INTEGER"), ("kind", "TEXT"), ("sha256", "TEXT"), ("file_name", "TEXT"),
+                  ("size_bytes", "INTEGER"), ("text", "TEXT"), ("first_recorded_utc", "TEXT")),
+    "course_consents": (("id", "INTEGER"), ("course_id", "INTEGER"), ("client_ref", "TEXT"),
+                        ("consent_sha256", "TEXT"), ("witness_user_id", "TEXT"),
+                        ("witness_role", "TEXT"), ("agreed_utc", "TEXT"), ("signature", "TEXT")),
+    "session_aftercare": (("id", "INTEGER"), ("session_id", "INTEGER"),
+                          ("aftercare_sha256", "TEXT"), ("how", "TEXT"), ("given_utc", "TEXT")),
     "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
               ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
               ("row_crcs", "BLOB"), ("hash", "TEXT")),
@@ -128,6 +136,7 @@ def columns(table: str) -> tuple[str, ...]:
 SHIPPED_SINCE_V3 = ("user_changes",)
 SHIPPED_SINCE_V4 = ("courses", "course_closures", "session_kinds", "test_spot_readouts",
                     "assessments", "adverse_events", "adverse_event_changes", "outcomes")
+SHIPPED_SINCE_V5 = ("documents", "course_consents", "session_aftercare")
 
 
 def _shipped_table(table: str) -> str:
@@ -156,8 +165,8 @@ def _v1() -> list[str]:
             last_id bigint NOT NULL,
             PRIMARY KEY (console_id, table_name))""",
     ]
-    out += [_shipped_table(table) for table in TABLES
-            if table not in SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4]
+    later = SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4 + SHIPPED_SINCE_V5
+    out += [_shipped_table(table) for table in TABLES if table not in later]
     out += [
         f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
         f"CREATE INDEX events_kind ON {SCHEMA}.events (kind, received_unix_s)",
@@ -256,9 +265,15 @@ def _v4() -> list[str]:
     return [_shipped_table(t) for t in SHIPPED_SINCE_V4]
 
 
+def _v5() -> list[str]:
+    """Consent and aftercare documents, the consents courses rest on and the aftercare
+    sessions gave: shipped like every console table (in the consoles' hash chains)."""
+    return [_shipped_table(t) for t in SHIPPED_SINCE_V5]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()),
-                                           tuple(_v4()))
+                                           tuple(_v4()), tuple(_v5()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from laserlog.cli.args import Parser, db_arg, db_path, positive_int, profiles_arg
+from laserlog.cli.documents import add_consent_options
 
 
 def _grade(text: str) -> int:
@@ -36,9 +38,17 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--target", type=int, metavar="DAYS", help="target days between sessions")
     p.add_argument("--console", metavar="PROFILE", help="the console's profile, e.g. ps755-ref")
     p.add_argument("--note", metavar="TEXT", help="a note on the plan")
+    add_consent_options(p, required=False)
     db_arg(p)
     profiles_arg(p)
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("consent", help="record a consent version the course's client agreed "
+                       "(a later version of the text), with its witness")
+    p.add_argument("id", metavar="ID")
+    add_consent_options(p, required=True)
+    db_arg(p)
+    p.set_defaults(func=cmd_consent)
 
     p = sub.add_parser("list", help="list courses, newest first")
     p.add_argument("--client", metavar="REF", help="only this client's courses")
@@ -88,10 +98,12 @@ def _course(store: Any, text: str) -> Any:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from laserlog.cli.documents import consent_line, consent_to_record, witness
     from laserlog.config.courses import checked_window, parse_window
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import Contract
+    from laserlog.review.documents import record_consent
     from laserlog.storage.store import Store
 
     contract = Contract.for_database(db_path(args))
@@ -127,11 +139,38 @@ def cmd_new(args: argparse.Namespace) -> int:
 
         profile_id = open_profile(args.console, args.profiles).id
     note = " ".join((args.note or "").split())[:500] or None
+    consent = consent_to_record(args)
     with Store(db_path(args)) as store:
+        signer = witness(store, args.witness) if consent is not None else None
         new_id = courses.create(store, client=client, area=area, indication=indication,
                                 sessions=args.sessions, window=window, profile_id=profile_id,
                                 note=note)
+        if consent is not None:
+            course = courses.find(store.conn, new_id)
+            assert course is not None
+            record_consent(store, course, consent, signer)
     print(new_id)
+    if consent is not None:
+        print(consent_line(new_id, consent, signer), file=sys.stderr)
+    return 0
+
+
+def cmd_consent(args: argparse.Namespace) -> int:
+    from laserlog.cli.documents import consent_line, consent_to_record, witness
+    from laserlog.cli.review import _write_store
+    from laserlog.errors import LaserlogError
+    from laserlog.review.documents import record_consent
+
+    consent = consent_to_record(args)
+    with _write_store(args) as store:
+        course = _course(store, args.id)
+        if not course.is_open:
+            raise LaserlogError(f"course {course.id} was closed on "
+                                f"{(course.closed_utc or '')[:10]}: a closed course takes no "
+                                "new consent; nothing was written")
+        signer = witness(store, args.witness)
+        record_consent(store, course, consent, signer)
+    print(consent_line(course.id, consent, signer))
     return 0
 
 

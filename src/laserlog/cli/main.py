@@ -21,11 +21,22 @@ def build_parser() -> Parser:
 
     parser.add_argument("--version", action="version", version=f"laserlog {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    from laserlog.cli import central, courses, profiles, reactions, recording, review, sessions, web
+    from laserlog.cli import (
+        central,
+        courses,
+        documents,
+        profiles,
+        reactions,
+        recording,
+        review,
+        sessions,
+        web,
+    )
 
     recording.add_commands(commands)  # record, simulate, demo, live, recover
     sessions.add_commands(commands)  # sessions list, sessions show
-    courses.add_commands(commands)  # course new, list, show, close, attach, readout
+    courses.add_commands(commands)  # course new, list, show, close, attach, readout, consent
+    documents.add_commands(commands)  # aftercare
     reactions.add_commands(commands)  # assess; adverse ...; outcome add, import
     profiles.add_commands(commands)  # profiles list, show, check, new, test, replay
     # report, verify, users, signoff, correct, calibrate, export, site, simulate-bench

@@ -66,6 +66,9 @@ def add_commands(commands: Any) -> None:
                         "(their passphrase: prompt, stdin or $LASERLOG_OFFICER_PASSPHRASE)")
     p.add_argument("--reason", metavar="TEXT", default="",
                    help="why the session starts before its course's window (with --override-by)")
+    p.add_argument("--aftercare", metavar="FILE",
+                   help="the aftercare text the client is given at the end (Markdown; default: "
+                        "the site file's [documents] aftercare, if any)")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     stop.add_argument("--pulses", type=positive_int, metavar="N", help="stop after N pulses")
@@ -168,6 +171,9 @@ def cmd_record(args: argparse.Namespace) -> int:
                            "--course, --test-spot and --override-by do not apply")
     course = CourseRequest(args.course, args.test_spot, args.override_by.strip(), "",
                            args.reason)
+    from laserlog.cli.documents import site_document
+
+    aftercare = site_document("aftercare", args.aftercare, "--aftercare", db_path(args))
     max_pulses = args.pulses
     if args.test_spot:
         limit = contract.courses.test_spot_max_pulses
@@ -181,7 +187,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                        duration_s=args.duration, max_pulses=max_pulses, resume=args.resume,
                        explicit_db=args.db is not None, wrap_link=wrap_link,
                        profile_dirs=args.profiles, contract=contract,
-                       start_over=" ".join(args.start_over_fault.split()), course=course)
+                       start_over=" ".join(args.start_over_fault.split()), course=course,
+                       aftercare=aftercare)
 
 
 def _shipper(args: argparse.Namespace) -> Any:
@@ -296,13 +303,15 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
             before_run: Callable[[], None] | None = None, resume: str | None = None,
             explicit_db: bool = False, wrap_link: Callable[[Any], Any] | None = None,
             profile_dirs: list[str] | None = None, contract: Any = None,
-            controls: bool = True, start_over: str = "", course: Any = None) -> int:
+            controls: bool = True, start_over: str = "", course: Any = None,
+            aftercare: Any = None) -> int:
     """Record one session headless and print its summary. `contract`: the start-of-session
     contract a new session is held to; `controls`: read control lines from standard input
     (when it is a pipe or a terminal); `start_over`: the reason to start over a console
     fault or an open interlock (the operator's passphrase is asked first); `course`: the
     course rules' request (recording.contract.CourseRequest), checked before the console is
-    touched, an early start's officer authorised by their passphrase."""
+    touched, an early start's officer authorised by their passphrase; `aftercare`: the
+    aftercare document (config.documents) the client is given at the session's end."""
     import signal
     import threading
 
@@ -382,7 +391,15 @@ def _record(profile, port: str, info, db_file: str, *, serial: str | None = None
         recorder.end("ended from standard input" if steering.ended_by_control
                      else "interrupted by signal" if stop.is_set()
                      else "duration or pulse count reached")
+        if aftercare is not None:
+            from laserlog.review.documents import record_aftercare
+
+            record_aftercare(store, session_id, aftercare, "end")
         print(format_session(store, session_id))
+        if aftercare is not None:
+            print(f"aftercare given: {aftercare.version} ({aftercare.path.name}); print it "
+                  f"with `laserlog export --format pdf --aftercare --session {session_id} "
+                  "--out FILE`", file=sys.stderr)
     finally:
         store.close()
         for s, handler in previous.items():

@@ -201,6 +201,9 @@ def add_commands(commands: Any) -> None:
                    help="what a CSV export holds (default pulses)")
     p.add_argument("--pulses", action="store_true",
                    help="html/pdf: add the full pulse table to the printable record")
+    p.add_argument("--aftercare", action="store_true",
+                   help="html/pdf with --session: the aftercare page the client takes home "
+                        "(the aftercare text given, with the session's key numbers)")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="a new file (an existing one only with --force)")
     p.add_argument("--force", action="store_true", help="replace --out if it is a file")
@@ -712,6 +715,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.pulses and args.format not in ("html", "pdf"):
         raise LaserlogError(f"--pulses adds the pulse table to the printable record (--format "
                             f"html or pdf); --format {args.format} always holds every pulse")
+    if args.aftercare and (args.format not in ("html", "pdf") or args.session is None
+                           or args.pulses):
+        raise LaserlogError("--aftercare prints one session's aftercare page: give --format "
+                            "html or pdf and --session ID (and not --pulses); nothing was "
+                            "written")
     f = make_filters(args.start, args.end) if args.start else None
     show = sys.stderr.isatty() if args.progress is None else args.progress
 
@@ -721,6 +729,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"\rexporting [{'#' * filled}{' ' * (30 - filled)}] {share:4.0%} "
               f"{done}/{total} pulses", end="", file=sys.stderr, flush=True)
 
+    if _central(args) and args.aftercare:
+        raise LaserlogError("--aftercare prints from a console's SQLite file; nothing was "
+                            "written")
     if _central(args):
         from laserlog.cli.central import export as export_central
 
@@ -737,9 +748,14 @@ def cmd_export(args: argparse.Namespace) -> int:
                                    f.end_utc if f else None)
         rows = export(store.conn, args.format, sessions, Path(args.out), table=args.table,
                       progress=progress if show else None, database=str(store.path),
-                      force=args.force, pulses=args.pulses, site=site)
+                      force=args.force, pulses=args.pulses, site=site,
+                      aftercare=args.aftercare)
     if show:
         print(file=sys.stderr)
+    if args.aftercare:
+        print(f"exported the aftercare page of session {args.session} to {args.out} "
+              f"({args.format})")
+        return 0
     print(export_line(len(sessions), rows, args))
     return 0
 

@@ -44,6 +44,9 @@ required = false          # true: every session belongs to a course or is a test
 
 [envelope.V.1064]         # skin-type envelopes per type and wavelength: docs/courses.md
 max_fluence_j_cm2 = 3.0
+[documents]               # consent and aftercare texts (Markdown): docs/courses.md
+consent = "consent.md"    # `course new --witness USER` without --consent uses it
+aftercare = "aftercare.md"  # given at every session's end unless `record --aftercare FILE`
 
 [trust]                   # installation keys whose checkpoints count besides this machine's
 installation_keys = []    # e.g. the PC this database came from (`laserlog site --json`)
@@ -117,6 +120,10 @@ class SiteConfig:
     fluence_bands_j_cm2: tuple[float, ...] = ()
     #: Skin-type envelopes per type and wavelength (laserlog.config.envelopes).
     envelopes: EnvelopePolicy = field(default_factory=EnvelopePolicy)
+    #: The site's consent and aftercare texts (Markdown files; relative paths are from the
+    #: site file's folder); None: not configured. Read and checked when used.
+    consent_file: Path | None = None
+    aftercare_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -193,12 +200,30 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     courses = parse_policy(root.sub("courses"))
     bands = _fluence_bands(root.sub("adverse"))
     envelopes = parse_envelopes(root.sub("envelope"))
+    documents = root.sub("documents")
+    consent = _document_path(documents, "consent", source)
+    aftercare = _document_path(documents, "aftercare", source)
+    documents.done()
     root.done()
     return SiteConfig(source, interval, warn, fail, shots, tolerance, general, profiles,
                       second_anchor=second, operators_registered=registered,
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
                       client_example=example, clinic_name=clinic, courses=courses,
-                      fluence_bands_j_cm2=bands, envelopes=envelopes)
+                      fluence_bands_j_cm2=bands, envelopes=envelopes, consent_file=consent,
+                      aftercare_file=aftercare)
+
+
+def _document_path(reader: TableReader, key: str, source: str) -> Path | None:
+    """Return `[documents] KEY` as a path (relative ones from the site file's folder)."""
+    text = reader.opt_str(key)
+    if text is None:
+        return None
+    if not text.strip() or "\0" in text:
+        raise reader.error(key, "not a file name", value=text,
+                           expected=f"the path of a Markdown file, e.g. \"{key}.md\" beside "
+                           "the site file")
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else Path(source).resolve().parent / path
 
 
 def _fluence_bands(reader: TableReader) -> tuple[float, ...]:

@@ -91,18 +91,22 @@ class _Counter:
 def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], out: Path, *,
            table: str = "pulses", progress: Progress | None = None,
            database: str = "", force: bool = False, pulses: bool = False,
-           site: SiteConfig | None = None) -> int:
+           site: SiteConfig | None = None, aftercare: bool = False) -> int:
     """Write the sessions to `out` in a format; return the number of pulses written (for
     the printable record: printed in its pulse table, `pulses`, else summarised).
 
     An existing `out` is replaced only with `force`, and only when it is a regular file.
     `site` (default: the database's site file) names the clinic and the local time zone
-    of a printable record.
+    of a printable record. `aftercare`: print instead the aftercare page of one session
+    (html or pdf).
     """
     if fmt not in FORMATS:
         raise LaserlogError(f"format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
     if not sessions:
         raise LaserlogError("no session matches: nothing to export")
+    if aftercare and (fmt not in ("html", "pdf") or len(sessions) != 1):
+        raise LaserlogError("the aftercare page is one session's (--session ID) in html or "
+                            "pdf; nothing was written")
     out = Path(out)
     problem = dangling_link(out, "--out", "a new file name")
     if problem:
@@ -125,9 +129,20 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
         raise LaserlogError(f"cannot write {out}: {exc.strerror}") from None
     counter = _Counter(_count(conn, sessions) if fmt != "csv" or table == "pulses"
                        else len(sessions), progress)
+
+    def printed(stream: IO[str]) -> None:
+        if aftercare:
+            from laserlog.review.aftercare_page import write_aftercare
+
+            write_aftercare(conn, sessions[0], stream, site=_site(site, database))
+            counter.add(sessions[0]["pulse_count"])
+            return
+        printable.write_records(conn, sessions, stream, site=_site(site, database),
+                                database=database, pulses=pulses, counted=counter.add)
+
     try:
         if fmt == "pdf":
-            _pdf(conn, sessions, fd, counter, site, database, pulses)
+            _pdf(fd, printed)
             os.replace(tmp, out)
             return counter.done
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
@@ -138,8 +153,7 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
             elif fmt == "ndjson":
                 _ndjson(conn, sessions, stream, counter)
             else:
-                printable.write_records(conn, sessions, stream, site=_site(site, database),
-                                        database=database, pulses=pulses, counted=counter.add)
+                printed(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, out)
@@ -267,9 +281,8 @@ def _site(site: SiteConfig | None, database: str) -> SiteConfig | None:
         return None
 
 
-def _pdf(conn: sqlite3.Connection, sessions: list[dict[str, Any]], fd: int, counter: _Counter,
-         site: SiteConfig | None, database: str, pulses: bool) -> None:
-    """Write the printable record as PDF to the open file `fd` (closed when done)."""
+def _pdf(fd: int, printed: Callable[[IO[str]], None]) -> None:
+    """Write the HTML `printed` writes as PDF to the open file `fd` (closed when done)."""
     import tempfile
 
     with os.fdopen(fd, "wb") as stream, \
@@ -277,11 +290,10 @@ def _pdf(conn: sqlite3.Connection, sessions: list[dict[str, Any]], fd: int, coun
         chromium()  # before the work: a missing browser is one message, not a late failure
         page = Path(folder) / "record.html"
         with page.open("w", encoding="utf-8") as html_stream:
-            printable.write_records(conn, sessions, html_stream, site=_site(site, database),
-                                    database=database, pulses=pulses, counted=counter.add)
-        printed = Path(folder) / "record.pdf"
-        print_pdf(page, printed)
-        with printed.open("rb") as source:
+            printed(html_stream)
+        pdf = Path(folder) / "record.pdf"
+        print_pdf(page, pdf)
+        with pdf.open("rb") as source:
             stream.write(source.read())
         stream.flush()
         os.fsync(stream.fileno())

@@ -80,6 +80,12 @@ CHAINED: dict[str, tuple[str, ...]] = {
                               "reason", "by_user_id", "recorded_utc", "signature"),
     "outcomes": ("id", "course_id", "client_ref", "area", "metric", "value", "assessed_date",
                  "source", "source_file", "source_sha256", "user_id", "recorded_utc"),
+    # Schema 7: consent and aftercare documents (laserlog.review.documents).
+    "documents": ("id", "kind", "sha256", "file_name", "size_bytes", "text",
+                  "first_recorded_utc"),
+    "course_consents": ("id", "course_id", "client_ref", "consent_sha256", "witness_user_id",
+                        "witness_role", "agreed_utc", "signature"),
+    "session_aftercare": ("id", "session_id", "aftercare_sha256", "how", "given_utc"),
 }
 
 #: What a seal snapshots of a session and of its console.

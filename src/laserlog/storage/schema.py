@@ -484,6 +484,45 @@ SELECT a.id, a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_n
 FROM adverse_events a;
 """ + "".join(_append_only(t) for t in _V6_TABLES)
 
+# Consent and aftercare as versioned documents (laserlog.review.documents): each text kept
+# once per version (its SHA-256), so a later edit of the site's file never changes what was
+# agreed or given; which consent version a course's client agreed, witnessed by a registered
+# user who signs the row; which aftercare version a session's end gave.
+_V7_TABLES = ("documents", "course_consents", "session_aftercare")
+_V7 = """
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('consent', 'aftercare')),
+    sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+    file_name TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL CHECK (size_bytes BETWEEN 1 AND 1048576),
+    text TEXT NOT NULL,
+    first_recorded_utc TEXT NOT NULL,
+    UNIQUE (kind, sha256)
+);
+
+CREATE TABLE course_consents (
+    id INTEGER PRIMARY KEY,
+    course_id INTEGER NOT NULL REFERENCES courses(id),
+    client_ref TEXT NOT NULL,
+    consent_sha256 TEXT NOT NULL,
+    witness_user_id TEXT NOT NULL,
+    witness_role TEXT NOT NULL,
+    agreed_utc TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX course_consents_course ON course_consents (course_id, id);
+
+CREATE TABLE session_aftercare (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    aftercare_sha256 TEXT NOT NULL,
+    how TEXT NOT NULL CHECK (how IN ('end', 'later')),
+    given_utc TEXT NOT NULL
+);
+CREATE INDEX session_aftercare_session ON session_aftercare (session_id, id);
+""" + "".join(_append_only(t) for t in _V7_TABLES)
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
@@ -492,6 +531,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V4,
     _V5,
     _V6,
+    _V7,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -149,6 +149,19 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "assessed_date": "date assessed", "source": "typed or imported",
         "source_file": "imported file", "source_sha256": "its SHA-256", "user_id": "who",
         "recorded_utc": "when (UTC)"}),
+    "documents": ("Consent and aftercare texts, each version kept once (its SHA-256).", {
+        "id": "row", "kind": "consent or aftercare", "sha256": "the version: SHA-256 of the file",
+        "file_name": "the file it was read from", "size_bytes": "its size in bytes",
+        "text": "the Markdown text", "first_recorded_utc": "first recorded (UTC)"}),
+    "course_consents": ("The consent version a course's client agreed, and its witness.", {
+        "id": "row", "course_id": "course", "client_ref": "client pseudonym",
+        "consent_sha256": "consent version (documents.sha256)",
+        "witness_user_id": "the registered user who witnessed it", "witness_role": "their role",
+        "agreed_utc": "when (UTC)", "signature": "the witness's signature"}),
+    "session_aftercare": ("The aftercare version a session's client was given.", {
+        "id": "row", "session_id": "session",
+        "aftercare_sha256": "aftercare version (documents.sha256)",
+        "how": "end (at the session's end) or later", "given_utc": "when (UTC)"}),
 }
 
 #: Views over the course and reaction tables, described column by column.

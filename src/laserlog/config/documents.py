@@ -1,0 +1,105 @@
+"""Consent and aftercare texts: the site's Markdown files, read whole and named by SHA-256.
+
+A version of a document is the SHA-256 of the file's bytes, so the same text is the same
+version wherever it comes from, and one changed byte is a new version. The file is opened
+once and checked on the open descriptor (a regular file, at most 1 MB, UTF-8 text with no
+control characters but tab and line breaks): a folder, a FIFO or a device is refused without
+blocking, and a file swapped after the check is not the one read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from laserlog.errors import LaserlogError
+
+KINDS = ("consent", "aftercare")
+#: The largest document laserlog keeps: a consent or aftercare text runs to a few pages.
+MAX_DOCUMENT_BYTES = 2**20
+#: Control characters a Markdown text may hold: tab, line feed, carriage return, form feed.
+_ALLOWED_CONTROLS = frozenset("\t\n\r\f")
+
+
+class DocumentError(LaserlogError):
+    """Raise when a consent or aftercare file cannot be taken as a document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One version of a consent or aftercare text, as read from its file."""
+
+    kind: str
+    path: Path
+    sha256: str
+    text: str
+    size_bytes: int
+
+    @property
+    def version(self) -> str:
+        """Return the short form of the version people read (the SHA-256's first 12 digits)."""
+        return self.sha256[:12]
+
+
+def _kind_of_file(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def read_document(path: str | Path, kind: str, what: str) -> Document:
+    """Return the document a file holds; raise DocumentError naming `what` (the option or the
+    site file's key) and the file, and what was expected."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown document kind {kind!r}")
+    path = Path(path)
+    expected = (f"expected a UTF-8 Markdown file of at most {MAX_DOCUMENT_BYTES} bytes, e.g. "
+                f"{kind}.md; nothing was written")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise DocumentError(f"{what} {path}: no such file; {expected}") from None
+    except OSError as exc:
+        raise DocumentError(f"{what} {path}: cannot be read ({exc.strerror}); {expected}"
+                            ) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DocumentError(f"{what} {path}: {_kind_of_file(mode).removeprefix('not ')}"
+                                f" is not a Markdown file; {expected}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(MAX_DOCUMENT_BYTES + 1)
+    except IsADirectoryError:  # some systems refuse read() on a folder before fstat says so
+        raise DocumentError(f"{what} {path}: a folder is not a Markdown file; {expected}"
+                            ) from None
+    except OSError as exc:
+        raise DocumentError(f"{what} {path}: cannot be read ({exc.strerror}); {expected}"
+                            ) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{what} {path}: larger than {MAX_DOCUMENT_BYTES} bytes; "
+                            f"{expected}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{what} {path}: not UTF-8 text (byte {exc.start}); {expected}"
+                            ) from None
+    body = text.removeprefix("\ufeff")
+    if not body.strip():
+        raise DocumentError(f"{what} {path}: empty; {expected}")
+    for number, char in enumerate(body):
+        if (ord(char) < 32 or 0x7f <= ord(char) < 0xa0) and char not in _ALLOWED_CONTROLS:
+            line = body.count("\n", 0, number) + 1
+            raise DocumentError(f"{what} {path}: control character U+{ord(char):04X} on line "
+                                f"{line}, so not Markdown text; {expected}")
+    return Document(kind, path, hashlib.sha256(data).hexdigest(), text, len(data))
