@@ -40,12 +40,6 @@ _LATEST_CORRECTIONS = """latest_corrections AS MATERIALIZED (
     SELECT max(id) FROM corrections WHERE table_name = 'sessions' GROUP BY row_id, column_name)
 )"""
 
-#: Each session's kind (its newest `session_kinds` row): joined once, like the corrections.
-_LATEST_KINDS = """latest_kinds AS MATERIALIZED (
-  SELECT session_id, kind, course_id FROM session_kinds WHERE id IN (
-    SELECT max(id) FROM session_kinds GROUP BY session_id)
-)"""
-
 
 def _correction_join(column: str) -> str:
     alias = f"c_{column}"
@@ -80,7 +74,6 @@ _CORRECTED = ("trim(CASE WHEN c_client_ref.row_id IS NOT NULL THEN 'client ' ELS
 #: spots never count among them (the client page lists them apart).
 SESSIONS_CTE = f"""
 WITH {_LATEST_CORRECTIONS},
-{_LATEST_KINDS},
 corrected AS (
   SELECT s.id, s.uuid, s.started_utc, s.ended_utc, s.status, s.profile_id, s.operator_id,
          d.serial, d.model,
@@ -93,7 +86,8 @@ corrected AS (
          {_CORRECTED} AS corrected,
          coalesce(k.kind, 'one_off') AS kind, k.course_id
   FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
-  LEFT JOIN latest_kinds k ON k.session_id = s.id
+  LEFT JOIN session_kinds k ON k.id = (SELECT max(id) FROM session_kinds
+                                      WHERE session_id = s.id)
   {_correction_join('client_ref')}{_correction_join('area')}
   WHERE (:from = '' OR s.started_utc >= {_start('from')})
     AND (:to = '' OR s.started_utc < {_end('to')})
