@@ -8,10 +8,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_serve_browser import FLAGS, chromium
 
 from conftest import wait_until
 from servekit import fill_course, served
-from test_serve_browser import FLAGS, chromium
 
 
 @pytest.fixture(scope="module")

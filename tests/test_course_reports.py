@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import re
 import sqlite3
@@ -13,8 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from laserlog.cli.main import main
+from test_courses import cli
 
 from servekit import fill_course, served
 
@@ -22,16 +20,6 @@ from servekit import fill_course, served
 @pytest.fixture(scope="module")
 def course_db(tmp_path_factory) -> Path:
     return fill_course(tmp_path_factory.mktemp("course-reports"))
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            status = main(list(argv))
-        except SystemExit as exc:
-            status = int(exc.code or 0)
-    return status, out.getvalue(), err.getvalue()
 
 
 def sql(db: Path, query: str) -> list[tuple]:
