@@ -22,6 +22,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("serve.py", []),
     ("sync.py", []),
     ("fleet.py", []),
+    ("courses.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -38,6 +39,8 @@ SMOKE: list[tuple[str, list[str]]] = [
                   "--db", "{tmp}/serve.db"]),
     ("sync.py", ["--rows", "2000"]),
     ("fleet.py", ["--pulses", "200000", "--consoles", "5", "--runs", "3"]),
+    ("courses.py", ["--sessions", "2000", "--courses", "200", "--pulses", "5", "--runs", "5",
+                    "--db", "{tmp}/courses.db"]),
 ]
 
 

@@ -145,3 +145,74 @@ def fill_officer(folder: Path) -> Path:
         # Session 6 was entered as chin: corrected to the left cheek, it counts there.
         correct(store, 6, "area", "left cheek", "entered as chin by mistake", officer)
     return db
+
+
+@contextlib.contextmanager
+def course_clock(start: datetime) -> Iterator[list[datetime]]:
+    """Hold the course rules' clock (laserlog.recording.courses.now) at a moment the caller
+    moves: yield a one-item list whose item is the time now."""
+    from laserlog.recording import courses
+
+    moment = [start]
+    real = courses.now
+    courses.now = lambda: moment[0]
+    try:
+        yield moment
+    finally:
+        courses.now = real
+
+
+def fill_course(folder: Path) -> Path:
+    """Record C-1042's pores course on the left cheek (window 21-42 days): a test spot read out
+    three days later with erythema 1, the first session in two passes, a second ten days
+    after it on an officer's override, and a third 50 days after that (late); a one-off of
+    the same client stays out of the course. Return the database."""
+    from laserlog.config.courses import Window
+    from laserlog.config.profile import open_profile
+    from laserlog.recording import courses
+    from laserlog.recording.contract import Contract, CourseRequest
+    from laserlog.recording.recorder import Recorder, SessionInfo
+    from laserlog.sim.engine import Simulator
+
+    db = folder / "laserlog.db"
+    (folder / "site.toml").write_text('timezone = "Europe/Berlin"\n')
+    checks = {"eyewear": True, "consent": True, "sun_exposure": True}
+    contract = Contract.for_database(db)
+    plan = [(0.0, CourseRequest("1", test_spot=True), 6, False),
+            (4.0, CourseRequest("1"), 12, True),
+            (14.0, CourseRequest("1", override_by="lso-01", override_role="officer",
+                                 override_reason="client travels for two months"), 10, False),
+            (64.0, CourseRequest("1"), 8, False),
+            (65.0, CourseRequest(), 5, False)]
+    with Store(db) as store, course_clock(datetime(2026, 3, 2, 8, 30, tzinfo=UTC)) as clock, \
+            Simulator(open_profile("ps755-ref"), folder / "ps755", seed=5, rate_hz=200) as sim:
+        start = clock[0]
+        courses.create(store, client="C-1042", area="left cheek", indication="pores",
+                       sessions=4, window=Window(21, 42, 28), profile_id="ps755-ref",
+                       note="PIH history: conservative")
+        for day, request, pulses, passes in plan:
+            clock[0] = start + timedelta(days=day)
+            recorder = Recorder(store, sim.profile, str(sim.path))
+            recorder.start(SessionInfo("tech-01", "C-1042", "left cheek", skin_type="III",
+                                       eyewear_checked=True, checklist=checks),
+                           contract=contract, course=request)
+            if passes:
+                recorder.mark_pass(time.time(), 1, "upper cheek")
+            sim.console.firing = True
+
+            def step(recorder: Recorder = recorder, pulses: int = pulses,
+                     passes: bool = passes) -> bool:
+                recorder.step(0.02)
+                if passes and recorder.totals.pulses >= 6 and recorder.current_pass[0] == 1:
+                    recorder.mark_pass(time.time(), 2, "lower cheek")
+                return recorder.totals.pulses >= pulses
+
+            wait_until(step, 30, f"{pulses} pulses")
+            with sim._lock:
+                sim.console.firing = False
+            recorder.end("test done")
+            if request.test_spot:
+                clock[0] = start + timedelta(days=3)
+                courses.record_readout(store, recorder.session_id or 0, {"erythema": 1},
+                                       "slight redness", "lso-01")
+    return db

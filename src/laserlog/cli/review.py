@@ -23,8 +23,8 @@ def _filters(p: argparse.ArgumentParser, *, client: bool = True) -> None:
         p.add_argument("--area", metavar="AREA", help="only this treatment area (as recorded, "
                        "corrections applied; case does not matter)")
         p.add_argument("--last", type=positive_int, metavar="N",
-                       help="only the N most recent sessions that match (e.g. of --client "
-                       "on --area)")
+                       help="only the N most recent full sessions that match (e.g. of "
+                       "--client on --area); test spots are listed apart")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -50,10 +50,11 @@ def add_commands(commands: Any) -> None:
     p = sub.add_parser("energy", help="pulses, total energy, max fluence and regimes")
     p.add_argument("--by", default="session", choices=("session", "day", "week", "month",
                                                        "device", "operator", "client", "area",
-                                                       "console", "site"),
+                                                       "pass", "console", "site"),
                    help="one row per session (default) or per group; day, week (ISO 8601) "
                    "and month in the site's time zone; client = per client and area, summed "
-                   "across sessions; console and site: on a central server")
+                   "across sessions; pass = per pass of each session with passes marked; "
+                   "console and site: on a central server")
     _filters(p)
     _format(p)
     db_arg(p)
@@ -197,8 +198,9 @@ def add_commands(commands: Any) -> None:
     which.add_argument("--session", type=positive_int, metavar="ID")
     which.add_argument("--from", dest="start", metavar="DATE", help="sessions started from")
     p.add_argument("--to", dest="end", metavar="DATE", help="... up to this date (with --from)")
-    p.add_argument("--table", choices=("pulses", "events", "sessions"), default="pulses",
-                   help="what a CSV export holds (default pulses)")
+    p.add_argument("--table", choices=("pulses", "events", "sessions", "passes"),
+                   default="pulses", help="what a CSV export holds (default pulses; passes: "
+                   "per pass of each session, as `report energy --by pass`)")
     p.add_argument("--pulses", action="store_true",
                    help="html/pdf: add the full pulse table to the printable record")
     p.add_argument("--aftercare", action="store_true",

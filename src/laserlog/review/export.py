@@ -23,10 +23,11 @@ from laserlog.errors import LaserlogError
 from laserlog.review import corrections, printable
 from laserlog.review.pdf import chromium, print_pdf
 from laserlog.review.precision import row_text
+from laserlog.review.reports import pass_figures, pass_report
 from laserlog.storage.store import EVENT_LOG, PULSE_LOG, utc_now
 
 FORMATS = ("csv", "json", "ndjson", "html", "pdf")
-CSV_TABLES = ("pulses", "events", "sessions")
+CSV_TABLES = ("pulses", "events", "sessions", "passes")
 PAGE = 5000
 Progress = Callable[[int, int], None]
 
@@ -168,6 +169,13 @@ def _csv(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[st
     if table not in CSV_TABLES:
         raise LaserlogError(f"--table {table!r} is unknown; expected one of {', '.join(CSV_TABLES)}")
     writer: csv.DictWriter | None = None
+    if table == "passes":
+        report = pass_report(conn, sessions)
+        writer = csv.DictWriter(stream, report.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row_text(p) for p in report.rows)
+        counter.add(len(sessions))
+        return
     if table == "sessions":
         for s in sessions:
             if writer is None:
@@ -207,6 +215,7 @@ def _session_record(conn: sqlite3.Connection, s: dict[str, Any]) -> dict[str, An
 
     record = dict(s)
     record["corrections"] = corrections.corrections_for(conn, s["id"])
+    record["passes"] = pass_figures(conn, [s["id"]]).get(s["id"], [])
     record["signatures"] = [g.as_dict() for g in signatures(conn, [s["id"]]).get(s["id"], [])]
     record["settings"] = _dicts(conn.execute(
         "SELECT name, value, unit, strftime('%Y-%m-%dT%H:%M:%fZ', received_unix_s, 'unixepoch')"

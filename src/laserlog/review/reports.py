@@ -16,7 +16,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -25,7 +25,8 @@ from laserlog.errors import LaserlogError
 from laserlog.review import corrections
 from laserlog.review.precision import row_text
 
-ENERGY_GROUPS = ("session", "day", "week", "month", "device", "operator", "client", "area")
+ENERGY_GROUPS = ("session", "day", "week", "month", "device", "operator", "client", "area",
+                 "pass")
 FAULT_GROUPS = ("event", "kind", "device", "session", "day", "month")
 #: Event kinds the faults report shows unless --kind says otherwise.
 FAULT_KINDS = ("fault", "fault_cleared", "interlock_open", "interlock_closed", "link_lost",
@@ -139,8 +140,46 @@ def sessions(conn: sqlite3.Connection, f: Filters) -> list[dict[str, Any]]:
         wanted = f.area.strip().casefold()
         rows = [r for r in rows if (r["area"] or "").strip().casefold() == wanted]
     if f.last is not None:
-        rows = rows[-f.last:]
+        rows = _last_full(conn, rows, f.last)[0]
     return rows
+
+
+def _last_full(conn: sqlite3.Connection, rows: list[dict[str, Any]],
+               last: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the newest `last` full sessions of `rows` (oldest first) and, apart, the test
+    spots among `rows` started after the full session before them (all of them when the N
+    are every full session): a test spot is never one of the N."""
+    kinds = session_kinds(conn, [r["id"] for r in rows])
+    every = [r for r in rows if kinds.get(r["id"]) != "test_spot"]
+    full = every[-last:]
+    before = every[-last - 1] if len(every) > last else None
+    since = (before["started_utc"], before["id"]) if before is not None else None
+    spots = [r for r in rows if kinds.get(r["id"]) == "test_spot"
+             and (since is None or (r["started_utc"], r["id"]) > since)]
+    return full, spots
+
+
+def session_kinds(conn: sqlite3.Connection, session_ids: list[int]) -> dict[int, str]:
+    """Return each session's kind (course, one_off, test_spot; its newest kind row)."""
+    kinds: dict[int, str] = {}
+    for start in range(0, len(session_ids), 500):
+        part = session_ids[start:start + 500]
+        for sid, kind in conn.execute(
+                f"SELECT session_id, kind FROM session_kinds WHERE session_id IN"
+                f" ({', '.join('?' * len(part))}) ORDER BY id", part):
+            kinds[int(sid)] = str(kind)
+    return kinds
+
+
+def spot_notes(spots: list[dict[str, Any]], last: int) -> list[str]:
+    """Return the notes that list, apart, the test spots the last N sessions leave out."""
+    if not spots:
+        return []
+    return [f"test spots, not counted in the last {last} sessions:"] + [
+        f"  session {r['id']}  {r['started_utc'][:16]}Z  {r['area'] or '-'}  "
+        f"{r['pulse_count']} pulses  {r['total_energy_j']:.4f} J  max "
+        + ("-" if r["max_fluence_j_cm2"] is None else f"{r['max_fluence_j_cm2']:.3f}")
+        + " J/cm2" for r in spots]
 
 
 def client_hint(conn: sqlite3.Connection, f: Filters) -> str | None:
@@ -202,7 +241,14 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
             and f.last is None
             and (periods_in_sql or by not in localtime.PERIODS)):
         return _energy_grouped_in_sql(conn, by, f, zone)
-    rows = sessions(conn, f)
+    rows = sessions(conn, replace(f, last=None))
+    spots: list[dict[str, Any]] = []
+    if f.last is not None:
+        rows, spots = _last_full(conn, rows, f.last)
+    if by == "pass":
+        report = pass_report(conn, rows)
+        report.notes += spot_notes(spots, f.last or 0)
+        return report
     limit_counts = _event_counts(conn, [r["id"] for r in rows], "out_of_limit")
     out: list[dict[str, Any]] = []
     if by == "session":
@@ -245,7 +291,57 @@ def energy_report(conn: sqlite3.Connection, by: str, f: Filters, *, in_sql: bool
              "max_fluence_j_cm2": _max(r["max_fluence_j_cm2"] for r in rows),
              "regimes": _regimes(r["regimes"] for r in rows),
              "out_of_limit": sum(limit_counts.values())}
-    return Report(f"Energy by {by}", columns, out, total)
+    return Report(f"Energy by {by}", columns, out, total, spot_notes(spots, f.last or 0))
+
+
+PASS_COLUMNS = ["session", "started_utc", "client", "area", "pass", "sub_area", "pulses",
+                "energy_j", "mean_fluence_j_cm2", "max_fluence_j_cm2"]
+
+
+def pass_figures(conn: sqlite3.Connection,
+                 session_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Return per session (those with a pass marked) its passes from the `pulse_passes`
+    view: pass number and sub-area (None before the first mark), pulses, energy, mean and
+    highest fluence."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for start in range(0, len(session_ids), 500):
+        part = session_ids[start:start + 500]
+        marks = ", ".join("?" * len(part))
+        marked = [int(r[0]) for r in conn.execute(
+            f"SELECT DISTINCT session_id FROM events WHERE kind = 'pass' AND session_id IN"
+            f" ({marks})", part)]
+        if not marked:
+            continue
+        for row in conn.execute(
+                "SELECT pp.session_id, pp.pass_number, pp.sub_area, count(*),"
+                " coalesce(sum(p.energy_j), 0), avg(p.fluence_j_cm2), max(p.fluence_j_cm2)"
+                " FROM pulse_passes pp JOIN pulses p ON p.id = pp.pulse_id"
+                f" WHERE pp.session_id IN ({', '.join('?' * len(marked))})"
+                " GROUP BY pp.session_id, pp.pass_number, pp.sub_area"
+                " ORDER BY pp.session_id, min(p.received_unix_s)", marked):
+            out.setdefault(int(row[0]), []).append(
+                {"pass": row[1], "sub_area": row[2], "pulses": row[3], "energy_j": row[4],
+                 "mean_fluence_j_cm2": row[5], "max_fluence_j_cm2": row[6]})
+    return out
+
+
+def pass_report(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> Report:
+    """Return one row per pass of each selected session that has its passes marked."""
+    figures = pass_figures(conn, [r["id"] for r in rows])
+    out = []
+    for r in rows:
+        for p in figures.get(r["id"], []):
+            out.append({"session": r["id"], "started_utc": r["started_utc"],
+                        "client": r["client_ref"], "area": r["area"] or "-",
+                        **p, "pass": "-" if p["pass"] is None else p["pass"],
+                        "sub_area": p["sub_area"] or "-"})
+    total = {"session": "TOTAL", "pulses": sum(p["pulses"] for p in out),
+             "energy_j": sum(p["energy_j"] for p in out),
+             "max_fluence_j_cm2": _max(p["max_fluence_j_cm2"] for p in out)}
+    unmarked = len(rows) - len(figures)
+    notes = ([f"{unmarked} of the {len(rows)} sessions have no pass marked"]
+             if unmarked else [])
+    return Report("Energy by pass", PASS_COLUMNS, out, total, notes)
 
 
 # Groupings whose key no correction can change: SQLite aggregates the sessions' totals

@@ -34,8 +34,25 @@ CLIENT_SESSIONS = f"""{SESSIONS_CTE}SELECT id AS session, started_utc, ended_utc
   max_fluence_j_cm2, out_of_limit AS out_of_limit_pulses,
   (SELECT group_concat(DISTINCT e.raw) FROM events e WHERE e.session_id = selected.id
      AND e.kind = 'out_of_limit') AS limits_passed,
-  {_SIGNOFF} AS signoff, {report_link('id')} AS printable_report
+  {_SIGNOFF} AS signoff, {report_link('id')} AS printable_report, kind, course_id
 FROM selected ORDER BY started_utc, id"""
+
+#: The test spots `last` leaves out, listed apart: those after the full session before
+#: the last N (every test spot when the N are all of them).
+TEST_SPOTS_APART = f"""{SESSIONS_CTE}SELECT id AS session, started_utc, coalesce(area, '-') AS
+  area, pulse_count AS pulses, total_energy_j AS energy_j, max_fluence_j_cm2, course_id
+FROM filtered WHERE :last != '' AND kind = 'test_spot' AND started_utc > coalesce((
+  SELECT started_utc FROM filtered WHERE kind != 'test_spot'
+    AND newest = CAST(:last AS INTEGER) + 1), '')
+ORDER BY started_utc, id"""
+
+#: The client's courses, newest first, with how many full sessions each holds now.
+CLIENT_COURSES = """SELECT c.id, c.area, c.indication, c.planned_sessions,
+  c.min_interval_days, c.max_interval_days,
+  (SELECT count(*) FROM session_kind k JOIN sessions s ON s.id = k.session_id
+    WHERE k.course_id = c.id AND k.kind = 'course' AND s.pulse_count > 0) AS sessions,
+  (SELECT min(closed_utc) FROM course_closures x WHERE x.course_id = c.id) AS closed_utc
+FROM courses c WHERE upper(c.client_ref) = upper(trim(:client)) ORDER BY c.id DESC"""
 
 
 class FilterError(ValueError):

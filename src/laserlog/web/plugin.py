@@ -125,6 +125,11 @@ async def client_page(request: Request, datasette: Any) -> Response:
     sql_url = datasette.urls.database(DATABASE) + "?" + urlencode(
         {"sql": client.CLIENT_SESSIONS.strip(), **filters})
     context.update(client.page_context(rows, filters, all_rows, db.site, sql_url))
+    context["test_spots_apart"] = [dict(r) for r in (
+        await db.execute(client.TEST_SPOTS_APART, filters)).rows]
+    context["courses"] = [dict(r) for r in (
+        await db.execute(client.CLIENT_COURSES, {"client": filters["client"]})).rows]
+    context["course_href"] = course_url
     context["sql_text"] = client.CLIENT_SESSIONS.strip()
     context["cell"] = lambda column, value: (
         cells.cell(column, value, db.zone) or ("-" if value is None else value))
@@ -148,10 +153,45 @@ async def choices(datasette: Any) -> dict[str, list[str]]:
     return out
 
 
+def _course_context(db_path: str, course_id: int, zone: Any) -> dict[str, Any]:
+    from laserlog.web import course
+
+    return course.page_context(_review_conn(db_path), course_id, zone)
+
+
+async def course_page(request: Request, datasette: Any) -> Response:
+    """Serve one course on a time axis: windows, dose, test spots, overrides, passes."""
+    from laserlog.web import course
+
+    if await datasette.permission_allowed(request.actor, "view-instance",
+                                          default=True) is False:
+        raise Forbidden("view-instance denied")
+    course_id = int(request.url_vars["course_id"])
+    db = datasette.get_database(DATABASE)
+    loop = asyncio.get_running_loop()
+    try:
+        if not 0 < course_id < 2**63:  # SQLite's integers: a larger ID names no course
+            raise course.NoCourse(f"no course {course_id} in this database")
+        context = await loop.run_in_executor(datasette.executor, _course_context, db.path,
+                                             course_id, db.zone)
+    except course.NoCourse as exc:
+        html = await datasette.render_template("laserlog_course.html", {"error": str(exc)},
+                                               request=request)
+        return Response.html(html, status=404)
+    context["client_href"] = client_url(context["course"].client_ref)
+    context["report_href"] = report_url
+    context["when"] = lambda value: " · ".join(cells.time_text(value, db.zone) or (value,))
+    context["cell"] = lambda column, value: (
+        cells.cell(column, value, db.zone) or ("-" if value is None else value))
+    html = await datasette.render_template("laserlog_course.html", context, request=request)
+    return Response.html(html)
+
+
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
     return [(r"^/-/laserlog/sessions/(?P<session_id>\d+)/report$", session_report),
-            (r"^/-/laserlog/client$", client_page)]
+            (r"^/-/laserlog/client$", client_page),
+            (r"^/-/laserlog/courses/(?P<course_id>\d+)$", course_page)]
 
 
 @hookimpl
@@ -181,6 +221,10 @@ def render_cell(row: Any, value: Any, column: str, table: str | None, database: 
             return None
         href = escape(datasette.urls.path(report_url(session_id)))
         return Markup(f'{escape(value)} <a href="{href}">(printable report)</a>')
+    if column == "course_id" and isinstance(value, int) or (
+            table == "courses" and column == "id" and isinstance(value, int)):
+        href = escape(datasette.urls.path(course_url(value)))
+        return Markup(f'<a href="{href}">course {value}</a>')
     if column in ("client", "client_ref") and isinstance(value, str) and value:
         href = escape(datasette.urls.path(client_url(value)))
         return Markup(f'<a href="{href}">{escape(value)}</a>')
@@ -200,6 +244,13 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str,
 def report_url(session_id: int) -> str:
     """Return the path of a session's printable report."""
     return REPORT_ROUTE.format(id=session_id)
+
+
+def course_url(course_id: int) -> str:
+    """Return the path of a course's page."""
+    from laserlog.web.course import course_url as path
+
+    return path(course_id)
 
 
 def client_url(client_ref: str) -> str:

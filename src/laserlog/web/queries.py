@@ -68,8 +68,10 @@ def _unix(iso_sql: str) -> str:
 _CORRECTED = ("trim(CASE WHEN c_client_ref.row_id IS NOT NULL THEN 'client ' ELSE '' END"
               " || CASE WHEN c_area.row_id IS NOT NULL THEN 'area' ELSE '' END)")
 
-#: Sessions with corrected details, their console named as the reports name it, and their
-#: out-of-limit pulse count; filtered by the optional `from` / `to` parameters.
+#: Sessions with corrected details, their console named as the reports name it, their kind
+#: (course, one_off, test_spot) and course, and their out-of-limit pulse count; filtered by
+#: the optional `from` / `to` parameters. `last` keeps the newest N full sessions: test
+#: spots never count among them (the client page lists them apart).
 SESSIONS_CTE = f"""
 WITH {_LATEST_CORRECTIONS},
 corrected AS (
@@ -81,8 +83,11 @@ corrected AS (
          {_latest_correction('area')} AS area,
          s.pulse_count, s.total_energy_j, s.max_fluence_j_cm2, s.regimes,
          s.client_ref AS client_as_recorded, s.area AS area_as_recorded,
-         {_CORRECTED} AS corrected
+         {_CORRECTED} AS corrected,
+         coalesce(k.kind, 'one_off') AS kind, k.course_id
   FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
+  LEFT JOIN session_kinds k ON k.id = (SELECT max(id) FROM session_kinds
+                                      WHERE session_id = s.id)
   {_correction_join('client_ref')}{_correction_join('area')}
   WHERE (:from = '' OR s.started_utc >= {_start('from')})
     AND (:to = '' OR s.started_utc < {_end('to')})
@@ -93,7 +98,8 @@ limit_counts AS (
 ),
 filtered AS (
   SELECT corrected.*, coalesce(limit_counts.n, 0) AS out_of_limit,
-         row_number() OVER (ORDER BY corrected.started_utc DESC, corrected.id DESC) AS newest
+         row_number() OVER (PARTITION BY corrected.kind = 'test_spot'
+                            ORDER BY corrected.started_utc DESC, corrected.id DESC) AS newest
   FROM corrected LEFT JOIN limit_counts ON limit_counts.session_id = corrected.id
   WHERE (:client = '' OR upper(client_ref) = upper(trim(:client)))
     AND (:area = '' OR lower(area) = lower(trim(:area)))
@@ -102,7 +108,7 @@ filtered AS (
 ),
 selected AS (
   SELECT * FROM filtered
-  WHERE :last = '' OR newest <= CAST(:last AS INTEGER)
+  WHERE :last = '' OR (kind != 'test_spot' AND newest <= CAST(:last AS INTEGER))
 )
 """
 

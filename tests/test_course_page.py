@@ -1,0 +1,104 @@
+"""The course page in a real headless Chromium, its figures checked against plain SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_serve_browser import FLAGS, chromium
+
+from conftest import wait_until
+from servekit import fill_course, served
+
+
+@pytest.fixture(scope="module")
+def course_db(tmp_path_factory) -> Path:
+    return fill_course(tmp_path_factory.mktemp("course"))
+
+
+def by_sql(db: Path) -> dict[int, tuple]:
+    """Return each session of course 1 by plain SQL: (kind, pulses, energy_j, mean and max
+    fluence J/cm2)."""
+    with sqlite3.connect(db) as conn:
+        return {r[0]: r[1:] for r in conn.execute("""
+            SELECT s.id, k.kind, s.pulse_count, s.total_energy_j,
+              (SELECT avg(fluence_j_cm2) FROM pulses p WHERE p.session_id = s.id),
+              (SELECT max(fluence_j_cm2) FROM pulses p WHERE p.session_id = s.id)
+            FROM sessions s JOIN session_kind k ON k.session_id = s.id
+            WHERE k.course_id = 1 ORDER BY s.started_utc""")}
+
+
+def test_course_page_draws_windows_dose_test_spot_override_and_passes(course_db, tmp_path):
+    from cdp import Browser
+
+    expected = by_sql(course_db)
+    assert [k for k, *_ in expected.values()] == ["test_spot", "course", "course", "course"]
+    full_j = sum(e for k, _, e, _, _ in expected.values() if k == "course")
+    with sqlite3.connect(course_db) as conn:
+        passes = dict(conn.execute("SELECT pass_number, count(*) FROM pulse_passes"
+                                   " WHERE session_id = 2 GROUP BY pass_number"))
+    browser = Browser(chromium(), tmp_path / "profile", FLAGS)
+    try:
+        with served(course_db) as base:
+            browser.open(base + "/-/laserlog/client?client=C-1042")
+            browser.click_and_wait("#course-link-1")
+            shown = browser.evaluate("""({
+                url: location.pathname,
+                delivered: document.querySelector('#course-delivered').textContent,
+                energy: document.querySelector('#course-energy').textContent,
+                next: document.querySelector('#next-window').textContent,
+                rows: [...document.querySelectorAll('#course-sessions tbody tr[data-kind]')].map(tr => ({
+                  session: Number(tr.id.replace('session-', '')), kind: tr.dataset.kind,
+                  label: tr.querySelector('.label').textContent,
+                  days: tr.querySelector('.days').textContent,
+                  window: tr.querySelector('.window').textContent,
+                  energy: tr.querySelector('.energy').textContent,
+                  cumulative: tr.querySelector('.cumulative').textContent,
+                  mean: tr.querySelector('.mean-fluence').textContent,
+                  max: tr.querySelector('.max-fluence').textContent,
+                  passes: [...document.querySelectorAll(`#detail-${tr.dataset.session} .pass`)]
+                    .map(p => p.textContent),
+                  notes: (document.querySelector(`#detail-${tr.dataset.session} .notes`)
+                          || {textContent: ''}).textContent}))})""")
+            wait_until(lambda: browser.evaluate(
+                "document.querySelectorAll('.laserlog-chart canvas, .laserlog-chart svg')"
+                ".length") >= 3, 30, "the course page's three charts")
+            shots = [browser.screenshot(tmp_path / f"course-{w}.png", w) for w in (1280, 800)]
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(base + "/-/laserlog/courses/9", timeout=10)
+    finally:
+        browser.close()
+    assert shown["url"] == "/-/laserlog/courses/1"
+    assert shown["delivered"] == "3"
+    assert shown["energy"] == f"{full_j:.4f} J"
+    rows = {r["session"]: r for r in shown["rows"]}
+    assert list(rows) == list(expected)
+    cumulative = 0.0
+    for session, (kind, _, energy_j, mean, high) in expected.items():
+        row = rows[session]
+        assert row["kind"] == kind
+        assert row["energy"] == f"{energy_j:.4f} J"
+        assert row["mean"] == f"{mean:.3f} J/cm²" and row["max"] == f"{high:.3f} J/cm²"
+        if kind == "course":
+            cumulative += energy_j
+            assert row["cumulative"] == f"{cumulative:.4f} J"
+    spot, first, early, late = rows.values()
+    assert spot["label"] == "test spot" and "erythema 1 (slight redness)" in spot["notes"]
+    assert "read out 2026-03-05 08:30:00 UTC · 09:30:00 CET" in spot["notes"]
+    assert first["label"] == "#1" and first["days"] == "-"
+    assert early["days"] == "10" and "2026-03-27 –2026-04-17" in early["window"]
+    assert "early" in early["window"] and "override by lso-01" in early["notes"]
+    assert late["days"] == "50" and "late" in late["window"]
+    assert [p.split(":")[0] for p in first["passes"]] == ["pass 1 (upper cheek)",
+                                                          "pass 2 (lower cheek)"]
+    assert [int(p.split(": ")[1].split(" ")[0]) for p in first["passes"]] == [
+        passes[1], passes[2]]
+    assert shown["next"] == "2026-05-26 – 2026-06-16"
+    assert missing.value.code == 404
+    assert browser.errors == []
+    for shot in shots:
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
