@@ -33,6 +33,10 @@ from laserlog.recording.recorder import Recorder
 from laserlog.sim.engine import Simulator
 from laserlog.storage.store import Store
 
+#: A session started as a technician starts one: the whole start-of-session contract.
+BENCH_START = SessionInfo("bench", "C-0001", "left cheek", "III", True,
+                          {"eyewear": True, "consent": True, "sun_exposure": True})
+
 HOSTILE = {
     "energy": ["-1.00", "0.00", "5001.00", "1e308", "-0"],
     "fluence": ["0.000", "-0.5", "101", "1e308"],
@@ -76,7 +80,7 @@ def console_lines(count: int, rng: random.Random, tmp: Path) -> dict:
     with Simulator(profile, tmp / "console", seed=1) as sim:
         store = Store(db)
         recorder = Recorder(store, profile, str(sim.path))
-        session_id = recorder.start(SessionInfo("bench", "C-0001", eyewear_checked=True))
+        session_id = recorder.start(BENCH_START)
         # The console has answered the start; from here on the flood is the only writer on
         # the line (a reply interleaved mid-line would garble lines of the flood).
         sim._stop.set()

@@ -21,6 +21,10 @@ from laserlog.recording.contract import SessionInfo
 from laserlog.recording.recorder import Recorder
 from laserlog.storage.store import INSERT_PULSE, Store, connect, migrate
 
+#: A session started as a technician starts one: the whole start-of-session contract.
+BENCH_START = SessionInfo("bench", "C-0001", "left cheek", "III", True,
+                          {"eyewear": True, "consent": True, "sun_exposure": True})
+
 
 def raw_executemany_rows_per_s(rows: list[tuple], path: Path, batch: int = 1000) -> float:
     """Insert the rows with plain executemany in 1000-row transactions; return rows/s."""
@@ -55,7 +59,7 @@ def record_flood(profile_name: str, pulses: int, rate_hz: float, tmp: Path) -> d
     db = tmp / "ingest.db"
     store = Store(db)
     recorder = Recorder(store, open_profile(profile_name), str(link))
-    recorder.start(SessionInfo("bench", "C-0001", eyewear_checked=True))
+    recorder.start(BENCH_START)
     recorder.driver.command("fire")
     first = None
     while recorder.totals.pulses < pulses:

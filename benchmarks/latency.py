@@ -23,6 +23,10 @@ from laserlog.recording.recorder import Recorder
 from laserlog.storage import writer as writer_module
 from laserlog.storage.store import Store
 
+#: A session started as a technician starts one: the whole start-of-session contract.
+BENCH_START = SessionInfo("bench", "C-0001", "left cheek", "III", True,
+                          {"eyewear": True, "consent": True, "sun_exposure": True})
+
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -55,7 +59,7 @@ def commit_latency(seconds: float) -> dict:
         sim = start_simulator(link, 1000.0, None)
         store = Store(Path(tmp) / "latency.db")
         rec = Recorder(store, open_profile("ps755-ref"), str(link))
-        rec.start(SessionInfo("bench", "C-0001", eyewear_checked=True))
+        rec.start(BENCH_START)
         rec.driver.command("fire")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -86,7 +90,7 @@ def memory(pulses: int) -> dict:
         sim = start_simulator(link, 1_000_000.0, pulses)
         store = Store(Path(tmp) / "memory.db")
         rec = Recorder(store, open_profile("ps755-ref"), str(link))
-        rec.start(SessionInfo("bench", "C-0001", eyewear_checked=True))
+        rec.start(BENCH_START)
         rec.driver.command("fire")
         first_100k = None
         warmup_peak = after_peak = 0.0
