@@ -62,6 +62,7 @@ class Assessment:
     correction: bool
     hours_after_end: float | None
     assessed_utc: str
+    user_id: str | None = None
 
 
 def session_row(conn: sqlite3.Connection, session_id: int, path: object) -> dict[str, Any]:
@@ -122,15 +123,16 @@ def assess(store: Store, session_id: int, *, erythema: int, oedema: int, pain_nr
               _clean(note), int(correction), round(hours, 3), user_id, courses.utc_text(at))
     new_id = _insert(store, "assessments", values, ASSESSMENT_COLUMNS, session_id)
     return Assessment(new_id, session_id, pass_number, erythema, oedema, pain_nrs, blister,
-                      purpura, values[7], correction, values[9], values[11])
+                      purpura, values[7], correction, values[9], values[11], user_id)
 
 
 def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
     """Return a session's assessments in the order recorded."""
-    rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc"
-                        " FROM assessments WHERE session_id = ? ORDER BY id", (session_id,))
+    rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc,"
+                        " user_id FROM assessments WHERE session_id = ? ORDER BY id",
+                        (session_id,))
     return [Assessment(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]), bool(r[6]),
-                       bool(r[7]), r[8], bool(r[9]), r[10], r[12]) for r in rows]
+                       bool(r[7]), r[8], bool(r[9]), r[10], r[11], r[12]) for r in rows]
 
 
 # -- adverse events ------------------------------------------------------------------------
