@@ -167,9 +167,9 @@ def select(conn: sqlite3.Connection, *, client: str | None = None, session: int 
         if not mine:
             raise FhirError(f"client {client!r} has no sessions in this database; nothing was "
                             "written (see `laserlog sessions list`)")
-        ids = {int(c.id) for c in courses.listed(conn, client)}
-        ids |= {cid for s in mine if (cid := courses.kind_of(conn, int(s["id"]))[1])}
-        chosen = [c for c in (courses.find(conn, i) for i in sorted(ids)) if c is not None]
+        plan_ids = {int(c.id) for c in courses.listed(conn, client)}
+        plan_ids |= {cid for s in mine if (cid := courses.kind_of(conn, int(s["id"]))[1])}
+        chosen = [c for c in (courses.find(conn, i) for i in sorted(plan_ids)) if c is not None]
         return Selection(client, f"client {client}", mine, chosen,
                          ("client_ref = ?", (client,)))
     if session is not None:
@@ -187,10 +187,10 @@ def select(conn: sqlite3.Connection, *, client: str | None = None, session: int 
     if plan is None:
         raise FhirError(f"no course {course} in this database; nothing was written "
                         "(see `laserlog course list`)")
-    ids = [int(s["id"]) for s in courses.course_sessions(conn, course)]
+    held = [int(s["id"]) for s in courses.course_sessions(conn, course)]
     rows = _dicts(conn.execute(
-        _SESSIONS + f" WHERE s.id IN ({', '.join('?' * len(ids))}) ORDER BY s.started_utc, s.id",
-        ids)) if ids else []
+        _SESSIONS + f" WHERE s.id IN ({', '.join('?' * len(held))}) ORDER BY s.started_utc, s.id",
+        held)) if held else []
     return Selection(plan.client_ref, f"course {course}", corrections.apply(conn, rows), [plan],
                      ("course_id = ?", (course,)))
 

@@ -126,6 +126,29 @@ def assess(store: Store, session_id: int, *, erythema: int, oedema: int, pain_nr
                       purpura, values[7], correction, values[9], values[11], user_id)
 
 
+def recorded_text(row: Assessment) -> str:
+    """Return what a recorded assessment says (`laserlog assess`, the session screen)."""
+    of = f" pass {row.pass_number}" if row.pass_number is not None else ""
+    marked = (f" as a CORRECTION ({row.hours_after_end:.0f} h after the session's end)"
+              if row.correction and row.hours_after_end is not None else "")
+    return (f"assessment {row.id} of session {row.session_id}{of} recorded{marked}: erythema "
+            f"{row.erythema}, oedema {row.oedema}, pain {row.pain_nrs}/10"
+            + (", blister" if row.blister else "") + (", purpura" if row.purpura else ""))
+
+
+def assessment_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return a session summary's lines on its assessments (none when it has none)."""
+    lines = []
+    for a in assessments(conn, session_id):
+        found = ", ".join([f"erythema {a.erythema}", f"oedema {a.oedema}",
+                           f"pain {a.pain_nrs}/10"] + (["blister"] if a.blister else [])
+                          + (["purpura"] if a.purpura else []))
+        of = f"pass {a.pass_number}: " if a.pass_number is not None else ""
+        lines.append(f"  assessed  {of}{found}  ({a.user_id or '-'} {a.assessed_utc[:16]}Z"
+                     + (", correction" if a.correction else "") + ")")
+    return lines
+
+
 def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
     """Return a session's assessments in the order recorded."""
     rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc,"
