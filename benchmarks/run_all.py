@@ -22,6 +22,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("serve.py", []),
     ("sync.py", []),
     ("fleet.py", []),
+    ("fhir_export.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -38,6 +39,7 @@ SMOKE: list[tuple[str, list[str]]] = [
                   "--db", "{tmp}/serve.db"]),
     ("sync.py", ["--rows", "2000"]),
     ("fleet.py", ["--pulses", "200000", "--consoles", "5", "--runs", "3"]),
+    ("fhir_export.py", ["--sessions", "3", "--pulses", "200", "--runs", "1"]),
 ]
 
 

@@ -638,3 +638,21 @@ def test_skipping_the_assessment_writes_nothing(live, db_path):
 
     run(app, scenario)
     assert query(db_path, "SELECT count(*) FROM assessments") == [(0,)]
+
+
+def test_an_assessment_typed_in_one_burst_fills_each_field(live, db_path):
+    """Keys queued before any is handled (a fast typist, keys sent together) each reach the
+    field they were typed for: Tab moves the focus the moment it is read."""
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 2)
+        await end_session(pilot, skip_assessment=False)
+        burst(pilot, "2", "\t", "1", "\t", "4", "\t", " ", "\t", "\t", *"ok at 1 h", "\n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
+                       what="the summary after recording")
+
+    run(app, scenario)
+    assert query(db_path, "SELECT erythema, oedema, pain_nrs, blister, purpura, note"
+                          " FROM assessments") == [(2, 1, 4, 1, 0, "ok at 1 h")]

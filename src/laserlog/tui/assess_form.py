@@ -37,6 +37,12 @@ class AssessmentForm(ModalScreen[Any]):
     BINDINGS = [
         Binding("ctrl+s", "submit", "Record", id="assess.record"),
         Binding("escape", "skip", "Skip", id="assess.skip"),
+        # Priority: the focus moves the moment the key is read, so what is typed after it
+        # in one burst (a fast typist, keys sent together) goes to the next field.
+        Binding("tab,down", "move_focus(1)", "Next field", show=False, priority=True,
+                id="assess.next"),
+        Binding("shift+tab,up", "move_focus(-1)", "Previous field", show=False, priority=True,
+                id="assess.previous"),
         Binding("enter", "next_or_record", "Next field", show=False, priority=True,
                 id="assess.enter"),
     ]
@@ -80,13 +86,22 @@ class AssessmentForm(ModalScreen[Any]):
         self.laserlog.release_keys()
 
     # -- keys ----------------------------------------------------------------------------------
+    def action_move_focus(self, step: int) -> None:
+        """Move to the next (1) or previous (-1) field or tick box."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
     def action_next_or_record(self) -> None:
         """Enter in a field moves to the next one; in the note, records."""
         focused = self.focused
         if not isinstance(focused, Input):
             raise SkipAction()  # a tick box ticks itself on Enter
         if focused.id == "assess-note":
-            self.action_submit()
+            # The characters typed before Enter may still wait in the field's queue: record
+            # after them.
+            focused.call_later(self.action_submit)
         else:
             self.focus_next()
 
