@@ -23,6 +23,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("sync.py", []),
     ("fleet.py", []),
     ("courses.py", []),
+    ("fhir_export.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -41,6 +42,7 @@ SMOKE: list[tuple[str, list[str]]] = [
     ("fleet.py", ["--pulses", "200000", "--consoles", "5", "--runs", "3"]),
     ("courses.py", ["--sessions", "2000", "--courses", "200", "--pulses", "5", "--runs", "5",
                     "--db", "{tmp}/courses.db"]),
+    ("fhir_export.py", ["--sessions", "3", "--pulses", "200", "--runs", "1"]),
 ]
 
 

@@ -78,9 +78,9 @@ def start_session(term: Terminal) -> None:
         term.keys(text, literal=True)
         term.wait_for(re.compile(rf"{label}\s+{re.escape(text)}"), f"{text} typed")
         term.keys("Tab")
-    row = term.row_of("Course")
+    row = term.row_of("Course")  # left empty: a one-off
     wait_until(lambda: term.cursor_row() == row, 10, "focus on Course")
-    term.keys("Tab")  # no course: a one-off session
+    term.keys("Tab")
     for label in ("Eyewear rated for 755 nm", "Client consent", "Recent sun exposure"):
         term.wait_for(f"> [ ] {label}", f"focus on the checklist item {label}")
         term.keys("Space")
@@ -120,7 +120,10 @@ def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(t
         term.keys("x")
         term.wait_for("End session 1 now?")
         term.keys("y")
-        summary = term.wait_for("Session 1  [ended]", "the summary")
+        term.wait_for("Assess session 1 (optional)", "the assessment offered at the end")
+        term.keys("1", "Tab", "0", "Tab", "2", "C-s")
+        summary = term.wait_for("assessed  erythema 1, oedema 0, pain 2/10", "the summary")
+        assert "Session 1  [ended]" in summary
         pulses = int(re.search(r"pulses\s+(\d+)", summary).group(1))  # type: ignore[union-attr]
         assert pulses >= 10 and "regimes picosecond" in summary, summary
         term.keys("F3")
@@ -135,6 +138,9 @@ def test_demo_in_a_terminal_starts_records_and_ends_a_session_found_in_history(t
                               " eyewear_checked, pulse_count, checklist_json FROM sessions")
         stored = conn.execute("SELECT count(*), min(seq) FROM pulses WHERE session_id = 1")
         count, first_seq = stored.fetchone()
+        assessed = conn.execute("SELECT session_id, erythema, oedema, pain_nrs, user_id"
+                                " FROM assessments").fetchall()
+    assert assessed == [(1, 1, 0, 2, "tech-07")]
     assert row[:6] == ("ended", "tech-07", "C-1042", "left cheek", "III", 1)
     assert row[6] == count == pulses and first_seq == 1
     assert '"consent": true' in row[7]

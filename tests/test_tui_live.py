@@ -16,6 +16,7 @@ from textual.widgets import Input, Log, Static
 from tui_support import burst, fast_keys, screen_text, wait_for  # noqa: F401 (fast_keys: a fixture)
 
 from laserlog.tui.app import LaserlogApp
+from laserlog.tui.assess_form import AssessmentForm
 from laserlog.tui.controller import LiveController
 from laserlog.tui.history_screen import HistoryScreen
 from laserlog.tui.live_screen import LiveScreen
@@ -99,12 +100,18 @@ async def start_session(pilot: Pilot, **kw: object) -> int:
     return session.session_id
 
 
-async def end_session(pilot: Pilot) -> None:
+async def end_session(pilot: Pilot, *, skip_assessment: bool = True) -> None:
+    """End the session with `x` and `y`; skip the assessment it offers (Esc) unless told."""
     await pilot.press("x")
     await pilot.pause()
     await pilot.press("y")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
-                   what="the summary")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, AssessmentForm)
+                   and pilot.app.screen.keys_ready, what="the assessment form")
+    assert isinstance(pilot.app.screen_stack[-2], SummaryScreen)
+    if skip_assessment:
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
+                       what="the summary")
 
 
 def query(db: Path, sql: str, *params: object) -> list[tuple]:
@@ -596,3 +603,88 @@ def test_form_shows_the_skin_type_envelope_and_refuses_an_avoided_wavelength_as_
 
     run(app, scenario)
     assert query(db_path, "SELECT count(*) FROM sessions") == [(0,)]
+
+
+def test_the_end_of_a_session_offers_an_assessment_recorded_as_laserlog_assess_records_it(
+        live, db_path):
+    from laserlog.review.reactions import ASSESSMENT_COLUMNS
+
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        session_id = await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 3)
+        await end_session(pilot, skip_assessment=False)
+        form = pilot.app.screen
+        assert pilot.app.focused is form.query_one("#erythema")
+        # Each grade is held to its scale beside its field; nothing is written.
+        await pilot.press("4", "enter", "1", "enter")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "4 is outside its scale: 0-3" in str(form.query_one("#erythema-error").render())
+        assert "required: 0-10" in str(form.query_one("#pain-error").render())
+        assert pilot.app.focused is form.query_one("#erythema")
+        assert query(db_path, "SELECT count(*) FROM assessments") == [(0,)]
+        # Mended: erythema 2, oedema 1, pain 4, blister ticked, a note; Enter in it records.
+        await pilot.press("backspace", "2", "enter", "enter", "4", "enter", "space", "tab",
+                          "tab", *"marked redness", "enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
+                       what="the summary after recording")
+        summary = pilot.app.screen
+        await wait_for(pilot, lambda: "assessed  erythema 2, oedema 1, pain 4/10, blister"
+                       in screen_text(pilot.app), what="the assessment in the summary")
+        assert summary.session_id == session_id
+        # `e` opens the form again; Esc leaves the summary as it was.
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AssessmentForm))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: pilot.app.screen is summary)
+
+    run(app, scenario)
+    columns = ", ".join(ASSESSMENT_COLUMNS)
+    (row,) = query(db_path, f"SELECT {columns} FROM assessments")
+    got = dict(zip(ASSESSMENT_COLUMNS, row, strict=True))
+    assert {k: got[k] for k in ("session_id", "pass_number", "erythema", "oedema", "pain_nrs",
+                                "blister", "purpura", "note", "correction", "user_id")} == {
+        "session_id": 1, "pass_number": None, "erythema": 2, "oedema": 1, "pain_nrs": 4,
+        "blister": 1, "purpura": 0, "note": "marked redness", "correction": 0,
+        "user_id": "tech-07"}
+    assert 0 <= got["hours_after_end"] < 0.1
+    # The same row `laserlog assess` writes: in the hash chain, verified.
+    from laserlog.storage.verify import verify_database
+
+    assert verify_database(db_path).ok
+
+
+def test_skipping_the_assessment_writes_nothing(live, db_path):
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 2)
+        await end_session(pilot, skip_assessment=False)
+        await pilot.press("2", "enter", "1")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen))
+        assert "assessed" not in screen_text(pilot.app)
+
+    run(app, scenario)
+    assert query(db_path, "SELECT count(*) FROM assessments") == [(0,)]
+
+
+def test_an_assessment_typed_in_one_burst_fills_each_field(live, db_path):
+    """Keys queued before any is handled (a fast typist, keys sent together) each reach the
+    field they were typed for: Tab moves the focus the moment it is read."""
+    app = live()
+
+    async def scenario(pilot: Pilot) -> None:
+        await start_session(pilot)
+        await wait_for(pilot, lambda: pilot.app.controller.totals.pulses >= 2)
+        await end_session(pilot, skip_assessment=False)
+        burst(pilot, "2", "\t", "1", "\t", "4", "\t", " ", "\t", "\t", *"ok at 1 h", "\n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen),
+                       what="the summary after recording")
+
+    run(app, scenario)
+    assert query(db_path, "SELECT erythema, oedema, pain_nrs, blister, purpura, note"
+                          " FROM assessments") == [(2, 1, 4, 1, 0, "ok at 1 h")]

@@ -86,6 +86,31 @@ def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
         app.controller.shutdown()
 
 
+def test_assessment_form_at_the_end_of_a_session(tmp_path, snap_compare):
+    """The form `x` offers over the summary at 80x24: filled in, one grade off its scale."""
+    from laserlog.tui.assess_form import AssessmentForm
+
+    app = snapshot_app(tmp_path, "summary", "normal")
+
+    async def run_before(pilot: Pilot) -> None:
+        await drained(pilot)
+        summary = SummaryScreen(3, assess=True)
+        await pilot.app.push_screen(summary)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AssessmentForm)
+                       and pilot.app.screen.keys_ready, what="the assessment form")
+        await wait_for(pilot, lambda: summary.events_shown is not None,
+                       what="the events fitted to the screen")
+        await pilot.press("2", "enter", "1", "enter", "1", "2", "enter", "space", "tab", "tab",
+                          *"marked redness", "ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    finally:
+        app.controller.shutdown()
+
+
 @pytest.mark.parametrize("screen", ["live", "form"])
 def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch):
     """With NO_COLOR the alarm, the link, the ticks and a field's error still read."""

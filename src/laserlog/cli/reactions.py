@@ -127,19 +127,14 @@ def _unlocker(store: Any) -> Any:
 
 def cmd_assess(args: argparse.Namespace) -> int:
     from laserlog.domain.ids import normal_id
-    from laserlog.review.reactions import assess
+    from laserlog.review.reactions import assess, recorded_text
 
     user = normal_id(args.user, "--user") if args.user else None
     with _existing_store(args) as store:
         row = assess(store, args.session, erythema=args.erythema, oedema=args.oedema,
                      pain_nrs=args.pain, blister=args.blister, purpura=args.purpura,
                      note=args.note, pass_number=args.pass_number, user_id=user)
-    of = f" pass {row.pass_number}" if row.pass_number is not None else ""
-    marked = (f" as a CORRECTION ({row.hours_after_end:.0f} h after the session's end)"
-              if row.correction else "")
-    print(f"assessment {row.id} of session {row.session_id}{of} recorded{marked}: erythema "
-          f"{row.erythema}, oedema {row.oedema}, pain {row.pain_nrs}/10"
-          + (", blister" if row.blister else "") + (", purpura" if row.purpura else ""))
+    print(recorded_text(row))
     return 0
 
 

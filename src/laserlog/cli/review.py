@@ -190,13 +190,19 @@ def add_commands(commands: Any) -> None:
     profiles_arg(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = commands.add_parser("export", help="export sessions: csv, json, ndjson, or the printable "
-                            "record as html or pdf")
-    p.add_argument("--format", required=True, choices=("csv", "json", "ndjson", "html", "pdf"),
-                   help="html/pdf: the printable record (pdf through headless Chromium)")
+    p = commands.add_parser("export", help="export sessions: csv, json, ndjson, the printable "
+                            "record as html or pdf, or a client's record as a FHIR R5 Bundle")
+    p.add_argument("--format", required=True,
+                   choices=("csv", "json", "ndjson", "html", "pdf", "fhir"),
+                   help="html/pdf: the printable record (pdf through headless Chromium); fhir: "
+                        "a FHIR R5 Bundle of one client, session or course (docs/reactions.md)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--session", type=positive_int, metavar="ID")
     which.add_argument("--from", dest="start", metavar="DATE", help="sessions started from")
+    which.add_argument("--client", metavar="REF", help="fhir: every session of this client "
+                       "(pseudonym), their courses and outcomes")
+    which.add_argument("--course", type=positive_int, metavar="ID",
+                       help="fhir: a course, its sessions and outcomes")
     p.add_argument("--to", dest="end", metavar="DATE", help="... up to this date (with --from)")
     p.add_argument("--table", choices=("pulses", "events", "sessions", "passes"),
                    default="pulses", help="what a CSV export holds (default pulses; passes: "
@@ -714,6 +720,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.end and not args.start:
         raise LaserlogError("--to needs --from")
+    if args.format == "fhir":
+        return _export_fhir(args)
+    if args.client is not None or args.course is not None:
+        raise LaserlogError(f"--{'client' if args.client is not None else 'course'} selects a "
+                            "client's record for --format fhir; the other formats take "
+                            "--session ID or --from DATE [--to DATE]")
     if args.pulses and args.format not in ("html", "pdf"):
         raise LaserlogError(f"--pulses adds the pulse table to the printable record (--format "
                             f"html or pdf); --format {args.format} always holds every pulse")
@@ -759,6 +771,35 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"({args.format})")
         return 0
     print(export_line(len(sessions), rows, args))
+    return 0
+
+
+def _export_fhir(args: argparse.Namespace) -> int:
+    """Write one client's, session's or course's record as a FHIR R5 Bundle."""
+    from pathlib import Path
+
+    from laserlog.config.siteconfig import site_for
+    from laserlog.errors import LaserlogError
+    from laserlog.review import fhir
+    from laserlog.review.export import export_fhir
+
+    if args.start is not None:
+        raise LaserlogError("--format fhir exports one client's record: give --client REF, "
+                            "--session ID or --course ID, not --from")
+    if args.pulses:
+        raise LaserlogError("--pulses adds the pulse table to the printable record; a FHIR "
+                            "Bundle holds each session's dose, not its pulses")
+    if args.table != "pulses":
+        raise LaserlogError("--table chooses what a CSV export holds; not with --format fhir")
+    if _central(args) or args.console is not None:
+        raise LaserlogError("--format fhir reads a console's SQLite file, not a central server")
+    with _read_store(args) as store:
+        selection = fhir.select(store.conn, client=args.client, session=args.session,
+                                course=args.course)
+        export_fhir(store.conn, selection, Path(args.out), database=str(store.path),
+                    force=args.force, site=site_for(store.path))
+    print(f"exported the record of {selection.what} ({len(selection.sessions)} session(s)) to "
+          f"{args.out} (FHIR R5 Bundle): {fhir.counts_line(selection.counts)}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Exports: sessions as CSV, JSON, NDJSON, or the printable record (HTML, or PDF through
-headless Chromium; see `printable`).
+"""Exports: sessions as CSV, JSON, NDJSON, the printable record (HTML, or PDF through
+headless Chromium; see `printable`), or a client's record as a FHIR R5 Bundle (`fhir`).
 
 Rows are streamed from the database page by page, so a long export holds one page in
 memory and reports its progress. The file is written beside its destination and renamed
@@ -108,26 +108,8 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
     if aftercare and (fmt not in ("html", "pdf") or len(sessions) != 1):
         raise LaserlogError("the aftercare page is one session's (--session ID) in html or "
                             "pdf; nothing was written")
-    out = Path(out)
-    problem = dangling_link(out, "--out", "a new file name")
-    if problem:
-        raise LaserlogError(problem)
-    if not out.parent.is_dir():
-        raise LaserlogError(f"folder {out.parent} does not exist; nothing was written")
-    if out.is_symlink() or out.exists():
-        if not out.is_file() or out.is_symlink():
-            raise LaserlogError(f"--out {out} exists and is not a regular file; nothing was "
-                                "written (expected a new file name)")
-        if not force:
-            raise LaserlogError(f"--out {out} exists; nothing was written (choose a new file, "
-                                "or --force to replace it)")
-    if database and out.exists() and Path(database).exists() and out.samefile(database):
-        raise LaserlogError(f"--out {out} is the database being exported; nothing was written")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:  # a new file of our own: never through a link or a file planted in its place
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise LaserlogError(f"cannot write {out}: {exc.strerror}") from None
+    out = _checked_out(Path(out), force, database)
+    tmp, fd = _partial(out)
     counter = _Counter(_count(conn, sessions) if fmt != "csv" or table == "pulses"
                        else len(sessions), progress)
 
@@ -162,6 +144,59 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
         tmp.unlink(missing_ok=True)
         raise
     return counter.done
+
+
+def _checked_out(out: Path, force: bool, database: str) -> Path:
+    """Return `out` once it may be written: a new file in an existing folder, or (with
+    `force`) a regular file that is not the database; else raise, nothing written."""
+    problem = dangling_link(out, "--out", "a new file name")
+    if problem:
+        raise LaserlogError(problem)
+    if not out.parent.is_dir():
+        raise LaserlogError(f"folder {out.parent} does not exist; nothing was written")
+    if out.is_symlink() or out.exists():
+        if not out.is_file() or out.is_symlink():
+            raise LaserlogError(f"--out {out} exists and is not a regular file; nothing was "
+                                "written (expected a new file name)")
+        if not force:
+            raise LaserlogError(f"--out {out} exists; nothing was written (choose a new file, "
+                                "or --force to replace it)")
+    if database and out.exists() and Path(database).exists() and out.samefile(database):
+        raise LaserlogError(f"--out {out} is the database being exported; nothing was written")
+    return out
+
+
+def _partial(out: Path) -> tuple[Path, int]:
+    """Open the private file an export is written to before it is renamed to `out`."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:  # a new file of our own: never through a link or a file planted in its place
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise LaserlogError(f"cannot write {out}: {exc.strerror}") from None
+    return tmp, fd
+
+
+def export_fhir(conn: sqlite3.Connection, selection: Any, out: Path, *, database: str = "",
+                force: bool = False, site: SiteConfig | None = None) -> dict[str, Any]:
+    """Write a client's, session's or course's record (`fhir.select`) as a FHIR R5 Bundle
+    to `out`; return the Bundle. The Bundle is built before any file is made."""
+    from laserlog.review import fhir
+
+    out = _checked_out(Path(out), force, database)
+    chosen = site if site is not None else site_for(database) if database else SiteConfig()
+    data = fhir.bundle(conn, selection, chosen)
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, indent=1) + "\n"
+    tmp, fd = _partial(out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return data
 
 
 def _csv(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stream: IO[str], table: str,

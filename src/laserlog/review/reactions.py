@@ -62,6 +62,7 @@ class Assessment:
     correction: bool
     hours_after_end: float | None
     assessed_utc: str
+    user_id: str | None = None
 
 
 def session_row(conn: sqlite3.Connection, session_id: int, path: object) -> dict[str, Any]:
@@ -122,15 +123,39 @@ def assess(store: Store, session_id: int, *, erythema: int, oedema: int, pain_nr
               _clean(note), int(correction), round(hours, 3), user_id, courses.utc_text(at))
     new_id = _insert(store, "assessments", values, ASSESSMENT_COLUMNS, session_id)
     return Assessment(new_id, session_id, pass_number, erythema, oedema, pain_nrs, blister,
-                      purpura, values[7], correction, values[9], values[11])
+                      purpura, values[7], correction, values[9], values[11], user_id)
+
+
+def recorded_text(row: Assessment) -> str:
+    """Return what a recorded assessment says (`laserlog assess`, the session screen)."""
+    of = f" pass {row.pass_number}" if row.pass_number is not None else ""
+    marked = (f" as a CORRECTION ({row.hours_after_end:.0f} h after the session's end)"
+              if row.correction and row.hours_after_end is not None else "")
+    return (f"assessment {row.id} of session {row.session_id}{of} recorded{marked}: erythema "
+            f"{row.erythema}, oedema {row.oedema}, pain {row.pain_nrs}/10"
+            + (", blister" if row.blister else "") + (", purpura" if row.purpura else ""))
+
+
+def assessment_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return a session summary's lines on its assessments (none when it has none)."""
+    lines = []
+    for a in assessments(conn, session_id):
+        found = ", ".join([f"erythema {a.erythema}", f"oedema {a.oedema}",
+                           f"pain {a.pain_nrs}/10"] + (["blister"] if a.blister else [])
+                          + (["purpura"] if a.purpura else []))
+        of = f"pass {a.pass_number}: " if a.pass_number is not None else ""
+        lines.append(f"  assessed  {of}{found}  ({a.user_id or '-'} {a.assessed_utc[:16]}Z"
+                     + (", correction" if a.correction else "") + ")")
+    return lines
 
 
 def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
     """Return a session's assessments in the order recorded."""
-    rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc"
-                        " FROM assessments WHERE session_id = ? ORDER BY id", (session_id,))
+    rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc,"
+                        " user_id FROM assessments WHERE session_id = ? ORDER BY id",
+                        (session_id,))
     return [Assessment(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]), bool(r[6]),
-                       bool(r[7]), r[8], bool(r[9]), r[10], r[12]) for r in rows]
+                       bool(r[7]), r[8], bool(r[9]), r[10], r[11], r[12]) for r in rows]
 
 
 # -- adverse events ------------------------------------------------------------------------

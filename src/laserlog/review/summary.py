@@ -7,6 +7,8 @@ import sqlite3
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from laserlog.review.reactions import assessment_lines
+
 if TYPE_CHECKING:
     from laserlog.config.profile import Profile
     from laserlog.storage.store import Store
@@ -88,6 +90,7 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
     lines += course_lines(store.conn, session_id, events)
     lines += envelope_lines(events)
     lines += pass_lines(store.conn, session_id)
+    lines += assessment_lines(store.conn, session_id)
     if events:
         lines.append("  events:")
         shown = events[len(events) - max(0, events_shown):]

@@ -3,8 +3,8 @@
 The screen never calls the recorder. It reads this controller's state (link, settings, the
 core's Totals, active alarms), drains a bounded deque of pulse rows at its own pace (when it
 falls behind, display lines are dropped, never counts), and asks for actions (start, end,
-note, acknowledge) that the recording thread carries out between two reads of the console.
-No Textual here: the benchmark and the tests drive it directly.
+note, acknowledge, assess) that the recording thread carries out between two reads of the
+console. No Textual here: the benchmark and the tests drive it directly.
 """
 
 from __future__ import annotations
@@ -267,6 +267,17 @@ class LiveController:
         The future gives how many were acknowledged. A condition still true stays on the bar.
         """
         return self._submit(self._acknowledge, time.time(), who.strip() or "unknown", numbers)
+
+    def assess(self, session_id: int, *, erythema: int, oedema: int, pain_nrs: int,
+               blister: bool = False, purpura: bool = False, note: str | None = None,
+               user_id: str | None = None) -> Future[Any]:
+        """Record an ended session's immediate endpoints as `laserlog assess` does
+        (review.reactions.assess, in the recording thread); the future gives the row."""
+        from laserlog.review.reactions import assess
+
+        return self._submit(lambda: assess(
+            self.store, session_id, erythema=erythema, oedema=oedema, pain_nrs=pain_nrs,
+            blister=blister, purpura=purpura, note=note, user_id=user_id))
 
     def start(self) -> LiveController:
         """Run the recording thread (and the background shipping, with a sync URL)."""

@@ -23,7 +23,8 @@ Anywhere
 Live screen
   s           start a session: operator, client, area, skin type, course,
               checklist
-  x           end the session and show its summary
+  x           end the session: its summary, and a short assessment over
+              it (Esc skips it; e on the summary opens it again)
   n           add a note            m    add a numbered marker
   p           start pass N on a sub-area ("2 forehead"): the summary
               totals each pass

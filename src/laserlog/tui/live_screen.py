@@ -288,7 +288,7 @@ class LiveScreen(Screen):
             return
         self.laserlog.drain()
         self.refresh_bindings()
-        self.app.push_screen(SummaryScreen(session_id))
+        self.app.push_screen(SummaryScreen(session_id, assess=True))
 
     def action_note(self) -> None:
         from laserlog.tui.dialogs import TextDialog

@@ -1,8 +1,12 @@
-"""The summary shown when a session ends: who, which console, totals, events."""
+"""The summary shown when a session ends: who, which console, totals, events.
+
+Reached by ending a session (`x`), it first offers the short assessment form
+(tui.assess_form): Esc skips it; `e` opens it again.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import events
 from textual.app import ComposeResult
@@ -26,11 +30,14 @@ class SummaryScreen(Screen):
     BINDINGS = [
         Binding("escape,enter", "app.pop_screen", "Back", id="summary.back"),
         Binding("h", "app.show('history')", "History", id="summary.history"),
+        Binding("e", "assess", "Assess", id="summary.assess"),
     ]
 
-    def __init__(self, session_id: int) -> None:
+    def __init__(self, session_id: int, *, assess: bool = False) -> None:
         super().__init__()
         self.session_id = session_id
+        #: Offer the assessment form over the summary once it shows (the end of a session).
+        self.assess_first = assess
         #: How many of the last events the screen has room for; None until it is laid out.
         self.events_shown: int | None = None
 
@@ -47,6 +54,23 @@ class SummaryScreen(Screen):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.fit_events)
+        if self.assess_first:
+            self.assess_first = False
+            self.action_assess()
+
+    def action_assess(self) -> None:
+        """Open the short assessment form; a recorded one is said and shown in the summary."""
+        from laserlog.tui.assess_form import AssessmentForm
+
+        self.app.push_screen(AssessmentForm(self.session_id), self._assessed)
+
+    def _assessed(self, row: Any) -> None:
+        from laserlog.review.reactions import recorded_text
+
+        if row is None:
+            return
+        self.notify(recorded_text(row), timeout=4)
+        self.fit_events()
 
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.fit_events)
