@@ -543,7 +543,9 @@ def test_the_calibration_warning_stands_whole_on_the_screen_while_the_session_ru
         text = str(line.render())
         assert "no calibration check recorded for this console" in text
         assert text.endswith("check its output with `laserlog calibrate`")  # whole, not cut
-        assert line.size.width <= 80 and line.size.height >= 2  # wrapped at 80 columns
+        # Wrapped at 80 columns, once it is laid out (the text lands before the layout).
+        await wait_for(pilot, lambda: line.size.height >= 2, what="the warning laid out")
+        assert line.size.width <= 80
         # Many pulses later it is still there, while the tail has moved on.
         await wait_for(pilot, lambda: controller.totals.pulses >= 40, timeout_s=20)
         await pilot.pause()

@@ -174,6 +174,21 @@ class ConsoleView:
                    + _ISO_MS.format("e.received_unix_s") + " AS received_utc,"
                    " e.kind, e.severity, e.code, e.message, e.missing_pulses, e.count, e.raw"
                    " FROM pg_temp.events e")
+        # The course schema's views (laserlog.storage.schema, migration 5), the same way.
+        pg.execute("CREATE OR REPLACE TEMP VIEW session_kind AS SELECT s.id AS session_id,"
+                   " coalesce(k.kind, 'one_off') AS kind, k.course_id, k.override_by,"
+                   " k.override_reason FROM pg_temp.sessions s LEFT JOIN pg_temp.session_kinds k"
+                   " ON k.id = (SELECT max(id) FROM pg_temp.session_kinds WHERE session_id = s.id)")
+        pg.execute("CREATE OR REPLACE TEMP VIEW pass_starts AS SELECT e.id, e.session_id,"
+                   " e.code AS pass_number, e.raw AS sub_area, e.received_unix_s AS"
+                   " started_unix_s, " + _ISO_MS.format("e.received_unix_s") + " AS started_utc"
+                   " FROM pg_temp.events e WHERE e.kind = 'pass'")
+        pg.execute("CREATE OR REPLACE TEMP VIEW pulse_passes AS SELECT p.id AS pulse_id,"
+                   " p.session_id, ps.pass_number, ps.sub_area FROM pg_temp.pulses p"
+                   " LEFT JOIN pg_temp.pass_starts ps ON ps.id = (SELECT e.id FROM"
+                   " pg_temp.events e WHERE e.session_id = p.session_id AND e.kind = 'pass'"
+                   " AND e.received_unix_s <= p.received_unix_s"
+                   " ORDER BY e.received_unix_s DESC, e.id DESC LIMIT 1)")
 
     def installation_keys(self) -> set[str]:
         """Return the installation keys this console registered with the server."""
