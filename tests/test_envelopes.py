@@ -211,3 +211,9 @@ def test_the_alarm_bar_orders_an_envelope_alarm_with_the_dose_alarms_and_leaves_
     assert envelope.safety_class == 3
     assert [a.kind for a in by_severity([gap, envelope, link])] == ["link_lost",
                                                                    "out_of_envelope", "gap"]
+    # Every dose alarm is class 3: a site limit and a pulse above the tested fluence too.
+    limit = Alarm(4, "out_of_limit", "OUT OF LIMIT", "", 4.0, 1)
+    tested = Alarm(5, "above_test_spot", "ABOVE TEST SPOT", "", 5.0, 1)
+    assert limit.safety_class == tested.safety_class == 3
+    assert [a.kind for a in by_severity([gap, tested, limit, link])] == [
+        "link_lost", "out_of_limit", "above_test_spot", "gap"]  # oldest first in a class

@@ -39,7 +39,7 @@ SAFETY_CLASS = {
     "link_lost": 2, "identity_refused": 2, "database_locked": 2, "disk_full": 2,
     "rows_spilled": 2,
     "out_of_range": 3, "invalid_reading": 3, "counter_implausible": 3,
-    "out_of_envelope": 3,
+    "out_of_envelope": 3, "out_of_limit": 3, "above_test_spot": 3,
 }
 LEAST_SEVERE_CLASS = 4
 
