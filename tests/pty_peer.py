@@ -2,7 +2,8 @@
 
 An emulator says how it answers the lines it is sent (`answer_lines`) and what its clock
 does (`tick`, e.g. fire a pulse); both run under `lock`, so a test may change the device's
-state safely. Nothing here knows laserlog's profiles or simulator.
+state safely. The emulators know nothing of laserlog's profiles or simulator;
+`record_panel_shots` runs the real `laserlog record` against one.
 """
 
 from __future__ import annotations
@@ -62,3 +63,29 @@ class PtyPeer:
                     os.write(self._master, out.encode("ascii"))
             with self.lock:
                 self.tick(time.monotonic())
+
+
+def record_panel_shots(emulator: PtyPeer, profile: str, shots: int, poll: str, db: Path,
+                       transcript: Path) -> tuple[int, str, str]:
+    """Run `laserlog record` on the emulator's port for `shots` pulses, fired from the
+    laser's own panel once the recorder polls its counter (`poll`) a second time; return
+    the exit status, standard output and standard error."""
+    import subprocess
+    import sys
+
+    from conftest import START, wait_until
+
+    record = subprocess.Popen(
+        [sys.executable, "-m", "laserlog", "record", "--profile", profile, "--port",
+         str(emulator.link), "--operator", "tech-01", "--client", "C-1042", *START,
+         "--pulses", str(shots), "--db", str(db), "--transcript", str(transcript)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The baseline is read, then the settings poll starts: the technician fires.
+        wait_until(lambda: emulator.laser.heard.count(poll) >= 2, 30,  # type: ignore[attr-defined]
+                   "counter polls")
+        emulator.fire_from_panel(shots)  # type: ignore[attr-defined]
+        out, err = record.communicate(timeout=60)
+    finally:
+        record.kill()
+    return record.returncode, out, err

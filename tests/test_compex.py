@@ -4,16 +4,13 @@ laserlog's own simulator: every shot recorded, conformance read-only, replay cle
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from compex_emulator import Compex, Emulator
+from pty_peer import record_panel_shots
 
 from laserlog.cli.main import main
-
-from conftest import START, wait_until
 
 #: What the source's driver only reads: a read-only conformance run may send nothing else.
 QUERIES = {"REPRATE?", "EGY SET?", "HV?", "MODE?", "TRIGGER?", "OPMODE?", "TOTALCOUNTER?"}
@@ -28,20 +25,8 @@ def emulator(tmp_path: Path):
 def test_record_stores_every_shot_fired_from_the_keypad(emulator, tmp_path, capsys) -> None:
     db, transcript = tmp_path / "log.db", tmp_path / "session.jsonl"
     before = emulator.laser.total_counter
-    record = subprocess.Popen(
-        [sys.executable, "-m", "laserlog", "record", "--profile", "compex-excimer", "--port",
-         str(emulator.link), "--operator", "tech-01", "--client", "C-1042", *START,
-         "--pulses", "15", "--db", str(db), "--transcript", str(transcript)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        # The baseline is read, then the settings poll starts: the technician fires.
-        wait_until(lambda: emulator.laser.heard.count("TOTALCOUNTER?") >= 2, 30,
-                   "counter polls")
-        emulator.fire_from_panel(15)
-        out, err = record.communicate(timeout=60)
-    finally:
-        record.kill()
-    assert record.returncode == 0, err
+    status, out, err = record_panel_shots(emulator, "compex-excimer", 15, "TOTALCOUNTER?", db, transcript)
+    assert status == 0, err
     assert "Traceback" not in err
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT seq, energy_j, regime FROM pulses ORDER BY id").fetchall()

@@ -4,16 +4,13 @@ laserlog's own simulator: every shot recorded, conformance read-only, replay cle
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from microjewel_emulator import Emulator
+from pty_peer import record_panel_shots
 
 from laserlog.cli.main import main
-
-from conftest import START, wait_until
 
 
 @pytest.fixture
@@ -26,19 +23,8 @@ def test_record_stores_every_shot_fired_from_the_panel(emulator, tmp_path, capsy
     db, transcript = tmp_path / "log.db", tmp_path / "session.jsonl"
     emulator.laser.rep_rate_hz = 5
     before = emulator.laser.shot_count
-    record = subprocess.Popen(
-        [sys.executable, "-m", "laserlog", "record", "--profile", "qc-microjewel", "--port",
-         str(emulator.link), "--operator", "tech-01", "--client", "C-1042", *START,
-         "--pulses", "12", "--db", str(db), "--transcript", str(transcript)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        # The baseline is read, then the settings poll starts: the technician fires.
-        wait_until(lambda: emulator.laser.heard.count(";LA:SC?") >= 2, 30, "counter polls")
-        emulator.fire_from_panel(12)
-        out, err = record.communicate(timeout=60)
-    finally:
-        record.kill()
-    assert record.returncode == 0, err
+    status, out, err = record_panel_shots(emulator, "qc-microjewel", 12, ";LA:SC?", db, transcript)
+    assert status == 0, err
     assert "Traceback" not in err
     with sqlite3.connect(db) as con:
         seqs = [row[0] for row in con.execute("SELECT seq FROM pulses ORDER BY id")]
