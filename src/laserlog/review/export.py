@@ -123,26 +123,25 @@ def export(conn: sqlite3.Connection, fmt: str, sessions: list[dict[str, Any]], o
         printable.write_records(conn, sessions, stream, site=_site(site, database),
                                 database=database, pulses=pulses, counted=counter.add)
 
-    try:
-        if fmt == "pdf":
+    def text(stream: IO[str]) -> None:
+        if fmt == "csv":
+            _csv(conn, sessions, stream, table, counter)
+        elif fmt == "json":
+            _json(conn, sessions, stream, counter, database)
+        elif fmt == "ndjson":
+            _ndjson(conn, sessions, stream, counter)
+        else:
+            printed(stream)
+
+    if fmt == "pdf":
+        try:
             _pdf(fd, printed)
             os.replace(tmp, out)
-            return counter.done
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            if fmt == "csv":
-                _csv(conn, sessions, stream, table, counter)
-            elif fmt == "json":
-                _json(conn, sessions, stream, counter, database)
-            elif fmt == "ndjson":
-                _ndjson(conn, sessions, stream, counter)
-            else:
-                printed(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    else:
+        _finish(tmp, fd, out, text)
     return counter.done
 
 
@@ -176,6 +175,20 @@ def _partial(out: Path) -> tuple[Path, int]:
     return tmp, fd
 
 
+def _finish(tmp: Path, fd: int, out: Path, write: Callable[[IO[str]], object]) -> None:
+    """Write the text into the private file, make it durable and rename it to `out`; on any
+    failure remove it, so an interrupted export leaves no half file."""
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def export_fhir(conn: sqlite3.Connection, selection: Any, out: Path, *, database: str = "",
                 force: bool = False, site: SiteConfig | None = None) -> dict[str, Any]:
     """Write a client's, session's or course's record (`fhir.select`) as a FHIR R5 Bundle
@@ -187,15 +200,7 @@ def export_fhir(conn: sqlite3.Connection, selection: Any, out: Path, *, database
     data = fhir.bundle(conn, selection, chosen)
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, indent=1) + "\n"
     tmp, fd = _partial(out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _finish(tmp, fd, out, lambda stream: stream.write(text))
     return data
 
 
