@@ -80,3 +80,17 @@ def fail_commits(monkeypatch: pytest.MonkeyPatch, error: BaseException, *,
 #: start-of-session contract (area, skin type, the default checklist's three items).
 START = ["--area", "left cheek", "--skin-type", "III", "--check", "eyewear", "--check", "consent",
          "--check", "sun_exposure"]
+
+
+def copy_with_anchor(recorded: Path, copy: Path) -> Path:
+    """Copy a recorded database (its WAL folded in) and its anchor file to `copy`, so one
+    test may change it while the recording is shared."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(recorded)) as src, \
+            contextlib.closing(sqlite3.connect(copy)) as dst:
+        src.backup(dst)
+    anchor = recorded.with_name(recorded.name + ".anchor")
+    copy.with_name(copy.name + ".anchor").write_text(anchor.read_text())
+    return copy

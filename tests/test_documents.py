@@ -21,7 +21,7 @@ from test_courses import cli, rows
 
 from laserlog.storage.verify import verify_database
 
-from conftest import START
+from conftest import START, copy_with_anchor
 
 PASSPHRASE = "witness passphrase 7"
 CONSENT = "# Consent\n\nI agree to a course of picosecond treatment of my left cheek.\n"
@@ -90,11 +90,7 @@ def db(recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LASERLOG_SITE", raising=False)
     monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
     copy = tmp_path / "laserlog.db"
-    with contextlib.closing(sqlite3.connect(recorded)) as src, \
-            contextlib.closing(sqlite3.connect(copy)) as dst:
-        src.backup(dst)
-    anchor = recorded.with_name(recorded.name + ".anchor")
-    copy.with_name(copy.name + ".anchor").write_text(anchor.read_text())
+    copy_with_anchor(recorded, copy)
     for name in ("site.toml", "consent.md"):
         (tmp_path / name).write_text((recorded.parent / name).read_text())
     (tmp_path / "texts").mkdir()

@@ -10,9 +10,7 @@ course rules read is moved from the test side only.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from test_courses import Clock, cli, rows
 
 from laserlog.recording import courses
 
-from conftest import START
+from conftest import START, copy_with_anchor
 
 PASSPHRASE = "tech seven passphrase"
 SITE = 'timezone = "Europe/Paris"\n[calibration]\ninterval_days = 30\n'
@@ -106,13 +104,9 @@ def db(recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the recorded database (with its site file) for one test."""
     monkeypatch.delenv("LASERLOG_SITE", raising=False)
     copy = tmp_path / "laserlog.db"
-    with contextlib.closing(sqlite3.connect(recorded)) as src, \
-            contextlib.closing(sqlite3.connect(copy)) as dst:
-        src.backup(dst)
+    copy_with_anchor(recorded, copy)
     copy.chmod(0o600)
     (tmp_path / "site.toml").write_text(SITE)
-    anchor = recorded.with_name(recorded.name + ".anchor")
-    copy.with_name(copy.name + ".anchor").write_text(anchor.read_text())
     return copy
 
 

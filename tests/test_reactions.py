@@ -19,7 +19,7 @@ from test_courses import Clock, cli, rows
 from laserlog.recording import courses
 from laserlog.storage.verify import verify_database
 
-from conftest import START
+from conftest import START, copy_with_anchor
 
 PASSPHRASE = "tech seven passphrase"
 
@@ -72,11 +72,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def db(recorded: Path, tmp_path: Path) -> Path:
     """A fresh copy of the recorded database (and its anchor) for one test."""
     copy = tmp_path / "laserlog.db"
-    with contextlib.closing(sqlite3.connect(recorded)) as src, \
-            contextlib.closing(sqlite3.connect(copy)) as dst:
-        src.backup(dst)
-    anchor = recorded.with_name(recorded.name + ".anchor")
-    copy.with_name(copy.name + ".anchor").write_text(anchor.read_text())
+    copy_with_anchor(recorded, copy)
     return copy
 
 
