@@ -111,6 +111,12 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                         ("witness_role", "TEXT"), ("agreed_utc", "TEXT"), ("signature", "TEXT")),
     "session_aftercare": (("id", "INTEGER"), ("session_id", "INTEGER"),
                           ("aftercare_sha256", "TEXT"), ("how", "TEXT"), ("given_utc", "TEXT")),
+    # Photos by reference: the file's path in the site's photo folder and its SHA-256
+    # (console schema 8); the pictures themselves stay on the console's disk.
+    "photos": (("id", "INTEGER"), ("course_id", "INTEGER"), ("session_id", "INTEGER"),
+               ("view", "TEXT"), ("kind", "TEXT"), ("area", "TEXT"), ("relative_path", "TEXT"),
+               ("sha256", "TEXT"), ("size_bytes", "INTEGER"), ("consent_id", "INTEGER"),
+               ("consent_sha256", "TEXT"), ("added_by", "TEXT"), ("added_utc", "TEXT")),
     "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
               ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
               ("row_crcs", "BLOB"), ("hash", "TEXT")),
@@ -137,6 +143,7 @@ SHIPPED_SINCE_V3 = ("user_changes",)
 SHIPPED_SINCE_V4 = ("courses", "course_closures", "session_kinds", "test_spot_readouts",
                     "assessments", "adverse_events", "adverse_event_changes", "outcomes")
 SHIPPED_SINCE_V5 = ("documents", "course_consents", "session_aftercare")
+SHIPPED_SINCE_V6 = ("photos",)
 
 
 def _shipped_table(table: str) -> str:
@@ -165,7 +172,7 @@ def _v1() -> list[str]:
             last_id bigint NOT NULL,
             PRIMARY KEY (console_id, table_name))""",
     ]
-    later = SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4 + SHIPPED_SINCE_V5
+    later = SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4 + SHIPPED_SINCE_V5 + SHIPPED_SINCE_V6
     out += [_shipped_table(table) for table in TABLES if table not in later]
     out += [
         f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
@@ -271,9 +278,15 @@ def _v5() -> list[str]:
     return [_shipped_table(t) for t in SHIPPED_SINCE_V5]
 
 
+def _v6() -> list[str]:
+    """Photos by reference (path, SHA-256, view, kind, consent): shipped like every console
+    table (in the consoles' hash chains); the image files are not."""
+    return [_shipped_table(t) for t in SHIPPED_SINCE_V6]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()),
-                                           tuple(_v4()), tuple(_v5()))
+                                           tuple(_v4()), tuple(_v5()), tuple(_v6()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -86,6 +86,10 @@ CHAINED: dict[str, tuple[str, ...]] = {
     "course_consents": ("id", "course_id", "client_ref", "consent_sha256", "witness_user_id",
                         "witness_role", "agreed_utc", "signature"),
     "session_aftercare": ("id", "session_id", "aftercare_sha256", "how", "given_utc"),
+    # Schema 8: photos by reference (laserlog.recording.photos).
+    "photos": ("id", "course_id", "session_id", "view", "kind", "area", "relative_path",
+               "sha256", "size_bytes", "consent_id", "consent_sha256", "added_by",
+               "added_utc"),
 }
 
 #: What a seal snapshots of a session and of its console.

@@ -523,6 +523,31 @@ CREATE TABLE session_aftercare (
 CREATE INDEX session_aftercare_session ON session_aftercare (session_id, id);
 """ + "".join(_append_only(t) for t in _V7_TABLES)
 
+# Photos by reference (laserlog.recording.photos): the file stays in the site's photo folder;
+# the row keeps its path there, its SHA-256 and size (so `verify --photos` finds an edited
+# file), its view and kind, the course (and session) it documents, who added it, and the
+# consent row the course rested on then (NULL: none recorded). Each file is recorded once.
+_V8_TABLES = ("photos",)
+_V8 = """
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY,
+    course_id INTEGER NOT NULL REFERENCES courses(id),
+    session_id INTEGER REFERENCES sessions(id),
+    view TEXT NOT NULL CHECK (view IN ('front', 'left', 'right', 'other')),
+    kind TEXT NOT NULL CHECK (kind IN ('baseline', 'before', 'after', 'follow-up')),
+    area TEXT,
+    relative_path TEXT NOT NULL,
+    sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+    size_bytes INTEGER NOT NULL CHECK (size_bytes >= 1),
+    consent_id INTEGER REFERENCES course_consents(id),
+    consent_sha256 TEXT,
+    added_by TEXT NOT NULL,
+    added_utc TEXT NOT NULL
+);
+CREATE INDEX photos_course ON photos (course_id, id);
+CREATE INDEX photos_sha256 ON photos (sha256);
+""" + "".join(_append_only(t) for t in _V8_TABLES)
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
@@ -532,6 +557,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V5,
     _V6,
     _V7,
+    _V8,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

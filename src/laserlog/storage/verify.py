@@ -31,7 +31,7 @@ APPEND_ONLY_TABLES = ("pulses", "events", "settings", "chain", "users", "signoff
                       "user_changes", "courses", "course_closures", "session_kinds",
                       "test_spot_readouts", "assessments", "adverse_events",
                       "adverse_event_changes", "outcomes", "documents", "course_consents",
-                      "session_aftercare")
+                      "session_aftercare", "photos")
 OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_details",
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).

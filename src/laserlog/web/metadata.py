@@ -162,6 +162,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "id": "row", "session_id": "session",
         "aftercare_sha256": "aftercare version (documents.sha256)",
         "how": "end (at the session's end) or later", "given_utc": "when (UTC)"}),
+    "photos": ("Photos of a course, by reference: the file stays in the site's photo folder.", {
+        "id": "row", "course_id": "course", "session_id": "session (if any)",
+        "view": "front, left, right or other", "kind": "baseline, before, after or follow-up",
+        "area": "sub-area shown", "relative_path": "path in the site's photo folder",
+        "sha256": "SHA-256 of the file when added", "size_bytes": "its size in bytes",
+        "consent_id": "the consent row then in force (course_consents.id)",
+        "consent_sha256": "its consent version", "added_by": "who added it",
+        "added_utc": "when (UTC)"}),
 }
 
 #: Views over the course and reaction tables, described column by column.
