@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pypdf
@@ -40,6 +41,20 @@ def one_message(status: int, err: str) -> None:
     assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
 
 
+@contextlib.contextmanager
+def witness_env() -> Iterator[None]:
+    """Run a module fixture's commands with the site file beside the database (not
+    $LASERLOG_SITE) and the witness's passphrase, restoring both afterwards."""
+    previous = os.environ.pop("LASERLOG_SITE", None)
+    os.environ["LASERLOG_PASSPHRASE"] = PASSPHRASE
+    try:
+        yield
+    finally:
+        del os.environ["LASERLOG_PASSPHRASE"]
+        if previous is not None:
+            os.environ["LASERLOG_SITE"] = previous
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A site with consent and aftercare files, a witness (lso-01), a course with consent,
@@ -59,28 +74,19 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "texts" / "aftercare.md").write_text(AFTERCARE)
     with Store(db) as store:
         add_user(store, "lso-01", "Dr Jane Roe", "officer", PASSPHRASE)
-    previous = os.environ.pop("LASERLOG_SITE", None)
-    os.environ["LASERLOG_PASSPHRASE"] = PASSPHRASE
-    try:
+    with witness_env():
         status, out, err = cli("course", "new", "--client", "C-1042", "--area", "left cheek",
                                "--indication", "pores", "--sessions", "4", "--interval", "21-42",
                                "--witness", "lso-01", "--db", str(db))
         assert status == 0 and out.strip() == "1", err
-        sim = Simulator(open_profile("ps755-ref"), folder / "console", seed=5,
-                        rate_hz=50.0).start()
-        try:
+        with Simulator(open_profile("ps755-ref"), folder / "console", seed=5,
+                       rate_hz=50.0) as sim:
             sim.console.firing = True
             status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
                                  "--operator", "tech-07", "--client", "C-1042", *START,
                                  "--course", "1", "--pulses", "15", "--db", str(db))
             assert status == 0, err
             assert "aftercare given: " in err
-        finally:
-            sim.stop()
-    finally:
-        del os.environ["LASERLOG_PASSPHRASE"]
-        if previous is not None:
-            os.environ["LASERLOG_SITE"] = previous
     return db
 
 

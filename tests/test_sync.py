@@ -354,3 +354,26 @@ def test_record_with_sync_option_ships_the_session(url, tmp_path):
     assert result.returncode == 0, result.stderr
     local = sqlite3.connect(db).execute("SELECT count(*) FROM pulses").fetchone()[0]
     assert _server_count(url, "pulses") == local >= 20
+
+
+def test_photos_ship_by_reference_with_their_hashes(url, tmp_path):
+    from laserlog.config.photos import read_photo
+    from laserlog.recording import courses, photos
+
+    (tmp_path / "front.jpg").write_bytes(b"\xff\xd8 a front view")
+    db = tmp_path / "photos.db"
+    with Store(db) as store:
+        courses.create(store, client="C-1042", area="left cheek", indication="pores",
+                       sessions=2, window=courses.Window(21, 42), profile_id=None, note=None)
+        course = courses.find(store.conn, 1)
+        assert course is not None
+        photos.record(store, course, None, read_photo(str(tmp_path / "front.jpg"), tmp_path),
+                      view="front", kind="baseline", area=None, added_by="tech-07")
+    result = cli("sync", "--db", str(db), "--to", url)
+    assert result.returncode == 0, result.stderr
+    local = sqlite3.connect(db).execute(
+        "SELECT id, course_id, relative_path, sha256, size_bytes FROM photos").fetchall()
+    with psycopg.connect(url) as pg:
+        shipped = pg.execute("SELECT id, course_id, relative_path, sha256, size_bytes"
+                             " FROM laserlog.photos").fetchall()
+    assert [tuple(r) for r in shipped] == local and len(local) == 1

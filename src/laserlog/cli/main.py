@@ -25,6 +25,7 @@ def build_parser() -> Parser:
         central,
         courses,
         documents,
+        photos,
         profiles,
         reactions,
         recording,
@@ -37,6 +38,7 @@ def build_parser() -> Parser:
     sessions.add_commands(commands)  # sessions list, sessions show
     courses.add_commands(commands)  # course new, list, show, close, attach, readout, consent
     documents.add_commands(commands)  # aftercare
+    photos.add_commands(commands)  # photo add, list
     reactions.add_commands(commands)  # assess; adverse ...; outcome add, import
     profiles.add_commands(commands)  # profiles list, show, check, new, test, replay
     # report, verify, users, signoff, correct, calibrate, export, site, simulate-bench

@@ -110,6 +110,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--witness", metavar="URL", help="compare the chain with what the central "
                    "server (postgresql://...) received, and trust the installation key the "
                    "console registered there")
+    p.add_argument("--photos", action="store_true", help="also check every recorded photo "
+                   "against its file in the site's photo folder (changed ones fail; missing "
+                   "ones are listed)")
     p.add_argument("--json", action="store_true", help="print JSON")
     db_arg(p)
     p.set_defaults(func=cmd_verify)
@@ -473,6 +476,8 @@ def _verified(args: argparse.Namespace, testimony: Any):
                             "this chain")
         report.findings += [Finding("witness", what, link_id=link)
                             for link, what in testimony.problems]
+    if args.photos:
+        _check_photos(args, report)
     if report.head_link:
         from laserlog.review.signoff import signature_problems
         from laserlog.storage.store import Store
@@ -481,6 +486,35 @@ def _verified(args: argparse.Namespace, testimony: Any):
             report.findings += [Finding("signature", what, "signoffs", session)
                                 for session, what in signature_problems(store.conn)]
     return report
+
+
+def _check_photos(args: argparse.Namespace, report: Any) -> None:
+    """Add a finding for each recorded photo whose file changed (or cannot be read), and a
+    note for each whose file is missing (a photo moved away is not a tampered record)."""
+    from laserlog.config.photos import photo_folder
+    from laserlog.config.siteconfig import site_for
+    from laserlog.recording import photos
+    from laserlog.storage.store import Store
+    from laserlog.storage.verify import Finding
+
+    site = site_for(db_path(args))
+    folder = photo_folder(site.photo_folder, site.source)
+    with Store(db_path(args), readonly=True) as store:
+        held = store.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                                  " name = 'photos'").fetchone()
+        checks = photos.check(store.conn, folder) if held else []
+    for c in checks:
+        where = f"photo {c.photo.id} ({c.photo.relative_path}, course {c.photo.course_id})"
+        if c.state == "missing":
+            report.notes.append(f"photo missing: {where}: no file in {folder}")
+        elif c.state == "changed":
+            report.findings.append(Finding("photo", f"{where} changed since it was added: "
+                                           f"{c.detail}", "photos", c.photo.id))
+        elif c.state == "unreadable":
+            report.findings.append(Finding("photo", c.detail, "photos", c.photo.id))
+    present = sum(c.state != "missing" for c in checks)
+    report.notes.append(f"photos: {present} of {len(checks)} recorded photo(s) present in "
+                        f"{folder}, {sum(c.state == 'ok' for c in checks)} unchanged")
 
 
 # -- users, sign-off, corrections ----------------------------------------------------------

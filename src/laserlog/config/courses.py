@@ -10,6 +10,8 @@ test_spot_required = false  # true: a course's first full session needs an uneve
 test_spot_valid_days = 183  # a test spot counts this long after it was done (6 months)
 test_spot_max_pulses = 50   # `record --test-spot` stops after this many pulses
 uneventful_max_grade = 1    # a read-out with every finding at or below this is uneventful
+baseline_photos = 0         # baseline photos (`photo add --kind baseline`) a course needs
+                            # before its first full session
 
 [courses.intervals]         # default window per indication, "MIN-MAX" or "MIN-MAX/TARGET"
 pores = "21-42/28"          # days; a name not built in adds an indication
@@ -97,6 +99,7 @@ class CoursePolicy:
     uneventful_max_grade: int = 1
     intervals: dict[str, Window] = field(default_factory=dict)
     wait_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WAIT_HOURS))
+    baseline_photos: int = 0
 
     @property
     def indications(self) -> tuple[str, ...]:
@@ -111,6 +114,7 @@ def parse_policy(reader: Any) -> CoursePolicy:
     valid = reader.int("test_spot_valid_days", 183, minimum=1, maximum=3660)
     max_pulses = reader.int("test_spot_max_pulses", 50, minimum=1, maximum=10000)
     grade = reader.int("uneventful_max_grade", 1, minimum=0, maximum=3)
+    baseline = reader.int("baseline_photos", 0, minimum=0, maximum=20)
     intervals: dict[str, Window] = {}
     table = reader.sub("intervals")
     for name in list(table.table):
@@ -133,4 +137,5 @@ def parse_policy(reader: Any) -> CoursePolicy:
         wait[key] = waits.float(key, minimum=0, maximum=24 * 60)
     waits.done()
     reader.done()
-    return CoursePolicy(required, spot_required, valid, max_pulses, grade, intervals, wait)
+    return CoursePolicy(required, spot_required, valid, max_pulses, grade, intervals, wait,
+                        baseline)

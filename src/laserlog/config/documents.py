@@ -44,7 +44,7 @@ class Document:
         return self.sha256[:12]
 
 
-def _kind_of_file(mode: int) -> str:
+def kind_of_file(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -74,7 +74,7 @@ def read_document(path: str | Path, kind: str, what: str) -> Document:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DocumentError(f"{what} {path}: {_kind_of_file(mode).removeprefix('not ')}"
+            raise DocumentError(f"{what} {path}: {kind_of_file(mode).removeprefix('not ')}"
                                 f" is not a Markdown file; {expected}")
         with os.fdopen(fd, "rb", closefd=False) as file:
             data = file.read(MAX_DOCUMENT_BYTES + 1)

@@ -10,6 +10,8 @@ leave its console without the officer's limits.
 ```toml
 timezone = "Europe/Paris" # IANA name: days, ISO weeks and months in reports, the screen
                           # and the web view are this zone's (default: the machine's zone)
+photos = "photos"         # the folder `photo add` files live in (relative: from this
+                          # file's folder); paths are recorded relative to it
 
 [clinic]                  # optional: printed at the head of every page of a session record
 name = "Rue Lepic Skin Clinic"
@@ -41,6 +43,7 @@ example = "K12/0042"             # shown to the technician; must match the patte
 
 [courses]                 # treatment courses and test spots: docs/courses.md
 required = false          # true: every session belongs to a course or is a test spot
+baseline_photos = 0       # baseline photos a course needs before its first full session
 
 [envelope.V.1064]         # skin-type envelopes per type and wavelength: docs/courses.md
 max_fluence_j_cm2 = 3.0
@@ -124,6 +127,9 @@ class SiteConfig:
     #: site file's folder); None: not configured. Read and checked when used.
     consent_file: Path | None = None
     aftercare_file: Path | None = None
+    #: The folder photos are kept in (`photos`, relative from the site file's folder); None:
+    #: not configured, so `photo add` refuses.
+    photo_folder: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -173,6 +179,8 @@ def parse_site(data: dict, source: str) -> SiteConfig:
     """Validate a parsed site file and return the configuration."""
     root = TableReader(source, "", data, docs="docs/review.md, the site file")
     timezone = _timezone(root)
+    photos = _site_path(root, "photos", source, "the folder photos are kept in, e.g. "
+                        "\"photos\" beside the site file")
     cal = root.sub("calibration")
     interval = cal.float("interval_days", 30.0, positive=True, maximum=3660)
     warn = cal.float("warn_deviation", 0.10, positive=True, maximum=1.0)
@@ -210,18 +218,22 @@ def parse_site(data: dict, source: str) -> SiteConfig:
                       installation_keys=keys, timezone=timezone, client_pattern=pattern,
                       client_example=example, clinic_name=clinic, courses=courses,
                       fluence_bands_j_cm2=bands, envelopes=envelopes, consent_file=consent,
-                      aftercare_file=aftercare)
+                      aftercare_file=aftercare, photo_folder=photos)
 
 
 def _document_path(reader: TableReader, key: str, source: str) -> Path | None:
     """Return `[documents] KEY` as a path (relative ones from the site file's folder)."""
+    return _site_path(reader, key, source, f"the path of a Markdown file, e.g. \"{key}.md\" "
+                      "beside the site file")
+
+
+def _site_path(reader: TableReader, key: str, source: str, expected: str) -> Path | None:
+    """Return a path key of the site file (relative ones from the site file's folder)."""
     text = reader.opt_str(key)
     if text is None:
         return None
     if not text.strip() or "\0" in text:
-        raise reader.error(key, "not a file name", value=text,
-                           expected=f"the path of a Markdown file, e.g. \"{key}.md\" beside "
-                           "the site file")
+        raise reader.error(key, "not a file name", value=text, expected=expected)
     path = Path(text.strip()).expanduser()
     return path if path.is_absolute() else Path(source).resolve().parent / path
 

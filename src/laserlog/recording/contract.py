@@ -28,7 +28,8 @@ the course exists, is open, is the session's client's and area's; a full session
 start before the course's window opens unless an officer authorised it (the front end checks
 the officer's passphrase; the session records who and why) and warns after it closes; where
 the site requires it, an uneventful, read-out, unexpired test spot on the same console
-comes before the course's first full session.
+comes before the course's first full session, and so do the baseline photos it asks for
+(`[courses] baseline_photos`).
 
 A headless session is steered by control lines on standard input (`CONTROLS`): `note TEXT`,
 `marker [TEXT]`, `pass N [SUB-AREA]`, `end`.
@@ -51,7 +52,7 @@ from laserlog.config.profile import Profile
 from laserlog.domain import localtime
 from laserlog.domain.ids import normal_id
 from laserlog.errors import LaserlogError, SessionError
-from laserlog.recording import courses
+from laserlog.recording import courses, photos
 from laserlog.recording.envelopes import Envelope, session_envelope
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
@@ -381,6 +382,15 @@ def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseR
         raise SessionError(f"this site requires an uneventful, read-out test spot on this "
                            f"console before the first session of course {course.id}: "
                            f"{spots.why}")
+    needed = policy.baseline_photos
+    if plan.status == "first" and needed:
+        have = photos.baseline_count(conn, course.id)
+        if have < needed:
+            raise SessionError(f"this site requires {needed} baseline photo(s) of course "
+                               f"{course.id} before its first session (site file "
+                               f"{contract.site_source}, [courses] baseline_photos); it has "
+                               f"{have}: add them with `laserlog photo add FILE --course "
+                               f"{course.id} --kind baseline --view front`")
     warnings: list[str] = []
     override = request.override_by.strip()
     if plan.status == "early":

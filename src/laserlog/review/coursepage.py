@@ -3,7 +3,7 @@
 One entry per session in date order (site's local dates): its kind, the days since the
 previous full session against the window (the window's first and last day too), the dose
 delivered (energy, mean and highest fluence, per pass) and the course's cumulative energy;
-test spots with their read-outs; overrides and late starts marked.
+test spots with their read-outs; overrides and late starts marked; the course's photos.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from laserlog.config.courses import FINDINGS
 from laserlog.config.siteconfig import site_for
 from laserlog.domain import localtime
-from laserlog.recording import courses
+from laserlog.recording import courses, photos
 from laserlog.review import outcomes
 from laserlog.review.summary import pass_totals
 
@@ -146,7 +146,24 @@ def format_course(store: Store, course: courses.Course) -> str:
             lines.append(f"            {o['date']:<10}  {o['metric'][:16]:<16} "
                          f"{o['value']:>8g}  {day:>4}  {o['sessions']:>8}  "
                          f"{o['energy_j']:>9.3f}")
+    shown = photos.listed(store.conn, course.id)
+    if shown:
+        lines.append(f"  photos    {len(shown)} by reference, in the site's photo folder:")
+        lines += photo_lines(shown, "  ")
     return "\n".join(lines)
+
+
+def photo_lines(rows: list[photos.Photo], indent: str = "") -> list[str]:
+    """Return recorded photos as `photo list` and `course show` print them."""
+    lines = [f"{indent}{'ID':>4}  {'course':>6} {'session':>7}  {'kind':<9} {'view':<5} "
+             f"{'added':<10} {'by':<10} {'SHA-256':<12} {'consent':<12} path"]
+    for p in rows:
+        session = "-" if p.session_id is None else str(p.session_id)
+        lines.append(f"{indent}{p.id:>4}  {p.course_id:>6} {session:>7}  {p.kind:<9} "
+                     f"{p.view:<5} {p.added_utc[:10]:<10} {p.added_by[:10]:<10} "
+                     f"{p.sha256[:12]:<12} {(p.consent_sha256 or '-')[:12]:<12} "
+                     f"{p.relative_path}" + (f"  ({p.area})" if p.area else ""))
+    return lines
 
 
 def _num(value: float | None) -> str:

@@ -1,0 +1,138 @@
+"""Photo files by reference: where one lies in the site's photo folder, and its SHA-256.
+
+A photo stays where it is; laserlog keeps its path relative to the site's photo folder
+(`photos = "..."` in the site file) and the SHA-256 of its bytes, so a later edit is found.
+A path is resolved (symbolic links followed) before it is checked against the folder, so a
+link pointing out of the folder is refused like a path outside it. The type is checked before
+the file is opened and again on the open descriptor (opened non-blocking): a folder, a FIFO
+or a device is refused without blocking. The bytes are hashed in chunks of `CHUNK_BYTES`, so
+a photo of any size is never held whole in memory. An empty file is not a photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from laserlog.config.documents import kind_of_file
+from laserlog.errors import LaserlogError
+
+#: How much of a photo is read at a time while hashing it.
+CHUNK_BYTES = 1 << 20
+
+
+class PhotoError(LaserlogError):
+    """Raise when a file cannot be taken as a photo of the site's photo folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFile:
+    """A photo file as found: its path in the photo folder, its SHA-256 and size."""
+
+    relative_path: str
+    sha256: str
+    size_bytes: int
+
+
+def shown(path: str | Path) -> str:
+    """Return a path as messages print it (bytes that are not UTF-8 as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _readable_name(relative: str, given: str) -> str:
+    """Return the stored form of a relative path; refuse one that is not UTF-8 text."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PhotoError(f"photo {shown(given)}: its name is not UTF-8 text; expected a file "
+                         "name in UTF-8 (rename the file); nothing was written") from None
+    if any(ord(c) < 32 or ord(c) == 0x7f for c in relative):
+        raise PhotoError(f"photo {shown(given)}: its name holds a control character; expected "
+                         "a file name of printable characters; nothing was written")
+    return relative
+
+
+def photo_folder(folder: Path | None, source: str) -> Path:
+    """Return the site's photo folder, resolved; raise naming the site file when it names
+    none or the folder is missing."""
+    if folder is None:
+        raise PhotoError(f"the site file {source} names no photo folder; add photos = "
+                         "\"photos\" (a folder beside it) to keep photos by reference; "
+                         "nothing was written")
+    if not folder.is_dir():
+        raise PhotoError(f"the photo folder {shown(folder)} (site file {source}: photos) is "
+                         "not a folder; expected an existing folder; nothing was written")
+    return folder.resolve()
+
+
+def locate(given: str, folder: Path) -> tuple[Path, str]:
+    """Return the file `given` names (resolved) and its path relative to `folder` (resolved);
+    raise PhotoError for a missing file or one outside the folder, naming both."""
+    path = Path(given)
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        raise PhotoError(f"photo {shown(given)}: no such file; expected a photo file in the "
+                         f"photo folder {shown(folder)}; nothing was written") from None
+    except OSError as exc:
+        raise PhotoError(f"photo {shown(given)}: cannot be read ({exc.strerror}); nothing was "
+                         "written") from None
+    real = path.resolve()
+    if not real.is_relative_to(folder):
+        via = f" (it leads to {shown(real)})" if path.is_symlink() else ""
+        raise PhotoError(f"photo {shown(given)}{via} is outside the photo folder "
+                         f"{shown(folder)}; expected a file inside it (laserlog keeps photos "
+                         "by reference, relative to that folder); nothing was written")
+    return real, _readable_name(real.relative_to(folder).as_posix(), given)
+
+
+def hash_file(path: Path, what: str) -> tuple[str, int]:
+    """Return a regular file's SHA-256 and size, read in chunks; raise PhotoError naming
+    `what` for anything else, without opening a FIFO or a device for reading first."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise PhotoError(f"{what}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise PhotoError(f"{what}: {kind_of_file(mode).removeprefix('not ')} is not a photo; "
+                         "expected an image file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise PhotoError(f"{what}: cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    try:
+        mode = os.fstat(fd).st_mode  # swapped for something else since the check?
+        if not stat.S_ISREG(mode):
+            raise PhotoError(f"{what}: {kind_of_file(mode).removeprefix('not ')} is not a "
+                             "photo; expected an image file")
+        with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
+            while count := file.readinto(buffer):
+                digest.update(view[:count])
+                size += count
+    except OSError as exc:
+        raise PhotoError(f"{what}: cannot be read ({exc.strerror})") from None
+    finally:
+        view.release()
+        os.close(fd)
+    return digest.hexdigest(), size
+
+
+def read_photo(given: str, folder: Path) -> PhotoFile:
+    """Return the photo `given` names in the (resolved) photo folder, hashed; raise
+    PhotoError saying what is wrong and what was expected."""
+    real, relative = locate(given, folder)
+    try:
+        sha256, size = hash_file(real, f"photo {shown(given)}")
+    except PhotoError as exc:
+        raise PhotoError(f"{exc}; nothing was written") from None
+    if size == 0:
+        raise PhotoError(f"photo {shown(given)}: an empty file (0 bytes) is not a photo; "
+                         "expected an image file; nothing was written")
+    return PhotoFile(relative, sha256, size)
