@@ -160,7 +160,9 @@ def test_a_pdf_of_several_sessions_heads_each_page_with_its_own_session(records,
     heads = [next(f"{s} {c}" for s, c in (("1", "C-1042"), ("2", "C-1043"), ("3", "C-1044"))
                   if f"Session {s} · client {c}" in t) for t in texts]
     assert heads == sorted(heads) and {h[0] for h in heads} == {"1", "2", "3"}
-    by_session = {h[0]: t for h, t in zip(heads, texts, strict=True)}
+    by_session: dict[str, str] = {}
+    for head, text in zip(heads, texts, strict=True):  # a session may run over two pages
+        by_session[head[0]] = by_session.get(head[0], "") + text
     assert "VALID approved by Dr Jane Roe" in by_session["1"]
     assert "INVALID approved by Dr Jane Roe" in by_session["2"]
     assert "UNSIGNED" in by_session["3"]

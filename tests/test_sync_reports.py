@@ -230,3 +230,20 @@ def test_times_print_on_the_server_exactly_as_sqlite_prints_them(server):
                                                           " WITH ORDINALITY AS v(t, i)")
                 + " ORDER BY i", (times,))]
             assert got == want
+
+
+def test_energy_by_pass_on_central_is_the_consoles_own(server, tmp_path):
+    from laserlog.central.sync import sync
+
+    from servekit import fill_course
+
+    db = fill_course(tmp_path)
+    url = server.create_database(f"laserlog_passes_{os.getpid()}")
+    sync(db, url, name="north-1", site="north")
+    local = _json("report", "energy", "--by", "pass", "--format", "json", "--db", str(db))
+    central = _json("report", "energy", "--by", "pass", "--format", "json", "--db", url)
+    assert [r["pass"] for r in local["rows"]] == [1, 2]
+    assert central["rows"] == [{"console": "north-1", **row} for row in local["rows"]]
+    assert central["total"] == local["total"] and central["notes"] == local["notes"]
+    status = cli("report", "energy", "--by", "pass", "--db", url)
+    assert status.returncode == 0 and "upper cheek" in status.stdout

@@ -96,6 +96,8 @@ def energy(url: str, by: str, f: Filters) -> Report:
     if by not in reports.ENERGY_GROUPS:
         raise reports.ReportError(f"--by {by!r} is unknown; expected one of "
                                   f"{', '.join(reports.ENERGY_GROUPS + FLEET_GROUPS)}")
+    if by == "pass":  # each session's passes are its own: listed console by console
+        return _stacked(url, lambda v: reports.energy_report(v, by, f), "Energy by pass")
     parts = _each_console(url, lambda v, c: reports.energy_report(v, by, f))  # type: ignore[arg-type]
     if by == "session":
         rows = []
@@ -196,7 +198,8 @@ def _stacked(url: str, make: Callable[[Any], Report], title: str,
     """Return each console's report with a `console` column in front, the rows one after another.
 
     Rows keep the console's own order (console by console, by name), or `order` sorts them
-    across the fleet; numeric cells of the totals are summed.
+    across the fleet; numeric cells of the totals are summed, the highest (`max_...`) the
+    highest.
     """
     parts = _each_console(url, lambda v, c: make(v))
     rows = [{"console": console[1], **r} for console, part in parts for r in part.rows]
@@ -204,12 +207,14 @@ def _stacked(url: str, make: Callable[[Any], Report], title: str,
         rows.sort(key=order)
     first = parts[0][1] if parts else None
     columns = ["console", *(first.columns if first else [])]
-    total = None
+    total: dict[str, Any] | None = None
     if first is not None and first.total is not None:
         total = {columns[1]: "TOTAL"}
         for key, value in first.total.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                total[key] = sum((part.total or {}).get(key, 0) for _, part in parts)
+                values = [(part.total or {}).get(key) for _, part in parts]
+                total[key] = (_max(values) if key.startswith("max_")
+                              else sum(v or 0 for v in values))
     notes = sorted({n for _, part in parts for n in part.notes})
     if rows:
         notes = [n for n in notes if not n.startswith("no ")]

@@ -227,8 +227,12 @@ def add_commands(commands: Any) -> None:
     db_arg(p)
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("site", help="show the site configuration (limits, calibration policy)")
+    p = commands.add_parser("site", help="show the site configuration (limits, calibration "
+                            "policy, skin-type envelopes)")
+    p.add_argument("--profile", metavar="PROFILE", help="also show the skin-type envelopes in "
+                   "force on this console: its profile's and the site's, the stricter winning")
     p.add_argument("--json", action="store_true", help="print JSON")
+    profiles_arg(p)
     db_arg(p)
     p.set_defaults(func=cmd_site)
 
@@ -851,8 +855,12 @@ def export_line(sessions: int, pulses: int, args: argparse.Namespace) -> str:
 def cmd_site(args: argparse.Namespace) -> int:
     import json
 
+    from laserlog.config.profile import open_profile
     from laserlog.config.siteconfig import site_for
     from laserlog.domain.localtime import zone_name
+    from laserlog.review.envelopes import CELL_COLUMNS, cell_row, in_force_rows, rule_cell
+    from laserlog.review.precision import row_text
+    from laserlog.review.reports import Report, render
 
     site = site_for(db_path(args))
     data = {"source": site.source, "calibration_interval_days": site.calibration_interval_days,
@@ -872,6 +880,18 @@ def cmd_site(args: argparse.Namespace) -> int:
                                 "public": signing.public_hex(key) if key else None,
                                 "fingerprint": signing.fingerprint(signing.public_hex(key))
                                 if key else None}
+    envelopes = [Report("Skin-type envelopes of the site file", CELL_COLUMNS,
+                        [cell_row(rule_cell(r)) for r in site.envelopes.rules],
+                        notes=["on a wavelength to avoid: " + ("warn" if site.envelopes.warn_only
+                                                               else "refuse the start")])]
+    data["envelopes"] = {"on_avoid": "warn" if site.envelopes.warn_only else "refuse",
+                         "rules": envelopes[0].rows}
+    if args.profile:
+        profile = open_profile(args.profile, args.profiles)
+        envelopes.append(Report(f"Skin-type envelopes in force on {profile.id} (its profile "
+                                "and the site file, the stricter value winning)", CELL_COLUMNS,
+                                in_force_rows(profile, site.envelopes)))
+        data["envelopes_in_force"] = {"profile": profile.id, "cells": envelopes[1].rows}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -890,4 +910,14 @@ def cmd_site(args: argparse.Namespace) -> int:
     print(f"  second anchor: {site.second_anchor or 'none'}")
     print(f"  operators registered: {'yes' if site.operators_registered else 'no'}")
     print(f"  time zone (days and weeks): {zone_name(site.zone)}")
+    # The site file's rules are named by their table alone: the path is the first line's.
+    ours = f"site file {site.source} "
+    for table in envelopes:
+        if not table.rows:
+            print(f"  {table.title}: none declared")
+            continue
+        rows = [{k: v.replace(ours, "site ") if isinstance(v, str) else v
+                 for k, v in row_text(r).items()} for r in table.rows]
+        print("\n".join("  " + line for line in render(
+            Report(table.title, table.columns, rows, notes=table.notes), "table").splitlines()))
     return 0

@@ -10,7 +10,9 @@ flood above the maximum never makes one event per pulse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from laserlog.config.envelopes import EnvelopePolicy, EnvelopeRule, profile_rules
 from laserlog.config.profile import Profile
@@ -29,6 +31,62 @@ class Bound:
     avoid: EnvelopeRule | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EnvelopeCell:
+    """What holds for one skin type at one wavelength (and handpiece or spot, where a rule
+    names one): the recommended and maximum fluence, whether to avoid it, and the rule that
+    won each. The session's `envelope` event keeps its cells as JSON (`raw`), so the record
+    shows what was in force then, whatever the files say today."""
+
+    skin_type: str
+    wavelength_nm: float | None  # None: every wavelength
+    scope: str = ""  # "handpiece 2, spot 4 mm"; "" for every handpiece and spot
+    recommended_fluence_j_cm2: float | None = None
+    recommended_source: str | None = None
+    max_fluence_j_cm2: float | None = None
+    max_source: str | None = None
+    avoid_source: str | None = None  # the rule that says not to use it; None: may be used
+
+
+def cells_json(cells: list[EnvelopeCell]) -> str:
+    """Return cells as the JSON the session's `envelope` event keeps."""
+    return json.dumps([asdict(c) for c in cells], sort_keys=True)
+
+
+def cells_from_json(text: str | None) -> list[EnvelopeCell]:
+    """Return the cells an `envelope` event kept ([] for a record from before they were
+    kept, or text that is not theirs)."""
+    try:
+        data: Any = json.loads(text or "[]")
+    except ValueError:
+        return []
+    names = {f.name for f in fields(EnvelopeCell)}
+    if not isinstance(data, list) or not all(isinstance(d, dict) and "skin_type" in d
+                                             and set(d) <= names for d in data):
+        return []
+    return [EnvelopeCell(**d) for d in data]
+
+
+def _cell(skin_type: str, wavelength_nm: float | None, scope: str, bound: Bound) -> EnvelopeCell:
+    rec, most = _shown(bound)
+    return EnvelopeCell(skin_type, wavelength_nm, scope,
+                        rec.recommended_fluence_j_cm2 if rec else None,
+                        rec.source if rec else None,
+                        most.max_fluence_j_cm2 if most else None,
+                        most.source if most else None,
+                        bound.avoid.source if bound.avoid else None)
+
+
+def _shown(bound: Bound) -> tuple[EnvelopeRule | None, EnvelopeRule | None]:
+    """Return the recommended and maximum rules worth stating (no recommended fluence at or
+    above the maximum: nothing is recommended above it)."""
+    rec, most = bound.recommended, bound.maximum
+    if rec is not None and most is not None and (
+            (rec.recommended_fluence_j_cm2 or 0.0) >= (most.max_fluence_j_cm2 or 0.0)):
+        rec = None
+    return rec, most
+
+
 def _strictest(rules: list[EnvelopeRule]) -> Bound:
     recommended = [r for r in rules if r.recommended_fluence_j_cm2 is not None]
     maximum = [r for r in rules if r.max_fluence_j_cm2 is not None]
@@ -41,10 +99,7 @@ def _strictest(rules: list[EnvelopeRule]) -> Bound:
 def _fluence_text(bound: Bound) -> str:
     """Return "recommended up to R J/cm2 (rule), at most M J/cm2 (rule)", a rule named once
     when it sets both."""
-    rec, most = bound.recommended, bound.maximum
-    if rec is not None and most is not None and (
-            (rec.recommended_fluence_j_cm2 or 0.0) >= (most.max_fluence_j_cm2 or 0.0)):
-        rec = None  # the maximum is the lower: nothing is recommended above it
+    rec, most = _shown(bound)
     if rec is not None and most is not None and rec.source == most.source:
         return (f"recommended up to {rec.recommended_fluence_j_cm2:g}, at most "
                 f"{most.max_fluence_j_cm2:g} J/cm2 ({rec.source})")
@@ -95,6 +150,22 @@ class Envelope:
         return "; ".join(_avoid_text(w, rule) for w, rule in avoided) + (
             ": no session starts on this console for this skin type (a site may allow it "
             "with a warning: [envelope] on_avoid = \"warn\")")
+
+    def cells(self) -> list[EnvelopeCell]:
+        """Return the envelope in force cell by cell: each wavelength of the console for
+        every handpiece and spot, then each handpiece or spot a rule names, the strictest
+        rule that applies winning each value."""
+        out = [_cell(self.skin_type, w, "", _strictest(
+            [r for r in self.rules if not r.scoped and r.applies(w, None, None)]))
+            for w in self.wavelengths_nm or (None,)]
+        for rule in self.rules:
+            if rule.scoped:
+                at = ([rule.wavelength_nm] if rule.wavelength_nm is not None
+                      else list(self.wavelengths_nm or (None,)))
+                out += [_cell(self.skin_type, w, rule.scope(),
+                              self.bound(w, rule.handpiece, rule.spot_mm)) for w in at]
+        return [c for c in dict.fromkeys(out)
+                if c.recommended_source or c.max_source or c.avoid_source]
 
     def line(self) -> str:
         """Return the envelope in force as one line: what the form shows, `record` prints

@@ -50,7 +50,7 @@ from laserlog.recording.contract import (
     SessionInfo,
     console_trouble,
 )
-from laserlog.recording.envelopes import EnvelopeCheck, session_envelope
+from laserlog.recording.envelopes import EnvelopeCheck, cells_json, session_envelope
 from laserlog.recording.sessionreview import session_review
 from laserlog.storage.rows import EventRow, PulseAt, SessionEnd
 from laserlog.storage.store import Store, locked, utc_now
@@ -233,7 +233,8 @@ class Recorder:
         for event in review.events:  # calibration missing, overdue or failed; an anchor away
             self._event(event)
         if envelope is not None:  # the envelope in force, as the session holds it
-            self._event(EventRow(now, "envelope", "info", None, envelope.line()))
+            self._event(EventRow(now, "envelope", "info", None, envelope.line(),
+                                 raw=cells_json(envelope.cells())))
         for warning in plan.warnings:
             early = plan.override_by is not None and warning.startswith("started ")
             self._event(EventRow(now, "interval_override" if early else "interval_late",

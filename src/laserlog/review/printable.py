@@ -3,7 +3,8 @@ the session's header and "page N of M" on every page.
 
 What the officer signs for must be on paper: clinic, who, where, the checklist as ticked,
 the console and its calibration, times in UTC and the site's local time, what was delivered
-per setting, the out-of-limit, unknown-dose and fault events, corrections and signatures.
+per setting, the skin-type envelope in force and the pulses beyond it, the out-of-limit,
+unknown-dose and fault events, corrections and signatures.
 Each session is a named page (`@page s<id>`), so its margin boxes carry its own header and a
 record of several sessions starts each on a new page. Nothing is drawn with colour or
 background alone: printers drop backgrounds and grey text fades.
@@ -30,6 +31,8 @@ PAGE = 5000
 FAULT_KINDS = ("fault", "interlock_open", "invalid_reading")
 OUT_OF_LIMIT = "out_of_limit"
 UNKNOWN_DOSE = ("energy_unknown", "invalid_reading")
+#: The envelope in force and the pulses that passed it: printed in a section of their own.
+ENVELOPE_KINDS = ("envelope", "out_of_envelope")
 
 _CSS = """
 @page { size: A4; margin: 24mm 14mm 18mm 14mm;
@@ -54,7 +57,7 @@ thead { display: table-header-group; }
 tr, .keep { break-inside: avoid; page-break-inside: avoid; }
 table.meta td:first-child { width: 30%; font-weight: bold; }
 .time { white-space: nowrap; }
-table.pulses, table.events { font-size: 8pt; } table.pulses td, table.pulses th { padding: 0 3pt; }
+table.pulses, table.events, table.envelope { font-size: 8pt; } table.pulses td, table.pulses th { padding: 0 3pt; }
 .flag { font-weight: bold; border: 1.2pt solid #000; padding: 0 3pt; white-space: nowrap; }
 .lead { margin-bottom: 3mm; }
 .sign-line { display: inline-block; width: 60mm; border-bottom: .8pt solid #000; height: 9mm; }
@@ -334,6 +337,8 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
                        p["mean_fluence_j_cm2"], p["max_fluence_j_cm2"]] for p in passes])
         yield "</div>"
 
+    yield _envelope(conn, s, {r["wavelength_nm"] for r in summary}, events, where)
+    events = [e for e in events if e["kind"] not in ENVELOPE_KINDS]
     groups = [
         ("Out-of-limit events", [e for e in events if e["kind"] == OUT_OF_LIMIT]),
         ("Unknown-dose events", [e for e in events if e["kind"] in UNKNOWN_DOSE]),
@@ -365,6 +370,50 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
         yield (f"<p>The {int(s['pulse_count'])} pulse(s) are summarised above; the full pulse "
                "table is printed with <code>laserlog export --pulses</code>.</p>")
     yield "</div>"
+
+
+def _envelope(conn: sqlite3.Connection, s: dict[str, Any], delivered_nm: set[float | None],
+              events: list[dict[str, Any]], where: tzinfo | None) -> str:
+    """Return the skin-type envelope the session was held to, as its record kept it, for
+    the wavelengths delivered (every cell when none was), and the pulses that passed it."""
+    from laserlog.review.envelopes import held_envelopes
+
+    held = held_envelopes(conn, [int(s["id"])]).get(int(s["id"]))
+    skin = _e(s["skin_type"])
+    title = f"<h2>Skin-type envelope (type {skin})</h2>"
+    if held is None or not (held.cells or held.line):
+        why = ("no skin type was recorded" if not s["skin_type"] else
+               "neither the console's profile nor the site file declared one for it")
+        body = f"<p>None in force: {why}.</p>"
+    elif not held.cells:  # recorded before the cells were kept: the line the form showed
+        body = f"<p>{_e(held.line)}</p>"
+    else:
+        used = [c for c in held.cells if c.wavelength_nm is None or any(
+            w is not None and abs(w - c.wavelength_nm) < 0.5 for w in delivered_nm)]
+        body = _table([("λ (nm)", "wavelength_nm"), ("for", "text"),
+                       ("recommended (J/cm²)", "recommended_fluence_j_cm2"),
+                       ("maximum (J/cm²)", "max_fluence_j_cm2"), ("avoid", "text"),
+                       ("rule that won", "html")],
+                      [[c.wavelength_nm, c.scope or "every handpiece and spot",
+                        c.recommended_fluence_j_cm2, c.max_fluence_j_cm2,
+                        "NOT TO BE USED" if c.avoid_source else "-", _sources(c)]
+                       for c in used or held.cells], "envelope")
+        body += "<p>In force at the start, as the session's record holds it.</p>"
+    passed = [e for e in events if e["kind"] == "out_of_envelope"]
+    if held is None and not passed:  # nothing to hold against: one line, no empty table
+        return f'<div class="keep">{title}{body}</div>'
+    return (f'<div class="keep">{title}{body}</div>'
+            + _events("Out-of-envelope events", passed, where))
+
+
+def _sources(cell: Any) -> str:
+    """Return which rule won each value of an envelope cell, one line per rule."""
+    named: dict[str, list[str]] = {}
+    for what, source in (("recommended", cell.recommended_source),
+                         ("maximum", cell.max_source), ("avoid", cell.avoid_source)):
+        if source:
+            named.setdefault(source, []).append(what)
+    return "<br>".join(f"{' and '.join(whats)}: {_e(source)}" for source, whats in named.items())
 
 
 def _events(heading: str, group: list[dict[str, Any]], where: tzinfo | None) -> str:

@@ -498,29 +498,42 @@ def _numbered(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
 
 
 def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
-    """Return the sessions that ran outside a profile's or the site's limits, per limit."""
-    events = _events(conn, f, ("out_of_limit",))
-    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    """Return the sessions that ran outside a profile's or the site's limits or their skin
+    type's envelope, per limit, each with the envelope its record says was in force."""
+    from laserlog.review.envelopes import breach_limit, cell_row, held_envelopes, held_text
+
+    events = _events(conn, f, ("out_of_limit", "out_of_envelope"))
+    groups: dict[tuple[int, str, str, str], list[dict[str, Any]]] = {}
     for e in events:
-        # "pulse 12: fluence 7.9 J/cm2 above the site limit 6 J/cm2"; raw names the column.
-        limit = e["message"].rsplit(" the ", 1)[-1].split(" limit", 1)[0]
-        column = e["raw"] or "?"
-        groups.setdefault((e["session_id"], column, limit), []).append(e)
+        if e["kind"] == "out_of_envelope":
+            limit = breach_limit(e["message"])
+        else:  # "pulse 12: fluence 7.9 J/cm2 above the site limit 6 J/cm2"
+            limit = e["message"].rsplit(" the ", 1)[-1].split(" limit", 1)[0]
+        column = e["raw"] or "?"  # raw names the column
+        groups.setdefault((e["session_id"], e["kind"], column, limit), []).append(e)
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
                                                               client=f.client, area=f.area,
                                                               last=f.last))}
-    columns = ["session", "started_utc", "device", "operator", "client", "quantity", "limit",
-               "severity", "pulses", "first"]
+    held = held_envelopes(conn, sorted({sid for sid, *_ in groups}))
+    columns = ["session", "started_utc", "device", "operator", "client", "skin_type", "kind",
+               "quantity", "limit", "severity", "pulses", "first", "envelope"]
     rows = []
-    for (sid, column, limit), members in sorted(groups.items()):
+    for (sid, kind, column, limit), members in sorted(groups.items()):
         s = selected[sid]
+        envelope = held.get(sid)
         rows.append({"session": sid, "started_utc": s["started_utc"], "device": _device(s),
-                     "operator": s["operator_id"], "client": s["client_ref"], "quantity": column,
+                     "operator": s["operator_id"], "client": s["client_ref"],
+                     "skin_type": s["skin_type"], "kind": kind, "quantity": column,
                      "limit": limit, "severity": members[0]["severity"],
                      "pulses": sum(m["count"] for m in members),
-                     "first": _numbered(conn, members[0])})
+                     "first": _numbered(conn, members[0]),
+                     "envelope": held_text(envelope) if envelope else "-",
+                     # JSON only: the cells in force, each value with the rule that won it
+                     "envelope_cells": [cell_row(c) for c in envelope.cells] if envelope
+                     else []})
     total = {"session": "TOTAL", "pulses": sum(r["pulses"] for r in rows)}
-    notes = [] if rows else ["no pulse outside a profile's or the site's limits"]
+    notes = [] if rows else ["no pulse outside a profile's or the site's limits or a skin "
+                             "type's envelope"]
     return Report("Sessions outside their limits", columns, rows, total, notes)
 
 
