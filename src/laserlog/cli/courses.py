@@ -103,7 +103,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import Contract
-    from laserlog.review.documents import record_consent
+    from laserlog.review.documents import consent_writer
     from laserlog.storage.store import Store
 
     contract = Contract.for_database(db_path(args))
@@ -142,13 +142,11 @@ def cmd_new(args: argparse.Namespace) -> int:
     consent = consent_to_record(args)
     with Store(db_path(args)) as store:
         signer = witness(store, args.witness) if consent is not None else None
+        # The course and the consent it rests on are one transaction: both or neither.
         new_id = courses.create(store, client=client, area=area, indication=indication,
                                 sessions=args.sessions, window=window, profile_id=profile_id,
-                                note=note)
-        if consent is not None:
-            course = courses.find(store.conn, new_id)
-            assert course is not None
-            record_consent(store, course, consent, signer)
+                                note=note, also=consent_writer(consent, signer)
+                                if consent is not None else None)
     print(new_id)
     if consent is not None:
         print(consent_line(new_id, consent, signer), file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -300,11 +301,25 @@ def _insert(store: Store, table: str, rows: list[tuple], columns: tuple[str, ...
 
 
 def create(store: Store, *, client: str, area: str, indication: str, sessions: int,
-           window: Window, profile_id: str | None, note: str | None) -> int:
-    """Record a new course; return its id."""
+           window: Window, profile_id: str | None, note: str | None,
+           also: Callable[[sqlite3.Connection, int, str], list[tuple[str, int, int]]]
+           | None = None) -> int:
+    """Record a new course; return its id. `also` adds rows that belong with it (its
+    consent) in the same transaction and chain link, given the new id and the client, and
+    returns their ranges: when it fails, nothing is written."""
     values = (client, area, indication, profile_id, sessions, window.min_days,
               window.max_days, window.target_days, note, utc_text(now()))
-    return _insert(store, "courses", [values], COURSE_COLUMNS)
+    if also is None:
+        return _insert(store, "courses", [values], COURSE_COLUMNS)
+    conn = store.conn
+    with conn:
+        conn.execute(f"INSERT INTO courses ({', '.join(COURSE_COLUMNS)})"
+                     f" VALUES ({', '.join('?' * len(COURSE_COLUMNS))})", values)
+        new_id = int(conn.execute("SELECT max(id) FROM courses").fetchone()[0])
+        ranges = [("courses", new_id, new_id), *also(conn, new_id, client)]
+        head = chain.append(conn, session_id=None, kind="course", ranges=ranges)
+    chain.write_anchor(store.path, head)
+    return new_id
 
 
 def close(store: Store, course: Course, reason: str) -> None:
