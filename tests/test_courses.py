@@ -112,11 +112,14 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     tested = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses WHERE session_id = 1")[0][0]
     sim.console.params["energy"] = full_energy
 
-    # An early blister-free read-out is recorded at once but does not clear the gate.
+    # An early read-out that would be uneventful is refused: it cannot clear the gate.
     clock.advance(hours=2)
-    assert cli("course", "readout", "1", "--erythema", "1", "--db", db)[0] == 0
+    status, _, err = cli("course", "readout", "1", "--erythema", "1", "--db", db)
+    assert status == 2 and "session 1: a read-out before its due time 2026-03-04 10:00 " \
+        "(Europe/Paris), 48 h after the test spot for skin type III" in err, err
+    assert rows(site_db, "SELECT count(*) FROM test_spot_readouts") == [(0,)]
     status, _, err = record("--course", "1")
-    assert status == 2 and "read out before its wait of 48 h (skin type III)" in err, err
+    assert status == 2 and "test spot 1 has no read-out" in err, err
 
     # Read out after the wait: uneventful; the first full session starts.
     clock.advance(days=3)
@@ -294,6 +297,40 @@ def test_a_readout_for_a_session_that_is_not_a_test_spot_is_refused(simulate, wi
     _one_message(status, err)
     assert "'4' is not a grade" in err
     assert _counts(with_course) == before
+
+
+def test_an_early_readout_is_recorded_only_when_it_finds_a_reaction(simulate, site_db, clock):
+    """Before the skin type's wait ends, a reaction is recorded at once (it blocks the gate);
+    an uneventful read-out is refused, naming the due time in the site's zone."""
+    from laserlog.config.courses import FINDINGS
+
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    assert cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+               "tech-07", "--client", "C-1042", *START, "--test-spot", "--pulses", "3",
+               "--db", str(site_db))[0] == 0
+    started = clock.at  # skin type III: due 48 h later, 10:00 in Paris on 4 March
+
+    @settings(max_examples=25, deadline=None)
+    @given(minutes=st.integers(0, 96 * 60),
+           grades=st.fixed_dictionaries({name: st.integers(0, 3) for name in FINDINGS}))
+    def readout(minutes: int, grades: dict[str, int]) -> None:
+        clock.at = started + timedelta(minutes=minutes)
+        before = _counts(site_db)
+        status, out, err = cli("course", "readout", "1", "--db", str(site_db),
+                               *(f"--{k}={v}" for k, v in grades.items()))
+        if minutes >= 48 * 60 or max(grades.values()) > 1:
+            assert status == 0, err
+            assert "read-out of test spot 1 recorded" in out
+            assert _counts(site_db)[3] == before[3] + 1
+            return
+        _one_message(status, err)
+        assert "session 1: a read-out before its due time 2026-03-04 10:00 (Europe/Paris), " \
+            "48 h after the test spot for skin type III" in err, err
+        assert _counts(site_db) == before
+
+    readout()
+    assert verify_database(site_db).ok
 
 
 def test_attach_close_and_list(simulate, with_course):

@@ -240,10 +240,32 @@ def spots_for(conn: sqlite3.Connection, client: str, profile_id: str, skin_type:
     return SpotClearance(cleared, "; ".join(reasons), tested)
 
 
+def readout_due(started_utc: str, skin_type: str | None,
+                policy: CoursePolicy) -> tuple[datetime, float]:
+    """Return when a test spot's read-out may clear the gate (UTC) and the skin type's wait
+    in hours (an unknown type waits as long as the longest)."""
+    wait_h = policy.wait_hours.get(skin_type or "VI", max(policy.wait_hours.values()))
+    return localtime.local(started_utc, UTC) + timedelta(hours=wait_h), wait_h
+
+
+def early_readout_refusal(session: dict[str, Any], grades: dict[str, int],
+                          policy: CoursePolicy, at: datetime, where: tzinfo | None) -> str:
+    """Return why a read-out taken at `at` is refused ("" when it is recorded): before its
+    due time only a finding above the uneventful grade (an early blister) is recorded, since
+    an uneventful read-out then says nothing about the reaction still to come."""
+    due, wait_h = readout_due(str(session["started_utc"]), session["skin_type"], policy)
+    if at >= due or max(grades.values(), default=0) > policy.uneventful_max_grade:
+        return ""
+    shown = due.astimezone(where).strftime("%Y-%m-%d %H:%M")
+    return (f"session {session['id']}: a read-out before its due time {shown} "
+            f"({localtime.zone_name(where)}), {wait_h:g} h after the test spot for skin type "
+            f"{session['skin_type'] or '? (the longest wait)'}: before then only a finding "
+            f"above grade {policy.uneventful_max_grade} is recorded; nothing was written")
+
+
 def _spot_clears(conn: sqlite3.Connection, spot_id: int, started_utc: str,
                  skin_type: str | None, policy: CoursePolicy) -> tuple[bool, str]:
-    wait_h = policy.wait_hours.get(skin_type or "VI", max(policy.wait_hours.values()))
-    due = localtime.local(started_utc, UTC) + timedelta(hours=wait_h)
+    due, wait_h = readout_due(started_utc, skin_type, policy)
     readouts = conn.execute(f"SELECT {', '.join(FINDINGS)}, read_utc FROM test_spot_readouts"
                             " WHERE session_id = ? ORDER BY id", (spot_id,)).fetchall()
     if not readouts:
