@@ -129,7 +129,8 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     assert "kind      course session of course 1" in out
     above = rows(site_db, "SELECT message FROM events WHERE session_id = 2 AND"
                           " kind = 'above_test_spot' AND severity = 'alarm'")
-    assert above and f"above the highest tested at 755 nm ({tested:.4g} J/cm2)" in above[0][0]
+    assert above and (f"above the highest tested at 755 nm on handpiece 1 ({tested:.4g} J/cm2, "
+                      "test spot 1)") in above[0][0], above
     assert "pulse(s) above the fluence the client's test spot tested" in out
 
     # Ten days later: too early, refused with the days and the window; nothing written.
@@ -181,6 +182,54 @@ def test_a_test_spot_stops_at_the_sites_pulse_limit(simulate, site_db, clock):
     assert status == 0, err
     count = rows(site_db, "SELECT pulse_count FROM sessions")[0][0]
     assert 5 <= count < 500  # stops at the limit (a batch may carry a few more)
+
+
+NO_GATE = SITE.replace("test_spot_required = true\n", "")
+
+
+def test_the_tested_fluence_is_held_per_wavelength_and_handpiece(simulate, site_db, clock):
+    """A test spot through the zoom handpiece tests nothing for the fractional one: the
+    course's pulses on handpiece 2 are held to what handpiece 2 was tested at."""
+    (site_db.parent / "site.toml").write_text(NO_GATE)
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    energy = sim.console.params["energy"]
+
+    def record(*more: str, pulses: str = "6") -> None:
+        status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "tech-07", "--client", "C-1042", *START,
+                             "--pulses", pulses, "--db", str(site_db), *more)
+        assert status == 0, err
+
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--db", str(site_db))[0] == 0
+    params = sim.console.params  # set one by one: each setting bumps the console's version
+    params["spot"] = 3.0  # handpiece 1 with a small spot: a high fluence
+    record("--test-spot", "--course", "1")
+    params["handpiece"], params["energy"] = 2.0, energy / 8
+    record("--test-spot", "--course", "1")
+    (hp1,), (hp2,) = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses GROUP BY session_id"
+                                   " ORDER BY session_id")
+    params["energy"] = energy / 4  # twice handpiece 2's test, below handpiece 1's
+    record("--course", "1", pulses="8")
+    course_max = rows(site_db, "SELECT max(fluence_j_cm2), min(handpiece) FROM pulses"
+                               " WHERE session_id = 3")[0]
+    assert hp2 < course_max[0] < hp1 and course_max[1] == 2
+    above = rows(site_db, "SELECT message FROM events WHERE session_id = 3 AND"
+                          " kind = 'above_test_spot' AND severity = 'alarm'")
+    assert above and all(f"above the highest tested at 755 nm on handpiece 2 ({hp2:.4g} J/cm2, "
+                         "test spot 2)" in m for (m,) in above), above
+
+
+def test_a_pulse_or_a_test_spot_without_a_handpiece_is_held_to_its_wavelength():
+    tested = courses.Tested({(755.0, None): 2.0, (755.0, 1): 2.0, (1064.0, None): 3.0},
+                            {(755.0, None): 1, (755.0, 1): 1, (1064.0, None): 4},
+                            frozenset({755.0}))
+    assert tested.key(755, 1) == (755.0, 1)
+    assert tested.key(755, None) == (755.0, None)  # the pulse carries none
+    assert tested.key(1064, 2) == (1064.0, None)  # the test spot carried none
+    assert courses.Tested.where((755.0, None)) == "755 nm, any handpiece"
+    assert courses.Tested.where((755.0, 2)) == "755 nm on handpiece 2"
 
 
 def test_existing_sessions_become_one_offs_and_a_site_may_require_courses(

@@ -321,7 +321,7 @@ class CourseStart:
     course_id: int | None = None
     interval: courses.Interval | None = None
     warnings: tuple[str, ...] = ()
-    tested_j_cm2: dict[float, float] | None = None
+    tested: courses.Tested | None = None
     override_by: str | None = None
     override_role: str | None = None
     override_reason: str | None = None
@@ -394,7 +394,7 @@ def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseR
     elif plan.status == "late":
         warnings.append(f"late for course {course.id}: {plan.window_text()}")
     return CourseStart("course", course.id, plan, tuple(warnings),
-                       spots.tested_j_cm2 if spots.tested_j_cm2 else None,
+                       spots.tested if spots.tested.fluence_j_cm2 else None,
                        override if plan.status == "early" else None,
                        request.override_role or None if plan.status == "early" else None,
                        " ".join(request.override_reason.split())[:500] or None

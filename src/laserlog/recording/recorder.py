@@ -213,8 +213,8 @@ class Recorder:
             # The course rules' clock: the interval to the next session counts from here.
             started_utc=courses.utc_text(courses.now()))
         self.completer = PulseCompleter(self.profile, self.session_id, limits=review.limits)
-        if plan.kind == "course" and plan.tested_j_cm2 is not None:
-            self.completer.tested = courses.SpotFluenceCheck(plan.tested_j_cm2)
+        if plan.kind == "course" and plan.tested is not None:
+            self.completer.tested = courses.SpotFluenceCheck(plan.tested)
         envelope = session_envelope(self.profile, review.envelopes, info.skin_type)
         if envelope is not None:
             self.completer.envelope = EnvelopeCheck(envelope)
