@@ -171,17 +171,31 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     assert verify_database(site_db).ok
 
 
-def test_a_test_spot_stops_at_the_sites_pulse_limit(simulate, site_db, clock):
+def test_a_test_spot_stops_the_console_at_the_sites_pulse_limit_and_keeps_every_pulse(
+        simulate, site_db, clock):
     (site_db.parent / "site.toml").write_text(SITE.replace("test_spot_required = true",
                                                            "test_spot_max_pulses = 5"))
-    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim = simulate("ps755-ref", seed=4, rate_hz=2000.0)  # a read brings many pulses at once
     sim.console.firing = True
     status, out, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
                            "--operator", "tech-07", "--client", "C-1042", *START,
                            "--test-spot", "--pulses", "500", "--db", str(site_db))
     assert status == 0, err
-    count = rows(site_db, "SELECT pulse_count FROM sessions")[0][0]
-    assert 5 <= count < 500  # stops at the limit (a batch may carry a few more)
+    assert not sim.console.firing  # the console was told to stop at the limit
+    (count, stored), = rows(site_db, "SELECT pulse_count, (SELECT count(*) FROM pulses)"
+                                     " FROM sessions")
+    assert 5 <= count == stored < 500  # every pulse that arrived is kept
+    events = dict(rows(site_db, "SELECT kind, message FROM events WHERE kind IN"
+                                " ('emission_stop', 'test_spot_over_limit')"))
+    assert events["emission_stop"] == ("sent the console's stop command: the test spot "
+                                       "reached the site's limit of 5 pulses "
+                                       "(test_spot_max_pulses)")
+    if count > 5:
+        assert events["test_spot_over_limit"] == (
+            f"{count} pulses arrived, {count - 5} more than the site's limit of 5 for a test "
+            "spot; all are recorded")
+    else:
+        assert "test_spot_over_limit" not in events
 
 
 NO_GATE = SITE.replace("test_spot_required = true\n", "")
@@ -219,6 +233,70 @@ def test_the_tested_fluence_is_held_per_wavelength_and_handpiece(simulate, site_
                           " kind = 'above_test_spot' AND severity = 'alarm'")
     assert above and all(f"above the highest tested at 755 nm on handpiece 2 ({hp2:.4g} J/cm2, "
                          "test spot 2)" in m for (m,) in above), above
+    # The site's default only alarms: the console is never told to stop.
+    assert sim.console.firing and rows(site_db, "SELECT count(*) FROM events WHERE"
+                                                " kind = 'emission_stop'") == [(0,)]
+
+
+def test_a_site_that_refuses_above_the_tested_fluence_refuses_the_start_and_stops_emission(
+        simulate, site_db, clock):
+    import threading
+
+    from conftest import wait_until
+
+    (site_db.parent / "site.toml").write_text(NO_GATE.replace(
+        "[courses]\n", "[courses]\nabove_test_spot = \"refuse\"\n"))
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    params = sim.console.params
+    energy = params["energy"]
+    db = str(site_db)
+
+    def record(*more: str) -> tuple[int, str, str]:
+        return cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+                   "tech-07", "--client", "C-1042", *START, "--db", db, *more)
+
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--db", db)[0] == 0
+    params["energy"] = energy / 2
+    assert record("--test-spot", "--course", "1", "--pulses", "8")[0] == 0
+    (tested,), = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses")
+
+    # (a) Set above what was tested: refused in the words the form shows too; nothing written.
+    params["energy"] = energy
+    set_fluence = round(sim.console.value("fluence"), 3)  # as the console reports it
+    status, _, err = record("--course", "1", "--pulses", "5")
+    assert status == 2, err
+    assert (f"the session was not started: the console is set to {set_fluence:.4g} J/cm2 at "
+            f"755 nm on handpiece 1, above the highest test spot 1 tested there "
+            f"({tested:.4g} J/cm2); this site refuses it") in err, err
+    assert rows(site_db, "SELECT count(*) FROM sessions") == [(1,)]
+
+    # (b) Set below it, then turned up mid-session: alarms, one stop command, every pulse kept.
+    params["energy"] = energy / 2 * 0.8
+
+    def turn_up() -> None:
+        wait_until(lambda: rows(site_db, "SELECT count(*) FROM pulses WHERE session_id = 2")
+                   [0][0] >= 3, what="the session's first pulses")
+        params["energy"] = energy
+
+    turning = threading.Thread(target=turn_up)
+    turning.start()
+    status, _, err = record("--course", "1", "--duration", "1.5")
+    turning.join()
+    assert status == 0, err
+    assert not sim.console.firing
+    assert [m for (m,) in rows(site_db, "SELECT message FROM events WHERE session_id = 2"
+                                        " AND kind = 'emission_stop'")] == [
+        "sent the console's stop command: a pulse above the fluence the client's test spot "
+        "tested (the site refuses it: [courses] above_test_spot = \"refuse\")"]
+    above = rows(site_db, "SELECT count(*) FROM pulses WHERE session_id = 2"
+                          " AND fluence_j_cm2 > ?", tested)[0][0]
+    assert above >= 1 and rows(site_db, "SELECT count(*) FROM events WHERE session_id = 2 AND"
+                                        " kind = 'above_test_spot' AND severity = 'alarm'"
+                               ) == [(above,)]
+    assert rows(site_db, "SELECT pulse_count FROM sessions WHERE id = 2") == rows(
+        site_db, "SELECT count(*) FROM pulses WHERE session_id = 2")
 
 
 def test_a_pulse_or_a_test_spot_without_a_handpiece_is_held_to_its_wavelength():
