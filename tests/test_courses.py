@@ -112,11 +112,14 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     tested = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses WHERE session_id = 1")[0][0]
     sim.console.params["energy"] = full_energy
 
-    # An early blister-free read-out is recorded at once but does not clear the gate.
+    # An early read-out that would be uneventful is refused: it cannot clear the gate.
     clock.advance(hours=2)
-    assert cli("course", "readout", "1", "--erythema", "1", "--db", db)[0] == 0
+    status, _, err = cli("course", "readout", "1", "--erythema", "1", "--db", db)
+    assert status == 2 and "session 1: a read-out before its due time 2026-03-04 10:00 " \
+        "(Europe/Paris), 48 h after the test spot for skin type III" in err, err
+    assert rows(site_db, "SELECT count(*) FROM test_spot_readouts") == [(0,)]
     status, _, err = record("--course", "1")
-    assert status == 2 and "read out before its wait of 48 h (skin type III)" in err, err
+    assert status == 2 and "test spot 1 has no read-out" in err, err
 
     # Read out after the wait: uneventful; the first full session starts.
     clock.advance(days=3)
@@ -126,7 +129,8 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     assert "kind      course session of course 1" in out
     above = rows(site_db, "SELECT message FROM events WHERE session_id = 2 AND"
                           " kind = 'above_test_spot' AND severity = 'alarm'")
-    assert above and f"above the highest tested at 755 nm ({tested:.4g} J/cm2)" in above[0][0]
+    assert above and (f"above the highest tested at 755 nm on handpiece 1 ({tested:.4g} J/cm2, "
+                      "test spot 1)") in above[0][0], above
     assert "pulse(s) above the fluence the client's test spot tested" in out
 
     # Ten days later: too early, refused with the days and the window; nothing written.
@@ -167,17 +171,143 @@ def test_a_four_session_course_is_held_to_its_window_its_test_spot_and_its_dose(
     assert verify_database(site_db).ok
 
 
-def test_a_test_spot_stops_at_the_sites_pulse_limit(simulate, site_db, clock):
+def test_a_test_spot_stops_the_console_at_the_sites_pulse_limit_and_keeps_every_pulse(
+        simulate, site_db, clock):
     (site_db.parent / "site.toml").write_text(SITE.replace("test_spot_required = true",
                                                            "test_spot_max_pulses = 5"))
-    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim = simulate("ps755-ref", seed=4, rate_hz=2000.0)  # a read brings many pulses at once
     sim.console.firing = True
     status, out, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
                            "--operator", "tech-07", "--client", "C-1042", *START,
                            "--test-spot", "--pulses", "500", "--db", str(site_db))
     assert status == 0, err
-    count = rows(site_db, "SELECT pulse_count FROM sessions")[0][0]
-    assert 5 <= count < 500  # stops at the limit (a batch may carry a few more)
+    assert not sim.console.firing  # the console was told to stop at the limit
+    (count, stored), = rows(site_db, "SELECT pulse_count, (SELECT count(*) FROM pulses)"
+                                     " FROM sessions")
+    assert 5 <= count == stored < 500  # every pulse that arrived is kept
+    events = dict(rows(site_db, "SELECT kind, message FROM events WHERE kind IN"
+                                " ('emission_stop', 'test_spot_over_limit')"))
+    assert events["emission_stop"] == ("sent the console's stop command: the test spot "
+                                       "reached the site's limit of 5 pulses "
+                                       "(test_spot_max_pulses)")
+    if count > 5:
+        assert events["test_spot_over_limit"] == (
+            f"{count} pulses arrived, {count - 5} more than the site's limit of 5 for a test "
+            "spot; all are recorded")
+    else:
+        assert "test_spot_over_limit" not in events
+
+
+NO_GATE = SITE.replace("test_spot_required = true\n", "")
+
+
+def test_the_tested_fluence_is_held_per_wavelength_and_handpiece(simulate, site_db, clock):
+    """A test spot through the zoom handpiece tests nothing for the fractional one: the
+    course's pulses on handpiece 2 are held to what handpiece 2 was tested at."""
+    (site_db.parent / "site.toml").write_text(NO_GATE)
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    energy = sim.console.params["energy"]
+
+    def record(*more: str, pulses: str = "6") -> None:
+        status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                             "--operator", "tech-07", "--client", "C-1042", *START,
+                             "--pulses", pulses, "--db", str(site_db), *more)
+        assert status == 0, err
+
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--db", str(site_db))[0] == 0
+    params = sim.console.params  # set one by one: each setting bumps the console's version
+    params["spot"] = 3.0  # handpiece 1 with a small spot: a high fluence
+    record("--test-spot", "--course", "1")
+    params["handpiece"], params["energy"] = 2.0, energy / 8
+    record("--test-spot", "--course", "1")
+    (hp1,), (hp2,) = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses GROUP BY session_id"
+                                   " ORDER BY session_id")
+    params["energy"] = energy / 4  # twice handpiece 2's test, below handpiece 1's
+    record("--course", "1", pulses="8")
+    course_max = rows(site_db, "SELECT max(fluence_j_cm2), min(handpiece) FROM pulses"
+                               " WHERE session_id = 3")[0]
+    assert hp2 < course_max[0] < hp1 and course_max[1] == 2
+    above = rows(site_db, "SELECT message FROM events WHERE session_id = 3 AND"
+                          " kind = 'above_test_spot' AND severity = 'alarm'")
+    assert above and all(f"above the highest tested at 755 nm on handpiece 2 ({hp2:.4g} J/cm2, "
+                         "test spot 2)" in m for (m,) in above), above
+    # The site's default only alarms: the console is never told to stop.
+    assert sim.console.firing and rows(site_db, "SELECT count(*) FROM events WHERE"
+                                                " kind = 'emission_stop'") == [(0,)]
+
+
+def test_a_site_that_refuses_above_the_tested_fluence_refuses_the_start_and_stops_emission(
+        simulate, site_db, clock):
+    import threading
+
+    from conftest import wait_until
+
+    (site_db.parent / "site.toml").write_text(NO_GATE.replace(
+        "[courses]\n", "[courses]\nabove_test_spot = \"refuse\"\n"))
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    params = sim.console.params
+    energy = params["energy"]
+    db = str(site_db)
+
+    def record(*more: str) -> tuple[int, str, str]:
+        return cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+                   "tech-07", "--client", "C-1042", *START, "--db", db, *more)
+
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--db", db)[0] == 0
+    params["energy"] = energy / 2
+    assert record("--test-spot", "--course", "1", "--pulses", "8")[0] == 0
+    (tested,), = rows(site_db, "SELECT max(fluence_j_cm2) FROM pulses")
+
+    # (a) Set above what was tested: refused in the words the form shows too; nothing written.
+    params["energy"] = energy
+    set_fluence = round(sim.console.value("fluence"), 3)  # as the console reports it
+    status, _, err = record("--course", "1", "--pulses", "5")
+    assert status == 2, err
+    assert (f"the session was not started: the console is set to {set_fluence:.4g} J/cm2 at "
+            f"755 nm on handpiece 1, above the highest test spot 1 tested there "
+            f"({tested:.4g} J/cm2); this site refuses it") in err, err
+    assert rows(site_db, "SELECT count(*) FROM sessions") == [(1,)]
+
+    # (b) Set below it, then turned up mid-session: alarms, one stop command, every pulse kept.
+    params["energy"] = energy / 2 * 0.8
+
+    def turn_up() -> None:
+        wait_until(lambda: rows(site_db, "SELECT count(*) FROM pulses WHERE session_id = 2")
+                   [0][0] >= 3, what="the session's first pulses")
+        params["energy"] = energy
+
+    turning = threading.Thread(target=turn_up)
+    turning.start()
+    status, _, err = record("--course", "1", "--duration", "1.5")
+    turning.join()
+    assert status == 0, err
+    assert not sim.console.firing
+    assert [m for (m,) in rows(site_db, "SELECT message FROM events WHERE session_id = 2"
+                                        " AND kind = 'emission_stop'")] == [
+        "sent the console's stop command: a pulse above the fluence the client's test spot "
+        "tested (the site refuses it: [courses] above_test_spot = \"refuse\")"]
+    above = rows(site_db, "SELECT count(*) FROM pulses WHERE session_id = 2"
+                          " AND fluence_j_cm2 > ?", tested)[0][0]
+    assert above >= 1 and rows(site_db, "SELECT count(*) FROM events WHERE session_id = 2 AND"
+                                        " kind = 'above_test_spot' AND severity = 'alarm'"
+                               ) == [(above,)]
+    assert rows(site_db, "SELECT pulse_count FROM sessions WHERE id = 2") == rows(
+        site_db, "SELECT count(*) FROM pulses WHERE session_id = 2")
+
+
+def test_a_pulse_or_a_test_spot_without_a_handpiece_is_held_to_its_wavelength():
+    tested = courses.Tested({(755.0, None): 2.0, (755.0, 1): 2.0, (1064.0, None): 3.0},
+                            {(755.0, None): 1, (755.0, 1): 1, (1064.0, None): 4},
+                            frozenset({755.0}))
+    assert tested.key(755, 1) == (755.0, 1)
+    assert tested.key(755, None) == (755.0, None)  # the pulse carries none
+    assert tested.key(1064, 2) == (1064.0, None)  # the test spot carried none
+    assert courses.Tested.where((755.0, None)) == "755 nm, any handpiece"
+    assert courses.Tested.where((755.0, 2)) == "755 nm on handpiece 2"
 
 
 def test_existing_sessions_become_one_offs_and_a_site_may_require_courses(
@@ -294,6 +424,40 @@ def test_a_readout_for_a_session_that_is_not_a_test_spot_is_refused(simulate, wi
     _one_message(status, err)
     assert "'4' is not a grade" in err
     assert _counts(with_course) == before
+
+
+def test_an_early_readout_is_recorded_only_when_it_finds_a_reaction(simulate, site_db, clock):
+    """Before the skin type's wait ends, a reaction is recorded at once (it blocks the gate);
+    an uneventful read-out is refused, naming the due time in the site's zone."""
+    from laserlog.config.courses import FINDINGS
+
+    sim = simulate("ps755-ref", seed=4, rate_hz=40.0)
+    sim.console.firing = True
+    assert cli("record", "--profile", "ps755-ref", "--port", str(sim.path), "--operator",
+               "tech-07", "--client", "C-1042", *START, "--test-spot", "--pulses", "3",
+               "--db", str(site_db))[0] == 0
+    started = clock.at  # skin type III: due 48 h later, 10:00 in Paris on 4 March
+
+    @settings(max_examples=25, deadline=None)
+    @given(minutes=st.integers(0, 96 * 60),
+           grades=st.fixed_dictionaries({name: st.integers(0, 3) for name in FINDINGS}))
+    def readout(minutes: int, grades: dict[str, int]) -> None:
+        clock.at = started + timedelta(minutes=minutes)
+        before = _counts(site_db)
+        status, out, err = cli("course", "readout", "1", "--db", str(site_db),
+                               *(f"--{k}={v}" for k, v in grades.items()))
+        if minutes >= 48 * 60 or max(grades.values()) > 1:
+            assert status == 0, err
+            assert "read-out of test spot 1 recorded" in out
+            assert _counts(site_db)[3] == before[3] + 1
+            return
+        _one_message(status, err)
+        assert "session 1: a read-out before its due time 2026-03-04 10:00 (Europe/Paris), " \
+            "48 h after the test spot for skin type III" in err, err
+        assert _counts(site_db) == before
+
+    readout()
+    assert verify_database(site_db).ok
 
 
 def test_attach_close_and_list(simulate, with_course):

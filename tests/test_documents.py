@@ -258,6 +258,33 @@ def test_consent_without_a_witness_and_aftercare_without_one_recorded_are_refuse
     assert "--aftercare prints one session's aftercare page" in err and not out.exists()
 
 
+def test_a_new_course_and_its_consent_are_written_together_or_not_at_all(
+        db, tmp_path, monkeypatch):
+    from laserlog.errors import LaserlogError
+    from laserlog.review import documents
+
+    def broken(*_: object) -> bytes:
+        raise LaserlogError("the consent could not be signed (simulated)")
+
+    argv = ("course", "new", "--client", "C-2000", "--area", "chin", "--indication", "pores",
+            "--sessions", "3", "--interval", "21-42", "--consent",
+            str(tmp_path / "consent.md"), "--witness", "lso-01", "--db", str(db))
+    before = counts(db)
+    monkeypatch.setattr(documents, "_consent_message", broken)  # the consent's step fails
+    status, _, err = cli(*argv)
+    one_message(status, err)
+    assert "could not be signed (simulated)" in err
+    assert counts(db) == before  # no course without the consent it rests on
+    monkeypatch.undo()
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", PASSPHRASE)
+    status, out, err = cli(*argv)
+    assert status == 0, err
+    new_id = int(out.strip())
+    assert rows(db, "SELECT course_id, client_ref FROM course_consents WHERE course_id = ?",
+                new_id) == [(new_id, "C-2000")]
+    assert verify_database(db).ok
+
+
 def test_aftercare_page_is_one_pdf_page_with_the_text_and_the_sessions_numbers(db, tmp_path):
     out = tmp_path / "aftercare.pdf"
     status, stdout, err = cli("export", "--format", "pdf", "--aftercare", "--session", "1",

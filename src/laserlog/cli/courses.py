@@ -103,7 +103,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import Contract
-    from laserlog.review.documents import record_consent
+    from laserlog.review.documents import consent_writer
     from laserlog.storage.store import Store
 
     contract = Contract.for_database(db_path(args))
@@ -142,13 +142,11 @@ def cmd_new(args: argparse.Namespace) -> int:
     consent = consent_to_record(args)
     with Store(db_path(args)) as store:
         signer = witness(store, args.witness) if consent is not None else None
+        # The course and the consent it rests on are one transaction: both or neither.
         new_id = courses.create(store, client=client, area=area, indication=indication,
                                 sessions=args.sessions, window=window, profile_id=profile_id,
-                                note=note)
-        if consent is not None:
-            course = courses.find(store.conn, new_id)
-            assert course is not None
-            record_consent(store, course, consent, signer)
+                                note=note, also=consent_writer(consent, signer)
+                                if consent is not None else None)
     print(new_id)
     if consent is not None:
         print(consent_line(new_id, consent, signer), file=sys.stderr)
@@ -247,20 +245,27 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def cmd_readout(args: argparse.Namespace) -> int:
     from laserlog.config.courses import FINDINGS
+    from laserlog.domain import localtime
     from laserlog.domain.ids import normal_id
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
+    from laserlog.recording.contract import Contract
     from laserlog.storage.store import Store
 
     user = normal_id(args.user, "--user") if args.user else None
+    contract = Contract.for_database(db_path(args))
     with Store(db_path(args)) as store:
-        courses.require_session(store.conn, args.session, store.path)
+        session = courses.require_session(store.conn, args.session, store.path)
         kind, _ = courses.kind_of(store.conn, args.session)
         if kind != "test_spot":
             raise LaserlogError(f"session {args.session} is a {kind.replace('_', '-')} "
                                 f"session in {store.path}, not a test spot: only a test spot "
                                 "has a read-out; nothing was written")
         grades = {name: getattr(args, name) for name in FINDINGS}
+        early = courses.early_readout_refusal(session, grades, contract.courses,
+                                              courses.now(), localtime.zone(contract.timezone))
+        if early:
+            raise LaserlogError(early)
         courses.record_readout(store, args.session, grades,
                                " ".join((args.note or "").split())[:500] or None, user)
     found = ", ".join(f"{k} {v}" for k, v in grades.items() if v) or "no finding"

@@ -12,6 +12,8 @@ test_spot_max_pulses = 50   # `record --test-spot` stops after this many pulses
 uneventful_max_grade = 1    # a read-out with every finding at or below this is uneventful
 baseline_photos = 0         # baseline photos (`photo add --kind baseline`) a course needs
                             # before its first full session
+above_test_spot = "alarm"   # "refuse": a set fluence above the tested one refuses the start,
+                            # and a pulse above it stops emission (the console's stop command)
 
 [courses.intervals]         # default window per indication, "MIN-MAX" or "MIN-MAX/TARGET"
 pores = "21-42/28"          # days; a name not built in adds an indication
@@ -37,6 +39,9 @@ INDICATIONS = ("pores", "pigmentation", "texture", "acne_scars", "rejuvenation")
 FINDINGS = ("erythema", "oedema", "blister", "hyperpigmentation", "hypopigmentation")
 #: Vendor guidance: 24-48 h for types I-III, 5-7 days or more for IV-VI.
 DEFAULT_WAIT_HOURS = {"I": 48.0, "II": 48.0, "III": 48.0, "IV": 168.0, "V": 168.0, "VI": 168.0}
+#: What a fluence above the highest a test spot tested does: "alarm", or "refuse" the start
+#: (and stop emission when a pulse passes it).
+ABOVE_TEST_SPOT = ("alarm", "refuse")
 #: The longest window anyone plans with (a year).
 MAX_INTERVAL_DAYS = 366
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -100,6 +105,7 @@ class CoursePolicy:
     intervals: dict[str, Window] = field(default_factory=dict)
     wait_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WAIT_HOURS))
     baseline_photos: int = 0
+    above_test_spot: str = "alarm"
 
     @property
     def indications(self) -> tuple[str, ...]:
@@ -115,6 +121,7 @@ def parse_policy(reader: Any) -> CoursePolicy:
     max_pulses = reader.int("test_spot_max_pulses", 50, minimum=1, maximum=10000)
     grade = reader.int("uneventful_max_grade", 1, minimum=0, maximum=3)
     baseline = reader.int("baseline_photos", 0, minimum=0, maximum=20)
+    above = reader.str("above_test_spot", "alarm", choices=ABOVE_TEST_SPOT)
     intervals: dict[str, Window] = {}
     table = reader.sub("intervals")
     for name in list(table.table):
@@ -138,4 +145,4 @@ def parse_policy(reader: Any) -> CoursePolicy:
     waits.done()
     reader.done()
     return CoursePolicy(required, spot_required, valid, max_pulses, grade, intervals, wait,
-                        baseline)
+                        baseline, above)

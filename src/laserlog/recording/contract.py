@@ -279,6 +279,34 @@ class Contract:
                 raise
             raise type(exc)(f"the session was not started: --course: {exc}") from None
 
+    def console_refusal(self, plan: CourseStart, settings: Mapping[str, float],
+                        profile: Profile) -> str:
+        """Return why the console's settings, read at the start, refuse it ("" when they do
+        not): where the site says `[courses] above_test_spot = "refuse"`, a full session's set
+        fluence above the highest its test spots tested at the selected wavelength and
+        handpiece (or at one they never tested). The form and `record` both show it."""
+        tested = plan.tested
+        fluence = settings.get("fluence")
+        if (self.courses.above_test_spot != "refuse" or plan.kind != "course"
+                or tested is None or fluence is None):
+            return ""
+        wavelength = settings.get("wavelength")
+        if wavelength is None and len(profile.wavelengths_nm) == 1:
+            wavelength = profile.wavelengths_nm[0]
+        if wavelength is None:
+            return ""  # which wavelength is unread: each pulse is held to its own instead
+        handpiece = settings.get("handpiece")
+        key = tested.key(wavelength, int(handpiece) if handpiece is not None else None)
+        high = tested.fluence_j_cm2.get(key)
+        if high is not None and fluence <= high:
+            return ""
+        where = courses.Tested.where(key)
+        found = (f"above the highest test spot {tested.spot_of[key]} tested there "
+                 f"({high:.4g} J/cm2)" if high is not None else "which no test spot tested")
+        return (f"the console is set to {fluence:.4g} J/cm2 at {where}, {found}; this site "
+                f"refuses it (site file {self.site_source}, [courses] above_test_spot = "
+                "\"refuse\"): lower the fluence or test it on a test spot first")
+
     def answers(self, keys: Iterable[str], *, eyewear_checked: bool = False) -> dict[str, bool]:
         """Return the checklist as answered by `--check KEY` options (and the older
         `--eyewear-checked`); raise SessionError for a key the checklist does not have."""
@@ -322,7 +350,7 @@ class CourseStart:
     course_id: int | None = None
     interval: courses.Interval | None = None
     warnings: tuple[str, ...] = ()
-    tested_j_cm2: dict[float, float] | None = None
+    tested: courses.Tested | None = None
     override_by: str | None = None
     override_role: str | None = None
     override_reason: str | None = None
@@ -404,7 +432,7 @@ def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseR
     elif plan.status == "late":
         warnings.append(f"late for course {course.id}: {plan.window_text()}")
     return CourseStart("course", course.id, plan, tuple(warnings),
-                       spots.tested_j_cm2 if spots.tested_j_cm2 else None,
+                       spots.tested if spots.tested.fluence_j_cm2 else None,
                        override if plan.status == "early" else None,
                        request.override_role or None if plan.status == "early" else None,
                        " ".join(request.override_reason.split())[:500] or None

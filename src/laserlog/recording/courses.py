@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -202,17 +203,45 @@ def interval(conn: sqlite3.Connection, course: Course, at: datetime,
 
 # -- test spots --------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class Tested:
+    """The highest fluence a client's test spots tested: per wavelength and handpiece where
+    their pulses carried a handpiece, per wavelength (any handpiece) always; and which test
+    spot tested each."""
+
+    #: (nm, handpiece) -> J/cm2; (nm, None): the highest at that wavelength, any handpiece.
+    fluence_j_cm2: dict[tuple[float, int | None], float] = field(default_factory=dict)
+    spot_of: dict[tuple[float, int | None], int] = field(default_factory=dict)
+    #: The wavelengths whose test pulses carried a handpiece: there a pulse's handpiece counts.
+    by_handpiece: frozenset[float] = frozenset()
+
+    def key(self, wavelength_nm: float | None,
+            handpiece: int | None) -> tuple[float, int | None]:
+        """Return the key a pulse (or a set value) is held to: its wavelength and handpiece,
+        or its wavelength alone when it or the test spots carry no handpiece."""
+        at = float(wavelength_nm) if wavelength_nm is not None else math.nan
+        return (at, handpiece if handpiece is not None and at in self.by_handpiece else None)
+
+    @staticmethod
+    def where(key: tuple[float, int | None]) -> str:
+        """Return what a key names in messages: "755 nm on handpiece 2", "755 nm, any
+        handpiece"."""
+        at, handpiece = key
+        nm = f"{at:g} nm" if at == at else "an unknown wavelength"
+        return f"{nm} on handpiece {handpiece}" if handpiece is not None else f"{nm}, any handpiece"
+
+
+@dataclass(frozen=True, slots=True)
 class SpotClearance:
     """What a client's test spots on one console allow: whether one clears the gate, and the
-    highest fluence tested per wavelength (nm)."""
+    highest fluence they tested."""
 
     cleared: bool
     why: str
-    tested_j_cm2: dict[float, float] = field(default_factory=dict)
+    tested: Tested = field(default_factory=Tested)
 
 
 def spots_for(conn: sqlite3.Connection, client: str, profile_id: str, skin_type: str | None,
-               policy: CoursePolicy, at: datetime) -> SpotClearance:
+              policy: CoursePolicy, at: datetime) -> SpotClearance:
     """Return the client's unexpired test spots on this console and what they clear."""
     since = utc_text(at - timedelta(days=policy.test_spot_valid_days))
     spots = conn.execute(
@@ -223,26 +252,58 @@ def spots_for(conn: sqlite3.Connection, client: str, profile_id: str, skin_type:
         (client, profile_id, since)).fetchall()
     if not spots:
         return SpotClearance(False, f"no test spot for {client} on {profile_id} in the last "
-                         f"{policy.test_spot_valid_days} days")
-    tested: dict[float, float] = {}
+                             f"{policy.test_spot_valid_days} days")
+    tested: dict[tuple[float, int | None], float] = {}
+    spot_of: dict[tuple[float, int | None], int] = {}
+    by_handpiece: set[float] = set()
     reasons = []
     cleared = False
     for spot_id, started, spot_skin in spots:
-        for wavelength, high in conn.execute(
-                "SELECT wavelength_nm, max(fluence_j_cm2) FROM pulses WHERE session_id = ?"
-                " AND fluence_j_cm2 IS NOT NULL GROUP BY wavelength_nm", (spot_id,)):
-            key = float(wavelength) if wavelength is not None else math.nan
-            tested[key] = max(tested.get(key, 0.0), float(high))
+        for wavelength, handpiece, high in conn.execute(
+                "SELECT wavelength_nm, handpiece, max(fluence_j_cm2) FROM pulses"
+                " WHERE session_id = ? AND fluence_j_cm2 IS NOT NULL"
+                " GROUP BY wavelength_nm, handpiece", (spot_id,)):
+            nm = float(wavelength) if wavelength is not None else math.nan
+            keys: list[tuple[float, int | None]] = [(nm, None)]
+            if handpiece is not None:
+                by_handpiece.add(nm)
+                keys.append((nm, int(handpiece)))
+            for key in keys:
+                if float(high) > tested.get(key, 0.0):
+                    tested[key], spot_of[key] = float(high), int(spot_id)
         ok, why = _spot_clears(conn, spot_id, started, spot_skin or skin_type, policy)
         cleared = cleared or ok
         reasons.append(why)
-    return SpotClearance(cleared, "; ".join(reasons), tested)
+    return SpotClearance(cleared, "; ".join(reasons),
+                         Tested(tested, spot_of, frozenset(by_handpiece)))
+
+
+def readout_due(started_utc: str, skin_type: str | None,
+                policy: CoursePolicy) -> tuple[datetime, float]:
+    """Return when a test spot's read-out may clear the gate (UTC) and the skin type's wait
+    in hours (an unknown type waits as long as the longest)."""
+    wait_h = policy.wait_hours.get(skin_type or "VI", max(policy.wait_hours.values()))
+    return localtime.local(started_utc, UTC) + timedelta(hours=wait_h), wait_h
+
+
+def early_readout_refusal(session: dict[str, Any], grades: dict[str, int],
+                          policy: CoursePolicy, at: datetime, where: tzinfo | None) -> str:
+    """Return why a read-out taken at `at` is refused ("" when it is recorded): before its
+    due time only a finding above the uneventful grade (an early blister) is recorded, since
+    an uneventful read-out then says nothing about the reaction still to come."""
+    due, wait_h = readout_due(str(session["started_utc"]), session["skin_type"], policy)
+    if at >= due or max(grades.values(), default=0) > policy.uneventful_max_grade:
+        return ""
+    shown = due.astimezone(where).strftime("%Y-%m-%d %H:%M")
+    return (f"session {session['id']}: a read-out before its due time {shown} "
+            f"({localtime.zone_name(where)}), {wait_h:g} h after the test spot for skin type "
+            f"{session['skin_type'] or '? (the longest wait)'}: before then only a finding "
+            f"above grade {policy.uneventful_max_grade} is recorded; nothing was written")
 
 
 def _spot_clears(conn: sqlite3.Connection, spot_id: int, started_utc: str,
                  skin_type: str | None, policy: CoursePolicy) -> tuple[bool, str]:
-    wait_h = policy.wait_hours.get(skin_type or "VI", max(policy.wait_hours.values()))
-    due = localtime.local(started_utc, UTC) + timedelta(hours=wait_h)
+    due, wait_h = readout_due(started_utc, skin_type, policy)
     readouts = conn.execute(f"SELECT {', '.join(FINDINGS)}, read_utc FROM test_spot_readouts"
                             " WHERE session_id = ? ORDER BY id", (spot_id,)).fetchall()
     if not readouts:
@@ -260,30 +321,36 @@ def _spot_clears(conn: sqlite3.Connection, spot_id: int, started_utc: str,
 
 
 class SpotFluenceCheck:
-    """Raise `above_test_spot` for a pulse above the highest fluence tested at its wavelength."""
+    """Raise `above_test_spot` for a pulse above the highest fluence tested at its wavelength
+    and handpiece (its wavelength alone where it or the test spots carry none)."""
 
-    __slots__ = ("tested",)
+    __slots__ = ("above", "tested")
 
-    def __init__(self, tested_j_cm2: dict[float, float]) -> None:
-        self.tested = tested_j_cm2
+    def __init__(self, tested: Tested) -> None:
+        self.tested = tested
+        #: Pulses found above what was tested (or untested), for the recorder to act on.
+        self.above = 0
 
     def check(self, row: tuple, events: list[EventRow]) -> None:
-        """Append an alarm event when this pulse row passes its wavelength's tested fluence."""
+        """Append an alarm event when this pulse row passes the fluence tested for it."""
         fluence = row[PulseAt.FLUENCE_J_CM2]
         if fluence is None:
             return
-        wavelength = row[PulseAt.WAVELENGTH_NM]
-        high = self.tested.get(float(wavelength) if wavelength is not None else math.nan)
+        tested = self.tested
+        key = tested.key(row[PulseAt.WAVELENGTH_NM], row[PulseAt.HANDPIECE])
+        high = tested.fluence_j_cm2.get(key)
+        if high is not None and fluence <= high:
+            return
         seq = row[PulseAt.SEQ]
-        where = f"{wavelength:g} nm" if wavelength is not None else "an unknown wavelength"
+        where = Tested.where(key)
         if high is None:
             message = (f"pulse {seq if seq is not None else '?'}: {fluence:.4g} J/cm2 at "
                        f"{where}, which no test spot tested")
-        elif fluence > high:
-            message = (f"pulse {seq if seq is not None else '?'}: fluence {fluence:.4g} J/cm2 "
-                       f"above the highest tested at {where} ({high:.4g} J/cm2)")
         else:
-            return
+            message = (f"pulse {seq if seq is not None else '?'}: fluence {fluence:.4g} J/cm2 "
+                       f"above the highest tested at {where} ({high:.4g} J/cm2, test spot "
+                       f"{tested.spot_of[key]})")
+        self.above += 1
         events.append(EventRow(row[PulseAt.RECEIVED_UNIX_S], "above_test_spot", "alarm", None,
                                message, raw="fluence_j_cm2"))
 
@@ -300,11 +367,25 @@ def _insert(store: Store, table: str, rows: list[tuple], columns: tuple[str, ...
 
 
 def create(store: Store, *, client: str, area: str, indication: str, sessions: int,
-           window: Window, profile_id: str | None, note: str | None) -> int:
-    """Record a new course; return its id."""
+           window: Window, profile_id: str | None, note: str | None,
+           also: Callable[[sqlite3.Connection, int, str], list[tuple[str, int, int]]]
+           | None = None) -> int:
+    """Record a new course; return its id. `also` adds rows that belong with it (its
+    consent) in the same transaction and chain link, given the new id and the client, and
+    returns their ranges: when it fails, nothing is written."""
     values = (client, area, indication, profile_id, sessions, window.min_days,
               window.max_days, window.target_days, note, utc_text(now()))
-    return _insert(store, "courses", [values], COURSE_COLUMNS)
+    if also is None:
+        return _insert(store, "courses", [values], COURSE_COLUMNS)
+    conn = store.conn
+    with conn:
+        conn.execute(f"INSERT INTO courses ({', '.join(COURSE_COLUMNS)})"
+                     f" VALUES ({', '.join('?' * len(COURSE_COLUMNS))})", values)
+        new_id = int(conn.execute("SELECT max(id) FROM courses").fetchone()[0])
+        ranges = [("courses", new_id, new_id), *also(conn, new_id, client)]
+        head = chain.append(conn, session_id=None, kind="course", ranges=ranges)
+    chain.write_anchor(store.path, head)
+    return new_id
 
 
 def close(store: Store, course: Course, reason: str) -> None:

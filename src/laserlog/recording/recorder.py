@@ -36,6 +36,7 @@ from laserlog.errors import (
     PortError,
     ProtocolError,
     RecorderError,
+    SessionError,
     StoreError,
 )
 from laserlog.link.driver import Driver
@@ -132,6 +133,13 @@ class Recorder:
         #: What the start found that does not stop the session (a second anchor that cannot
         #: be written): the front end shows it; the session holds it as an event too.
         self.warnings: list[str] = []
+        #: A test spot's pulse limit (the site's test_spot_max_pulses); None: no limit.
+        self.pulse_limit: int | None = None
+        #: Whether the limit was reached: the session then ends (`run` returns).
+        self.at_limit = False
+        #: Whether a pulse above the tested fluence stops emission (site: "refuse").
+        self.stop_above_tested = False
+        self._stop_sent = False
 
     @property
     def link_up(self) -> bool:
@@ -202,6 +210,17 @@ class Recorder:
             raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
         counter_read_unix_s = time.time()  # at the latest: a later time would believe less
         self.driver.start()
+        # The settings just read (never older ones) against the course rules' refusals.
+        refusal = (contract.console_refusal(plan, self.driver.settings, self.profile)
+                   if contract is not None else "")
+        if refusal:
+            with contextlib.suppress(PortError, ProtocolError):
+                self.driver.stop()
+            raise SessionError(f"the session was not started: {refusal}")
+        if contract is not None:
+            if plan.kind == "test_spot":
+                self.pulse_limit = contract.courses.test_spot_max_pulses
+            self.stop_above_tested = contract.courses.above_test_spot == "refuse"
         self.session_id = self.store.create_session(
             device_id=device_id, profile_id=self.profile.id, port=self.port,
             operator_id=info.operator_id, client_ref=info.client_ref, area=info.area,
@@ -213,8 +232,8 @@ class Recorder:
             # The course rules' clock: the interval to the next session counts from here.
             started_utc=courses.utc_text(courses.now()))
         self.completer = PulseCompleter(self.profile, self.session_id, limits=review.limits)
-        if plan.kind == "course" and plan.tested_j_cm2 is not None:
-            self.completer.tested = courses.SpotFluenceCheck(plan.tested_j_cm2)
+        if plan.kind == "course" and plan.tested is not None:
+            self.completer.tested = courses.SpotFluenceCheck(plan.tested)
         envelope = session_envelope(self.profile, review.envelopes, info.skin_type)
         if envelope is not None:
             self.completer.envelope = EnvelopeCheck(envelope)
@@ -279,6 +298,7 @@ class Recorder:
                     self.ingest(last)
             except (PortError, ProtocolError):
                 pass
+        self._over_limit()
         ending = (SessionEnd(self.session_id, utc_now(), status, reason)
                   if self.session_id is not None else None)
         rows_kept: StoreError | None = None
@@ -384,6 +404,7 @@ class Recorder:
             assert self.driver is not None
             try:
                 self.ingest(self.driver.poll(timeout_s))
+                self._hold_limits()
             except PortError as exc:
                 self._lost(str(exc))
         else:
@@ -404,12 +425,60 @@ class Recorder:
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            if max_pulses is not None and self.totals.pulses >= max_pulses:
+            if self.at_limit or max_pulses is not None and self.totals.pulses >= max_pulses:
                 break
             self.step(0.05)
             if between is not None:
                 between()
         return self.totals
+
+    def _hold_limits(self) -> None:
+        """Stop emission once a test spot reaches its pulse limit, or once a pulse passes the
+        tested fluence where the site refuses that (checked per read, not per pulse)."""
+        limit = self.pulse_limit
+        if limit is not None and not self.at_limit and self.totals.pulses >= limit:
+            self.at_limit = True
+            self._stop_emission(f"the test spot reached the site's limit of {limit} pulses "
+                                "(test_spot_max_pulses)")
+        tested = self.completer.tested if self.completer is not None else None
+        if self.stop_above_tested and tested is not None and tested.above:
+            self._stop_emission("a pulse above the fluence the client's test spot tested "
+                                "(the site refuses it: [courses] above_test_spot = \"refuse\")")
+
+    def _stop_emission(self, why: str) -> None:
+        """Send the console's stop command, once per session, and record that it did.
+
+        Stopping emission is the safe direction; no other command is ever sent for it.
+        Recording goes on: every pulse that still arrives is kept.
+        """
+        if self._stop_sent or self.driver is None:
+            return
+        self._stop_sent = True
+        now = time.time()
+        if "stop" not in self.profile.commands:
+            self._event(EventRow(now, "emission_stop", "warning", None,
+                                 f"{why}; profile {self.profile.id} has no stop command, so "
+                                 "emission was not stopped: stop the console by hand"))
+            return
+        try:
+            self.driver.command("stop")
+        except (PortError, ProtocolError) as exc:
+            self._event(EventRow(now, "emission_stop", "alarm", None,
+                                 f"{why}; the stop command failed ({exc}): stop the console "
+                                 "by hand"))
+            return
+        self._event(EventRow(now, "emission_stop", "warning", None,
+                             f"sent the console's stop command: {why}"))
+
+    def _over_limit(self) -> None:
+        """Record how many pulses a test spot delivered beyond its limit (all of them kept)."""
+        limit = self.pulse_limit
+        if limit is not None and self.totals.pulses > limit and self.session_id is not None:
+            over = self.totals.pulses - limit
+            self._event(EventRow(time.time(), "test_spot_over_limit", "warning", None,
+                                 f"{self.totals.pulses} pulses arrived, {over} more than the "
+                                 f"site's limit of {limit} for a test spot; all are recorded",
+                                 count=over))
 
     # -- observations ----------------------------------------------------------------------
     def ingest(self, observations: list[Observation]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,19 +63,27 @@ def _write(store: Store, document: Document, table: str, values: tuple,
     and one chain link; return the row's id."""
     conn = store.conn
     with conn:
-        ranges = []
-        for row in _document_rows(conn, document):
-            conn.execute(f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)})"
-                         f" VALUES ({', '.join('?' * len(DOCUMENT_COLUMNS))})", row)
-            kept = int(conn.execute("SELECT max(id) FROM documents").fetchone()[0])
-            ranges.append(("documents", kept, kept))
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)})"
-                     f" VALUES ({', '.join('?' * len(columns))})", values)
-        new_id = int(conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0])
-        ranges.append((table, new_id, new_id))
+        new_id, ranges = _add(conn, document, table, values, columns)
         head = chain.append(conn, session_id=session_id, kind="document", ranges=ranges)
     chain.write_anchor(store.path, head)
     return new_id
+
+
+def _add(conn: sqlite3.Connection, document: Document, table: str, values: tuple,
+         columns: tuple[str, ...]) -> tuple[int, list[tuple[str, int, int]]]:
+    """Insert the document's version (once) and the row naming it inside the caller's
+    transaction; return the row's id and the ranges its chain link covers."""
+    ranges = []
+    for row in _document_rows(conn, document):
+        conn.execute(f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)})"
+                     f" VALUES ({', '.join('?' * len(DOCUMENT_COLUMNS))})", row)
+        kept = int(conn.execute("SELECT max(id) FROM documents").fetchone()[0])
+        ranges.append(("documents", kept, kept))
+    conn.execute(f"INSERT INTO {table} ({', '.join(columns)})"
+                 f" VALUES ({', '.join('?' * len(columns))})", values)
+    new_id = int(conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0])
+    ranges.append((table, new_id, new_id))
+    return new_id, ranges
 
 
 def _consent_message(values: dict[str, Any]) -> bytes:
@@ -87,15 +96,31 @@ def record_consent(store: Store, course: courses.Course, document: Document,
                    witness: Any) -> int:
     """Record that the course's client agreed this consent version before `witness` (an
     unlocked review.users.Signer), who signs the row; return its id."""
+    values = _consent_row(course.id, course.client_ref, document, witness)
+    return _write(store, document, "course_consents", values, CONSENT_COLUMNS, None)
+
+
+def consent_writer(document: Document, witness: Any
+                   ) -> Callable[[sqlite3.Connection, int, str], list[tuple[str, int, int]]]:
+    """Return what adds a new course's consent inside the transaction that creates the
+    course (`courses.create(..., also=...)`), so a failure leaves neither written."""
+    def add(conn: sqlite3.Connection, course_id: int, client_ref: str
+            ) -> list[tuple[str, int, int]]:
+        values = _consent_row(course_id, client_ref, document, witness)
+        return _add(conn, document, "course_consents", values, CONSENT_COLUMNS)[1]
+    return add
+
+
+def _consent_row(course_id: int, client_ref: str, document: Document, witness: Any) -> tuple:
+    """Return a consent row, signed by its witness."""
     if document.kind != "consent":
         raise LaserlogError(f"{document.path} is read as {document.kind}, not consent")
     values: dict[str, Any] = {
-        "course_id": course.id, "client_ref": course.client_ref,
+        "course_id": course_id, "client_ref": client_ref,
         "consent_sha256": document.sha256, "witness_user_id": witness.user.user_id,
         "witness_role": witness.user.role, "agreed_utc": courses.utc_text(courses.now())}
     values["signature"] = signing.sign(witness.key, _consent_message(values))
-    return _write(store, document, "course_consents",
-                  tuple(values[c] for c in CONSENT_COLUMNS), CONSENT_COLUMNS, None)
+    return tuple(values[c] for c in CONSENT_COLUMNS)
 
 
 def record_aftercare(store: Store, session_id: int, document: Document, how: str) -> int:
