@@ -7,6 +7,7 @@ rules read (`laserlog.recording.courses.now`) is moved from the test side only.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -380,3 +381,142 @@ def test_a_score_outside_its_scale_is_refused(db, clock, scale, score):
         one_message(status, err)
         assert f"--score {score}: outside the {scale} scale ({low}-{high})" in err
         assert counts(db) == before
+
+
+def _all_counts(db: Path) -> dict[str, int]:
+    tables = [r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: rows(db, f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+
+
+NOT_UTF8 = os.fsdecode(b"left \xff cheek")  # what an argument of undecodable bytes becomes
+
+
+@pytest.mark.parametrize("argv", [
+    ("assess", "1", "--erythema", "1", "--oedema", "1", "--pain", "1", "--note", NOT_UTF8),
+    ("assess", "1", "--erythema", "1", "--oedema", "1", "--pain", "1", "--note", "a\x00b"),
+    ("assess", "1", "--erythema", "1", "--oedema", "1", "--pain", "1", "--user", ""),
+    ("adverse", "add", "--session", "1", "--kind", "pih", "--seriousness", "serious",
+     "--onset", "{today}", "--area", "a\x00b"),
+    ("adverse", "add", "--session", "1", "--kind", "pih", "--seriousness", "serious",
+     "--onset", "{today}", "--note", "x" * 100_000),
+    ("adverse", "add", "--session", "1", "--kind", "pih", "--seriousness", "serious",
+     "--onset", "{today}", "--by", ""),
+    ("adverse", "add", "--session", "1", "--kind", "pih", "--seriousness", "serious",
+     "--onset", "{week}"),
+    ("course", "new", "--client", "C-1042", "--area", NOT_UTF8, "--indication", "pores",
+     "--sessions", "3", "--interval", "21-42"),
+    ("course", "new", "--client", "C-1042", "--area", "cheek", "--indication", "pores",
+     "--sessions", "3", "--interval", "\uff12\uff11-\uff14\uff12"),
+    ("course", "new", "--client", "C-1042", "--area", "cheek", "--indication", "pores",
+     "--sessions", "3", "--interval", "21-42", "--console", ""),
+    ("course", "list", "--client", NOT_UTF8),
+    ("course", "show", "\u00b2"),
+    ("outcome", "add", "--course", "1", "--scale", "gais", "--score", "\uff14",
+     "--date", "{today}"),
+    ("outcome", "add", "--course", "1", "--scale", "gais", "--score", "3",
+     "--date", "{week}"),
+])
+def test_arguments_that_are_not_plain_text_or_ascii_numbers_are_one_message(db, clock, argv):
+    if argv[0] == "outcome":
+        assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+                   "pores", "--sessions", "3", "--interval", "21-42", "--db", str(db))[0] == 0
+    before = _all_counts(db)
+    year, week, day = clock.at.isocalendar()
+    given = {"{today}": clock.at.date().isoformat(), "{week}": f"{year}-W{week:02d}-{day}"}
+    status, _, err = cli(*[given.get(a, a) for a in argv], "--db", str(db))
+    one_message(status, err)
+    assert "never writes" not in err and len(err) < 2_000, err
+    assert _all_counts(db) == before
+    assert verify_database(db).ok
+
+
+@pytest.mark.parametrize("argv", [
+    ("course", "close", "1", "--reason", "moved"),
+    ("course", "attach", "1", "2"),
+    ("course", "readout", "1"),
+])
+def test_course_commands_that_write_never_create_a_missing_database(tmp_path, argv):
+    missing = tmp_path / "typo.db"
+    status, _, err = cli(*argv, "--db", str(missing))
+    one_message(status, err)
+    assert "does not exist" in err and not missing.exists()
+
+
+def _import(db: Path, path: Path) -> tuple[int, str]:
+    before = _all_counts(db)
+    status, _, err = cli("outcome", "import", str(path), "--db", str(db))
+    if status != 0:
+        one_message(status, err)
+        assert _all_counts(db) == before
+    return status, err
+
+
+def test_an_import_from_a_fifo_is_refused_without_waiting_for_a_writer(db, tmp_path):
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    status, err = _import(db, fifo)
+    assert status == 2 and f"{fifo}: a FIFO, not a CSV file" in err
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (f"client,date,area,metric,value\nC-1042,2026-01-02,{'x' * 200_000},pores,3\n",
+     "line 2: longer than"),
+    ('client,date,area,metric,value\nC-1042,2026-01-02,"left\n\n\ncheek",pores,3\n'
+     "C-1042,2026-01-02,cheek,pores,lots\n", "line 6: value 'lots' is not a finite number"),
+    ("client,date,area,metric,value\nJohn Smith,2026-01-02,cheek,pores,3\n",
+     "line 2: client reference 'John Smith' is not a pseudonym"),
+    ("client,date,area,metric,value\nC-1042,2026-01-02,a\x00b,pores,3\n",
+     "line 2: area holds control character U+0000"),
+    ("client,date,area,metric,value\nC-1042,2026-01-02,cheek,pores,1_0\n",
+     "line 2: value '1_0' is not a finite number"),
+    ("client,date,area,metric,value\nC-1042,2026-W01-1,cheek,pores,1\n",
+     "line 2: '2026-W01-1' is not a date"),
+    ("client,date,area,metric,value\nC-1042,2026-01-02,cheek," + "m" * 81 + ",1\n",
+     "line 2: a metric of at most 80"),
+])
+def test_an_import_row_that_cannot_be_stored_as_given_is_refused_naming_its_line(
+        db, clock, tmp_path, content, expected):
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    status, err = _import(db, path)
+    assert status == 2 and f"{path}, {expected}" in err, err
+
+
+def test_an_import_stops_at_the_row_past_the_limit_without_reading_the_rest(
+        db, clock, tmp_path, monkeypatch):
+    from laserlog.review import outcomes
+
+    monkeypatch.setattr(outcomes, "MAX_ROWS", 3)
+    read = []
+    real_lines = outcomes._lines
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        for line in real_lines(*args):
+            read.append(line)
+            yield line
+    monkeypatch.setattr(outcomes, "_lines", counted)
+    path = tmp_path / "in.csv"
+    path.write_text("client,date,area,metric,value\n" + "C-1042,2026-01-02,cheek,pores,1\n" * 50)
+    status, err = _import(db, path)
+    assert status == 2 and f"{path}, line 5: more than 3 rows" in err
+    assert len(read) == 5
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_readable_with_the_rows(db, clock, tmp_path):
+    path = tmp_path / os.fsdecode(b"analyser-\xff.csv")
+    path.write_text("client,date,area,metric,value\nC-1042,2026-01-02,cheek,pores,3\n")
+    status, err = _import(db, path)
+    assert status == 0, err
+    assert rows(db, "SELECT source_file FROM outcomes") == [("analyser-\ufffd.csv",)]
+    assert verify_database(db).ok
+
+
+def test_an_outcome_dated_today_in_the_sites_zone_is_not_in_the_future(db, clock, monkeypatch):
+    monkeypatch.setenv("LASERLOG_SITE", str(db.with_name("site.toml")))
+    db.with_name("site.toml").write_text('timezone = "Pacific/Auckland"\n')
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--interval", "21-42", "--db", str(db))[0] == 0
+    clock.at = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)  # 3 March, 09:00 in Auckland
+    status, _, err = cli("outcome", "add", "--course", "1", "--scale", "gais", "--score", "4",
+                         "--date", "2026-03-03", "--db", str(db))
+    assert status == 0, err

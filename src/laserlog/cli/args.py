@@ -1,4 +1,5 @@
-"""Shared argument types of the command line: the parser, --db, --profiles, --sync, numbers."""
+"""Shared argument types of the command line: the parser, --db, --profiles, --sync, numbers,
+free text."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from collections.abc import Sequence
 EXIT_BAD_INPUT = 2
 #: The largest whole number SQLite stores (a session ID, a count).
 INT64_MAX = 2**63 - 1
+#: The longest note or reason an option takes: a few sentences, never a pasted document.
+MAX_TEXT_CHARS = 500
+#: How much of a refused argument a message quotes (a 100 kB argument is not echoed whole).
+_SHOWN_CHARS = 80
 #: argparse's message for a value outside an argument's choices (a command, --by, --format).
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>.*)' \(choose from (?P<choices>.*)\)$")
 
@@ -42,6 +47,52 @@ class Parser(argparse.ArgumentParser):
                 message += f"; did you mean {meant!r}?"
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"laserlog: error: {message}\n")
+
+
+def shown(text: str) -> str:
+    """Return an argument as a message quotes it: its repr, cut after 80 characters."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text)} characters)"
+
+
+def not_text(text: str) -> str | None:
+    """Return why an argument cannot be stored as text (bytes that are not UTF-8, a control
+    character), or None when it can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"{shown(text)} holds bytes that are not UTF-8 text (character {exc.start + 1}); "
+                "expected UTF-8 text")
+    for number, char in enumerate(text, start=1):
+        if (ord(char) < 32 or 0x7f <= ord(char) < 0xa0) and char not in "\t\n\r":
+            return (f"{shown(text)} holds control character U+{ord(char):04X} (character "
+                    f"{number}); expected plain text")
+    return None
+
+
+def free_text(text: str) -> str:
+    """Parse a note or a reason: UTF-8 text without control characters, at most 500
+    characters once runs of white space are made one space ("" for an empty one)."""
+    why = not_text(text)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    collapsed = " ".join(text.split())
+    if len(collapsed) > MAX_TEXT_CHARS:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is too long; expected at most "
+                                         f"{MAX_TEXT_CHARS} characters")
+    return collapsed
+
+
+def person(text: str) -> str:
+    """Parse a user ID (--user, --by): never empty, in normal form."""
+    from laserlog.domain.ids import normal_id
+    from laserlog.errors import LaserlogError
+
+    try:
+        return normal_id(text if len(text) <= _SHOWN_CHARS else shown(text), "user ID")
+    except LaserlogError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def database(text: str) -> str:
@@ -87,19 +138,21 @@ def positive_float(text: str) -> float:
     return value
 
 
+def whole_number(text: str) -> int:
+    """Parse a whole number inside 64 bits, written in ASCII digits (with a sign or not)."""
+    digits = text.strip().removeprefix("+").removeprefix("-")
+    if not digits.isascii() or not digits.isdigit():  # int() also takes 1_0 and ４
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number")
+    if len(digits) > 19 or int(digits) > INT64_MAX:  # no int() of 100 000 digits
+        raise argparse.ArgumentTypeError(f"{shown(text)} is too large (at most {INT64_MAX})")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     """Parse a whole number above 0, written in ASCII digits."""
-    try:
-        digits = text.strip().lstrip("+-")
-        if not digits.isascii() or not digits.isdigit():
-            raise ValueError(text)  # int() also takes 1_0 and other scripts' digits
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    if value > INT64_MAX:
-        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {INT64_MAX})")
+        raise argparse.ArgumentTypeError(f"{shown(text)} must be above 0")
     return value
 
 

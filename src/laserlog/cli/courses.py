@@ -6,7 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from laserlog.cli.args import Parser, db_arg, db_path, positive_int, profiles_arg
+from laserlog.cli.args import (
+    Parser,
+    db_arg,
+    db_path,
+    free_text,
+    person,
+    positive_int,
+    profiles_arg,
+    whole_number,
+)
 from laserlog.cli.documents import add_consent_options
 
 
@@ -26,7 +35,7 @@ def add_commands(commands: Any) -> None:
                                 required=True)
     p = sub.add_parser("new", help="plan a course for a client's area; prints its ID")
     p.add_argument("--client", required=True, metavar="REF", help="client pseudonym, e.g. C-1042")
-    p.add_argument("--area", required=True, metavar="AREA", help="treatment area, e.g. 'left cheek'")
+    p.add_argument("--area", required=True, type=free_text, metavar="AREA", help="treatment area, e.g. 'left cheek'")
     p.add_argument("--indication", required=True, metavar="NAME",
                    help="pores, pigmentation, texture, acne_scars, rejuvenation, or one the "
                         "site file adds")
@@ -35,9 +44,9 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--interval", metavar="MIN-MAX",
                    help="days between sessions, e.g. 21-42 (default: the site file's window "
                         "for the indication)")
-    p.add_argument("--target", type=int, metavar="DAYS", help="target days between sessions")
+    p.add_argument("--target", type=whole_number, metavar="DAYS", help="target days between sessions")
     p.add_argument("--console", metavar="PROFILE", help="the console's profile, e.g. ps755-ref")
-    p.add_argument("--note", metavar="TEXT", help="a note on the plan")
+    p.add_argument("--note", type=free_text, metavar="TEXT", help="a note on the plan")
     add_consent_options(p, required=False)
     db_arg(p)
     profiles_arg(p)
@@ -51,7 +60,7 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(func=cmd_consent)
 
     p = sub.add_parser("list", help="list courses, newest first")
-    p.add_argument("--client", metavar="REF", help="only this client's courses")
+    p.add_argument("--client", type=free_text, metavar="REF", help="only this client's courses")
     db_arg(p)
     p.set_defaults(func=cmd_list)
 
@@ -62,7 +71,7 @@ def add_commands(commands: Any) -> None:
 
     p = sub.add_parser("close", help="close a course, saying why")
     p.add_argument("id", metavar="ID")
-    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--reason", required=True, type=free_text, metavar="TEXT")
     db_arg(p)
     p.set_defaults(func=cmd_close)
 
@@ -77,8 +86,8 @@ def add_commands(commands: Any) -> None:
     for name in FINDINGS:
         p.add_argument(f"--{name}", type=_grade, default=0, metavar="N",
                        help=f"{name} grade 0-3 (default 0)")
-    p.add_argument("--note", metavar="TEXT")
-    p.add_argument("--user", metavar="ID", help="who read it out")
+    p.add_argument("--note", type=free_text, metavar="TEXT")
+    p.add_argument("--user", type=person, metavar="ID", help="who read it out")
     db_arg(p)
     p.set_defaults(func=cmd_readout)
 
@@ -125,20 +134,19 @@ def cmd_new(args: argparse.Namespace) -> int:
     elif indication in policy.intervals:
         window = policy.intervals[indication]
     else:
-        site = ("no site file" if contract.site_source == "(defaults)"
-                else f"the site file {contract.site_source}")
-        raise LaserlogError(f"--interval is missing and {site} has no window for "
-                            f"{indication}; give --interval MIN-MAX in days, "
+        site = ("there is no site file" if contract.site_source == "(defaults)"
+                else f"the site file {contract.site_source} has no window for {indication}")
+        raise LaserlogError(f"--interval is missing and {site}; give --interval MIN-MAX in days, "
                             f"e.g. 21-42, or add {indication} = \"21-42\" under "
                             "[courses.intervals]")
     if args.target is not None:
         window = checked_window(window.min_days, window.max_days, args.target, "--target")
     profile_id = None
-    if args.console:
+    if args.console is not None:
         from laserlog.config.profile import open_profile
 
         profile_id = open_profile(args.console, args.profiles).id
-    note = " ".join((args.note or "").split())[:500] or None
+    note = args.note or None
     consent = consent_to_record(args)
     with Store(db_path(args)) as store:
         signer = witness(store, args.witness) if consent is not None else None
@@ -203,14 +211,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_close(args: argparse.Namespace) -> int:
+    from laserlog.cli.review import _write_store
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
-    from laserlog.storage.store import Store
 
     reason = " ".join(args.reason.split())[:500]
     if not reason:
         raise LaserlogError("--reason is empty; say why the course is closed")
-    with Store(db_path(args)) as store:
+    with _write_store(args) as store:
         course = _course(store, args.id)
         if not course.is_open:
             raise LaserlogError(f"course {course.id} was already closed on "
@@ -221,12 +229,12 @@ def cmd_close(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
+    from laserlog.cli.review import _write_store
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import course_refusal
-    from laserlog.storage.store import Store
 
-    with Store(db_path(args)) as store:
+    with _write_store(args) as store:
         course = _course(store, args.id)
         wanted = list(dict.fromkeys(args.sessions))
         for session_id in wanted:  # every session checked before any is attached
@@ -244,17 +252,15 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_readout(args: argparse.Namespace) -> int:
+    from laserlog.cli.review import _write_store
     from laserlog.config.courses import FINDINGS
     from laserlog.domain import localtime
-    from laserlog.domain.ids import normal_id
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import Contract
-    from laserlog.storage.store import Store
 
-    user = normal_id(args.user, "--user") if args.user else None
     contract = Contract.for_database(db_path(args))
-    with Store(db_path(args)) as store:
+    with _write_store(args) as store:
         session = courses.require_session(store.conn, args.session, store.path)
         kind, _ = courses.kind_of(store.conn, args.session)
         if kind != "test_spot":
@@ -266,8 +272,7 @@ def cmd_readout(args: argparse.Namespace) -> int:
                                               courses.now(), localtime.zone(contract.timezone))
         if early:
             raise LaserlogError(early)
-        courses.record_readout(store, args.session, grades,
-                               " ".join((args.note or "").split())[:500] or None, user)
+        courses.record_readout(store, args.session, grades, args.note or None, args.user)
     found = ", ".join(f"{k} {v}" for k, v in grades.items() if v) or "no finding"
     print(f"read-out of test spot {args.session} recorded: {found}")
     return 0

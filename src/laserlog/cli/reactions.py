@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from laserlog.cli.args import Parser, db_arg, positive_int
+from laserlog.cli.args import Parser, db_arg, free_text, person, positive_int, whole_number
 
 
 def _scale(low: int, high: int) -> Any:
@@ -42,8 +42,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--purpura", action="store_true", help="purpura seen")
     p.add_argument("--pass", dest="pass_number", type=_pass_number, metavar="N",
                    help="the pass this assessment is of (where the session has passes)")
-    p.add_argument("--note", metavar="TEXT")
-    p.add_argument("--user", metavar="ID", help="who assessed")
+    p.add_argument("--note", type=free_text, metavar="TEXT")
+    p.add_argument("--user", type=person, metavar="ID", help="who assessed")
     db_arg(p)
     p.set_defaults(func=cmd_assess)
 
@@ -58,10 +58,10 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--kind", required=True, choices=ADVERSE_KINDS)
     p.add_argument("--onset", required=True, metavar="DATE", help="YYYY-MM-DD, site-local")
     p.add_argument("--seriousness", required=True, choices=SERIOUSNESS)
-    p.add_argument("--area", metavar="AREA", help="default: the session's area")
+    p.add_argument("--area", type=free_text, metavar="AREA", help="default: the session's area")
     p.add_argument("--pass", dest="pass_number", type=_pass_number, metavar="N")
-    p.add_argument("--note", metavar="TEXT")
-    p.add_argument("--by", metavar="USER", help=by_help)
+    p.add_argument("--note", type=free_text, metavar="TEXT")
+    p.add_argument("--by", type=person, metavar="USER", help=by_help)
     db_arg(p)
     p.set_defaults(func=cmd_adverse_add)
 
@@ -69,14 +69,14 @@ def add_commands(commands: Any) -> None:
     p.add_argument("id", type=positive_int, metavar="ID")
     p.add_argument("--outcome", required=True, choices=OUTCOMES)
     p.add_argument("--date", required=True, metavar="DATE", help="YYYY-MM-DD")
-    p.add_argument("--by", metavar="USER", help=by_help)
+    p.add_argument("--by", type=person, metavar="USER", help=by_help)
     db_arg(p)
     p.set_defaults(func=cmd_adverse_update)
 
     p = sub.add_parser("retract", help="retract an entry made in error (a new row)")
     p.add_argument("id", type=positive_int, metavar="ID")
-    p.add_argument("--reason", required=True, metavar="TEXT")
-    p.add_argument("--by", metavar="USER", help=by_help)
+    p.add_argument("--reason", required=True, type=free_text, metavar="TEXT")
+    p.add_argument("--by", type=person, metavar="USER", help=by_help)
     db_arg(p)
     p.set_defaults(func=cmd_adverse_retract)
 
@@ -96,7 +96,7 @@ def add_commands(commands: Any) -> None:
     p = sub.add_parser("add", help="record a score: gais 1-5, pore 0-4, satisfaction 1-5")
     p.add_argument("--course", required=True, metavar="ID")
     p.add_argument("--scale", required=True, choices=tuple(SCALES))
-    p.add_argument("--score", required=True, type=int, metavar="N")
+    p.add_argument("--score", required=True, type=whole_number, metavar="N")
     p.add_argument("--date", required=True, metavar="DATE", help="YYYY-MM-DD")
     p.add_argument("--by", metavar="USER", help="who assessed")
     db_arg(p)
@@ -126,14 +126,12 @@ def _unlocker(store: Any) -> Any:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from laserlog.domain.ids import normal_id
     from laserlog.review.reactions import assess, recorded_text
 
-    user = normal_id(args.user, "--user") if args.user else None
     with _existing_store(args) as store:
         row = assess(store, args.session, erythema=args.erythema, oedema=args.oedema,
                      pain_nrs=args.pain, blister=args.blister, purpura=args.purpura,
-                     note=args.note, pass_number=args.pass_number, user_id=user)
+                     note=args.note, pass_number=args.pass_number, user_id=args.user)
     print(recorded_text(row))
     return 0
 

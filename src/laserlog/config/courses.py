@@ -45,7 +45,7 @@ ABOVE_TEST_SPOT = ("alarm", "refuse")
 #: The longest window anyone plans with (a year).
 MAX_INTERVAL_DAYS = 366
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_WINDOW = re.compile(r"\s*(-?\d+)\s*[-\u2013]\s*(-?\d+)\s*(?:/\s*(-?\d+)\s*)?")
+_WINDOW = re.compile(r"\s*(-?\d{1,9})\s*[-\u2013]\s*(-?\d{1,9})\s*(?:/\s*(-?\d{1,9})\s*)?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from laserlog.config.files import NotARegularFile, control_character, open_regular
 from laserlog.errors import LaserlogError
 
 KINDS = ("consent", "aftercare")
 #: The largest document laserlog keeps: a consent or aftercare text runs to a few pages.
 MAX_DOCUMENT_BYTES = 2**20
-#: Control characters a Markdown text may hold: tab, line feed, carriage return, form feed.
-_ALLOWED_CONTROLS = frozenset("\t\n\r\f")
 
 
 class DocumentError(LaserlogError):
@@ -44,18 +42,6 @@ class Document:
         return self.sha256[:12]
 
 
-def kind_of_file(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def read_document(path: str | Path, kind: str, what: str) -> Document:
     """Return the document a file holds; raise DocumentError naming `what` (the option or the
     site file's key) and the file, and what was expected."""
@@ -65,17 +51,16 @@ def read_document(path: str | Path, kind: str, what: str) -> Document:
     expected = (f"expected a UTF-8 Markdown file of at most {MAX_DOCUMENT_BYTES} bytes, e.g. "
                 f"{kind}.md; nothing was written")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        fd = open_regular(path)
     except FileNotFoundError:
         raise DocumentError(f"{what} {path}: no such file; {expected}") from None
+    except NotARegularFile as exc:
+        raise DocumentError(f"{what} {path}: {exc.kind.removeprefix('not ')} is not a "
+                            f"Markdown file; {expected}") from None
     except OSError as exc:
         raise DocumentError(f"{what} {path}: cannot be read ({exc.strerror}); {expected}"
                             ) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise DocumentError(f"{what} {path}: {kind_of_file(mode).removeprefix('not ')}"
-                                f" is not a Markdown file; {expected}")
         with os.fdopen(fd, "rb", closefd=False) as file:
             data = file.read(MAX_DOCUMENT_BYTES + 1)
     except IsADirectoryError:  # some systems refuse read() on a folder before fstat says so
@@ -97,9 +82,9 @@ def read_document(path: str | Path, kind: str, what: str) -> Document:
     body = text.removeprefix("\ufeff")
     if not body.strip():
         raise DocumentError(f"{what} {path}: empty; {expected}")
-    for number, char in enumerate(body):
-        if (ord(char) < 32 or 0x7f <= ord(char) < 0xa0) and char not in _ALLOWED_CONTROLS:
-            line = body.count("\n", 0, number) + 1
-            raise DocumentError(f"{what} {path}: control character U+{ord(char):04X} on line "
-                                f"{line}, so not Markdown text; {expected}")
+    number = control_character(body)
+    if number is not None:
+        line = body.count("\n", 0, number) + 1
+        raise DocumentError(f"{what} {path}: control character U+{ord(body[number]):04X} on "
+                            f"line {line}, so not Markdown text; {expected}")
     return Document(kind, path, hashlib.sha256(data).hexdigest(), text, len(data))

@@ -1,4 +1,5 @@
-"""Create what laserlog writes private to its user: files 0600, folders 0700, whatever the umask.
+"""Files laserlog creates (private to its user: files 0600, folders 0700, whatever the umask)
+and files it reads (regular files only, opened without blocking on a FIFO).
 
 Profiles, transcripts, databases and recovery files describe clients and consoles; a
 permissive umask (000 on some shared clinic machines) must not make them readable by others.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +46,64 @@ def new_private_file(path: Path, encoding: str = "utf-8") -> IO[str]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.fchmod(fd, 0o600)  # whatever the umask
     return os.fdopen(fd, "w", encoding=encoding)
+
+
+#: Control characters a text may hold: tab, line feed, carriage return, form feed.
+TEXT_CONTROLS = frozenset("\t\n\r\f")
+
+
+class NotARegularFile(ValueError):
+    """Raise when a path names a folder, a FIFO, a socket or a device instead of a file."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is {kind}")
+        self.kind = kind
+
+
+def kind_of_file(mode: int) -> str:
+    """Return what a file that is not a regular one is, as a message names it."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> int:
+    """Return a descriptor open for reading on a regular file.
+
+    Opened without blocking (a FIFO with no writer would hang a plain open) and checked on
+    the descriptor, so a file swapped after the check is not the one read. Raise OSError when
+    it cannot be opened, NotARegularFile when it is a folder, FIFO, socket or device.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, kind_of_file(mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def control_character(text: str) -> int | None:
+    """Return the index of a text's first control character other than tab and line breaks,
+    or None when it has none."""
+    for index, char in enumerate(text):
+        if (ord(char) < 32 or 0x7f <= ord(char) < 0xa0) and char not in TEXT_CONTROLS:
+            return index
+    return None
+
+
+def stored_name(path: Path) -> str:
+    """Return a file's name as a database stores it: UTF-8 text, a byte that is not UTF-8
+    shown as U+FFFD (a Linux file name is bytes)."""
+    return os.fsencode(path.name).decode("utf-8", "replace")
 
 
 #: Profiles, site files, checklists and transcripts are small; anything larger is not one.

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from laserlog.config.documents import kind_of_file
+from laserlog.config.files import kind_of_file
 from laserlog.errors import LaserlogError
 
 #: How much of a photo is read at a time while hashing it.

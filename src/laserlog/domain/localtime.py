@@ -7,14 +7,25 @@ counts on 3 December in Auckland. A zone of None is the machine's own zone.
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 #: The calendar periods a report, chart or query may group by.
 PERIODS = ("day", "week", "month")
 #: The SQLite function `register` adds: laserlog_period(utc_text_or_unix_s, period).
 SQL_FUNCTION = "laserlog_period"
+#: A calendar day as people type it: YYYY-MM-DD in ASCII digits, nothing else.
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def calendar_day(text: str) -> date:
+    """Return the day YYYY-MM-DD names; raise ValueError for anything else (an ISO week date,
+    other scripts' digits, 29 February of a common year)."""
+    if not _DAY.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not YYYY-MM-DD")
+    return date.fromisoformat(text.strip())
 
 
 def zone(name: str | None) -> ZoneInfo | None:

@@ -361,7 +361,7 @@ def course_id(text: str) -> int | None:
     text = text.strip().removeprefix("#")
     if not text:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # not ４ or ²
         raise SessionError(f"{text[:40]!r} is not a course ID; expected a number "
                            "(`laserlog course list`)")
     return int(text)

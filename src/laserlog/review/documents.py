@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from laserlog.config.documents import Document
+from laserlog.config.files import stored_name
 from laserlog.errors import LaserlogError
 from laserlog.recording import courses
 from laserlog.storage import chain, signing
@@ -53,7 +54,7 @@ def _document_rows(conn: sqlite3.Connection, document: Document) -> list[tuple]:
                          (document.kind, document.sha256)).fetchone()
     if known is not None:
         return []
-    return [(document.kind, document.sha256, document.path.name, document.size_bytes,
+    return [(document.kind, document.sha256, stored_name(document.path), document.size_bytes,
              document.text, courses.utc_text(courses.now()))]
 
 

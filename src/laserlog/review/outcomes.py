@@ -12,20 +12,32 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import math
+import os
+import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from laserlog.config.files import NotARegularFile, control_character, open_regular, stored_name
+from laserlog.config.siteconfig import site_for
+from laserlog.domain import localtime
 from laserlog.domain.reactions import SCALES
 from laserlog.errors import LaserlogError
 from laserlog.recording import courses
+from laserlog.recording.contract import Contract
 from laserlog.storage import chain
 from laserlog.storage.store import Store
 
 MAX_ROWS = 100_000
+#: The longest line of an import; a row of five short fields is far below it.
+MAX_LINE_BYTES = 2**16
+MAX_METRIC_CHARS = 80
+MAX_AREA_CHARS = 200
+#: A value as a skin analyser writes it: decimal, optionally with an exponent; no 1_0 or nan.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
 CSV_COLUMNS = ("client", "date", "area", "metric", "value")
 COLUMNS = ("course_id", "client_ref", "area", "metric", "value", "assessed_date", "source",
            "source_file", "source_sha256", "user_id", "recorded_utc")
@@ -37,12 +49,15 @@ class OutcomeError(LaserlogError):
 
 def _day(text: str, where: str) -> date:
     try:
-        if len(text.strip()) != 10:
-            raise ValueError(text)
-        return date.fromisoformat(text.strip())
+        return localtime.calendar_day(text)
     except ValueError:
-        raise OutcomeError(f"{where}: {text!r} is not a date; expected YYYY-MM-DD; nothing was "
-                           "written") from None
+        raise OutcomeError(f"{where}: {text[:40]!r} is not a date; expected YYYY-MM-DD; "
+                           "nothing was written") from None
+
+
+def _today(store: Store) -> date:
+    """Return today in the site's time zone, by the course rules' clock."""
+    return courses.now().astimezone(site_for(store.path).zone).date()
 
 
 def add(store: Store, course: courses.Course, scale: str, score: int, day_text: str,
@@ -56,7 +71,7 @@ def add(store: Store, course: courses.Course, scale: str, score: int, day_text: 
         raise OutcomeError(f"--score {score}: outside the {scale} scale ({low}-{high}); "
                            "nothing was written")
     day = _day(day_text, "--date")
-    if day > courses.now().date():
+    if day > _today(store):
         raise OutcomeError(f"--date {day.isoformat()}: in the future; nothing was written")
     values = (course.id, course.client_ref, course.area, scale, float(score), day.isoformat(),
               "entered", None, None, user_id, courses.utc_text(courses.now()))
@@ -64,26 +79,86 @@ def add(store: Store, course: courses.Course, scale: str, score: int, day_text: 
 
 
 def import_csv(store: Store, path: Path) -> int:
-    """Import a skin-analysis CSV; return the rows written (all of them, or raise)."""
+    """Import a skin-analysis CSV; return the rows written (all of them, or raise).
+
+    The file is read as a stream: a row past MAX_ROWS stops the import before anything is
+    written, whatever the file's size.
+    """
     try:
-        data = path.read_bytes()
+        fd = open_regular(path)
+    except NotARegularFile as exc:
+        raise OutcomeError(f"{path}: {exc.kind.removeprefix('not ')}, not a CSV file; "
+                           "nothing was written") from None
     except OSError as exc:
         raise OutcomeError(f"{path}: cannot be read ({exc.strerror}); nothing was written") \
             from None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as raw:
+        rows = _checked_rows(store, path, _lines(raw, path, digest))
+    for row in rows:
+        row[8] = digest.hexdigest()
+    _write(store, [tuple(row) for row in rows])
+    return len(rows)
+
+
+def _lines(raw: BinaryIO, path: Path, digest: Any) -> Iterator[str]:
+    """Yield a file's lines as text (a leading BOM dropped), each hashed as read; raise
+    naming the line that is not UTF-8 or too long."""
+    number = offset = 0
+    while line := raw.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise OutcomeError(f"{path}, line {number}: longer than {MAX_LINE_BYTES} bytes; "
+                               "nothing was written")
+        digest.update(line)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OutcomeError(f"{path}, line {number}: not UTF-8 text (byte "
+                               f"{offset + exc.start}); nothing was written") from None
+        offset += len(line)
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _checked_rows(store: Store, path: Path, lines: Iterator[str]) -> list[list[Any]]:
+    """Return the rows to write (the file's SHA-256 still to fill in), every one checked;
+    raise naming the file and line of the first that is wrong."""
+    reader = csv.reader(lines)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise OutcomeError(f"{path}, line {line}: not UTF-8 text (byte {exc.start}); "
-                           "nothing was written") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise OutcomeError(f"{path}: empty; expected the header {','.join(CSV_COLUMNS)}; "
-                           "nothing was written")
+        header = next(reader, None)
+        if header is None:
+            raise OutcomeError(f"{path}: empty; expected the header {','.join(CSV_COLUMNS)}; "
+                               "nothing was written")
+        at = _columns(path, header)
+        rows: list[list[Any]] = []
+        check = _RowCheck(store, path)
+        while True:
+            number = reader.line_num + 1
+            record = next(reader, None)
+            if record is None:
+                break
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(rows) >= MAX_ROWS:
+                raise OutcomeError(f"{path}, line {number}: more than {MAX_ROWS} rows; split "
+                                   "the file; nothing was written")
+            if len(record) != len(CSV_COLUMNS):
+                raise OutcomeError(f"{path}, line {number}: {len(record)} field(s), expected "
+                                   f"{len(CSV_COLUMNS)}; nothing was written")
+            rows.append(check(f"{path}, line {number}", *(record[at[c]] for c in CSV_COLUMNS)))
+    except csv.Error as exc:
+        raise OutcomeError(f"{path}, line {reader.line_num}: not CSV ({exc}); nothing was "
+                           "written") from None
+    if not rows:
+        raise OutcomeError(f"{path}: no rows under the header; nothing was written")
+    return rows
+
+
+def _columns(path: Path, header: list[str]) -> dict[str, int]:
+    """Return where each column is, or raise naming what is missing, extra or twice."""
     found = [h.strip().lower() for h in header]
     missing = [c for c in CSV_COLUMNS if c not in found]
-    extra = [h for h in found if h not in CSV_COLUMNS]
+    extra = [h[:40] for h in found if h not in CSV_COLUMNS]
     if missing or extra or len(found) != len(CSV_COLUMNS):
         said = "; ".join(filter(None, [
             f"missing column(s) {', '.join(missing)}" if missing else "",
@@ -91,45 +166,48 @@ def import_csv(store: Store, path: Path) -> int:
             "a column twice" if not missing and not extra else ""]))
         raise OutcomeError(f"{path}, line 1: {said}; expected exactly "
                            f"{','.join(CSV_COLUMNS)}; nothing was written")
-    at = {name: found.index(name) for name in CSV_COLUMNS}
-    digest = hashlib.sha256(data).hexdigest()
-    recorded = courses.utc_text(courses.now())
-    today = courses.now().date()
-    rows: list[tuple] = []
-    course_of = _course_finder(store.conn)
-    for number, record in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in record):
-            continue
-        if len(rows) >= MAX_ROWS:
-            raise OutcomeError(f"{path}, line {number}: more than {MAX_ROWS} rows; split the "
-                               "file; nothing was written")
-        if len(record) != len(CSV_COLUMNS):
-            raise OutcomeError(f"{path}, line {number}: {len(record)} field(s), expected "
-                               f"{len(CSV_COLUMNS)}; nothing was written")
-        client, day_text, area, metric, value_text = (record[at[c]].strip()
-                                                      for c in CSV_COLUMNS)
-        where = f"{path}, line {number}"
+    return {name: found.index(name) for name in CSV_COLUMNS}
+
+
+class _RowCheck:
+    """Turn one CSV row into the outcome row to write, or raise naming its line."""
+
+    def __init__(self, store: Store, path: Path) -> None:
+        self.client_ref = Contract.for_database(store.path).client_ref
+        self.course_of = _course_finder(store.conn)
+        self.today = _today(store)
+        self.recorded = courses.utc_text(courses.now())
+        self.file_name = stored_name(path)
+
+    def __call__(self, where: str, client: str, day_text: str, area: str, metric: str,
+                 value_text: str) -> list[Any]:
+        for name, cell in (("client", client), ("area", area), ("metric", metric)):
+            at = control_character(cell)
+            if at is not None:
+                raise OutcomeError(f"{where}: {name} holds control character "
+                                   f"U+{ord(cell[at]):04X}; nothing was written")
+        client, metric, area_text = client.strip(), metric.strip(), " ".join(area.split())
         if not client or not metric:
             raise OutcomeError(f"{where}: client and metric are required; nothing was written")
+        try:
+            client = self.client_ref(client)
+        except LaserlogError as exc:
+            raise OutcomeError(f"{where}: {exc}; nothing was written") from None
+        if len(metric) > MAX_METRIC_CHARS or len(area_text) > MAX_AREA_CHARS:
+            raise OutcomeError(f"{where}: a metric of at most {MAX_METRIC_CHARS} and an area "
+                               f"of at most {MAX_AREA_CHARS} characters expected; nothing was "
+                               "written")
         day = _day(day_text, where)
-        if day > today:
+        if day > self.today:
             raise OutcomeError(f"{where}: date {day.isoformat()} is in the future; nothing "
                                "was written")
-        try:
-            value = float(value_text)
-        except ValueError:
-            value = math.nan
+        value = float(value_text) if _NUMBER.fullmatch(value_text.strip()) else math.nan
         if not math.isfinite(value):
-            raise OutcomeError(f"{where}: value {value_text!r} is not a finite number; "
+            raise OutcomeError(f"{where}: value {value_text[:40]!r} is not a finite number; "
                                "nothing was written")
-        area_text = " ".join(area.split()) or None
-        rows.append((course_of(client, area_text, day.isoformat()), client, area_text,
-                     metric[:80], value, day.isoformat(), "import", path.name[:200], digest,
-                     None, recorded))
-    if not rows:
-        raise OutcomeError(f"{path}: no rows under the header; nothing was written")
-    _write(store, rows)
-    return len(rows)
+        return [self.course_of(client, area_text or None, day.isoformat()), client,
+                area_text or None, metric, value, day.isoformat(), "import", self.file_name,
+                None, None, self.recorded]
 
 
 def _course_finder(conn: sqlite3.Connection) -> Any:

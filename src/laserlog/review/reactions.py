@@ -162,10 +162,9 @@ def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
 def parse_day(text: str, what: str) -> date:
     """Return a calendar day given as YYYY-MM-DD, or raise naming the option."""
     try:
-        return date.fromisoformat(text.strip()) if len(text.strip()) == 10 else \
-            date.fromisoformat("x")
+        return localtime.calendar_day(text)
     except ValueError:
-        raise ReactionError(f"{what} {text!r} is not a date; expected YYYY-MM-DD "
+        raise ReactionError(f"{what} {text[:40]!r} is not a date; expected YYYY-MM-DD "
                             "(e.g. 2026-04-14); nothing was written") from None
 
 
