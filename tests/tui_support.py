@@ -222,3 +222,45 @@ def add_events(db: Path, session_id: int, count: int) -> None:
         head = chain.append_batch(store.conn, session_id, {"events": count})
         chain.write_anchor(store.path, head)
         store.recount(session_id)
+
+
+def add_reactions(db: Path, session_id: int = 3) -> None:
+    """Record, through the real functions and at fixed times, what session `session_id` of
+    the history caused: an immediate assessment and its correction, a PIH with two updates and
+    a blister retracted as entered in error."""
+    from datetime import UTC, date, datetime
+
+    from laserlog.recording import courses
+    from laserlog.review.reactions import add_adverse, assess, change_adverse
+    from laserlog.review.users import add_user, unlock
+
+    real_now = courses.now
+
+    def at(moment: str) -> None:
+        courses.now = lambda: datetime.fromisoformat(moment).replace(tzinfo=UTC)  # type: ignore[assignment]
+
+    try:
+        with Store(db) as store:
+            add_user(store, "tech-07", "Tech Seven", "technician", "tech seven passphrase")
+            signer = unlock(store, "tech-07", "tech seven passphrase")
+            at("2026-02-26T10:30:00")
+            assess(store, session_id, erythema=2, oedema=1, pain_nrs=4, note="marked redness",
+                   user_id="tech-07")
+            at("2026-02-28T09:00:00")
+            assess(store, session_id, erythema=1, oedema=0, pain_nrs=2, blister=True,
+                   note="small blister at the jaw", user_id="tech-07")
+            at("2026-03-02T09:00:00")
+            pih = add_adverse(store, session_id, kind="pih", onset=date(2026, 3, 1),
+                              seriousness="non-serious", by=None, unlock=lambda _: signer,
+                              where=UTC, note="patchy")
+            wrong = add_adverse(store, session_id, kind="blister", onset=date(2026, 2, 27),
+                                seriousness="serious", by=None, unlock=lambda _: signer,
+                                where=UTC)
+            change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
+                           outcome="not-resolved", outcome_day=date(2026, 3, 1))
+            change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
+                           outcome="resolving", outcome_day=date(2026, 3, 2))
+            change_adverse(store, wrong, by=None, unlock=lambda _: signer, where=UTC,
+                           reason="entered for the wrong client")
+    finally:
+        courses.now = real_now  # type: ignore[assignment]
