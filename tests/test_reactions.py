@@ -330,6 +330,21 @@ def test_a_course_with_reactions_a_later_pih_and_two_follow_ups(simulate, tmp_pa
                              "adverse_dose_mean_j_cm2": pytest.approx(mean),
                              "energy_j": pytest.approx(energy)}]
     assert rows(Path(db), "SELECT count(*) FROM outcomes WHERE course_id = 1")[0][0] == 4
+    # The printed record of the session carries its reactions and the course's outcomes.
+    out_html = tmp_path / "s1.html"
+    assert cli("export", "--format", "html", "--session", "1", "--out", str(out_html),
+               "--db", db)[0] == 0
+    page = out_html.read_text()
+    reactions = page[page.index("<h2>Reactions</h2>"):page.index("<h2>Signatures</h2>")]
+    assert "erythema 2, oedema 1, pain 5/10" in reactions and "as recorded" in reactions
+    assert "#1 pih" in reactions and "outcome resolving (" + follow_2 + ")" in reactions
+    assert f"{follow_2}: resolving" in reactions
+    assert "Outcomes of course 1" in reactions
+    printed = [line for line in reactions.split("<tr>") if "<td>" in line
+               and ("gais" in line or "pore" in line)]
+    assert len(printed) == 3 and any(">812<" in line and "import skin.csv" in line
+                                     for line in printed)
+    assert any(">4<" in line and "tech-07" in line for line in printed if "gais" in line)
     assert rows(Path(db), "SELECT outcome FROM adverse_event_state") == [("resolving",)]
     assert verify_database(Path(db)).ok
 

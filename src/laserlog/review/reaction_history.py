@@ -9,14 +9,16 @@ Three queries for any number of sessions, never one per row.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from laserlog.review.reactions import Assessment, assessments_of, findings_text
+from laserlog.recording import courses
+from laserlog.review import outcomes
+from laserlog.review.reactions import Assessment, assessments_of, findings_text, marks
 
-__all__ = ["findings_text", "session_reactions", "state_text"]
+__all__ = ["course_outcomes", "findings_text", "session_reactions", "state_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +79,24 @@ class SessionReactions:
 
 _STATE = ("id", "session_id", "kind", "onset_date", "seriousness", "area", "pass_number",
           "note", "by_user_id", "recorded_utc", "outcome", "outcome_date", "retracted")
-_IN = "IN (SELECT value FROM json_each(?))"
 
 
 def session_reactions(conn: sqlite3.Connection,
                       session_ids: Sequence[int]) -> dict[int, SessionReactions]:
     """Return each of these sessions' reactions (an empty one where none is recorded)."""
-    ids = json.dumps([int(i) for i in session_ids])
+    ids = [int(i) for i in session_ids]
     current: dict[int, dict[int | None, list[Assessment]]] = {}
-    for a in assessments_of(conn, [int(i) for i in session_ids]):
+    for a in assessments_of(conn, ids):
         current.setdefault(a.session_id, {}).setdefault(a.pass_number, []).append(a)
     changes: dict[int, list[AdverseChange]] = {}
     for r in conn.execute(
             "SELECT c.adverse_event_id, c.change, c.outcome, c.outcome_date, c.reason,"
             " c.by_user_id, c.recorded_utc FROM adverse_event_changes c JOIN adverse_events a"
-            f" ON a.id = c.adverse_event_id WHERE a.session_id {_IN} ORDER BY c.id", (ids,)):
+            f" ON a.id = c.adverse_event_id WHERE a.session_id IN {marks(ids)} ORDER BY c.id", ids):
         changes.setdefault(int(r[0]), []).append(AdverseChange(*r[1:]))
     events: dict[int, list[AdverseHistory]] = {}
     for r in conn.execute(f"SELECT {', '.join(_STATE)} FROM adverse_event_state"
-                          f" WHERE session_id {_IN} ORDER BY onset_date, id", (ids,)):
+                          f" WHERE session_id IN {marks(ids)} ORDER BY onset_date, id", ids):
         row = dict(zip(_STATE, tuple(r), strict=True))
         row["retracted"] = bool(row["retracted"])
         events.setdefault(int(r[1]), []).append(
@@ -118,3 +119,18 @@ def state_text(e: AdverseHistory) -> str:
     if e.outcome:
         return f"outcome {e.outcome} ({e.outcome_date})"
     return "no outcome recorded yet"
+
+
+def course_outcomes(conn: sqlite3.Connection, session_ids: Sequence[int]
+                    ) -> dict[int, tuple[int, list[dict[str, Any]]]]:
+    """Return, for each of these sessions that belongs to a course, the course's id and its
+    outcomes (`review.outcomes.for_course`: by date, with the session each followed)."""
+    ids = [int(i) for i in session_ids]
+    belongs = {int(r[0]): int(r[1]) for r in conn.execute(
+        f"SELECT session_id, course_id FROM session_kind WHERE session_id IN {marks(ids)}"
+        " AND course_id IS NOT NULL", ids)}
+    found: dict[int, list[dict[str, Any]]] = {}
+    for course_id in sorted(set(belongs.values())):
+        course = courses.find(conn, course_id)
+        found[course_id] = outcomes.for_course(conn, course) if course is not None else []
+    return {sid: (cid, found[cid]) for sid, cid in belongs.items()}

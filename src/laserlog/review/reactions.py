@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -160,9 +160,8 @@ def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
 def assessments_of(conn: sqlite3.Connection, session_ids: list[int]) -> list[Assessment]:
     """Return these sessions' assessments in the order recorded, in one query."""
     rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc,"
-                        " user_id FROM assessments WHERE session_id IN"
-                        " (SELECT value FROM json_each(?)) ORDER BY id",
-                        (json.dumps(session_ids),))
+                        f" user_id FROM assessments WHERE session_id IN {marks(session_ids)}"
+                        " ORDER BY id", [int(i) for i in session_ids])
     return [Assessment(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]), bool(r[6]),
                        bool(r[7]), r[8], bool(r[9]), r[10], r[11], r[12]) for r in rows]
 
@@ -298,6 +297,11 @@ def adverse_events(conn: sqlite3.Connection, session_ids: list[int] | None = Non
 
 
 # -- shared ----------------------------------------------------------------------------------
+def marks(values: Sequence[object]) -> str:
+    """Return '(?, ?, ...)', one placeholder per value (SQLite and the central server's view)."""
+    return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"
+
+
 def _clean(text: str | None) -> str | None:
     return " ".join((text or "").split())[:500] or None
 
