@@ -225,10 +225,11 @@ def add_events(db: Path, session_id: int, count: int) -> None:
 
 
 def add_reactions(db: Path, session_id: int = 3) -> None:
-    """Record, through the real functions and at fixed times, what session `session_id` of
-    the history caused: an immediate assessment and its correction, a PIH with two updates and
-    a blister retracted as entered in error."""
-    from datetime import UTC, date, datetime
+    """Record, through the real functions, what session `session_id` caused, at fixed times
+    from its day D: an assessment (D 23:30) and its correction (D+2), a PIH from D+3 updated
+    not-resolved (D+3) then resolving (D+4), and a blister from D+1 retracted as entered in
+    error; the user tech-07 reports them."""
+    from datetime import UTC, date, datetime, timedelta
 
     from laserlog.recording import courses
     from laserlog.review.reactions import add_adverse, assess, change_adverse
@@ -236,30 +237,34 @@ def add_reactions(db: Path, session_id: int = 3) -> None:
 
     real_now = courses.now
 
-    def at(moment: str) -> None:
-        courses.now = lambda: datetime.fromisoformat(moment).replace(tzinfo=UTC)  # type: ignore[assignment]
+    def at(days: int, clock: str = "09:00") -> None:
+        moment = datetime.fromisoformat(f"{(day + timedelta(days=days)).isoformat()}T{clock}")
+        courses.now = lambda: moment.replace(tzinfo=UTC)  # type: ignore[assignment]
 
     try:
         with Store(db) as store:
+            started = store.conn.execute("SELECT started_utc FROM sessions WHERE id = ?",
+                                         (session_id,)).fetchone()[0]
+            day = date.fromisoformat(started[:10])
             add_user(store, "tech-07", "Tech Seven", "technician", "tech seven passphrase")
             signer = unlock(store, "tech-07", "tech seven passphrase")
-            at("2026-02-26T10:30:00")
+            at(0, "23:30")
             assess(store, session_id, erythema=2, oedema=1, pain_nrs=4, note="marked redness",
                    user_id="tech-07")
-            at("2026-02-28T09:00:00")
+            at(2)
             assess(store, session_id, erythema=1, oedema=0, pain_nrs=2, blister=True,
                    note="small blister at the jaw", user_id="tech-07")
-            at("2026-03-02T09:00:00")
-            pih = add_adverse(store, session_id, kind="pih", onset=date(2026, 3, 1),
+            at(4)
+            pih = add_adverse(store, session_id, kind="pih", onset=day + timedelta(days=3),
                               seriousness="non-serious", by=None, unlock=lambda _: signer,
                               where=UTC, note="patchy")
-            wrong = add_adverse(store, session_id, kind="blister", onset=date(2026, 2, 27),
-                                seriousness="serious", by=None, unlock=lambda _: signer,
-                                where=UTC)
+            wrong = add_adverse(store, session_id, kind="blister",
+                                onset=day + timedelta(days=1), seriousness="serious", by=None,
+                                unlock=lambda _: signer, where=UTC)
             change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
-                           outcome="not-resolved", outcome_day=date(2026, 3, 1))
+                           outcome="not-resolved", outcome_day=day + timedelta(days=3))
             change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
-                           outcome="resolving", outcome_day=date(2026, 3, 2))
+                           outcome="resolving", outcome_day=day + timedelta(days=4))
             change_adverse(store, wrong, by=None, unlock=lambda _: signer, where=UTC,
                            reason="entered for the wrong client")
     finally:
