@@ -127,6 +127,10 @@ def test_assess_takes_exactly_the_scales_and_known_sessions(db, clock, erythema,
 
 def test_an_adverse_event_is_signed_by_its_reporter_then_updated_and_retracted(
         db, clock, monkeypatch):
+    import csv
+    import io
+    import json
+
     from laserlog.review.reactions import signature_holds
     from laserlog.review.users import find_user
     from laserlog.storage.store import Store
@@ -152,8 +156,19 @@ def test_an_adverse_event_is_signed_by_its_reporter_then_updated_and_retracted(
                clock.at.date().isoformat(), "--db", str(db))[0] == 0
     status, out, _ = cli("adverse", "list", "--db", str(db))
     assert f"resolving {clock.at.date().isoformat()}" in out
+    listed = {fmt: cli("adverse", "list", "--format", fmt, "--db", str(db))[1]
+              for fmt in ("csv", "json")}
+    (as_json,) = json.loads(listed["json"])["rows"]
+    (as_csv,) = list(csv.DictReader(io.StringIO(listed["csv"])))
+    assert list(as_json) == list(as_csv)  # the same columns, in the same order
+    assert (as_json["kind"], as_json["outcome"], as_json["retracted"]) == (
+        "pih", "resolving", False)
+    assert as_json["onset_date"] == onset == as_csv["onset_date"]
     assert cli("adverse", "retract", "1", "--reason", "wrong client", "--db", str(db))[0] == 0
     assert cli("adverse", "list", "--db", str(db))[1].strip() == "no adverse events"
+    retracted = json.loads(cli("adverse", "list", "--all", "--format", "json", "--db",
+                               str(db))[1])["rows"]
+    assert [(r["id"], r["retracted"]) for r in retracted] == [(1, True)]
     assert rows(db, "SELECT change, outcome, reason FROM adverse_event_changes ORDER BY id") == [
         ("update", "resolving", None), ("retraction", None, "wrong client")]
     status, _, err = cli("adverse", "update", "1", "--outcome", "resolved", "--date",
