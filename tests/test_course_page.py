@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_serve_browser import FLAGS, chromium
 
-from conftest import wait_until
+from conftest import copy_with_anchor, wait_until
 from servekit import fill_course, served
 
 
@@ -102,3 +102,52 @@ def test_course_page_draws_windows_dose_test_spot_override_and_passes(course_db,
     for shot in shots:
         assert shot.stat().st_size > 10_000
         print(f"screenshot: {shot}")
+
+
+def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course_db, tmp_path):
+    """Session 2's corrected assessment and adverse events (one retracted) and a GAIS score
+    dated on session 3's day show in those sessions' rows, on both pages."""
+    import shutil
+
+    from cdp import Browser
+    from tui_support import add_reactions
+
+    from laserlog.recording import courses
+    from laserlog.review import outcomes
+    from laserlog.storage.store import Store
+
+    db = copy_with_anchor(course_db, tmp_path / "laserlog.db")
+    shutil.copy(course_db.with_name("site.toml"), tmp_path / "site.toml")
+    add_reactions(db, session_id=2)
+    with Store(db) as store:
+        third_day = store.conn.execute("SELECT substr(started_utc, 1, 10) FROM sessions"
+                                       " WHERE id = 3").fetchone()[0]
+        outcomes.add(store, courses.find(store.conn, 1), "gais", 4, third_day, "tech-07")
+    read = """(rows => Object.fromEntries(rows.map(id => [id, {
+        text: (document.querySelector(`${id} .laserlog-reactions`) || {innerText: ''}).innerText,
+        retracted: [...document.querySelectorAll(`${id} .adverse.retracted`)].map(e => ({
+          text: e.innerText,
+          line: getComputedStyle(e.querySelector('.what')).textDecorationLine}))}])))"""
+    browser = Browser(chromium(), tmp_path / "profile", FLAGS)
+    try:
+        with served(db) as base:
+            browser.open(base + "/-/laserlog/client?client=C-1042")
+            client = browser.evaluate(read + "(['#session-2', '#session-3', '#session-4'])")
+            browser.open(base + "/-/laserlog/courses/1")
+            course = browser.evaluate(read + "(['#detail-2', '#detail-3', '#detail-4'])")
+    finally:
+        browser.close()
+    for page, (second, third, fourth) in (("client", client.values()),
+                                          ("course", course.values())):
+        assert "erythema 1, oedema 0, pain 2/10, blister" in second["text"], page
+        assert "CORRECTED" in second["text"] and "erythema 2" not in second["text"], page
+        assert "adverse event #1: pih" in second["text"], page
+        assert "outcome resolving" in second["text"] and "not-resolved" in second["text"]
+        assert len(second["retracted"]) == 1, page
+        (gone,) = second["retracted"]
+        assert gone["text"].startswith("adverse event #2: blister"), page
+        assert "RETRACTED: entered for the wrong client" in gone["text"], page
+        assert gone["line"] == "line-through", page
+        assert f"outcome {third_day}: gais 4 by tech-07" in third["text"], page
+        assert "gais" not in second["text"] and fourth["text"] == "", page
+    assert browser.errors == []

@@ -241,3 +241,27 @@ def test_a_clinic_name_that_is_not_one_line_is_refused(tmp_path):
     (tmp_path / "site.toml").write_text('[clinic]\nname = "A\\nB"\n')
     assert_clean_error(cli("site", "--db", str(tmp_path / "laserlog.db")), "clinic.name")
 
+
+
+def test_a_retracted_event_prints_struck_and_a_corrected_assessment_prints_its_latest(
+        tmp_path):
+    from tui_support import add_reactions, build_history
+
+    from laserlog.config.profile import open_profile
+
+    db = tmp_path / "laserlog.db"
+    build_history(db, open_profile("ps755-ref"))
+    add_reactions(db, session_id=3)
+    out = tmp_path / "s3.html"
+    assert main(["export", "--format", "html", "--session", "3", "--out", str(out),
+                 "--db", str(db)]) == 0
+    page = out.read_text()
+    reactions = page[page.index("<h2>Reactions</h2>"):page.index("<h2>Signatures</h2>")]
+    assert "erythema 1, oedema 0, pain 2/10, blister" in reactions
+    assert "erythema 2," not in reactions and '<span class="flag">CORRECTED</span>' in reactions
+    assert "<s>#2 blister</s>" in reactions
+    assert ('<span class="flag">RETRACTED</span>: entered for the wrong client'
+            in reactions)
+    assert "<s>#1" not in reactions and "outcome resolving (2026-03-02)" in reactions
+    assert "2026-03-01: not-resolved" in reactions and "2026-03-02: resolving" in reactions
+    assert "Outcomes of course" not in reactions  # a one-off session: no course

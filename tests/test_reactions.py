@@ -128,6 +128,10 @@ def test_assess_takes_exactly_the_scales_and_known_sessions(db, clock, erythema,
 
 def test_an_adverse_event_is_signed_by_its_reporter_then_updated_and_retracted(
         db, clock, monkeypatch):
+    import csv
+    import io
+    import json
+
     from laserlog.review.reactions import signature_holds
     from laserlog.review.users import find_user
     from laserlog.storage.store import Store
@@ -153,8 +157,19 @@ def test_an_adverse_event_is_signed_by_its_reporter_then_updated_and_retracted(
                clock.at.date().isoformat(), "--db", str(db))[0] == 0
     status, out, _ = cli("adverse", "list", "--db", str(db))
     assert f"resolving {clock.at.date().isoformat()}" in out
+    listed = {fmt: cli("adverse", "list", "--format", fmt, "--db", str(db))[1]
+              for fmt in ("csv", "json")}
+    (as_json,) = json.loads(listed["json"])["rows"]
+    (as_csv,) = list(csv.DictReader(io.StringIO(listed["csv"])))
+    assert list(as_json) == list(as_csv)  # the same columns, in the same order
+    assert (as_json["kind"], as_json["outcome"], as_json["retracted"]) == (
+        "pih", "resolving", False)
+    assert as_json["onset_date"] == onset == as_csv["onset_date"]
     assert cli("adverse", "retract", "1", "--reason", "wrong client", "--db", str(db))[0] == 0
     assert cli("adverse", "list", "--db", str(db))[1].strip() == "no adverse events"
+    retracted = json.loads(cli("adverse", "list", "--all", "--format", "json", "--db",
+                               str(db))[1])["rows"]
+    assert [(r["id"], r["retracted"]) for r in retracted] == [(1, True)]
     assert rows(db, "SELECT change, outcome, reason FROM adverse_event_changes ORDER BY id") == [
         ("update", "resolving", None), ("retraction", None, "wrong client")]
     status, _, err = cli("adverse", "update", "1", "--outcome", "resolved", "--date",
@@ -331,6 +346,21 @@ def test_a_course_with_reactions_a_later_pih_and_two_follow_ups(simulate, tmp_pa
                              "adverse_dose_mean_j_cm2": pytest.approx(mean),
                              "energy_j": pytest.approx(energy)}]
     assert rows(Path(db), "SELECT count(*) FROM outcomes WHERE course_id = 1")[0][0] == 4
+    # The printed record of the session carries its reactions and the course's outcomes.
+    out_html = tmp_path / "s1.html"
+    assert cli("export", "--format", "html", "--session", "1", "--out", str(out_html),
+               "--db", db)[0] == 0
+    page = out_html.read_text()
+    reactions = page[page.index("<h2>Reactions</h2>"):page.index("<h2>Signatures</h2>")]
+    assert "erythema 2, oedema 1, pain 5/10" in reactions and "as recorded" in reactions
+    assert "#1 pih" in reactions and "outcome resolving (" + follow_2 + ")" in reactions
+    assert f"{follow_2}: resolving" in reactions
+    assert "Outcomes of course 1" in reactions
+    printed = [line for line in reactions.split("<tr>") if "<td>" in line
+               and ("gais" in line or "pore" in line)]
+    assert len(printed) == 3 and any(">812<" in line and "import skin.csv" in line
+                                     for line in printed)
+    assert any(">4<" in line and "tech-07" in line for line in printed if "gais" in line)
     assert rows(Path(db), "SELECT outcome FROM adverse_event_state") == [("resolving",)]
     assert verify_database(Path(db)).ok
 

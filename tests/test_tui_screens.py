@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
 from tui_support import (  # noqa: F401 (fast_keys: a fixture)
     add_events,
+    add_reactions,
     build_history,
     fast_keys,
     frozen_app,
@@ -117,6 +118,44 @@ def test_a_session_pages_its_pulses_by_keyset_and_shows_events_and_totals(tmp_pa
         assert table_rows(screen, "#pulse-table")[0][0] == str((pages - 2) * page_size + 1)
         await pilot.press("t")
         assert table_rows(screen, "#setting-table")[0][1:] == ["spot", f"{3.0 + 1.5:g}", "mm"]
+
+    run(app, scenario)
+
+
+def test_a_past_session_shows_its_standing_assessment_and_adverse_events(tmp_path):
+    app = frozen_app(tmp_path, history=True)
+    add_reactions(tmp_path / "frozen.db", session_id=3)
+
+    async def scenario(pilot: Pilot) -> None:
+        screen = await open_history(pilot)
+        await pilot.press("down", "down", "enter")
+        detail = await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionScreen)
+                                and pilot.app.screen)
+        assert detail.session_id == 3
+        head = str(detail.query_one("#session-head", Static).render())
+        assert "reactions: assessed (corrected); adverse: pih resolving; 1 retracted" in head
+        await pilot.press("c")
+        await wait_for(pilot, lambda: detail.query_one("#session-tabs").active == "reactions",
+                       what="the reactions tab")
+        text = detail.query_one("#reactions-text", Static).render()
+        plain = str(text)
+        # The correction stands, not the first assessment.
+        assert "erythema 1, oedema 0, pain 2/10, blister  CORRECTED" in plain
+        assert "erythema 2" not in plain
+        assert "#1 pih  onset 2026-03-01  non-serious" in plain
+        assert "outcome resolving (2026-03-02)" in plain and "not-resolved" in plain
+        retracted = "#2 blister  onset 2026-02-27  serious  left cheek"
+        assert ("RETRACTED: entered for the wrong client" in plain
+                and retracted in plain)
+        struck = [str(text)[s.start:s.end] for s in text.spans if "strike" in str(s.style)]
+        assert struck == [retracted]
+        await pilot.press("escape")
+        assert pilot.app.screen is screen
+        await pilot.press("up", "enter")  # session 4 has no reactions: no line, tab says so
+        other = await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionScreen)
+                               and pilot.app.screen.session_id == 4 and pilot.app.screen)
+        assert "reactions" not in str(other.query_one("#session-head", Static).render())
+        assert "none reported" in str(other.query_one("#reactions-text", Static).render())
 
     run(app, scenario)
 

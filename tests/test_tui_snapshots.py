@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
-from tui_support import add_events, frozen_app, wait_for
+from tui_support import add_events, add_reactions, frozen_app, wait_for
 
 from laserlog.tui.session_form import SessionForm
 from laserlog.tui.summary_screen import SummaryScreen
@@ -107,6 +107,29 @@ def test_assessment_form_at_the_end_of_a_session(tmp_path, snap_compare):
 
     try:
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    finally:
+        app.controller.shutdown()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_session_reactions_tab(size, tmp_path, snap_compare):
+    """A past session's reactions: the corrected assessment, an event's updates, a retraction."""
+    from laserlog.tui.session_screen import SessionScreen
+
+    app = snapshot_app(tmp_path, "session", "normal")
+    add_reactions(tmp_path / "frozen.db", session_id=3)
+
+    async def run_before(pilot: Pilot) -> None:
+        await drained(pilot)
+        await pilot.press("f3", "down", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionScreen),
+                       what="session 3")
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
     finally:
         app.controller.shutdown()
 

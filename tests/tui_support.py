@@ -222,3 +222,50 @@ def add_events(db: Path, session_id: int, count: int) -> None:
         head = chain.append_batch(store.conn, session_id, {"events": count})
         chain.write_anchor(store.path, head)
         store.recount(session_id)
+
+
+def add_reactions(db: Path, session_id: int = 3) -> None:
+    """Record, through the real functions, what session `session_id` caused, at fixed times
+    from its day D: an assessment (D 23:30) and its correction (D+2), a PIH from D+3 updated
+    not-resolved (D+3) then resolving (D+4), and a blister from D+1 retracted as entered in
+    error; the user tech-07 reports them."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from laserlog.recording import courses
+    from laserlog.review.reactions import add_adverse, assess, change_adverse
+    from laserlog.review.users import add_user, unlock
+
+    real_now = courses.now
+
+    def at(days: int, clock: str = "09:00") -> None:
+        moment = datetime.fromisoformat(f"{(day + timedelta(days=days)).isoformat()}T{clock}")
+        courses.now = lambda: moment.replace(tzinfo=UTC)  # type: ignore[assignment]
+
+    try:
+        with Store(db) as store:
+            started = store.conn.execute("SELECT started_utc FROM sessions WHERE id = ?",
+                                         (session_id,)).fetchone()[0]
+            day = date.fromisoformat(started[:10])
+            add_user(store, "tech-07", "Tech Seven", "technician", "tech seven passphrase")
+            signer = unlock(store, "tech-07", "tech seven passphrase")
+            at(0, "23:30")
+            assess(store, session_id, erythema=2, oedema=1, pain_nrs=4, note="marked redness",
+                   user_id="tech-07")
+            at(2)
+            assess(store, session_id, erythema=1, oedema=0, pain_nrs=2, blister=True,
+                   note="small blister at the jaw", user_id="tech-07")
+            at(4)
+            pih = add_adverse(store, session_id, kind="pih", onset=day + timedelta(days=3),
+                              seriousness="non-serious", by=None, unlock=lambda _: signer,
+                              where=UTC, note="patchy")
+            wrong = add_adverse(store, session_id, kind="blister",
+                                onset=day + timedelta(days=1), seriousness="serious", by=None,
+                                unlock=lambda _: signer, where=UTC)
+            change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
+                           outcome="not-resolved", outcome_day=day + timedelta(days=3))
+            change_adverse(store, pih, by=None, unlock=lambda _: signer, where=UTC,
+                           outcome="resolving", outcome_day=day + timedelta(days=4))
+            change_adverse(store, wrong, by=None, unlock=lambda _: signer, where=UTC,
+                           reason="entered for the wrong client")
+    finally:
+        courses.now = real_now  # type: ignore[assignment]

@@ -83,6 +83,8 @@ def add_commands(commands: Any) -> None:
     p = sub.add_parser("list", help="adverse events in their newest state")
     p.add_argument("--session", type=positive_int, metavar="ID")
     p.add_argument("--all", action="store_true", help="also retracted entries")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default table); csv and json have the same columns")
     db_arg(p)
     p.set_defaults(func=cmd_adverse_list)
 
@@ -180,6 +182,16 @@ def cmd_adverse_list(args: argparse.Namespace) -> int:
     with _existing_store(args, readonly=True) as store:
         rows = adverse_events(store.conn, [args.session] if args.session else None,
                               retracted=args.all)
+    if args.format != "table":
+        from laserlog.review.reports import Report, render
+
+        columns = ["id", "session_id", "kind", "onset_date", "seriousness", "area",
+                   "pass_number", "outcome", "outcome_date", "retracted", "by_user_id",
+                   "recorded_utc", "note"]
+        print(render(Report("Adverse events", columns, [
+            {c: bool(r[c]) if c == "retracted" else r[c] for c in columns} for r in rows]),
+            args.format))
+        return 0
     if not rows:
         print("no adverse events")
         return 0

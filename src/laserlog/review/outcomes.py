@@ -233,18 +233,21 @@ def _write(store: Store, rows: list[tuple]) -> int:
 
 
 def for_course(conn: sqlite3.Connection, course: courses.Course) -> list[dict[str, Any]]:
-    """Return a course's outcomes by date, each with the sessions, cumulative energy and
-    days since the first full session up to that date."""
-    cur = conn.execute("SELECT assessed_date, metric, value, source FROM outcomes"
-                       " WHERE course_id = ? ORDER BY assessed_date, id", (course.id,))
-    found = [dict(zip(("date", "metric", "value", "source"), tuple(r), strict=True))
-             for r in cur.fetchall()]
+    """Return a course's outcomes by date, each with who entered it (or the file it came
+    from), the sessions, cumulative energy and days since the first full session up to that
+    date, and the last full session on or before it (`after_session`, None: none yet)."""
+    cur = conn.execute("SELECT assessed_date, metric, value, source, user_id, source_file"
+                       " FROM outcomes WHERE course_id = ? ORDER BY assessed_date, id",
+                       (course.id,))
+    found = [dict(zip(("date", "metric", "value", "source", "user_id", "source_file"),
+                      tuple(r), strict=True)) for r in cur.fetchall()]
     full = [s for s in courses.course_sessions(conn, course.id)
             if s["kind"] == "course" and s["pulse_count"] > 0]
     first = full[0]["started_utc"][:10] if full else None
     for o in found:
         before = [s for s in full if s["started_utc"][:10] <= o["date"]]
         o["sessions"] = sum(1 for s in before if s["resumes_session_id"] is None)
+        o["after_session"] = before[-1]["id"] if before else None
         o["energy_j"] = sum(float(s["total_energy_j"]) for s in before)
         o["days"] = ((date.fromisoformat(o["date"]) - date.fromisoformat(first)).days
                      if first else None)

@@ -5,6 +5,8 @@ What the officer signs for must be on paper: clinic, who, where, the checklist a
 the console and its calibration, times in UTC and the site's local time, what was delivered
 per setting, the skin-type envelope in force and the pulses beyond it, the out-of-limit,
 unknown-dose and fault events, corrections and signatures.
+Each session's reactions follow its events: the standing assessment, the adverse events with
+every update and retraction, and the outcomes of the course it belongs to.
 Each session is a named page (`@page s<id>`), so its margin boxes carry its own header and a
 record of several sessions starts each on a new page. Nothing is drawn with colour or
 background alone: printers drop backgrounds and grey text fades.
@@ -23,6 +25,13 @@ from laserlog.config.siteconfig import SiteConfig
 from laserlog.domain.localtime import local, zone_name
 from laserlog.review import corrections
 from laserlog.review.precision import as_text
+from laserlog.review.reaction_history import (
+    SessionReactions,
+    course_outcomes,
+    findings_text,
+    session_reactions,
+    state_text,
+)
 from laserlog.storage.store import EVENT_LOG, PULSE_LOG, utc_now
 
 #: Pulse-table rows fetched per query: a long session is streamed, never held whole.
@@ -46,6 +55,7 @@ html { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 9.5pt; color: #
        line-height: 1.3; }
 body { margin: 0; }
 h1 { font-size: 15pt; margin: 0 0 1mm; }
+h3 { font-size: 10pt; margin: 3mm 0 1mm; break-after: avoid; page-break-after: avoid; }
 h2 { font-size: 11pt; margin: 5mm 0 1.5mm; padding-bottom: .5mm; border-bottom: 1.5pt solid #000;
      break-after: avoid; page-break-after: avoid; }
 p { margin: 1mm 0; }
@@ -110,6 +120,14 @@ def when(moment: str | None, where: tzinfo | None) -> str:
         return html.escape(str(moment))
     return (f"{here:%Y-%m-%d %H:%M:%S} {html.escape(here.tzname() or '')} "
             f"&middot; {utc:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def day(moment: str | None, where: tzinfo | None) -> str:
+    """Return the site-local day of a stored UTC time, kept on one line."""
+    try:
+        return f'<span class="time">{local(str(moment), where):%Y-%m-%d}</span>'
+    except (ValueError, OverflowError, OSError):
+        return html.escape(str(moment))
 
 
 def clock(moment: str | None, where: tzinfo | None) -> str:
@@ -200,6 +218,8 @@ def write_records(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stre
     where = site.zone if site is not None else None
     clinic = site.clinic_name if site is not None and site.clinic_name else None
     sigs = signatures(conn, [s["id"] for s in sessions])
+    reactions = session_reactions(conn, [int(s["id"]) for s in sessions])
+    followed = course_outcomes(conn, [int(s["id"]) for s in sessions])
     title = (f"Treatment record, session {sessions[0]['id']}" if len(sessions) == 1
              else f"Treatment records, sessions {sessions[0]['id']}-{sessions[-1]['id']}")
     printed = local(utc_now(), where)
@@ -216,7 +236,7 @@ def write_records(conn: sqlite3.Connection, sessions: list[dict[str, Any]], stre
                  f"<title>{html.escape(title)}</title><style>{css}</style></head><body>\n")
     for s in sessions:
         for part in _session(conn, s, sigs.get(s["id"], []), site, clinic, where, database,
-                             pulses):
+                             pulses, reactions[int(s["id"])], followed.get(int(s["id"]))):
             stream.write(part)
         counted(s["pulse_count"] if not pulses else 0)
         if pulses:
@@ -240,7 +260,8 @@ def _running_head(s: dict[str, Any], clinic: str | None, where: tzinfo | None) -
 
 def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
              site: SiteConfig | None, clinic: str | None, where: tzinfo | None,
-             database: str, pulses: bool) -> Iterator[str]:
+             database: str, pulses: bool, reactions: SessionReactions,
+             followed: tuple[int, list[dict[str, Any]]] | None) -> Iterator[str]:
     """Yield the record of one session, up to (not including) its pulse table."""
     from laserlog.recording.calstatus import status
     from laserlog.review.reports import _unix
@@ -350,6 +371,7 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
     for heading, group in groups:
         yield _events(heading, group, where)
 
+    yield from _reactions(reactions, followed, where)
     if fixes:
         yield '<div class="keep"><h2>Corrections</h2>'
         yield _table([("corrected", "html"), ("field", "text"), ("old value", "text"),
@@ -414,6 +436,56 @@ def _sources(cell: Any) -> str:
         if source:
             named.setdefault(source, []).append(what)
     return "<br>".join(f"{' and '.join(whats)}: {_e(source)}" for source, whats in named.items())
+
+
+def _reactions(r: SessionReactions, followed: tuple[int, list[dict[str, Any]]] | None,
+               where: tzinfo | None) -> Iterator[str]:
+    """Yield the reactions: the standing assessment, adverse events with their history, and
+    the outcomes of the session's course."""
+    if not r and followed is None:
+        yield ('<div class="keep"><h2>Reactions</h2><p>No assessment recorded; no adverse '
+               "event reported.</p></div>")
+        return
+    yield '<div class="keep"><h2>Reactions</h2><h3>Immediate assessment</h3>'
+    yield (_table([("of", "text"), ("findings", "text"), ("note", "text"), ("state", "html"),
+                   ("assessed", "html"), ("by", "html")],
+                  [["session" if c.latest.pass_number is None else f"pass {c.latest.pass_number}",
+                    findings_text(c.latest), c.latest.note,
+                    '<span class="flag">CORRECTED</span> latest row shown' if c.corrected
+                    else "as recorded", when(c.latest.assessed_utc, where),
+                    f'<span class="time">{html.escape(c.latest.user_id or "-")}</span>']
+                   for c in r.assessments])
+           if r.assessments else "<p>No assessment recorded.</p>") + "</div>"
+    rows = []
+    for e in r.adverse:
+        kind = html.escape(f"#{e.id} {e.kind}")
+        state = html.escape(state_text(e))
+        if e.retracted:
+            kind = f"<s>{kind}</s>"
+            state = f'<span class="flag">RETRACTED</span>{state[len("RETRACTED"):]}'
+        history = "<br>".join(
+            html.escape(f"{ch.outcome_date}: {ch.outcome}" if ch.change == "update"
+                        else f"retracted: {ch.reason}")
+            + f" <small>(recorded {day(ch.recorded_utc, where)} by "
+              f"{html.escape(ch.by_user_id)})</small>" for ch in e.changes)
+        rows.append([kind, f'<span class="time">{html.escape(e.onset_date)}</span>',
+                     e.seriousness, e.area, state, history or "-",
+                     f"{html.escape(e.by_user_id)} {day(e.recorded_utc, where)}"])
+    yield f'<div class="keep"><h3>Adverse events ({len(r.adverse)})</h3>'
+    yield (_table([("event", "html"), ("onset", "html"), ("seriousness", "text"),
+                   ("area", "text"), ("state", "html"), ("updates and retraction", "html"),
+                   ("reported", "html")], rows, "events")
+           if rows else "<p>No adverse event reported.</p>") + "</div>"
+    if followed is not None:
+        course_id, scores = followed
+        yield f'<div class="keep"><h3>Outcomes of course {course_id}</h3>'
+        yield (_table([("date", "text"), ("scale", "text"), ("score", "#"),
+                       ("after session", "text"), ("by", "text")],
+                      [[o["date"], o["metric"], f"{o['value']:g}",
+                        o["after_session"] if o["after_session"] is not None else "-",
+                        o["user_id"] or (f"import {o['source_file']}" if o["source_file"]
+                                         else None)] for o in scores])
+               if scores else "<p>No outcome recorded.</p>") + "</div>"
 
 
 def _events(heading: str, group: list[dict[str, Any]], where: tzinfo | None) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -131,29 +131,37 @@ def recorded_text(row: Assessment) -> str:
     of = f" pass {row.pass_number}" if row.pass_number is not None else ""
     marked = (f" as a CORRECTION ({row.hours_after_end:.0f} h after the session's end)"
               if row.correction and row.hours_after_end is not None else "")
-    return (f"assessment {row.id} of session {row.session_id}{of} recorded{marked}: erythema "
-            f"{row.erythema}, oedema {row.oedema}, pain {row.pain_nrs}/10"
-            + (", blister" if row.blister else "") + (", purpura" if row.purpura else ""))
+    return (f"assessment {row.id} of session {row.session_id}{of} recorded{marked}: "
+            + findings_text(row))
+
+
+def findings_text(a: Assessment) -> str:
+    """Return an assessment's findings: 'erythema 2, oedema 1, pain 4/10, blister'."""
+    return ", ".join([f"erythema {a.erythema}", f"oedema {a.oedema}", f"pain {a.pain_nrs}/10"]
+                     + (["blister"] if a.blister else []) + (["purpura"] if a.purpura else []))
 
 
 def assessment_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
     """Return a session summary's lines on its assessments (none when it has none)."""
     lines = []
     for a in assessments(conn, session_id):
-        found = ", ".join([f"erythema {a.erythema}", f"oedema {a.oedema}",
-                           f"pain {a.pain_nrs}/10"] + (["blister"] if a.blister else [])
-                          + (["purpura"] if a.purpura else []))
         of = f"pass {a.pass_number}: " if a.pass_number is not None else ""
-        lines.append(f"  assessed  {of}{found}  ({a.user_id or '-'} {a.assessed_utc[:16]}Z"
+        lines.append(f"  assessed  {of}{findings_text(a)}  ({a.user_id or '-'} "
+                     f"{a.assessed_utc[:16]}Z"
                      + (", correction" if a.correction else "") + ")")
     return lines
 
 
 def assessments(conn: sqlite3.Connection, session_id: int) -> list[Assessment]:
     """Return a session's assessments in the order recorded."""
+    return assessments_of(conn, [session_id])
+
+
+def assessments_of(conn: sqlite3.Connection, session_ids: list[int]) -> list[Assessment]:
+    """Return these sessions' assessments in the order recorded, in one query."""
     rows = conn.execute(f"SELECT id, {', '.join(ASSESSMENT_COLUMNS[:-2])}, assessed_utc,"
-                        " user_id FROM assessments WHERE session_id = ? ORDER BY id",
-                        (session_id,))
+                        f" user_id FROM assessments WHERE session_id IN {marks(session_ids)}"
+                        " ORDER BY id", [int(i) for i in session_ids])
     return [Assessment(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]), bool(r[6]),
                        bool(r[7]), r[8], bool(r[9]), r[10], r[11], r[12]) for r in rows]
 
@@ -288,6 +296,11 @@ def adverse_events(conn: sqlite3.Connection, session_ids: list[int] | None = Non
 
 
 # -- shared ----------------------------------------------------------------------------------
+def marks(values: Sequence[object]) -> str:
+    """Return '(?, ?, ...)', one placeholder per value (SQLite and the central server's view)."""
+    return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"
+
+
 def _clean(text: str | None) -> str | None:
     return " ".join((text or "").split())[:500] or None
 

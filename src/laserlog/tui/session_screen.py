@@ -1,15 +1,24 @@
-"""One past session: its totals, its pulses paged from SQLite (keyset), events and settings."""
+"""One past session: its totals, its pulses paged from SQLite (keyset), events, settings and
+reactions (the standing assessment, adverse events with every update and retraction)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from laserlog.domain.units import display_unit
+from laserlog.review.reaction_history import (
+    SessionReactions,
+    findings_text,
+    session_reactions,
+    state_text,
+)
 from laserlog.review.summary import REGIME_NAMES
 from laserlog.tui.alarm_bar import AlarmBar
 from laserlog.tui.text import num
@@ -24,8 +33,8 @@ PULSE_COLUMNS = ("seq", "received (UTC)", "duration ps", "regime", "energy mJ", 
                  "spot mm", "nm", "HP")
 
 
-def session_head(s: dict[str, Any]) -> str:
-    """Return a session's identity and totals in four lines."""
+def session_head(s: dict[str, Any], reactions: SessionReactions | None = None) -> str:
+    """Return a session's identity and totals in four lines, a fifth on its reactions."""
     regimes = ", ".join(REGIME_NAMES.get(r, r) for r in s["regimes"].split(",") if r) or "-"
     return (
         f"Session {s['id']} [{s['status']}]  {s['profile_id']} {s['model'] or ''} "
@@ -36,7 +45,54 @@ def session_head(s: dict[str, Any]) -> str:
         + (f"  ({s['end_reason']})" if s["end_reason"] else "") + "\n"
         f"pulses {s['pulse_count']:,}  energy {s['total_energy_j']:.4f} J  fluence "
         f"{num(s['min_fluence_j_cm2'], '.3f')}..{num(s['max_fluence_j_cm2'], '.3f')} J/cm2  "
-        f"regimes {regimes}  missing {s['missing_pulses']}  events {s['event_count']}")
+        f"regimes {regimes}  missing {s['missing_pulses']}  events {s['event_count']}"
+        + (f"\n{reactions_line(reactions)}" if reactions else ""))
+
+
+def reactions_line(r: SessionReactions) -> str:
+    """Return a session's reactions in one line: assessed (corrected), events and retractions."""
+    parts = []
+    if r.assessments:
+        parts.append("assessed" + (" (corrected)" if any(a.corrected for a in r.assessments)
+                                   else ""))
+    standing = [e for e in r.adverse if not e.retracted]
+    if standing:
+        parts.append("adverse: " + ", ".join(f"{e.kind} {e.outcome or 'open'}" for e in standing))
+    if len(standing) < len(r.adverse):
+        parts.append(f"{len(r.adverse) - len(standing)} retracted")
+    return "reactions: " + "; ".join(parts)
+
+
+def reactions_text(r: SessionReactions) -> Text:
+    """Return a session's reactions in full; a retracted event is struck and says RETRACTED."""
+    out = Text()
+    out.append("Immediate assessment\n", style="bold")
+    if not r.assessments:
+        out.append("  none recorded (laserlog assess)\n")
+    for c in r.assessments:
+        a = c.latest
+        of = f"pass {a.pass_number}: " if a.pass_number is not None else ""
+        out.append(f"  {of}{findings_text(a)}")
+        if c.corrected:
+            out.append("  CORRECTED", style="bold")
+        out.append(f"\n    by {a.user_id or '-'} {a.assessed_utc[:16].replace('T', ' ')} UTC"
+                   + (f"  note: {a.note}" if a.note else "") + "\n")
+    out.append(f"\nAdverse events ({len(r.adverse)})\n", style="bold")
+    if not r.adverse:
+        out.append("  none reported (laserlog adverse add)\n")
+    for e in r.adverse:
+        where = f"  {e.area}" if e.area else ""
+        out.append("  ")
+        out.append(f"#{e.id} {e.kind}  onset {e.onset_date}  {e.seriousness}{where}",
+                   style="strike" if e.retracted else "")
+        gone = e.retraction
+        out.append(f"\n    {state_text(e)}" + (f" ({gone.by_user_id} {gone.recorded_utc[:10]})"
+                                                if gone else "") + "\n",
+                   style="bold" if e.retracted else "")
+        for ch in e.changes:
+            if ch.change == "update":
+                out.append(f"    {ch.outcome_date} {ch.outcome} ({ch.by_user_id})\n")
+    return out
 
 
 class SessionScreen(Screen):
@@ -48,6 +104,7 @@ class SessionScreen(Screen):
         Binding("u", "tab('pulses')", "Pulses", id="session.pulses"),
         Binding("v", "tab('events')", "Events", id="session.events"),
         Binding("t", "tab('settings')", "Settings", id="session.settings"),
+        Binding("c", "tab('reactions')", "Reactions", id="session.reactions"),
         Binding("escape", "app.pop_screen", "Back", id="session.back"),
     ]
 
@@ -66,10 +123,11 @@ class SessionScreen(Screen):
         store = self.laserlog.reader
         s = store.session(self.session_id)
         self.total = int(s["pulse_count"]) if s is not None else 0
+        reactions = session_reactions(store.conn, [self.session_id])[self.session_id]
         yield TopBar(f"session {self.session_id}", id="top")
         yield AlarmBar(id="alarm")
-        yield Static(session_head(s) if s is not None else f"no session {self.session_id}",
-                     id="session-head", markup=False)
+        yield Static(session_head(s, reactions) if s is not None
+                     else f"no session {self.session_id}", id="session-head", markup=False)
         # Panes mount after this screen does: keep the widgets, do not query for them.
         self.page_status = Static(id="page-status", markup=False)
         self.pulse_table: DataTable = DataTable(id="pulse-table", zebra_stripes=True)
@@ -93,6 +151,8 @@ class SessionScreen(Screen):
                 yield events
             with TabPane("Settings", id="settings"):
                 yield settings
+            with TabPane("Reactions", id="reactions"), VerticalScroll():
+                yield Static(reactions_text(reactions), id="reactions-text")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -3,8 +3,9 @@
 It answers the officer's question ("how much energy did C-1042 receive on the left cheek
 over the last six sessions, and were any out of limits?") on one page: the answer first,
 then each session with its corrected details, its energy and the running total per area,
-its highest fluence beside the console's fluence limit, its out-of-limit pulses and its
-sign-off state (VALID, INVALID, LEGACY or unsigned), then the charts and the SQL.
+its highest fluence beside the console's fluence limit, its out-of-limit pulses, its
+sign-off state (VALID, INVALID, LEGACY or unsigned) and its reactions (assessment, adverse
+events, the course outcomes that followed it), then the charts and the SQL.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ It draws what `laserlog course show` prints (laserlog.review.coursepage): each s
 the site's calendar with the window the previous full session opened (shaded from its
 minimum to its maximum day), the dose per session (energy, mean and highest fluence) and
 the course's cumulative energy, test spots with their read-outs, overrides and late
-starts, and each session's passes.
+starts, each session's passes, its reactions (assessment, adverse events with their updates,
+a retracted one struck and labelled) and the outcomes recorded after it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import tzinfo
 from typing import Any
 
 from laserlog.recording import courses
-from laserlog.review import coursepage
+from laserlog.review import coursepage, outcomes
+from laserlog.web import reactions
 
 #: Where a course's page is served, `/-/laserlog/courses/1`.
 COURSE_ROUTE = "/-/laserlog/courses/{id}"
@@ -42,6 +44,7 @@ def page_context(conn: sqlite3.Connection, course_id: int, zone: tzinfo | None) 
     for e in entries:
         e["label"] = (f"#{e['number']}" if e["full"] else
                       _KIND.get(e["kind"], e["kind"]) if e["pulses"] else "no pulses")
+    reactions.attach(conn, entries)
     upcoming = coursepage.next_window(course, entries)
     return {"course": course, "entries": entries,
             "delivered": full[-1]["number"] if full else 0,
@@ -50,6 +53,8 @@ def page_context(conn: sqlite3.Connection, course_id: int, zone: tzinfo | None) 
             "overrides": [e for e in entries if e["override_by"]],
             "late": [e for e in entries if e["late"] or e["status"] == "late"],
             "next_window": upcoming,
+            "outcomes_before": [o for o in outcomes.for_course(conn, course)
+                                if o["after_session"] is None],
             "charts": json.dumps(charts(entries, upcoming)).replace("<", "\\u003c")}
 
 

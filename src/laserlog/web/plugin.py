@@ -125,6 +125,9 @@ async def client_page(request: Request, datasette: Any) -> Response:
     sql_url = datasette.urls.database(DATABASE) + "?" + urlencode(
         {"sql": client.CLIENT_SESSIONS.strip(), **filters})
     context.update(client.page_context(rows, filters, all_rows, db.site, sql_url))
+    await asyncio.get_running_loop().run_in_executor(datasette.executor, _attach_reactions,
+                                                     db.path, rows)
+    context.update(_reaction_text())
     context["test_spots_apart"] = [dict(r) for r in (
         await db.execute(client.TEST_SPOTS_APART, filters)).rows]
     context["courses"] = [dict(r) for r in (
@@ -159,6 +162,19 @@ def _course_context(db_path: str, course_id: int, zone: Any) -> dict[str, Any]:
     return course.page_context(_review_conn(db_path), course_id, zone)
 
 
+def _attach_reactions(db_path: str, rows: list[dict[str, Any]]) -> None:
+    from laserlog.web import reactions
+
+    reactions.attach(_review_conn(db_path), rows)
+
+
+def _reaction_text() -> dict[str, Any]:
+    """Return the functions the reactions partial words its lines with."""
+    from laserlog.review.reaction_history import findings_text, state_text
+
+    return {"findings": findings_text, "adverse_state": state_text}
+
+
 async def course_page(request: Request, datasette: Any) -> Response:
     """Serve one course on a time axis: windows, dose, test spots, overrides, passes."""
     from laserlog.web import course
@@ -179,6 +195,7 @@ async def course_page(request: Request, datasette: Any) -> Response:
                                                request=request)
         return Response.html(html, status=404)
     context["client_href"] = client_url(context["course"].client_ref)
+    context.update(_reaction_text())
     context["report_href"] = report_url
     context["when"] = lambda value: " · ".join(cells.time_text(value, db.zone) or (value,))
     context["cell"] = lambda column, value: (
