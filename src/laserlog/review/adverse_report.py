@@ -48,37 +48,62 @@ def parse_groups(text: str) -> tuple[str, ...]:
 
 
 def session_doses(conn: sqlite3.Connection, f: Filters | None = None) -> list[SessionDose]:
-    """Return every session that delivered pulses with its dose, energy and groupings."""
+    """Return every session that delivered pulses with its dose, energy and groupings.
+
+    Doses are rounded to 1e-9 J/cm2: SQLite and PostgreSQL add a session's fluences in
+    different orders, and the rounding makes a console's file and the central server give
+    the same dose, hence the same quartiles and bands.
+    """
     chosen = [r for r in sessions(conn, f or Filters()) if r["pulse_count"] > 0]
-    ids = [int(r["id"]) for r in chosen]
     mean: dict[int, float | None] = {}
     wavelength: dict[int, float | None] = {}
     best: dict[int, int] = {}
+    # The lowest wavelength wins a tie; NULL last on both databases.
     for sid, wl, n in conn.execute(
             "SELECT session_id, wavelength_nm, count(*) FROM pulses"
-            " GROUP BY session_id, wavelength_nm"):
+            " GROUP BY session_id, wavelength_nm"
+            " ORDER BY session_id, wavelength_nm IS NULL, wavelength_nm"):
         if n > best.get(sid, 0):
             best[sid], wavelength[sid] = n, wl
     for sid, fluence in conn.execute("SELECT session_id, avg(fluence_j_cm2) FROM pulses"
                                      " GROUP BY session_id"):
         mean[sid] = fluence
-    with_passes = {int(r[0]) for r in conn.execute(
-        "SELECT DISTINCT session_id FROM events WHERE kind = 'pass'")}
     per_pass: dict[int, float] = {}
-    for sid in with_passes & set(ids):
-        for (fluence,) in conn.execute(
-                "SELECT avg(p.fluence_j_cm2) FROM pulse_passes pp JOIN pulses p"
-                " ON p.id = pp.pulse_id WHERE pp.session_id = ? AND pp.pass_number IS NOT NULL"
-                " GROUP BY pp.pass_number", (sid,)):
-            if fluence is not None:
-                per_pass[sid] = max(per_pass.get(sid, 0.0), float(fluence))
+    for sid, fluence in conn.execute(
+            "SELECT pp.session_id, avg(p.fluence_j_cm2) FROM pulse_passes pp JOIN pulses p"
+            " ON p.id = pp.pulse_id WHERE pp.pass_number IS NOT NULL AND pp.session_id IN"
+            " (SELECT DISTINCT session_id FROM events WHERE kind = 'pass')"
+            " GROUP BY pp.session_id, pp.pass_number"):
+        if fluence is not None:
+            per_pass[sid] = max(per_pass.get(sid, 0.0), float(fluence))
     indications = dict(conn.execute(
         "SELECT k.session_id, c.indication FROM session_kind k JOIN courses c"
         " ON c.id = k.course_id"))
     return [SessionDose(int(r["id"]), r["skin_type"] or "-", _device(r),
                         indications.get(r["id"]) or "-", wavelength.get(r["id"]),
-                        per_pass.get(r["id"], mean.get(r["id"])), float(r["total_energy_j"]))
+                        _rounded(per_pass.get(r["id"], mean.get(r["id"]))),
+                        float(r["total_energy_j"]))
             for r in chosen]
+
+
+def _rounded(dose_j_cm2: float | None) -> float | None:
+    return None if dose_j_cm2 is None else round(float(dose_j_cm2), 9)
+
+
+def check_kind(kind: str | None) -> None:
+    """Raise naming the kind when `--kind` is not an adverse-event kind."""
+    if kind is not None and kind not in ADVERSE_KINDS:
+        raise ReportError(f"--kind {kind!r} is unknown; expected one of "
+                          f"{', '.join(ADVERSE_KINDS)}")
+
+
+def session_events(conn: sqlite3.Connection, kind: str | None) -> dict[int, Counter[str]]:
+    """Return each session's standing adverse events (of one kind, or all) counted by kind."""
+    events: dict[int, Counter[str]] = {}
+    for e in reactions.adverse_events(conn):
+        if kind is None or e["kind"] == kind:
+            events.setdefault(int(e["session_id"]), Counter())[e["kind"]] += 1
+    return events
 
 
 def _bands(doses: list[SessionDose], edges: tuple[float, ...]) -> tuple[dict[int, str],
@@ -128,15 +153,15 @@ def adverse_report(conn: sqlite3.Connection, by: tuple[str, ...], *, kind: str |
                    edges: tuple[float, ...] = (), f: Filters | None = None) -> Report:
     """Return sessions, sessions with adverse events and their share, events by kind and
     doses, per group."""
-    if kind is not None and kind not in ADVERSE_KINDS:
-        raise ReportError(f"--kind {kind!r} is unknown; expected one of "
-                          f"{', '.join(ADVERSE_KINDS)}")
-    doses = session_doses(conn, f)
+    check_kind(kind)
+    return grouped(session_doses(conn, f), session_events(conn, kind), by, kind=kind,
+                   edges=edges)
+
+
+def grouped(doses: list[SessionDose], events: dict[int, Counter[str]], by: tuple[str, ...], *,
+            kind: str | None, edges: tuple[float, ...]) -> Report:
+    """Return the report of these sessions and their events (keyed by session id)."""
     bands, notes = _bands(doses, edges)
-    events: dict[int, Counter[str]] = {}
-    for e in reactions.adverse_events(conn):
-        if kind is None or e["kind"] == kind:
-            events.setdefault(int(e["session_id"]), Counter())[e["kind"]] += 1
     groups: dict[tuple[str, ...], list[SessionDose]] = {}
     for d in doses:
         values = {"skin-type": d.skin_type, "fluence-band": bands[d.session_id],
