@@ -24,6 +24,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cached_db import cached
+
 from laserlog.storage.store import INSERT_PULSE, Store, connect
 
 HERE = Path(__file__).resolve().parent
@@ -110,14 +112,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--db", type=Path)
     args = parser.parse_args()
-    db = args.db or HERE / ".cache" / f"courses-{args.sessions}-{args.courses}-{args.pulses}.db"
-    if not db.exists():
-        db.parent.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        build(db, args.sessions, args.courses, args.pulses)
-        print(json.dumps({"figure": "courses_build", "sessions": args.sessions,
-                          "courses": args.courses, "pulses_per_session": args.pulses,
-                          "seconds": round(time.perf_counter() - t, 1)}), flush=True)
+    db = cached(args.db or HERE / ".cache"
+                / f"courses-{args.sessions}-{args.courses}-{args.pulses}.db", "courses_build",
+                lambda path: build(path, args.sessions, args.courses, args.pulses),
+                sessions=args.sessions, courses=args.courses, pulses_per_session=args.pulses)
 
     from laserlog.config.courses import CoursePolicy
     from laserlog.config.siteconfig import site_for

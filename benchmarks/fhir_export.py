@@ -24,6 +24,7 @@ from laserlog.config.siteconfig import site_for
 from laserlog.recording import courses
 from laserlog.review import fhir, outcomes, reactions
 from laserlog.review.export import export_fhir
+from laserlog.review.users import add_user, unlock
 from laserlog.storage import chain
 from laserlog.storage.store import INSERT_PULSE, Store
 
@@ -72,8 +73,10 @@ def build(path: Path, sessions: int, pulses: int, seed: int = 1) -> None:
         found = courses.find(store.conn, course)
         assert found is not None
         today = courses.now().date().isoformat()
+        add_user(store, "tech-07", "Tech Seven", "technician", "benchmark passphrase")
+        signer = unlock(store, "tech-07", "benchmark passphrase")
         for scale, score in (("gais", 4), ("pore", 2), ("satisfaction", 5)):
-            outcomes.add(store, found, scale, score, today, "tech-07")
+            outcomes.add(store, found, scale, score, today, "tech-07", lambda _who: signer)
 
 
 def export_once(db: Path, out: Path) -> tuple[float, dict]:

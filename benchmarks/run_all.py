@@ -24,6 +24,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("fleet.py", []),
     ("courses.py", []),
     ("fhir_export.py", []),
+    ("adverse_report.py", []),
 ]
 SMOKE: list[tuple[str, list[str]]] = [
     ("startup.py", ["--runs", "3"]),
@@ -43,6 +44,8 @@ SMOKE: list[tuple[str, list[str]]] = [
     ("courses.py", ["--sessions", "2000", "--courses", "200", "--pulses", "5", "--runs", "5",
                     "--db", "{tmp}/courses.db"]),
     ("fhir_export.py", ["--sessions", "3", "--pulses", "200", "--runs", "1"]),
+    ("adverse_report.py", ["--sessions", "400", "--pulses", "5", "--runs", "1",
+                           "--db", "{tmp}/adverse.db"]),
 ]
 
 

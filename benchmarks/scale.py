@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cached_db import cached
+
 from laserlog.storage.store import INSERT_PULSE, Store, connect
 
 HERE = Path(__file__).resolve().parent
@@ -99,13 +101,9 @@ def main() -> None:
     parser.add_argument("--db", type=Path)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    db = args.db or HERE / ".cache" / f"scale-{args.pulses}-{args.sessions}.db"
-    if not db.exists():
-        db.parent.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        build(db, args.pulses, args.sessions)
-        print(json.dumps({"figure": "scale_build", "pulses": args.pulses, "sessions": args.sessions,
-                          "seconds": round(time.perf_counter() - t, 1)}), flush=True)
+    db = cached(args.db or HERE / ".cache" / f"scale-{args.pulses}-{args.sessions}.db",
+                "scale_build", lambda path: build(path, args.pulses, args.sessions),
+                pulses=args.pulses, sessions=args.sessions)
     size_mb = round(db.stat().st_size / 1e6)
     cli = [sys.executable, "-m", "laserlog"]
     list_ms = median_ms(lambda: subprocess.run([*cli, "sessions", "list", "--db", str(db)],

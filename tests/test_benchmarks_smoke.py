@@ -17,7 +17,7 @@ def test_benchmarks_run_small_and_print_their_figures():
     figures = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     names = {f["figure"] for f in figures}
     assert {"startup_help", "parse", "ingest_end_to_end", "fuzz_total", "hostile_console_lines",
-            "hostile_cli_cases", "adversarial_template_match"} <= names
+            "hostile_cli_cases", "adversarial_template_match", "adverse_report"} <= names
     for figure in figures:
         if figure["figure"] == "ingest_end_to_end":
             assert figure["lost"] == 0 and figure["raw_executemany_rows_per_s"] > 0

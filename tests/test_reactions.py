@@ -550,3 +550,26 @@ def test_an_outcome_dated_today_in_the_sites_zone_is_not_in_the_future(db, clock
     status, _, err = cli("outcome", "add", "--course", "1", "--scale", "gais", "--score", "4",
                          "--date", "2026-03-03", "--db", str(db))
     assert status == 0, err
+
+
+@pytest.mark.parametrize(("by", "passphrase", "expected"), [
+    ("tech-07", PASSPHRASE, None),
+    ("tech-07", "not it", "wrong passphrase for user tech-07; nothing was written"),
+    ("nobody", PASSPHRASE, "unknown user 'nobody'"),
+])
+def test_an_outcome_entered_by_a_user_needs_their_passphrase(db, clock, monkeypatch, by,
+                                                             passphrase, expected):
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--interval", "21-42", "--db", str(db))[0] == 0
+    monkeypatch.setenv("LASERLOG_PASSPHRASE", passphrase)
+    before = counts(db)
+    status, _, err = cli("outcome", "add", "--course", "1", "--scale", "gais", "--score", "4",
+                         "--date", clock.at.date().isoformat(), "--by", by, "--db", str(db))
+    if expected is None:
+        assert status == 0, err
+        assert rows(db, "SELECT metric, value, user_id FROM outcomes") == [
+            ("gais", 4.0, "tech-07")]
+        return
+    one_message(status, err)
+    assert expected in err
+    assert counts(db) == before

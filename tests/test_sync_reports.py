@@ -247,3 +247,97 @@ def test_energy_by_pass_on_central_is_the_consoles_own(server, tmp_path):
     assert central["total"] == local["total"] and central["notes"] == local["notes"]
     status = cli("report", "energy", "--by", "pass", "--db", url)
     assert status.returncode == 0 and "upper cheek" in status.stdout
+
+
+# -- the officer's dose-safety report on the server ----------------------------------------------
+@pytest.fixture(scope="module")
+def reacted(server, tmp_path_factory):
+    """Two consoles at two wavelengths, with passes, skin types and adverse events (one
+    retracted), synced to one database: (url, {console name: db path})."""
+    from laserlog.central.sync import sync
+    from laserlog.config.profile import open_profile
+    from laserlog.review.reactions import add_adverse, change_adverse, today
+    from laserlog.sim.engine import Simulator
+
+    root = tmp_path_factory.mktemp("reacted")
+    plans = {"east-1": ("ps755-ref", 21, ("III", "IV", "V", "V", "IV")),
+             "east-2": ("ps1064-ref", 22, ("IV", "V", "V"))}
+    events = {"east-1": ((2, "pih"), (4, "pih"), (4, "blister"), (1, "other")),
+              "east-2": ((3, "pih"),)}
+    dbs = {}
+    for name, (profile, seed, skins) in plans.items():
+        db = root / name / "console.db"
+        db.parent.mkdir()
+        with Simulator(open_profile(profile), root / name / "sim", seed=seed, rate_hz=60) as sim, \
+                Store(db) as store:
+            user(store, "tech-01")
+            energy = sim.console.params["energy"]
+            for number, skin in enumerate(skins, start=1):
+                sim.console.params["energy"] = energy * (0.4 + 0.15 * number)
+                marked: list[int] = []
+
+                def passes(recorder, number=number, marked=marked, energy=energy) -> None:
+                    # Session 2 has two passes, the second at a higher energy.
+                    if number == 2 and recorder.totals.pulses >= 4 * (len(marked) + 1) - 4 \
+                            and len(marked) < 2:
+                        marked.append(recorder.totals.pulses)
+                        recorder.mark_pass(time.time(), len(marked))
+                        with sim._lock:
+                            sim.console.params["energy"] = energy * (0.5 + 0.4 * len(marked))
+
+                record(store, sim, SessionInfo("tech-01", f"C-{number}", "left cheek", skin,
+                                               eyewear_checked=True), pulses=10, during=passes)
+            for session, kind in events[name]:
+                add_adverse(store, session, kind=kind, onset=today(None),
+                            seriousness="non-serious", by=None,
+                            unlock=lambda who, store=store: signer(store, who), where=None)
+            if name == "east-1":
+                change_adverse(store, 4, by=None, unlock=lambda who: signer(store, who),
+                               where=None, reason="entered for the wrong client")
+        dbs[name] = db
+    url = server.create_database(f"laserlog_adverse_{os.getpid()}")
+    for name, db in dbs.items():
+        sync(db, url, name=name, site="east")
+    return url, dbs
+
+
+def test_the_central_dose_safety_report_has_each_consoles_bands_and_numbers(reacted):
+    url, dbs = reacted
+    args = ("report", "adverse", "--by", "skin-type,fluence-band", "--kind", "pih",
+            "--format", "json")
+    central = _json(*args, "--db", url)
+    local = {name: _json(*args, "--db", str(db)) for name, db in dbs.items()}
+    # Quartile bands are per wavelength, and each console has its own: the fleet's rows are
+    # the consoles' rows, number for number.
+    key = lambda r: (r["skin_type"], r["fluence_band"])  # noqa: E731
+    expected = {key(r): r for part in local.values() for r in part["rows"]}
+    assert {key(r): r for r in central["rows"]} == expected
+    assert len(central["rows"]) == len(expected)
+    assert set(central["notes"]) == {n for part in local.values() for n in part["notes"]}
+    assert any("755 nm: Q1 <=" in n for n in central["notes"])
+    assert any("1064 nm: Q1 <=" in n for n in central["notes"])
+    for column in ("sessions", "with_adverse"):
+        assert central["total"][column] == sum(p["total"][column] for p in local.values())
+    assert central["total"]["sessions"] == 8 and central["total"]["with_adverse"] == 3
+    assert central["report"] == local["east-1"]["report"] + " (fleet)"
+
+
+def test_the_central_dose_safety_report_takes_the_site_files_bands(reacted, tmp_path):
+    url, dbs = reacted
+    site = tmp_path / "site.toml"
+    site.write_text("[adverse]\nfluence_bands_j_cm2 = [0.5, 1.0]\n")
+    args = ("report", "adverse", "--by", "fluence-band", "--format", "json")
+    central = cli(*args, "--db", url, env={"LASERLOG_SITE": str(site)})
+    assert central.returncode == 0, central.stderr
+    local = [cli(*args, "--db", str(db), env={"LASERLOG_SITE": str(site)}) for db in dbs.values()]
+    rows = json.loads(central.stdout)["rows"]
+    for band in ("<0.5", "0.5-1", ">=1"):
+        parts = [r for result in local for r in json.loads(result.stdout)["rows"]
+                 if r["fluence_band"] == band]
+        got = [r for r in rows if r["fluence_band"] == band]
+        assert [r["sessions"] for r in got] == ([sum(p["sessions"] for p in parts)]
+                                                if parts else [])
+        assert [r["with_adverse"] for r in got] == ([sum(p["with_adverse"] for p in parts)]
+                                                    if parts else [])
+    assert json.loads(central.stdout)["notes"] == [
+        "fluence bands (J/cm2, from the site file): <0.5, 0.5-1, >=1"]

@@ -192,6 +192,34 @@ def _faults_total(rows: list[dict[str, Any]], first: str) -> dict[str, Any]:
             "missing_pulses": sum(r["missing_pulses"] for r in rows)}
 
 
+def adverse(url: str, by: tuple[str, ...], kind: str | None,
+            edges: tuple[float, ...]) -> Report:
+    """Return the dose-safety report over every console's sessions taken together.
+
+    Quartile bands need every dose at a wavelength at once, so the sessions of all consoles
+    are grouped in one pass rather than per console and summed.
+    """
+    from dataclasses import replace
+
+    from laserlog.review import adverse_report as adverse_
+
+    adverse_.check_kind(kind)
+    parts = _each_console(url, lambda v, c: (adverse_.session_doses(v),  # type: ignore[arg-type]
+                                             adverse_.session_events(v, kind)))  # type: ignore[arg-type]
+    doses: list[adverse_.SessionDose] = []
+    events = {}
+    for _, (console_doses, console_events) in parts:
+        # Session ids repeat across consoles: number the fleet's sessions afresh.
+        for dose in console_doses:
+            fleet_id = len(doses) + 1
+            doses.append(replace(dose, session_id=fleet_id))
+            if dose.session_id in console_events:
+                events[fleet_id] = console_events[dose.session_id]
+    report = adverse_.grouped(doses, events, by, kind=kind, edges=edges)
+    report.title += " (fleet)"
+    return report
+
+
 # -- limits, calibration, sign-offs: one console after another ----------------------------------
 def _stacked(url: str, make: Callable[[Any], Report], title: str,
              order: Callable[[dict[str, Any]], Any] | None = None) -> Report:

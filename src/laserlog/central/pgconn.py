@@ -201,6 +201,18 @@ class ConsoleView:
                    " AND e.received_unix_s <= p.received_unix_s"
                    " ORDER BY e.received_unix_s DESC, e.id DESC LIMIT 1)")
 
+        # The reactions schema's view (migration 6): each adverse event in its newest state.
+        pg.execute("CREATE OR REPLACE TEMP VIEW adverse_event_state AS SELECT a.id,"
+                   " a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_number,"
+                   " a.note, a.by_user_id, a.recorded_utc, (SELECT c.outcome FROM"
+                   " pg_temp.adverse_event_changes c WHERE c.adverse_event_id = a.id AND"
+                   " c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome, (SELECT"
+                   " c.outcome_date FROM pg_temp.adverse_event_changes c WHERE"
+                   " c.adverse_event_id = a.id AND c.change = 'update' ORDER BY c.id DESC"
+                   " LIMIT 1) AS outcome_date, EXISTS (SELECT 1 FROM"
+                   " pg_temp.adverse_event_changes c WHERE c.adverse_event_id = a.id AND"
+                   " c.change = 'retraction')::int AS retracted FROM pg_temp.adverse_events a")
+
     def installation_keys(self) -> set[str]:
         """Return the installation keys this console registered with the server."""
         row = self.pg.execute(f"SELECT installation_keys FROM {SCHEMA}.consoles"

@@ -68,6 +68,18 @@ def report_faults(args: argparse.Namespace, filters: Any, kinds: tuple[str, ...]
     return 0
 
 
+def report_adverse(args: argparse.Namespace, by: tuple[str, ...]) -> int:
+    """Print the dose-safety report over every console; the site file $LASERLOG_SITE names
+    gives the fluence bands (else quartiles of the fleet's doses per wavelength)."""
+    from laserlog.central import fleet
+    from laserlog.config.siteconfig import site_for
+    from laserlog.review.reports import render
+
+    edges = site_for(None).fluence_bands_j_cm2
+    print(render(fleet.adverse(args.db, by, args.kind, edges), args.format))
+    return 0
+
+
 def report_limits(args: argparse.Namespace, filters: Any) -> int:
     from laserlog.central import fleet
     from laserlog.review.reports import render

@@ -100,7 +100,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--scale", required=True, choices=tuple(SCALES))
     p.add_argument("--score", required=True, type=whole_number, metavar="N")
     p.add_argument("--date", required=True, metavar="DATE", help="YYYY-MM-DD")
-    p.add_argument("--by", metavar="USER", help="who assessed")
+    p.add_argument("--by", metavar="USER", help="who assessed; their passphrase from a prompt, "
+                   "stdin or $LASERLOG_PASSPHRASE")
     db_arg(p)
     p.set_defaults(func=cmd_outcome_add)
     p = sub.add_parser("import", help="import a long CSV: client,date,area,metric,value "
@@ -208,13 +209,12 @@ def cmd_adverse_list(args: argparse.Namespace) -> int:
 
 def cmd_outcome_add(args: argparse.Namespace) -> int:
     from laserlog.cli.courses import _course
-    from laserlog.domain.ids import normal_id
     from laserlog.review import outcomes
 
-    user = normal_id(args.by, "--by") if args.by else None
     with _existing_store(args) as store:
         course = _course(store, args.course)
-        new_id = outcomes.add(store, course, args.scale, args.score, args.date, user)
+        new_id = outcomes.add(store, course, args.scale, args.score, args.date, args.by,
+                              _unlocker(store))
     print(f"outcome {new_id}: course {course.id} {args.scale} {args.score} on {args.date}")
     return 0
 

@@ -367,10 +367,9 @@ def cmd_report_adverse(args: argparse.Namespace) -> int:
 
     by = parse_groups(args.by)
     if _central(args):
-        from laserlog.errors import LaserlogError
+        from laserlog.cli.central import report_adverse
 
-        raise LaserlogError("report adverse reads a console's SQLite file; adverse events are "
-                            "not shipped to a central server yet")
+        return report_adverse(args, by)
     with _read_store(args) as store:
         edges = site_for(store.path).fluence_bands_j_cm2
         print(render(adverse_report(store.conn, by, kind=args.kind, edges=edges),

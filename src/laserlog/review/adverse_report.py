@@ -9,6 +9,7 @@ had); the report's notes print the edges either way. Retracted events never coun
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import statistics
 from collections import Counter
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from laserlog.domain.reactions import ADVERSE_KINDS
-from laserlog.review import reactions
-from laserlog.review.reports import Filters, Report, ReportError, _device, sessions
+from laserlog.review import corrections, reactions
+from laserlog.review.reports import Report, ReportError, _device
 
 GROUPS = ("skin-type", "fluence-band", "device", "indication")
 
@@ -47,109 +48,157 @@ def parse_groups(text: str) -> tuple[str, ...]:
     return wanted
 
 
-def session_doses(conn: sqlite3.Connection, f: Filters | None = None) -> list[SessionDose]:
-    """Return every session that delivered pulses with its dose, energy and groupings."""
-    chosen = [r for r in sessions(conn, f or Filters()) if r["pulse_count"] > 0]
-    ids = [int(r["id"]) for r in chosen]
+def session_doses(conn: sqlite3.Connection) -> list[SessionDose]:
+    """Return every session that delivered pulses with its dose, energy and groupings.
+
+    Doses are rounded to 1e-9 J/cm2: SQLite and PostgreSQL add a session's fluences in
+    different orders, and the rounding makes a console's file and the central server give
+    the same dose, hence the same quartiles and bands.
+    """
+    cur = conn.execute(
+        "SELECT s.id, s.skin_type, s.profile_id, d.serial, s.total_energy_j FROM sessions s"
+        " LEFT JOIN devices d ON d.id = s.device_id WHERE s.pulse_count > 0"
+        " ORDER BY s.started_utc, s.id")
+    chosen = cur.fetchall()
+    skin_fixes = corrections.current(conn, [int(r[0]) for r in chosen])
     mean: dict[int, float | None] = {}
     wavelength: dict[int, float | None] = {}
-    best: dict[int, int] = {}
-    for sid, wl, n in conn.execute(
-            "SELECT session_id, wavelength_nm, count(*) FROM pulses"
-            " GROUP BY session_id, wavelength_nm"):
-        if n > best.get(sid, 0):
-            best[sid], wavelength[sid] = n, wl
-    for sid, fluence in conn.execute("SELECT session_id, avg(fluence_j_cm2) FROM pulses"
-                                     " GROUP BY session_id"):
+    mixed: list[int] = []
+    # One pass over the pulses in session order; only a session whose pulses had more than
+    # one wavelength (or some none) is asked again for the one most of them had.
+    for sid, n, n_wl, low_nm, high_nm, fluence in conn.execute(
+            "SELECT session_id, count(*), count(wavelength_nm), min(wavelength_nm),"
+            " max(wavelength_nm), avg(fluence_j_cm2) FROM pulses GROUP BY session_id"):
         mean[sid] = fluence
-    with_passes = {int(r[0]) for r in conn.execute(
-        "SELECT DISTINCT session_id FROM events WHERE kind = 'pass'")}
+        if n_wl == n and low_nm == high_nm or n_wl == 0:
+            wavelength[sid] = low_nm
+        else:
+            mixed.append(sid)
+    wavelength.update(_most_pulses_nm(conn, mixed))
     per_pass: dict[int, float] = {}
-    for sid in with_passes & set(ids):
-        for (fluence,) in conn.execute(
-                "SELECT avg(p.fluence_j_cm2) FROM pulse_passes pp JOIN pulses p"
-                " ON p.id = pp.pulse_id WHERE pp.session_id = ? AND pp.pass_number IS NOT NULL"
-                " GROUP BY pp.pass_number", (sid,)):
-            if fluence is not None:
-                per_pass[sid] = max(per_pass.get(sid, 0.0), float(fluence))
+    for sid, fluence in conn.execute(
+            "SELECT pp.session_id, avg(p.fluence_j_cm2) FROM pulse_passes pp JOIN pulses p"
+            " ON p.id = pp.pulse_id WHERE pp.pass_number IS NOT NULL AND pp.session_id IN"
+            " (SELECT DISTINCT session_id FROM events WHERE kind = 'pass')"
+            " GROUP BY pp.session_id, pp.pass_number"):
+        if fluence is not None:
+            per_pass[sid] = max(per_pass.get(sid, 0.0), float(fluence))
     indications = dict(conn.execute(
         "SELECT k.session_id, c.indication FROM session_kind k JOIN courses c"
         " ON c.id = k.course_id"))
-    return [SessionDose(int(r["id"]), r["skin_type"] or "-", _device(r),
-                        indications.get(r["id"]) or "-", wavelength.get(r["id"]),
-                        per_pass.get(r["id"], mean.get(r["id"])), float(r["total_energy_j"]))
-            for r in chosen]
+    devices = {(profile, serial): _device({"profile_id": profile, "serial": serial})
+               for _, _, profile, serial, _ in chosen}
+    out = []
+    for sid, skin_type, profile_id, serial, energy_j in chosen:
+        if sid in skin_fixes:
+            skin_type = skin_fixes[sid].get("skin_type", skin_type)
+        dose = per_pass.get(sid, mean.get(sid))
+        out.append(SessionDose(sid, skin_type or "-", devices[profile_id, serial],
+                               indications.get(sid) or "-", wavelength.get(sid),
+                               None if dose is None else round(dose, 9), energy_j))
+    return out
 
 
-def _bands(doses: list[SessionDose], edges: tuple[float, ...]) -> tuple[dict[int, str],
-                                                                         list[str]]:
-    """Return each session's band label and the notes that print the edges."""
-    out: dict[int, str] = {}
-    if edges:
-        labels = ([f"<{edges[0]:g}"]
-                  + [f"{low:g}-{high:g}" for low, high in zip(edges, edges[1:], strict=False)]
-                  + [f">={edges[-1]:g}"])
-        for d in doses:
-            if d.dose_j_cm2 is None:
-                out[d.session_id] = "-"
-                continue
-            index = sum(1 for e in edges if d.dose_j_cm2 >= e)
-            out[d.session_id] = labels[index]
-        return out, [f"fluence bands (J/cm2, from the site file): {', '.join(labels)}"]
-    notes = ["fluence bands: quartiles of the session doses at each wavelength (J/cm2)"]
-    by_wavelength: dict[float | None, list[SessionDose]] = {}
-    for d in doses:
-        by_wavelength.setdefault(d.wavelength_nm, []).append(d)
-    for wl in sorted(by_wavelength, key=lambda w: (w is None, w or 0.0)):
-        members = by_wavelength[wl]
-        where = f"{wl:g} nm" if wl is not None else "? nm"
-        values = sorted(d.dose_j_cm2 for d in members if d.dose_j_cm2 is not None)
-        if len(values) < 2:
-            for d in members:
-                out[d.session_id] = f"{where} all" if d.dose_j_cm2 is not None else "-"
-            notes.append(f"  {where}: fewer than 2 doses, one band")
-            continue
-        q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-        cuts = (q1, q2, q3)
-        spans = [(values[0], q1), (q1, q2), (q2, q3), (q3, values[-1])]
-        for d in members:
-            if d.dose_j_cm2 is None:
-                out[d.session_id] = "-"
-                continue
-            quarter = 1 + sum(1 for c in cuts if d.dose_j_cm2 > c)
-            low, high = spans[quarter - 1]
-            out[d.session_id] = f"{where} Q{quarter} {low:.2f}-{high:.2f}"
-        notes.append(f"  {where}: Q1 <= {q1:.3f} < Q2 <= {q2:.3f} < Q3 <= {q3:.3f} < Q4 "
-                     f"(doses {values[0]:.3f} to {values[-1]:.3f})")
-    return out, notes
+def _most_pulses_nm(conn: sqlite3.Connection, session_ids: list[int]) -> dict[int, float | None]:
+    """Return the wavelength most of each session's pulses had (a tie: the lowest; none
+    last), for sessions of mixed wavelengths."""
+    best: dict[int, int] = {}
+    out: dict[int, float | None] = {}
+    for start in range(0, len(session_ids), 500):
+        part = session_ids[start:start + 500]
+        for sid, nm, n in conn.execute(
+                "SELECT session_id, wavelength_nm, count(*) FROM pulses WHERE session_id IN"
+                f" ({', '.join('?' * len(part))}) GROUP BY session_id, wavelength_nm"
+                " ORDER BY session_id, wavelength_nm IS NULL, wavelength_nm", part):
+            if n > best.get(sid, 0):
+                best[sid], out[sid] = n, nm
+    return out
 
 
-def adverse_report(conn: sqlite3.Connection, by: tuple[str, ...], *, kind: str | None = None,
-                   edges: tuple[float, ...] = (), f: Filters | None = None) -> Report:
-    """Return sessions, sessions with adverse events and their share, events by kind and
-    doses, per group."""
+def check_kind(kind: str | None) -> None:
+    """Raise naming the kind when `--kind` is not an adverse-event kind."""
     if kind is not None and kind not in ADVERSE_KINDS:
         raise ReportError(f"--kind {kind!r} is unknown; expected one of "
                           f"{', '.join(ADVERSE_KINDS)}")
-    doses = session_doses(conn, f)
-    bands, notes = _bands(doses, edges)
+
+
+def session_events(conn: sqlite3.Connection, kind: str | None) -> dict[int, Counter[str]]:
+    """Return each session's standing adverse events (of one kind, or all) counted by kind."""
     events: dict[int, Counter[str]] = {}
     for e in reactions.adverse_events(conn):
         if kind is None or e["kind"] == kind:
             events.setdefault(int(e["session_id"]), Counter())[e["kind"]] += 1
-    groups: dict[tuple[str, ...], list[SessionDose]] = {}
+    return events
+
+
+def _bands(doses: list[SessionDose], edges: tuple[float, ...]) -> tuple[list[str], list[str]]:
+    """Return each session's band label (in the order of `doses`) and the notes that print
+    the edges."""
+    if edges:
+        labels = ([f"<{edges[0]:g}"]
+                  + [f"{low:g}-{high:g}" for low, high in zip(edges, edges[1:], strict=False)]
+                  + [f">={edges[-1]:g}"])
+        # The edges ascend: a dose's band is the number of edges at or below it.
+        return ([labels[bisect.bisect_right(edges, d.dose_j_cm2)] if d.dose_j_cm2 is not None
+                 else "-" for d in doses],
+                [f"fluence bands (J/cm2, from the site file): {', '.join(labels)}"])
+    notes = ["fluence bands: quartiles of the session doses at each wavelength (J/cm2)"]
+    by_wavelength: dict[float | None, list[float]] = {}
     for d in doses:
-        values = {"skin-type": d.skin_type, "fluence-band": bands[d.session_id],
-                  "device": d.device, "indication": d.indication}
-        groups.setdefault(tuple(values[g] for g in by), []).append(d)
+        if d.dose_j_cm2 is not None:
+            by_wavelength.setdefault(d.wavelength_nm, []).append(d.dose_j_cm2)
+    # Per wavelength: the cuts and the label of each quarter.
+    quarters: dict[float | None, tuple[tuple[float, ...], list[str]]] = {}
+    for wl in sorted(by_wavelength, key=lambda w: (w is None, w or 0.0)):
+        where = f"{wl:g} nm" if wl is not None else "? nm"
+        values = sorted(by_wavelength[wl])
+        if len(values) < 2:
+            quarters[wl] = ((), [f"{where} all"])
+            notes.append(f"  {where}: fewer than 2 doses, one band")
+            continue
+        q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        spans = ((values[0], q1), (q1, q2), (q2, q3), (q3, values[-1]))
+        quarters[wl] = ((q1, q2, q3), [f"{where} Q{n} {low:.2f}-{high:.2f}"
+                                       for n, (low, high) in enumerate(spans, start=1)])
+        notes.append(f"  {where}: Q1 <= {q1:.3f} < Q2 <= {q2:.3f} < Q3 <= {q3:.3f} < Q4 "
+                     f"(doses {values[0]:.3f} to {values[-1]:.3f})")
+    out = []
+    for d in doses:
+        if d.dose_j_cm2 is None:
+            out.append("-")
+            continue
+        # A quarter holds the doses above the cut below it, up to and including its own.
+        cuts, labels = quarters[d.wavelength_nm]
+        out.append(labels[bisect.bisect_left(cuts, d.dose_j_cm2)])
+    return out, notes
+
+
+def adverse_report(conn: sqlite3.Connection, by: tuple[str, ...], *, kind: str | None = None,
+                   edges: tuple[float, ...] = ()) -> Report:
+    """Return sessions, sessions with adverse events and their share, events by kind and
+    doses, per group."""
+    check_kind(kind)
+    return grouped(session_doses(conn), session_events(conn, kind), by, kind=kind,
+                   edges=edges)
+
+
+def grouped(doses: list[SessionDose], events: dict[int, Counter[str]], by: tuple[str, ...], *,
+            kind: str | None, edges: tuple[float, ...]) -> Report:
+    """Return the report of these sessions and their events (keyed by session id)."""
+    bands, notes = _bands(doses, edges)
+    groups: dict[tuple[str, ...], list[SessionDose]] = {}
+    # Bands in dose order (each labelled by its lowest dose), other groupings by name.
+    low: dict[str, float] = {}
+    pick = [GROUPS.index(g) for g in by]
+    for d, band in zip(doses, bands, strict=True):
+        values = (d.skin_type, band, d.device, d.indication)
+        groups.setdefault(tuple(values[i] for i in pick), []).append(d)
+        dose = d.dose_j_cm2 or 0.0
+        if dose < low.get(band, float("inf")):
+            low[band] = dose
     columns = [g.replace("-", "_") for g in by] + [
         "sessions", "with_adverse", "share", "events", "dose_mean_j_cm2", "dose_max_j_cm2",
         "adverse_dose_mean_j_cm2", "energy_j"]
-    # Bands in dose order (each labelled by its lowest dose), other groupings by name.
-    low: dict[str, float] = {}
-    for d in doses:
-        label = bands[d.session_id]
-        low[label] = min(low.get(label, float("inf")), d.dose_j_cm2 or 0.0)
 
     def order(key: tuple[str, ...]) -> tuple:
         return tuple((low.get(k, 0.0), k) if g == "fluence-band" else (0.0, k)

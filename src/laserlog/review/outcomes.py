@@ -28,6 +28,7 @@ from laserlog.domain.reactions import SCALES
 from laserlog.errors import LaserlogError
 from laserlog.recording import courses
 from laserlog.recording.contract import Contract
+from laserlog.review.reactions import Unlock
 from laserlog.storage import chain
 from laserlog.storage.store import Store
 
@@ -61,8 +62,12 @@ def _today(store: Store) -> date:
 
 
 def add(store: Store, course: courses.Course, scale: str, score: int, day_text: str,
-        user_id: str | None) -> int:
-    """Record one score on a scale for a course; return its id."""
+        by: str | None, unlock: Unlock) -> int:
+    """Record one score on a scale for a course; return its id.
+
+    `by`, when given, is asked for their passphrase (`unlock`, as an adverse event's
+    reporter is) once every other check has passed; a wrong one writes nothing.
+    """
     if scale not in SCALES:
         raise OutcomeError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}; nothing "
                            "was written")
@@ -73,6 +78,7 @@ def add(store: Store, course: courses.Course, scale: str, score: int, day_text: 
     day = _day(day_text, "--date")
     if day > _today(store):
         raise OutcomeError(f"--date {day.isoformat()}: in the future; nothing was written")
+    user_id = unlock(by).user.user_id if by is not None else None
     values = (course.id, course.client_ref, course.area, scale, float(score), day.isoformat(),
               "entered", None, None, user_id, courses.utc_text(courses.now()))
     return _write(store, [values])
