@@ -60,7 +60,7 @@ class EndDialog(ModalScreen[str]):
             yield Static(self.question, classes="dialog-title", markup=False)
             yield Static(f"Aftercare {self.aftercare}: given to the client?",
                          classes="dialog-body", markup=False)
-            yield Static("y: end it, aftercare given   w: end it without   n: keep recording",
+            yield Static("y: end, given   w: end, not given   n: keep recording",
                          classes="dialog-hint", markup=False)
 
     def action_answer(self, answer: str) -> None:
