@@ -14,7 +14,6 @@ from laserlog.cli.args import (
     person,
     positive_int,
     profiles_arg,
-    whole_number,
 )
 from laserlog.cli.documents import add_consent_options
 
@@ -39,12 +38,13 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--indication", required=True, metavar="NAME",
                    help="pores, pigmentation, texture, acne_scars, rejuvenation, or one the "
                         "site file adds")
-    p.add_argument("--sessions", required=True, type=positive_int, metavar="N",
-                   help="planned number of sessions")
+    p.add_argument("--sessions", required=True, metavar="N",
+                   help="planned number of sessions, 1-100")
     p.add_argument("--interval", metavar="MIN-MAX",
                    help="days between sessions, e.g. 21-42 (default: the site file's window "
                         "for the indication)")
-    p.add_argument("--target", type=whole_number, metavar="DAYS", help="target days between sessions")
+    p.add_argument("--target", default="", metavar="DAYS",
+                   help="target days between sessions")
     p.add_argument("--console", metavar="PROFILE", help="the console's profile, e.g. ps755-ref")
     p.add_argument("--note", type=free_text, metavar="TEXT", help="a note on the plan")
     add_consent_options(p, required=False)
@@ -107,54 +107,32 @@ def _course(store: Any, text: str) -> Any:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from laserlog.cli.documents import consent_line, consent_to_record, witness
-    from laserlog.config.courses import checked_window, parse_window
-    from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.recording.contract import Contract
-    from laserlog.review.documents import consent_writer
+    from laserlog.recording.course_plan import checked_plan, create
+    from laserlog.review.documents import record_consent
     from laserlog.storage.store import Store
 
     contract = Contract.for_database(db_path(args))
-    client = contract.client_ref(args.client)
-    area = " ".join(args.area.split())
-    if not area or len(area) > 200:
-        raise LaserlogError(f"--area {args.area!r}: expected a treatment area of 1-200 "
-                            "characters, e.g. 'left cheek'")
-    policy = contract.courses
-    indication = args.indication.strip().lower()
-    if indication not in policy.indications:
-        raise LaserlogError(f"--indication {args.indication!r}: not an indication of this site; "
-                            f"expected one of {', '.join(policy.indications)} (the site file's "
-                            "[courses.intervals] adds more)")
-    if args.sessions > 100:
-        raise LaserlogError(f"--sessions {args.sessions}: expected at most 100")
-    if args.interval is not None:
-        window = parse_window(args.interval)
-    elif indication in policy.intervals:
-        window = policy.intervals[indication]
-    else:
-        site = ("there is no site file" if contract.site_source == "(defaults)"
-                else f"the site file {contract.site_source} has no window for {indication}")
-        raise LaserlogError(f"--interval is missing and {site}; give --interval MIN-MAX in days, "
-                            f"e.g. 21-42, or add {indication} = \"21-42\" under "
-                            "[courses.intervals]")
-    if args.target is not None:
-        window = checked_window(window.min_days, window.max_days, args.target, "--target")
-    profile_id = None
-    if args.console is not None:
+    plan = checked_plan(contract, {"client": args.client, "area": args.area,
+                                   "indication": args.indication, "sessions": args.sessions,
+                                   "interval": args.interval, "target": args.target,
+                                   "note": args.note})
+    if args.console:
         from laserlog.config.profile import open_profile
 
-        profile_id = open_profile(args.console, args.profiles).id
-    note = args.note or None
+        plan = replace(plan, profile_id=open_profile(args.console, args.profiles).id)
     consent = consent_to_record(args)
     with Store(db_path(args)) as store:
         signer = witness(store, args.witness) if consent is not None else None
-        # The course and the consent it rests on are one transaction: both or neither.
-        new_id = courses.create(store, client=client, area=area, indication=indication,
-                                sessions=args.sessions, window=window, profile_id=profile_id,
-                                note=note, also=consent_writer(consent, signer)
-                                if consent is not None else None)
+        new_id = create(store, plan)
+        if consent is not None:
+            course = courses.find(store.conn, new_id)
+            assert course is not None
+            record_consent(store, course, consent, signer)
     print(new_id)
     if consent is not None:
         print(consent_line(new_id, consent, signer), file=sys.stderr)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from laserlog.cli.args import db_arg, db_path, positive_int
@@ -33,23 +32,10 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(func=cmd_aftercare)
 
 
-def site_document(kind: str, given: str | None, option: str, db_file: str | Path) -> Any:
-    """Return the document an option names, else the site file's; None when neither does."""
-    from laserlog.config.documents import read_document
-    from laserlog.config.siteconfig import site_for
-
-    if given is not None:
-        return read_document(Path(given), kind, option)
-    site = site_for(db_file)
-    configured = site.consent_file if kind == "consent" else site.aftercare_file
-    if configured is None:
-        return None
-    return read_document(configured, kind, f"the site file {site.source}: [documents] {kind}")
-
-
 def consent_to_record(args: argparse.Namespace) -> Any:
     """Return the consent document `--consent` (or the site's) names; raise when --consent
     comes without --witness, or neither it nor the site names one."""
+    from laserlog.config.documents import site_document
     from laserlog.errors import LaserlogError
 
     if args.consent is not None and not args.witness:
@@ -68,16 +54,12 @@ def consent_to_record(args: argparse.Namespace) -> Any:
 def witness(store: Any, user_id: str) -> Any:
     """Return the witness unlocked by their passphrase, or raise naming them."""
     from laserlog.domain.ids import normal_id
-    from laserlog.errors import LaserlogError
-    from laserlog.review.users import PASSPHRASE_ENV, AuthError, read_passphrase, unlock
+    from laserlog.review.documents import unlock_witness
+    from laserlog.review.users import PASSPHRASE_ENV, read_passphrase
 
     who = normal_id(user_id, "--witness")
-    try:
-        return unlock(store, who, read_passphrase(f"passphrase for {who}: ", env=PASSPHRASE_ENV))
-    except AuthError as exc:
-        said = str(exc)
-        raise LaserlogError(f"--witness {who}: {said}" + (
-            "" if "nothing was written" in said else "; nothing was written")) from None
+    return unlock_witness(store, who, read_passphrase(f"passphrase for {who}: ",
+                                                      env=PASSPHRASE_ENV), "--witness")
 
 
 def consent_line(course_id: int, document: Any, signer: Any) -> str:
@@ -88,6 +70,7 @@ def consent_line(course_id: int, document: Any, signer: Any) -> str:
 
 def cmd_aftercare(args: argparse.Namespace) -> int:
     from laserlog.cli.review import _write_store
+    from laserlog.config.documents import site_document
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses
     from laserlog.review.documents import record_aftercare

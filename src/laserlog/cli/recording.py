@@ -171,7 +171,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                            "--course, --test-spot and --override-by do not apply")
     course = CourseRequest(args.course, args.test_spot, args.override_by.strip(), "",
                            args.reason)
-    from laserlog.cli.documents import site_document
+    from laserlog.config.documents import site_document
 
     aftercare = site_document("aftercare", args.aftercare, "--aftercare", db_path(args))
     max_pulses = args.pulses

@@ -88,3 +88,18 @@ def read_document(path: str | Path, kind: str, what: str) -> Document:
         raise DocumentError(f"{what} {path}: control character U+{ord(body[number]):04X} on "
                             f"line {line}, so not Markdown text; {expected}")
     return Document(kind, path, hashlib.sha256(data).hexdigest(), text, len(data))
+
+
+def site_document(kind: str, given: str | Path | None, what: str,
+                  db_file: str | Path) -> Document | None:
+    """Return the document a file names (`given`, refused naming `what`), else the site
+    file's for this database; None when neither names one."""
+    from laserlog.config.siteconfig import site_for
+
+    if given is not None:
+        return read_document(Path(given), kind, what)
+    site = site_for(db_file)
+    configured = site.consent_file if kind == "consent" else site.aftercare_file
+    if configured is None:
+        return None
+    return read_document(configured, kind, f"the site file {site.source}: [documents] {kind}")

@@ -406,10 +406,8 @@ def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseR
     where = localtime.zone(contract.timezone)
     plan = courses.interval(conn, course, at, where)
     spots = courses.spots_for(conn, client, profile_id, skin, policy, at)
-    if plan.status == "first" and policy.test_spot_required and not spots.cleared:
-        raise SessionError(f"this site requires an uneventful, read-out test spot on this "
-                           f"console before the first session of course {course.id}: "
-                           f"{spots.why}")
+    if plan.status == "first":
+        _test_spot_gate(contract, spots, f"course {course.id}")
     needed = policy.baseline_photos
     if plan.status == "first" and needed:
         have = photos.baseline_count(conn, course.id)
@@ -437,6 +435,29 @@ def _course_rules(contract: Contract, conn: sqlite3.Connection, request: CourseR
                        request.override_role or None if plan.status == "early" else None,
                        " ".join(request.override_reason.split())[:500] or None
                        if plan.status == "early" else None)
+
+
+def _test_spot_gate(contract: Contract, spots: courses.SpotClearance, which: str) -> None:
+    """Raise SessionError when the site requires a cleared test spot before a course's
+    first full session and the client's test spots on this console clear none."""
+    if contract.courses.test_spot_required and not spots.cleared:
+        raise SessionError(f"this site requires an uneventful, read-out test spot on this "
+                           f"console before the first session of {which}: {spots.why}")
+
+
+def new_course_refusal(contract: Contract, conn: sqlite3.Connection, client: str,
+                       skin: str | None, profile_id: str, test_spot: bool) -> str:
+    """Return why a session of a course planned at its start may not start ("" when it
+    may): a full session is its course's first, held to the site's test-spot gate."""
+    if test_spot:
+        return ""
+    spots = courses.spots_for(conn, client, profile_id, normalise_skin_type(skin),
+                              contract.courses, courses.now())
+    try:
+        _test_spot_gate(contract, spots, "the new course")
+    except SessionError as exc:
+        return str(exc)
+    return ""
 
 
 def console_trouble(profile: Profile, interlock_open: bool, fault_code: int) -> str:

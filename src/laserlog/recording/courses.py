@@ -366,10 +366,14 @@ def _insert(store: Store, table: str, rows: list[tuple], columns: tuple[str, ...
     return last
 
 
+#: What adds rows that belong with a new course (its consent) inside the transaction that
+#: creates it: given the connection, the new id and the client, it returns the ranges written.
+AddAlso = Callable[[sqlite3.Connection, int, str], list[tuple[str, int, int]]]
+
+
 def create(store: Store, *, client: str, area: str, indication: str, sessions: int,
            window: Window, profile_id: str | None, note: str | None,
-           also: Callable[[sqlite3.Connection, int, str], list[tuple[str, int, int]]]
-           | None = None) -> int:
+           also: AddAlso | None = None) -> int:
     """Record a new course; return its id. `also` adds rows that belong with it (its
     consent) in the same transaction and chain link, given the new id and the client, and
     returns their ranges: when it fails, nothing is written."""

@@ -124,6 +124,21 @@ def _consent_row(course_id: int, client_ref: str, document: Document, witness: A
     return tuple(values[c] for c in CONSENT_COLUMNS)
 
 
+def unlock_witness(store: Store, user_id: str, passphrase: str, what: str) -> Any:
+    """Return the consent's witness (a review.users.Signer) when their passphrase opens
+    their key, or raise LaserlogError naming them as `what` (`--witness`, the form's field)."""
+    from laserlog.domain.ids import normal_id
+    from laserlog.review.users import AuthError, unlock
+
+    who = normal_id(user_id, what)
+    try:
+        return unlock(store, who, passphrase)
+    except AuthError as exc:
+        said = str(exc)
+        raise LaserlogError(f"{what} {who}: {said}" + (
+            "" if "nothing was written" in said else "; nothing was written")) from None
+
+
 def record_aftercare(store: Store, session_id: int, document: Document, how: str) -> int:
     """Record that a session's client was given this aftercare version (`how`: 'end' at
     the session's end, 'later'); return the row's id."""

@@ -89,6 +89,7 @@ def format_session(store: Store, session_id: int, events_shown: int = 12) -> str
     ]
     lines += course_lines(store.conn, session_id, events)
     lines += envelope_lines(events)
+    lines += aftercare_lines(store.conn, session_id)
     lines += pass_lines(store.conn, session_id)
     lines += assessment_lines(store.conn, session_id)
     if events:
@@ -134,6 +135,21 @@ def course_lines(conn: sqlite3.Connection, session_id: int,
     if above:
         lines.append(f"  !! {above} pulse(s) above the fluence the client's test spot tested")
     return lines
+
+
+def aftercare_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
+    """Return the summary's line on the aftercare given: none for a one-off without it."""
+    from laserlog.review.documents import latest_aftercare
+
+    given = latest_aftercare(conn, session_id)
+    if given is not None:
+        return [f"  aftercare {given.version} ({given.file_name}) given "
+                f"{given.at_utc[:16].replace('T', ' ')} UTC"]
+    row = conn.execute("SELECT kind FROM session_kind WHERE session_id = ?",
+                       (session_id,)).fetchone()
+    if row is None or row[0] == "one_off":
+        return []
+    return [f"  aftercare none recorded (`laserlog aftercare {session_id}` records it)"]
 
 
 def envelope_lines(events: list[dict[str, Any]]) -> list[str]:

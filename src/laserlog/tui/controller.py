@@ -20,11 +20,13 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from laserlog.config.documents import Document
 from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
 from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
 from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.contract import Contract, CourseRequest, SessionInfo, console_trouble
+from laserlog.recording.course_plan import CoursePlan
 from laserlog.recording.recorder import Recorder, Totals
 from laserlog.recording.shipping import Shipper
 from laserlog.storage import chain
@@ -73,6 +75,21 @@ class LiveSession:
     session_id: int
     info: SessionInfo
     started_unix_s: float
+    #: A test spot ends by itself after the site's limit of pulses.
+    max_pulses: int | None = None
+    #: The aftercare text the client is given at the end (read before the start).
+    aftercare: Document | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCourse:
+    """A course planned on the form, recorded when its first session starts: its plan and,
+    where the site keeps a consent text, the consent agreed before a registered witness."""
+
+    plan: CoursePlan
+    consent: Document | None = None
+    witness: str = ""
+    witness_passphrase: str = ""
 
 
 class LiveController:
@@ -200,7 +217,8 @@ class LiveController:
     def start_session(self, info: SessionInfo, apply_settings: dict[str, float] | None = None,
                       passphrase: str | None = None, *,
                       override_reason: str | None = None, course: CourseRequest | None = None,
-                      officer_passphrase: str = "") -> Future[int]:
+                      officer_passphrase: str = "", new_course: NewCourse | None = None,
+                      aftercare: Document | None = None) -> Future[int]:
         """Start a session (after setting the console, when asked); the future gives its id.
 
         `passphrase`: the operator's, where the site requires registered operators.
@@ -208,17 +226,30 @@ class LiveController:
         interlock; without one such a start fails with ConsoleNotReady. The session records it.
         `course`: the course and an officer's override of its window, whose passphrase
         (`officer_passphrase`) is checked before the start.
+        `new_course`: a course to record (with its consent) for this session, once every
+        check before the start has passed; a start refused before then writes nothing.
+        `aftercare`: the aftercare text the end records as given when the operator says so.
         """
         info = self.contract.check(info, self.profile.wavelengths_nm, profile=self.profile)
         return self._submit(self._start, info, dict(apply_settings or {}),
                             passphrase, (override_reason or "").strip(),
-                            course or CourseRequest(), officer_passphrase)
+                            course or CourseRequest(), officer_passphrase, new_course, aftercare)
 
     def contract_zone(self) -> tzinfo | None:
         """Return the site's time zone the course rules count days in."""
         from laserlog.domain.localtime import zone
 
         return zone(self.contract.timezone)
+
+    def site_document_file(self, kind: str) -> Path | None:
+        """Return the site's consent or aftercare file (None: the site names none)."""
+        from laserlog.config.siteconfig import site_for
+
+        try:
+            site = site_for(self.store.path)
+        except LaserlogError:  # a broken site file: the start itself refuses, saying why
+            return None
+        return site.consent_file if kind == "consent" else site.aftercare_file
 
     def operators_registered(self) -> bool:
         """Return whether this site requires operators to give their passphrase at the start."""
@@ -229,9 +260,13 @@ class LiveController:
         except LaserlogError:  # a broken site file: the start itself refuses, saying why
             return False
 
-    def end_session(self, reason: str = "ended by operator") -> Future[int]:
-        """End the session, committing everything; the future gives its id."""
-        return self._submit(self._end, reason)
+    def end_session(self, reason: str = "ended by operator", *,
+                    aftercare_given: bool = False) -> Future[int]:
+        """End the session, committing everything; the future gives its id.
+
+        `aftercare_given`: record the session's aftercare text as given at its end.
+        """
+        return self._submit(self._end, reason, aftercare_given)
 
     def add_note(self, text: str, at_unix_s: float | None = None) -> Future[None]:
         """Record a note in the session, timed when it was asked for (default now)."""
@@ -351,6 +386,10 @@ class LiveController:
         try:
             recorder.step(STEP_TIMEOUT_S)
             self._flush_pending()
+            limit = self.session.max_pulses if self.session is not None else None
+            if limit is not None and recorder.totals.pulses >= limit:
+                self._finish(f"test spot: the site's limit of {limit} pulses reached", "ended")
+                return
         except Exception as exc:
             # Any failure of the recorder's own: say so loudly, keep every row (the recovery
             # file holds what could not be committed) and end the session; never pretend to
@@ -439,7 +478,8 @@ class LiveController:
 
     def _start(self, info: SessionInfo, apply: dict[str, float],
                passphrase: str | None = None, override_reason: str = "",
-               course: CourseRequest | None = None, officer_passphrase: str = "") -> int:
+               course: CourseRequest | None = None, officer_passphrase: str = "",
+               new_course: NewCourse | None = None, aftercare: Document | None = None) -> int:
         if self.session is not None:
             raise LaserlogError(f"session {self.session.session_id} is still recording; "
                                 "end it first")
@@ -453,10 +493,13 @@ class LiveController:
 
             officer = authorise_override(self.store, course.override_by, officer_passphrase)
             course = replace(course, override_by=officer.user_id, override_role=officer.role)
-        # The course rules refuse before the console is touched (the recorder holds them too).
-        self.contract.course_start(self.store.conn, course,
-                                   {"client": info.client_ref, "area": info.area,
-                                    "skin": info.skin_type}, self.profile.id)
+        witness = self._new_course_checked(info, course, new_course)
+        if new_course is None:
+            # The course rules refuse before the console is touched (the recorder holds
+            # them too).
+            self.contract.course_start(self.store.conn, course,
+                                       {"client": info.client_ref, "area": info.area,
+                                        "skin": info.skin_type}, self.profile.id)
         if self.link_state != "up":
             self._connect()
             if self.link_state != "up":
@@ -488,6 +531,8 @@ class LiveController:
         recorder.driver.settings = {}
         self._latched.clear()
         self.calibration_warning = ""
+        if new_course is not None:
+            course = replace(course, course=str(self._create_course(new_course, witness)))
         try:
             session_id = recorder.start(info, contract=self.contract,
                                         start_over=override_reason, course=course)
@@ -498,7 +543,9 @@ class LiveController:
             self.link_state, self.link_detail = "down", str(exc)
             self._next_connect = time.monotonic() + RECONNECT_S
             raise
-        self.session = LiveSession(session_id, info, time.time())
+        self.session = LiveSession(
+            session_id, info, time.time(),
+            self.contract.courses.test_spot_max_pulses if course.test_spot else None, aftercare)
         self.last_session_id = session_id
         if applied or refused:
             message = "started from the last settings: " + (", ".join(applied) or "none applied")
@@ -509,12 +556,40 @@ class LiveController:
             self.on_session_start()
         return session_id
 
-    def _end(self, reason: str) -> int:
+    def _new_course_checked(self, info: SessionInfo, course: CourseRequest,
+                            new_course: NewCourse | None) -> Any:
+        """Hold a course planned on the form to the rules before anything is written; return
+        its consent's witness, unlocked (None without a consent)."""
+        if new_course is None:
+            return None
+        from laserlog.errors import SessionError
+        from laserlog.recording.contract import new_course_refusal
+        from laserlog.review.documents import unlock_witness
+
+        refusal = new_course_refusal(self.contract, self.store.conn, info.client_ref,
+                                     info.skin_type, self.profile.id, course.test_spot)
+        if refusal:
+            raise SessionError(refusal)
+        if new_course.consent is None:
+            return None
+        return unlock_witness(self.store, new_course.witness, new_course.witness_passphrase,
+                              "witness")
+
+    def _create_course(self, new_course: NewCourse, witness: Any) -> int:
+        """Record the course planned on the form (on this console), and its consent."""
+        from laserlog.recording.course_plan import create
+        from laserlog.review.documents import consent_writer
+
+        also = (consent_writer(new_course.consent, witness) if new_course.consent is not None
+                else None)
+        return create(self.store, replace(new_course.plan, profile_id=self.profile.id), also)
+
+    def _end(self, reason: str, aftercare_given: bool = False) -> int:
         if self.session is None:
             raise LaserlogError("no session is recording")
-        return self._finish(reason, "ended")
+        return self._finish(reason, "ended", aftercare_given)
 
-    def _finish(self, reason: str, status: str) -> int:
+    def _finish(self, reason: str, status: str, aftercare_given: bool = False) -> int:
         session, recorder = self.session, self._recorder
         assert session is not None and recorder is not None
         if self.on_session_end is not None:
@@ -522,6 +597,10 @@ class LiveController:
         self._flush_pending()
         try:
             recorder.end(reason, status)
+            if aftercare_given and session.aftercare is not None:
+                from laserlog.review.documents import record_aftercare
+
+                record_aftercare(self.store, session.session_id, session.aftercare, "end")
         finally:
             self._keep_status()
             self._last_totals = recorder.totals

@@ -1,4 +1,4 @@
-"""Small modal questions: confirm yes/no, and one line of text.
+"""Small modal questions: confirm yes/no, end a session with its aftercare, one line of text.
 
 They cover the middle of the screen only: the alarm bar of the screen below stays in view.
 """
@@ -37,6 +37,34 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class EndDialog(ModalScreen[str]):
+    """Ask whether to end a session whose client is given aftercare: y ends it with the
+    aftercare given, w ends it without, n or Esc keeps recording ("given", "without",
+    "keep")."""
+
+    BINDINGS = [
+        Binding("y", "answer('given')", "End, given", id="end.given"),
+        Binding("w", "answer('without')", "End without", id="end.without"),
+        Binding("n,escape", "answer('keep')", "Keep recording", id="end.keep"),
+    ]
+
+    def __init__(self, question: str, aftercare: str) -> None:
+        super().__init__()
+        self.question = question
+        self.aftercare = aftercare
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-title", markup=False)
+            yield Static(f"Aftercare {self.aftercare}: given to the client?",
+                         classes="dialog-body", markup=False)
+            yield Static("y: end, given   w: end, not given   n: keep recording",
+                         classes="dialog-hint", markup=False)
+
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer)
 
 
 class TextDialog(ModalScreen[str | None]):

@@ -264,7 +264,7 @@ class LiveScreen(Screen):
             self.app.push_screen(SessionForm())
 
     def action_end_session(self) -> None:
-        from laserlog.tui.dialogs import ConfirmDialog
+        from laserlog.tui.dialogs import ConfirmDialog, EndDialog
 
         session = self.laserlog.controller.session
         if session is None:
@@ -274,15 +274,26 @@ class LiveScreen(Screen):
             if yes:
                 self.run_worker(self._end(), group="session", exclusive=True)
 
-        self.app.push_screen(ConfirmDialog(f"End session {session.session_id} now?",
+        def answered(answer: str | None) -> None:
+            if answer in ("given", "without"):
+                self.run_worker(self._end(answer == "given"), group="session", exclusive=True)
+
+        question = f"End session {session.session_id} now?"
+        document = session.aftercare
+        if document is not None:
+            self.app.push_screen(EndDialog(question, f"{document.version} "
+                                                     f"({document.path.name})"), answered)
+            return
+        self.app.push_screen(ConfirmDialog(question,
                                            "y: end it and show the summary   n: keep recording"),
                              confirmed)
 
-    async def _end(self) -> None:
+    async def _end(self, aftercare_given: bool = False) -> None:
         from laserlog.tui.summary_screen import SummaryScreen
 
         try:
-            session_id = await asyncio.wrap_future(self.laserlog.controller.end_session())
+            session_id = await asyncio.wrap_future(
+                self.laserlog.controller.end_session(aftercare_given=aftercare_given))
         except LaserlogError as exc:
             self.notify(str(exc), title="session not ended", severity="error")
             return
