@@ -110,10 +110,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from laserlog.cli.documents import consent_line, consent_to_record, witness
-    from laserlog.recording import courses
     from laserlog.recording.contract import Contract
     from laserlog.recording.course_plan import checked_plan, create
-    from laserlog.review.documents import record_consent
+    from laserlog.review.documents import consent_writer
     from laserlog.storage.store import Store
 
     contract = Contract.for_database(db_path(args))
@@ -121,18 +120,16 @@ def cmd_new(args: argparse.Namespace) -> int:
                                    "indication": args.indication, "sessions": args.sessions,
                                    "interval": args.interval, "target": args.target,
                                    "note": args.note})
-    if args.console:
+    if args.console is not None:
         from laserlog.config.profile import open_profile
 
         plan = replace(plan, profile_id=open_profile(args.console, args.profiles).id)
     consent = consent_to_record(args)
     with Store(db_path(args)) as store:
         signer = witness(store, args.witness) if consent is not None else None
-        new_id = create(store, plan)
-        if consent is not None:
-            course = courses.find(store.conn, new_id)
-            assert course is not None
-            record_consent(store, course, consent, signer)
+        # The course and the consent it rests on are one transaction: both or neither.
+        new_id = create(store, plan, consent_writer(consent, signer)
+                        if consent is not None else None)
     print(new_id)
     if consent is not None:
         print(consent_line(new_id, consent, signer), file=sys.stderr)
