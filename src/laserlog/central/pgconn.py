@@ -179,17 +179,6 @@ class ConsoleView:
                    " coalesce(k.kind, 'one_off') AS kind, k.course_id, k.override_by,"
                    " k.override_reason FROM pg_temp.sessions s LEFT JOIN pg_temp.session_kinds k"
                    " ON k.id = (SELECT max(id) FROM pg_temp.session_kinds WHERE session_id = s.id)")
-        # The reactions view (migration 6): each adverse event's newest outcome, retracted.
-        pg.execute("CREATE OR REPLACE TEMP VIEW adverse_event_state AS SELECT a.id,"
-                   " a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_number,"
-                   " a.note, a.by_user_id, a.recorded_utc, (SELECT c.outcome FROM"
-                   " pg_temp.adverse_event_changes c WHERE c.adverse_event_id = a.id AND"
-                   " c.change = 'update' ORDER BY c.id DESC LIMIT 1) AS outcome, (SELECT"
-                   " c.outcome_date FROM pg_temp.adverse_event_changes c WHERE"
-                   " c.adverse_event_id = a.id AND c.change = 'update' ORDER BY c.id DESC"
-                   " LIMIT 1) AS outcome_date, EXISTS (SELECT 1 FROM"
-                   " pg_temp.adverse_event_changes c WHERE c.adverse_event_id = a.id AND"
-                   " c.change = 'retraction') AS retracted FROM pg_temp.adverse_events a")
         pg.execute("CREATE OR REPLACE TEMP VIEW pass_starts AS SELECT e.id, e.session_id,"
                    " e.code AS pass_number, e.raw AS sub_area, e.received_unix_s AS"
                    " started_unix_s, " + _ISO_MS.format("e.received_unix_s") + " AS started_utc"
@@ -201,7 +190,8 @@ class ConsoleView:
                    " AND e.received_unix_s <= p.received_unix_s"
                    " ORDER BY e.received_unix_s DESC, e.id DESC LIMIT 1)")
 
-        # The reactions schema's view (migration 6): each adverse event in its newest state.
+        # The reactions schema's view (migration 6): each adverse event in its newest state;
+        # `retracted` 0 or 1 as SQLite gives it, so reports read the same from both.
         pg.execute("CREATE OR REPLACE TEMP VIEW adverse_event_state AS SELECT a.id,"
                    " a.session_id, a.kind, a.onset_date, a.seriousness, a.area, a.pass_number,"
                    " a.note, a.by_user_id, a.recorded_utc, (SELECT c.outcome FROM"
