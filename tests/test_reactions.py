@@ -573,3 +573,23 @@ def test_an_outcome_entered_by_a_user_needs_their_passphrase(db, clock, monkeypa
     one_message(status, err)
     assert expected in err
     assert counts(db) == before
+
+
+def test_an_outcome_dated_long_before_its_course_or_an_analysis_before_2000_is_refused(
+        db, clock, tmp_path):
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--interval", "21-42", "--db", str(db))[0] == 0
+    before = counts(db)
+    status, _, err = cli("outcome", "add", "--course", "1", "--scale", "gais", "--score", "3",
+                         "--date", "0001-01-01", "--db", str(db))
+    one_message(status, err)
+    assert "more than 366 days before course 1 was planned" in err
+    path = tmp_path / "old.csv"
+    path.write_text("client,date,area,metric,value\nC-1042,1999-12-31,cheek,pores,3\n")
+    status, _, err = cli("outcome", "import", str(path), "--db", str(db))
+    one_message(status, err)
+    assert "date 1999-12-31 is before 2000-01-01" in err
+    assert counts(db) == before
+    baseline = (clock.at.date() - timedelta(days=30)).isoformat()  # at the consultation
+    assert cli("outcome", "add", "--course", "1", "--scale", "pore", "--score", "3",
+               "--date", baseline, "--db", str(db))[0] == 0

@@ -56,6 +56,12 @@ def _day(text: str, where: str) -> date:
                            "nothing was written") from None
 
 
+#: A baseline may be scored at the consultation, before a course is planned, but not longer
+#: before it than this; a skin-analysis row older than EARLIEST_DAY is a typing error.
+BASELINE_BEFORE_PLAN_DAYS = 366
+EARLIEST_DAY = date(2000, 1, 1)
+
+
 def _today(store: Store) -> date:
     """Return today in the site's time zone, by the course rules' clock."""
     return courses.now().astimezone(site_for(store.path).zone).date()
@@ -78,6 +84,11 @@ def add(store: Store, course: courses.Course, scale: str, score: int, day_text: 
     day = _day(day_text, "--date")
     if day > _today(store):
         raise OutcomeError(f"--date {day.isoformat()}: in the future; nothing was written")
+    planned = date.fromisoformat(course.created_utc[:10])
+    if (planned - day).days > BASELINE_BEFORE_PLAN_DAYS:
+        raise OutcomeError(f"--date {day.isoformat()}: more than {BASELINE_BEFORE_PLAN_DAYS} "
+                           f"days before course {course.id} was planned ({planned}); expected a "
+                           "baseline or follow-up date; nothing was written")
     user_id = unlock(by).user.user_id if by is not None else None
     values = (course.id, course.client_ref, course.area, scale, float(score), day.isoformat(),
               "entered", None, None, user_id, courses.utc_text(courses.now()))
@@ -207,6 +218,9 @@ class _RowCheck:
         if day > self.today:
             raise OutcomeError(f"{where}: date {day.isoformat()} is in the future; nothing "
                                "was written")
+        if day < EARLIEST_DAY:
+            raise OutcomeError(f"{where}: date {day.isoformat()} is before {EARLIEST_DAY}; "
+                               "expected the day the skin was analysed; nothing was written")
         value = float(value_text) if _NUMBER.fullmatch(value_text.strip()) else math.nan
         if not math.isfinite(value):
             raise OutcomeError(f"{where}: value {value_text[:40]!r} is not a finite number; "
