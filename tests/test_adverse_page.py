@@ -50,9 +50,11 @@ def adverse_db(tmp_path_factory) -> Path:
     return db
 
 
-def cli_report(db: Path, kind: str) -> dict:
-    result = cli("report", "adverse", "--by", "skin-type,fluence-band", "--kind", kind,
-                 "--format", "json", "--db", str(db), env={"LASERLOG_SITE": ""})
+def cli_report(db: Path, kind: str | None) -> dict:
+    """Return `laserlog report adverse --by skin-type,fluence-band [--kind K]` as JSON."""
+    result = cli("report", "adverse", "--by", "skin-type,fluence-band",
+                 *(["--kind", kind] if kind else []), "--format", "json", "--db", str(db),
+                 env={"LASERLOG_SITE": ""})
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -143,3 +145,26 @@ def test_an_empty_log_is_one_sentence_and_an_unknown_kind_one_message(tmp_path):
     status, html = page(db, "/-/laserlog/adverse?kind=rash")
     assert status == 400
     assert "kind &#39;rash&#39; is unknown; expected one of pih," in html
+
+
+def test_site_file_bands_and_every_kind_give_the_reports_numbers(adverse_db, tmp_path):
+    """With `[adverse] fluence_bands_j_cm2` the bands are the site file's, every kind counts,
+    and the table's n/N are the command's."""
+    import re
+
+    from conftest import copy_with_anchor
+
+    db = copy_with_anchor(adverse_db, tmp_path / "laserlog.db")
+    (tmp_path / "site.toml").write_text("[adverse]\nfluence_bands_j_cm2 = [0.7, 0.955]\n")
+    expected = cli_report(db, None)
+    status, html = page(db, "/-/laserlog/adverse")
+    assert status == 200
+    shown = re.findall(r'<tr class="[^"]*" data-skin-type="([^"]+)" data-band="([^"]+)">.*?'
+                       r'<td class="n">(\d+/\d+)</td>', html, re.S)
+    assert shown == [(r["skin_type"], r["fluence_band"].replace("<", "&lt;").replace(
+        ">", "&gt;"), f"{r['with_adverse']}/{r['sessions']}")
+        for r in [*expected["rows"], {**expected["total"], "skin_type": "all",
+                                      "fluence_band": "all sessions"}]]
+    assert expected["total"]["with_adverse"] == 4  # three PIH and a blister, not the retracted
+    assert "fluence bands (J/cm2, from the site file): &lt;0.7, 0.7-0.955, &gt;=0.955" in html
+    assert 'aria-current="page" class="kind-current" data-kind="">all kinds' in html
