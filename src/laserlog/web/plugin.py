@@ -204,11 +204,42 @@ async def course_page(request: Request, datasette: Any) -> Response:
     return Response.html(html)
 
 
+def _adverse_context(db_path: str, kind: str | None, edges: tuple[float, ...]) -> dict[str, Any]:
+    from laserlog.web import adverse
+
+    return adverse.page_context(_review_conn(db_path), kind, edges)
+
+
+async def adverse_page(request: Request, datasette: Any) -> Response:
+    """Serve the dose-safety chart: the share of sessions with an adverse event per skin type
+    and fluence band, for one kind or all."""
+    from laserlog.web import adverse
+
+    if await datasette.permission_allowed(request.actor, "view-instance",
+                                          default=True) is False:
+        raise Forbidden("view-instance denied")
+    db = datasette.get_database(DATABASE)
+    base = {"route": adverse.ADVERSE_ROUTE, "kinds": adverse.ADVERSE_KINDS}
+    try:
+        kind = adverse.read_kind(request.args.get("kind"))
+    except adverse.BadKind as exc:
+        html = await datasette.render_template(
+            "laserlog_adverse.html", {**base, "kind": None, "error": str(exc)}, request=request)
+        return Response.html(html, status=400)
+    edges = tuple(getattr(db.site, "fluence_bands_j_cm2", ()))
+    context = await asyncio.get_running_loop().run_in_executor(
+        datasette.executor, _adverse_context, db.path, kind, edges)
+    html = await datasette.render_template("laserlog_adverse.html", {**base, **context},
+                                           request=request)
+    return Response.html(html)
+
+
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
     return [(r"^/-/laserlog/sessions/(?P<session_id>\d+)/report$", session_report),
             (r"^/-/laserlog/client$", client_page),
-            (r"^/-/laserlog/courses/(?P<course_id>\d+)$", course_page)]
+            (r"^/-/laserlog/courses/(?P<course_id>\d+)$", course_page),
+            (r"^/-/laserlog/adverse$", adverse_page)]
 
 
 @hookimpl
