@@ -158,7 +158,7 @@ def _bands(doses: list[SessionDose], edges: tuple[float, ...]) -> tuple[list[str
             continue
         q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
         spans = ((values[0], q1), (q1, q2), (q2, q3), (q3, values[-1]))
-        quarters[wl] = ((q1, q2, q3), [f"{where} Q{n} {low:.2f}-{high:.2f}"
+        quarters[wl] = ((q1, q2, q3), [f"{where} Q{n} {low:.3f}-{high:.3f}"
                                        for n, (low, high) in enumerate(spans, start=1)])
         notes.append(f"  {where}: Q1 <= {q1:.3f} < Q2 <= {q2:.3f} < Q3 <= {q3:.3f} < Q4 "
                      f"(doses {values[0]:.3f} to {values[-1]:.3f})")
