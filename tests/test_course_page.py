@@ -104,9 +104,32 @@ def test_course_page_draws_windows_dose_test_spot_override_and_passes(course_db,
         print(f"screenshot: {shot}")
 
 
+def add_photos(db: Path, folder: Path) -> None:
+    """Record two photos of course 1 through the real functions: a baseline before any
+    consent was recorded, then an after photo of session 2 once tech-07 witnessed one."""
+    from laserlog.config.documents import read_document
+    from laserlog.config.photos import PhotoFile
+    from laserlog.recording import courses, photos
+    from laserlog.review.documents import record_consent
+    from laserlog.review.users import unlock
+    from laserlog.storage.store import Store
+
+    (folder / "consent.md").write_text("# Consent\n\nI agree to photos of my cheek.\n")
+    with Store(db) as store:
+        course = courses.find(store.conn, 1)
+        assert course is not None
+        photos.record(store, course, None, PhotoFile("C-1042/front-0.jpg", "a1" * 32, 2048),
+                      view="front", kind="baseline", area=None, added_by="tech-07")
+        record_consent(store, course, read_document(folder / "consent.md", "consent", "test"),
+                       unlock(store, "tech-07", "tech seven passphrase"))
+        photos.record(store, course, 2, PhotoFile("C-1042/<left> & 1.jpg", "b2" * 32, 4096),
+                      view="left", kind="after", area="upper cheek", added_by="tech-07")
+
+
 def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course_db, tmp_path):
     """Session 2's corrected assessment and adverse events (one retracted) and a GAIS score
-    dated on session 3's day show in those sessions' rows, on both pages."""
+    dated on session 3's day show in those sessions' rows, on both pages; the course page
+    lists the course's photos by reference, never an image or a link to a file."""
     import shutil
 
     from cdp import Browser
@@ -114,6 +137,7 @@ def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course
 
     from laserlog.recording import courses
     from laserlog.review import outcomes
+    from laserlog.review.users import unlock
     from laserlog.storage.store import Store
 
     db = copy_with_anchor(course_db, tmp_path / "laserlog.db")
@@ -122,7 +146,9 @@ def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course
     with Store(db) as store:
         third_day = store.conn.execute("SELECT substr(started_utc, 1, 10) FROM sessions"
                                        " WHERE id = 3").fetchone()[0]
-        outcomes.add(store, courses.find(store.conn, 1), "gais", 4, third_day, "tech-07")
+        outcomes.add(store, courses.find(store.conn, 1), "gais", 4, third_day, "tech-07",
+                     lambda who: unlock(store, who, "tech seven passphrase"))
+    add_photos(db, tmp_path)
     read = """(rows => Object.fromEntries(rows.map(id => [id, {
         text: (document.querySelector(`${id} .laserlog-reactions`) || {innerText: ''}).innerText,
         retracted: [...document.querySelectorAll(`${id} .adverse.retracted`)].map(e => ({
@@ -135,8 +161,25 @@ def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course
             client = browser.evaluate(read + "(['#session-2', '#session-3', '#session-4'])")
             browser.open(base + "/-/laserlog/courses/1")
             course = browser.evaluate(read + "(['#detail-2', '#detail-3', '#detail-4'])")
+            shown = browser.evaluate("""({
+                photos: [...document.querySelectorAll('#course-photos tbody tr')].map(
+                  tr => [...tr.cells].map(td => td.innerText)),
+                images: document.querySelectorAll('img').length,
+                links: [...document.querySelectorAll('#course-photos a')].map(
+                  a => a.getAttribute('href'))})""")
     finally:
         browser.close()
+    with sqlite3.connect(db) as conn:
+        expected = [[str(i), kind, view, area or "-", "-" if session is None else str(session),
+                     path, sha256[:12], consent[:12] if consent else "none recorded", by]
+                    for i, kind, view, area, session, path, sha256, consent, by in conn.execute(
+                        "SELECT id, kind, view, area, session_id, relative_path, sha256,"
+                        " consent_sha256, added_by FROM photos WHERE course_id = 1"
+                        " ORDER BY id")]
+    assert len(expected) == 2 and expected[1][7] != "none recorded"
+    assert [row[:9] for row in shown["photos"]] == expected
+    assert all(row[9].endswith(("CET", "CEST")) for row in shown["photos"])
+    assert shown["images"] == 0 and shown["links"] == ["/-/laserlog/sessions/2/report"]
     for page, (second, third, fourth) in (("client", client.values()),
                                           ("course", course.values())):
         assert "erythema 1, oedema 0, pain 2/10, blister" in second["text"], page

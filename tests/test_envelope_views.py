@@ -49,6 +49,14 @@ def held(tmp_path_factory) -> Path:
     return db
 
 
+@pytest.fixture(scope="module")
+def held_url(held):
+    from servekit import served
+
+    with served(held) as base:
+        yield base
+
+
 def breaches(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         return dict(conn.execute("SELECT severity, sum(count) FROM events WHERE kind ="
@@ -78,6 +86,32 @@ def test_limits_report_gives_the_envelope_and_the_pulses_beyond_it_in_every_form
         r["envelope"] for r in rows]
     assert sum(int(r["pulses"]) for r in table if r["severity"] == "alarm"
                and r["kind"] == "out_of_envelope") == passed["alarm"]
+
+
+def test_web_limits_query_lists_the_rows_report_limits_lists_for_the_period(held, held_url):
+    import httpx
+
+    with sqlite3.connect(held) as conn:
+        day = conn.execute("SELECT substr(started_utc, 1, 10) FROM sessions").fetchone()[0]
+    columns = ["session", "started_utc", "device", "operator", "client", "skin_type", "kind",
+               "quantity", "limit", "severity", "pulses", "first", "envelope"]
+    shown = {}
+    for name, period in (("day", {"from": day, "to": day}), ("later", {"from": "2099-01-01"})):
+        argv = [f"--{k}={v}" for k, v in period.items()]
+        data = json.loads(cli("report", "limits", "--format", "json", *argv,
+                              "--db", str(held)).stdout)
+        response = httpx.get(f"{held_url}/laserlog/limits_in_period.json",
+                             params={"_shape": "array", "_size": "max", **period}, timeout=30)
+        assert response.status_code == 200, response.text
+        shown[name] = response.json()
+        assert [[w[c] for c in columns] for w in shown[name]] == [
+            [r[c] for c in columns] for r in data["rows"]], name
+    assert shown["later"] == []
+    envelope = [w for w in shown["day"] if w["kind"] == "out_of_envelope"]
+    assert {w["limit"] for w in envelope if w["severity"] == "alarm"} == {
+        "skin type V maximum 0.9 J/cm2 at 755 nm"}
+    assert envelope and all(w["skin_type"] == "V" and w["envelope"].startswith(
+        "755 nm: recommended 0.5, max 0.9 J/cm2") for w in envelope)
 
 
 def test_site_with_a_profile_names_the_rule_that_won_each_cell(tmp_path):
@@ -113,28 +147,25 @@ def test_printable_record_holds_the_envelope_in_force_at_the_start(held, tmp_pat
     assert f"<h2>Out-of-envelope events ({len(breaches(held))})</h2>" in page
 
 
-def test_session_page_in_a_browser_shows_the_envelope_in_j_cm2(held, tmp_path):
+def test_session_page_in_a_browser_shows_the_envelope_in_j_cm2(held_url, tmp_path):
     from cdp import Browser
     from test_serve_browser import FLAGS, chromium
 
-    from servekit import served
-
     browser = Browser(chromium(), tmp_path / "profile", FLAGS)
     try:
-        with served(held) as base:
-            browser.open(base + "/-/laserlog/sessions/1/report")
-            shown = browser.evaluate("""(() => {
-              const h = [...document.querySelectorAll('h2')]
-                .find(e => e.textContent.startsWith('Skin-type envelope'));
-              const table = h && h.nextElementSibling;
-              return {head: h ? h.textContent : null,
-                      columns: table ? [...table.querySelectorAll('th')].map(t => t.textContent)
-                                     : [],
-                      cells: table ? [...table.querySelectorAll('tbody tr')].map(
-                        tr => [...tr.cells].map(td => td.innerText)) : [],
-                      body: document.body.innerText};
-            })()""")
-            browser.screenshot(tmp_path / "session-envelope.png", 1000)
+        browser.open(held_url + "/-/laserlog/sessions/1/report")
+        shown = browser.evaluate("""(() => {
+          const h = [...document.querySelectorAll('h2')]
+            .find(e => e.textContent.startsWith('Skin-type envelope'));
+          const table = h && h.nextElementSibling;
+          return {head: h ? h.textContent : null,
+                  columns: table ? [...table.querySelectorAll('th')].map(t => t.textContent)
+                                 : [],
+                  cells: table ? [...table.querySelectorAll('tbody tr')].map(
+                    tr => [...tr.cells].map(td => td.innerText)) : [],
+                  body: document.body.innerText};
+        })()""")
+        browser.screenshot(tmp_path / "session-envelope.png", 1000)
     finally:
         browser.close()
     assert shown["head"] == "Skin-type envelope (type V)"

@@ -26,7 +26,11 @@ from laserlog.recording import courses
 from conftest import START, copy_with_anchor
 
 PASSPHRASE = "tech seven passphrase"
-SITE = 'timezone = "Europe/Paris"\n[calibration]\ninterval_days = 30\n'
+SITE = 'timezone = "Europe/Paris"\nphotos = "photos"\n[calibration]\ninterval_days = 30\n'
+#: Course 1's photos: (file in the photo folder, session, view, kind, area).
+PHOTOS = (("C-1042/front 0.jpg", None, "front", "baseline", None),
+          ("C-1042/s1-left.PNG", "1", "left", "before", "upper cheek"),
+          ("C-1042/s4-front.raw", "4", "front", "after", None))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -77,6 +81,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
             record(ps755, "C-2001", 8)                                          # session 3
             clock.advance(days=25)
             record(ps755, "C-1042", 16, "--course", "1")                        # session 4
+            for n, (name, session, view, kind, area) in enumerate(PHOTOS):
+                photo = folder / "photos" / name
+                photo.parent.mkdir(parents=True, exist_ok=True)
+                photo.write_bytes(b"\xff\xd8\xff photo %d " % n * (n + 7))
+                ok("photo", "add", str(photo), "--course", "1", "--view", view, "--kind", kind,
+                   "--user", "tech-07", *(["--session", session] if session else []),
+                   *(["--area", area] if area else []))
             ok("adverse", "add", "--session", "4", "--kind", "pih", "--onset", day(),
                "--seriousness", "non-serious", "--note", "brown patch at the jaw line")
             ok("adverse", "add", "--session", "1", "--kind", "burn", "--onset", day(),
@@ -295,6 +306,48 @@ def test_a_session_or_a_course_exports_only_its_own_part(db):
     assert len(resources(course, "Device")) == 1  # the one-off on the second console is out
     outcomes = [o for o in resources(course, "Observation") if o.get("basedOn")]
     assert len(outcomes) == rows(db, "SELECT count(*) FROM outcomes WHERE course_id = 1")[0][0]
+
+
+def test_each_photo_is_a_document_reference_naming_its_file_and_sha256_once(db):
+    bundle = export(db, "--client", "C-1042")
+    validated(bundle)
+    documents = resources(bundle, "DocumentReference")
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    sha256_system = "https://laserlog.example/fhir/NamingSystem/photo-sha256"
+    shown = {}
+    for d in documents:
+        (sha256,) = [i["value"] for i in d["identifier"] if i["system"] == sha256_system]
+        assert sha256 not in shown, "a photo is listed twice"
+        shown[sha256] = d
+    recorded = rows(db, "SELECT sha256, relative_path, size_bytes, session_id, kind, view,"
+                        " area, added_by, added_utc FROM photos WHERE course_id = 1")
+    assert len(recorded) == len(PHOTOS) and set(shown) == {r[0] for r in recorded}
+    (care_plan,) = resources(bundle, "CarePlan")
+    for sha256, path, size, session, kind, view, area, by, added in recorded:
+        d = shown[sha256]
+        assert d["status"] == "current" and d["date"] == added
+        assert by_url[d["subject"]["reference"]]["resourceType"] == "Patient"
+        (content,) = d["content"]
+        assert "data" not in content["attachment"]  # by reference: never the bytes
+        assert content["attachment"]["url"] == path.replace(" ", "%20")
+        assert int(content["attachment"]["size"]) == size
+        assert content["attachment"].get("contentType") == {
+            ".jpg": "image/jpeg", ".PNG": "image/png"}.get(Path(path).suffix)
+        assert (d["category"][0]["coding"][0]["code"], d["type"]["coding"][0]["code"]) == (
+            kind, view)
+        assert [b["reference"] for b in d["basedOn"]] == [f"urn:uuid:{care_plan['id']}"]
+        events = [by_url[e["reference"]["reference"]] for e in d.get("event", [])]
+        assert [next(i["value"] for i in p["identifier"] if i["system"].endswith("session-id"))
+                for p in events] == ([] if session is None else [str(session)])
+        assert d.get("bodySite", [{}])[0].get("concept", {}).get("text") == area
+        assert d["author"][0]["identifier"]["value"] == by
+    photos = {c["code"] for c in next(
+        r for r in resources(bundle, "CodeSystem") if r["url"].endswith("/photos"))["concept"]}
+    assert {"baseline", "before", "after", "follow-up", "front", "left", "right"} <= photos
+    one = export(db, "--session", "4", name="session.json")
+    validated(one)
+    assert [d["category"][0]["coding"][0]["code"]
+            for d in resources(one, "DocumentReference")] == ["after"]
 
 
 def test_the_same_record_exported_twice_keeps_its_resource_ids(db):

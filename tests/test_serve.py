@@ -145,7 +145,8 @@ def test_limits_query_equals_the_limits_report(filled, url):
     web = canned(url, "limits_in_period")
     report = report_rows(filled, limits_report, make_filters())
     assert_same(web, report, ["session", "started_utc", "device", "operator", "client",
-                              "quantity", "limit", "severity", "pulses", "first"])
+                              "skin_type", "kind", "quantity", "limit", "severity", "pulses",
+                              "first", "envelope"])
     assert web and all(r["limit"] == "site" and r["quantity"] == "fluence_j_cm2" for r in web)
 
 

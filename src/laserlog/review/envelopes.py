@@ -95,6 +95,12 @@ def held_text(held: HeldEnvelope) -> str:
     return held.line or "-"
 
 
+def recorded_text(message: str | None, raw: str | None) -> str:
+    """Return the envelope an `envelope` event recorded in a few words, as held_text words it
+    (its message and `raw` cells as the event holds them; "-" where it holds neither)."""
+    return held_text(HeldEnvelope(message or "", cells_from_json(raw)))
+
+
 def breach_limit(message: str) -> str:
     """Return the rule an out_of_envelope event names ("skin type V maximum 0.5 J/cm2 at
     755 nm", "755 nm not to be used on skin type V"), without the rule's source."""

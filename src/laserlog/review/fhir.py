@@ -18,7 +18,11 @@ What goes in (docs/reactions.md, "FHIR R5 export", says what maps where):
   retracted one is kept as entered-in-error (and is no procedure's complication);
 - CarePlan per course: planned sessions and interval window (in the description and as
   extensions), the sessions delivered as its activity;
-- the two CodeSystems the codes come from.
+- DocumentReference per photo of the courses (of the session, in a session's export), by
+  reference: the file's path relative to the site's photo folder as a relative URL, its
+  SHA-256 as an identifier (Attachment.hash is SHA-1, which laserlog does not keep), its
+  kind and view coded in laserlog's CodeSystem of photos; never the image's bytes;
+- the three CodeSystems the codes come from.
 
 Resource ids are UUIDs derived from the session UUIDs and the pseudonym, so the same record
 exported twice has the same ids; entries are addressed as `urn:uuid:`. No FHIR library is
@@ -31,13 +35,15 @@ import sqlite3
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from laserlog import __version__
 from laserlog.config.siteconfig import SiteConfig
 from laserlog.domain.reactions import ADVERSE_KINDS, SCALES
 from laserlog.errors import LaserlogError
-from laserlog.recording import courses
+from laserlog.recording import courses, photos
 from laserlog.recording.calstatus import status as calibration_status
 from laserlog.review import corrections
 from laserlog.storage.store import utc_now
@@ -47,7 +53,12 @@ BASE = "https://laserlog.example/fhir"
 QUANTITIES_URL = f"{BASE}/CodeSystem/laser-quantities"
 #: The CodeSystem of what follows a session: endpoints, adverse-event kinds, outcome scales.
 REACTIONS_URL = f"{BASE}/CodeSystem/reactions"
+#: The CodeSystem of a photo's kind (baseline, before, after, follow-up) and view.
+PHOTOS_URL = f"{BASE}/CodeSystem/photos"
 PSEUDONYM_SYSTEM = f"{BASE}/NamingSystem/client-pseudonym"
+#: A photo's SHA-256 (64 lower-case hex digits) as recorded when it was added.
+PHOTO_SHA256_SYSTEM = f"{BASE}/NamingSystem/photo-sha256"
+PHOTO_SYSTEM = f"{BASE}/NamingSystem/photo-id"
 OPERATOR_SYSTEM = f"{BASE}/NamingSystem/user-id"
 SESSION_SYSTEM = f"{BASE}/NamingSystem/session-id"
 COURSE_SYSTEM = f"{BASE}/NamingSystem/course-id"
@@ -115,6 +126,22 @@ REACTIONS: dict[str, tuple[str, str]] = {
     "pore": ("Pore score", "An investigator's pore score, 0-4"),
     "satisfaction": ("Satisfaction", "The client's satisfaction, 1-5"),
 }
+#: A photo's kind and view: code -> (display, definition).
+PHOTO_CODES: dict[str, tuple[str, str]] = {
+    "baseline": ("Baseline photo", "A photo of the area before the course's first session"),
+    "before": ("Before photo", "A photo of the area just before a session"),
+    "after": ("After photo", "A photo of the area just after a session"),
+    "follow-up": ("Follow-up photo", "A photo of the area at a later visit"),
+    "front": ("Front view", "The area photographed from the front"),
+    "left": ("Left view", "The area photographed from the client's left"),
+    "right": ("Right view", "The area photographed from the client's right"),
+    "other": ("Other view", "The area photographed from another angle"),
+}
+#: The media types of the photo file suffixes laserlog knows; any other is left out.
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                 ".tif": "image/tiff", ".tiff": "image/tiff", ".heic": "image/heic",
+                 ".heif": "image/heif", ".webp": "image/webp", ".gif": "image/gif",
+                 ".bmp": "image/bmp"}
 _OUTCOMES = {"resolved": "resolved", "resolving": "recovering", "not-resolved": "ongoing",
              "sequelae": "resolvedWithSequelae"}
 _OUTCOME_DISPLAY = {"resolved": "Resolved", "recovering": "Recovering", "ongoing": "Ongoing",
@@ -136,6 +163,8 @@ class Selection:
     courses: list[courses.Course]
     outcome_sql: tuple[str, tuple[Any, ...]] | None
     counts: Counter = field(default_factory=Counter)
+    #: The one session a session's export holds: its course's photos of it only.
+    only_session: int | None = None
 
 
 # -- selection ------------------------------------------------------------------------------
@@ -181,7 +210,7 @@ def select(conn: sqlite3.Connection, *, client: str | None = None, session: int 
         course_id = courses.kind_of(conn, session)[1]
         found = courses.find(conn, course_id) if course_id is not None else None
         return Selection(rows[0]["client_ref"], f"session {session}", rows,
-                         [found] if found is not None else [], None)
+                         [found] if found is not None else [], None, only_session=session)
     assert course is not None
     plan = courses.find(conn, course)
     if plan is None:
@@ -251,27 +280,30 @@ def _day(utc_text: str | None) -> str | None:
 
 
 # -- the resources ----------------------------------------------------------------------------
+def _code_system(url: str, name: str, title: str, description: str,
+                 concepts: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """Return one of laserlog's CodeSystems, complete: code -> (display, definition)."""
+    return {"resourceType": "CodeSystem", "id": _id("CodeSystem", url.rsplit("/", 1)[1]),
+            "url": url, "version": __version__, "name": name, "title": title,
+            "status": "active", "experimental": False, "publisher": "laserlog",
+            "caseSensitive": True, "content": "complete", "description": description,
+            "concept": [{"code": code, "display": display, "definition": definition}
+                        for code, (display, definition) in concepts.items()]}
+
+
 def _code_systems() -> list[dict[str, Any]]:
-    quantities = {
-        "resourceType": "CodeSystem", "id": _id("CodeSystem", "laser-quantities"),
-        "url": QUANTITIES_URL, "version": __version__, "name": "LaserlogLaserQuantities",
-        "title": "laserlog laser quantities", "status": "active", "experimental": False,
-        "publisher": "laserlog", "caseSensitive": True, "content": "complete",
-        "description": "The quantities laserlog records of a laser treatment session and its "
-                       "console, each in the UCUM unit named in its definition.",
-        "concept": [{"code": code, "display": display,
-                     "definition": f"{definition} (UCUM {ucum})"}
-                    for code, (display, definition, ucum, _) in QUANTITIES.items()]}
-    reactions = {
-        "resourceType": "CodeSystem", "id": _id("CodeSystem", "reactions"),
-        "url": REACTIONS_URL, "version": __version__, "name": "LaserlogReactions",
-        "title": "laserlog reactions and outcomes", "status": "active", "experimental": False,
-        "publisher": "laserlog", "caseSensitive": True, "content": "complete",
-        "description": "What laserlog records after a session: its immediate endpoints, the "
-                       "kinds of adverse event, and the outcome scales of a course.",
-        "concept": [{"code": code, "display": display, "definition": definition}
-                    for code, (display, definition) in REACTIONS.items()]}
-    return [quantities, reactions]
+    return [
+        _code_system(QUANTITIES_URL, "LaserlogLaserQuantities", "laserlog laser quantities",
+                     "The quantities laserlog records of a laser treatment session and its "
+                     "console, each in the UCUM unit named in its definition.",
+                     {code: (display, f"{definition} (UCUM {ucum})")
+                      for code, (display, definition, ucum, _) in QUANTITIES.items()}),
+        _code_system(REACTIONS_URL, "LaserlogReactions", "laserlog reactions and outcomes",
+                     "What laserlog records after a session: its immediate endpoints, the "
+                     "kinds of adverse event, and the outcome scales of a course.", REACTIONS),
+        _code_system(PHOTOS_URL, "LaserlogPhotos", "laserlog photo kinds and views",
+                     "When a course's photo was taken (its kind) and from where (its view).",
+                     PHOTO_CODES)]
 
 
 def _patient(client_ref: str) -> dict[str, Any]:
@@ -490,6 +522,39 @@ def _outcome(o: dict[str, Any], patient: dict[str, Any], plan: dict[str, Any] | 
         **value, "note": [{"text": source}]}
 
 
+def _photo(p: photos.Photo, patient: dict[str, Any], procedure: dict[str, Any] | None,
+           plan: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a photo as a DocumentReference that names its file and never holds it."""
+    consent = (f"consent version {p.consent_sha256[:12]}" if p.consent_sha256
+               else "no consent recorded")
+    return {
+        "resourceType": "DocumentReference", "id": _id("DocumentReference", p.sha256),
+        "identifier": [{"system": PHOTO_SHA256_SYSTEM, "value": p.sha256},
+                       {"system": PHOTO_SYSTEM, "value": str(p.id)}],
+        "basedOn": [_ref(plan)] if plan is not None else [],
+        "status": "current",
+        "type": _concept(PHOTOS_URL, p.view, PHOTO_CODES[p.view][0]),
+        "category": [_concept(PHOTOS_URL, p.kind, PHOTO_CODES[p.kind][0])],
+        "subject": _ref(patient),
+        "event": [{"reference": _ref(procedure)}] if procedure is not None else [],
+        "bodySite": [{"concept": {"text": p.area}}] if p.area else [],
+        "date": p.added_utc,
+        "author": [_user(p.added_by)],
+        "description": f"{p.kind} photo, {p.view} view; {consent}",
+        "content": [{"attachment": {
+            # A relative reference: it resolves against the site's photo folder only.
+            "url": quote(p.relative_path, safe="/"),
+            "contentType": CONTENT_TYPES.get(PurePosixPath(p.relative_path).suffix.lower()),
+            "size": str(p.size_bytes),  # integer64: a JSON string in R5
+            "title": PurePosixPath(p.relative_path).name}}]}
+
+
+def _photos(conn: sqlite3.Connection, selection: Selection) -> list[photos.Photo]:
+    """Return the photos an export holds: its courses' (the session's, for one session)."""
+    return [p for c in selection.courses for p in photos.listed(conn, c.id)
+            if selection.only_session is None or p.session_id == selection.only_session]
+
+
 # -- the Bundle ------------------------------------------------------------------------------
 def bundle(conn: sqlite3.Connection, selection: Selection, site: SiteConfig) -> dict[str, Any]:
     """Return the selection as a FHIR R5 Bundle of type collection (a JSON-ready dict)."""
@@ -508,6 +573,7 @@ def bundle(conn: sqlite3.Connection, selection: Selection, site: SiteConfig) -> 
     for e in adverse_events(conn, ids, retracted=True):
         events.setdefault(int(e["session_id"]), []).append(e)
     performed: dict[int, list[dict[str, Any]]] = {}
+    by_session: dict[int, dict[str, Any]] = {}
     for s in selection.sessions:
         key = (s["profile_id"], s.get("serial") or "")
         device = devices.get(key)
@@ -521,6 +587,7 @@ def bundle(conn: sqlite3.Connection, selection: Selection, site: SiteConfig) -> 
                 for e in events.get(int(s["id"]), [])]
         procedure = _procedure(s, patient, device, plan, kind, mine)
         procedures.append(procedure)
+        by_session[int(s["id"])] = procedure
         if course_id is not None and plan is not None:
             performed.setdefault(course_id, []).append(procedure)
         after += _dose(conn, s, patient, device, procedure)
@@ -535,6 +602,8 @@ def bundle(conn: sqlite3.Connection, selection: Selection, site: SiteConfig) -> 
         for o in _dicts(conn.execute(f"SELECT * FROM outcomes WHERE {where}"
                                      " ORDER BY assessed_date, id", params)):
             after.append(_outcome(o, patient, plans.get(o["course_id"])))
+    after += [_photo(p, patient, by_session.get(p.session_id or 0), plans.get(p.course_id))
+              for p in _photos(conn, selection)]
     resources += list(devices.values()) + metrics + list(plans.values()) + procedures + after
     resources += _code_systems()
     entries = []
@@ -551,6 +620,6 @@ def bundle(conn: sqlite3.Connection, selection: Selection, site: SiteConfig) -> 
 def counts_line(counts: Counter) -> str:
     """Return what a Bundle holds, e.g. '1 Patient, 4 Procedures, 40 Observations'."""
     order = ("Patient", "Device", "DeviceMetric", "CarePlan", "Procedure", "Observation",
-             "AdverseEvent", "CodeSystem")
+             "AdverseEvent", "DocumentReference", "CodeSystem")
     return ", ".join(f"{counts[name]} {name}{'' if counts[name] == 1 else 's'}"
                      for name in order if counts[name])

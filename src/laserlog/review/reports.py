@@ -497,20 +497,33 @@ def _numbered(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
     return f"pulse {number}: {rest} (console counter {counter})"
 
 
+#: The event kinds the limits report lists: a profile's or the site's limit passed, and a
+#: skin type's envelope passed.
+LIMIT_KINDS = ("out_of_limit", "out_of_envelope")
+
+
+def limit_named(kind: str, message: str) -> str:
+    """Return the limit an out_of_limit or out_of_envelope event's message says was passed
+    ("site", "skin type V maximum 0.9 J/cm2 at 755 nm")."""
+    from laserlog.review.envelopes import breach_limit
+
+    if kind == "out_of_envelope":
+        return breach_limit(message)
+    # "pulse 12: fluence 7.9 J/cm2 above the site limit 6 J/cm2"
+    return message.rsplit(" the ", 1)[-1].split(" limit", 1)[0]
+
+
 def limits_report(conn: sqlite3.Connection, f: Filters) -> Report:
     """Return the sessions that ran outside a profile's or the site's limits or their skin
     type's envelope, per limit, each with the envelope its record says was in force."""
-    from laserlog.review.envelopes import breach_limit, cell_row, held_envelopes, held_text
+    from laserlog.review.envelopes import cell_row, held_envelopes, held_text
 
-    events = _events(conn, f, ("out_of_limit", "out_of_envelope"))
+    events = _events(conn, f, LIMIT_KINDS)
     groups: dict[tuple[int, str, str, str], list[dict[str, Any]]] = {}
     for e in events:
-        if e["kind"] == "out_of_envelope":
-            limit = breach_limit(e["message"])
-        else:  # "pulse 12: fluence 7.9 J/cm2 above the site limit 6 J/cm2"
-            limit = e["message"].rsplit(" the ", 1)[-1].split(" limit", 1)[0]
         column = e["raw"] or "?"  # raw names the column
-        groups.setdefault((e["session_id"], e["kind"], column, limit), []).append(e)
+        groups.setdefault((e["session_id"], e["kind"], column,
+                           limit_named(e["kind"], e["message"])), []).append(e)
     selected = {r["id"]: r for r in sessions(conn, Filters(device=f.device, operator=f.operator,
                                                               client=f.client, area=f.area,
                                                               last=f.last))}

@@ -5,7 +5,8 @@ the site's calendar with the window the previous full session opened (shaded fro
 minimum to its maximum day), the dose per session (energy, mean and highest fluence) and
 the course's cumulative energy, test spots with their read-outs, overrides and late
 starts, each session's passes, its reactions (assessment, adverse events with their updates,
-a retracted one struck and labelled) and the outcomes recorded after it.
+a retracted one struck and labelled) and the outcomes recorded after it; then the course's
+photos, by reference only (never the image, never a link to the file).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sqlite3
 from datetime import tzinfo
 from typing import Any
 
-from laserlog.recording import courses
+from laserlog.recording import courses, photos
 from laserlog.review import coursepage, outcomes
 from laserlog.web import reactions
 
@@ -55,7 +56,19 @@ def page_context(conn: sqlite3.Connection, course_id: int, zone: tzinfo | None) 
             "next_window": upcoming,
             "outcomes_before": [o for o in outcomes.for_course(conn, course)
                                 if o["after_session"] is None],
-            "charts": json.dumps(charts(entries, upcoming)).replace("<", "\\u003c")}
+            "charts": json.dumps(charts(entries, upcoming)).replace("<", "\\u003c"),
+            "photos": photo_rows(photos.listed(conn, course.id))}
+
+
+def photo_rows(rows: list[photos.Photo]) -> list[dict[str, Any]]:
+    """Return a course's photos as the page lists them: what the row recorded, the file by
+    its path in the site's photo folder and the first 12 hex digits of its SHA-256. The page
+    never shows or links the image: the files stay in the photo folder, off the web."""
+    return [{"id": p.id, "kind": p.kind, "view": p.view, "area": p.area,
+             "session": p.session_id, "relative_path": p.relative_path,
+             "sha256_12": p.sha256[:12], "size_bytes": p.size_bytes,
+             "consent_version": p.consent_sha256[:12] if p.consent_sha256 else None,
+             "added_by": p.added_by, "added_utc": p.added_utc} for p in rows]
 
 
 def charts(entries: list[dict[str, Any]], upcoming: tuple[str, str] | None) -> dict[str, Any]:

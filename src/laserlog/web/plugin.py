@@ -52,7 +52,15 @@ def _signature(path: str, signoff_id: int) -> tuple[str, str]:
 
 @hookimpl
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
-    """Add laserlog_signature_valid(id), _status(id) and _reason(id) to SQL."""
+    """Add laserlog_signature_valid(id), _status(id) and _reason(id) to SQL, and the limits
+    report's words: laserlog_limit_named(kind, message), laserlog_envelope_text(message, raw)."""
+    from laserlog.review.envelopes import recorded_text
+    from laserlog.review.reports import limit_named
+
+    conn.create_function("laserlog_limit_named", 2,
+                         lambda kind, message: limit_named(str(kind), str(message or "")),
+                         deterministic=True)
+    conn.create_function("laserlog_envelope_text", 2, recorded_text, deterministic=True)
     db = datasette.databases.get(database)
     path = getattr(db, "path", None)
     if not path:

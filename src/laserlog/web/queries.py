@@ -6,9 +6,10 @@ corrected session details (latest correction wins), per-session totals from `ses
 a date alone in `from` means the start of that day, in `to` the end of that day. Days, ISO
 8601 weeks and months are the site's time zone's, through `laserlog_period(time, period)`
 (laserlog.web.serve adds it to every connection). Every filter is a named parameter; an
-empty one is no filter. Two SQL functions come from the laserlog Datasette plugin:
-`laserlog_signature_valid(signoff_id)` and `laserlog_signature_reason(signoff_id)`
-(signature validity needs the hash chain).
+empty one is no filter. SQL functions come from the laserlog Datasette plugin:
+`laserlog_signature_valid(signoff_id)`, `_status` and `_reason` (signature validity needs the
+hash chain), and the limits report's own words, `laserlog_limit_named(kind, message)` and
+`laserlog_envelope_text(message, raw)`, so the web and the report name limits alike.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from laserlog.domain import localtime
-from laserlog.review.reports import FAULT_KINDS
+from laserlog.review.reports import FAULT_KINDS, LIMIT_KINDS
 
 #: Where a session's printable HTML report is served (see laserlog.web.plugin).
 REPORT_ROUTE = "/-/laserlog/sessions/{id}/report"
@@ -227,22 +228,31 @@ _NUMBERED = (f"CASE WHEN message LIKE 'pulse %' AND instr(message, ': ') > 0"
              f" AND {_PULSE_NUMBER} > 0 THEN 'pulse ' || {_PULSE_NUMBER} || ': ' ||"
              " substr(message, instr(message, ': ') + 2) || ' (console counter ' ||"
              " substr(message, 7, instr(message, ': ') - 7) || ')' ELSE message END")
-_LIMIT_SOURCE = ("substr(substr(message, instr(message, ' the ') + 5), 1,"
-                 " instr(substr(message, instr(message, ' the ') + 5), ' limit') - 1)")
-LIMITS_IN_PERIOD = _EVENTS.replace("{kinds}", "'out_of_limit'") + f""",
-grouped AS (
-  SELECT selected.*, coalesce(raw, '?') AS quantity, {_LIMIT_SOURCE} AS limit_source,
-    row_number() OVER (PARTITION BY session_id, coalesce(raw, '?'), {_LIMIT_SOURCE}
-                       ORDER BY received_unix_s, id) AS nth,
-    sum(count) OVER (PARTITION BY session_id, coalesce(raw, '?'), {_LIMIT_SOURCE}) AS pulses
+_LIMIT_KINDS = ", ".join(f"'{k}'" for k in LIMIT_KINDS)
+#: The envelope the session's record says was in force: its newest `envelope` event.
+_ENVELOPE = ("coalesce((SELECT laserlog_envelope_text(v.message, v.raw) FROM events v"
+             " WHERE v.session_id = grouped.session_id AND v.kind = 'envelope'"
+             " ORDER BY v.id DESC LIMIT 1), '-')")
+LIMITS_IN_PERIOD = _EVENTS.replace("{kinds}", _LIMIT_KINDS) + f""",
+named AS (
+  SELECT selected.*, coalesce(raw, '?') AS quantity,
+    laserlog_limit_named(kind, message) AS limit_source
   FROM selected WHERE session_id IS NOT NULL
+),
+grouped AS (
+  SELECT named.*,
+    row_number() OVER (PARTITION BY session_id, kind, quantity, limit_source
+                       ORDER BY received_unix_s, id) AS nth,
+    sum(count) OVER (PARTITION BY session_id, kind, quantity, limit_source) AS pulses
+  FROM named
 )
-SELECT grouped.session_id AS session, s.started_utc, device, operator, client, quantity,
-  limit_source AS "limit", severity, pulses, {_NUMBERED} AS first,
+SELECT grouped.session_id AS session, s.started_utc, device, operator, client,
+  {_latest_correction('skin_type')} AS skin_type, kind, quantity,
+  limit_source AS "limit", severity, pulses, {_NUMBERED} AS first, {_ENVELOPE} AS envelope,
   {report_link('grouped.session_id')} AS printable_report
-FROM grouped JOIN sessions s ON s.id = grouped.session_id
+FROM grouped JOIN sessions s ON s.id = grouped.session_id{_correction_join('skin_type')}
 WHERE nth = 1
-ORDER BY grouped.session_id, quantity, limit_source"""
+ORDER BY grouped.session_id, kind, quantity, limit_source"""
 
 
 def calibration_status_sql(interval_days: float) -> str:
@@ -318,7 +328,9 @@ def canned_queries(interval_days: float) -> dict[str, dict[str, Any]]:
             FAULT_COUNTS_IN_PERIOD),
         "limits_in_period": (
             "Sessions outside their limits in a period",
-            "`laserlog report limits`: which quantity passed whose limit, how many pulses.",
+            "`laserlog report limits`: which quantity passed a profile's or the site's limit "
+            "or the skin type's envelope, how many pulses, and the envelope the session's "
+            "record says was in force (fluence in J/cm²).",
             LIMITS_IN_PERIOD),
         "calibration_status": (
             "Calibration status per console",
