@@ -198,6 +198,34 @@ def test_a_test_spot_stops_the_console_at_the_sites_pulse_limit_and_keeps_every_
         assert "test_spot_over_limit" not in events
 
 
+def test_a_test_spot_whose_limit_arrives_with_the_first_read_stops_the_console_once(
+        simulate, site_db, clock):
+    """At 20 kHz the read at the start already brings more than a limit of one pulse: the
+    console is told to stop then, once, and every pulse that arrived is recorded."""
+    (site_db.parent / "site.toml").write_text(SITE.replace("test_spot_required = true",
+                                                           "test_spot_max_pulses = 1"))
+    sim = simulate("ps755-ref", seed=4, rate_hz=20000.0)
+    sent: list[str] = []
+    run = sim.console.run
+    sim.console.run = lambda command: sent.append(command) or run(command)  # type: ignore[method-assign]
+    sim.console.firing = True
+    status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                         "--operator", "tech-07", "--client", "C-1042", *START,
+                         "--test-spot", "--pulses", "500", "--db", str(site_db))
+    assert status == 0, err
+    assert sent.count("stop") == 1 and not sim.console.firing, sent
+    (count, stored), = rows(site_db, "SELECT pulse_count, (SELECT count(*) FROM pulses)"
+                                     " FROM sessions")
+    assert 1 <= count == stored
+    events = rows(site_db, "SELECT kind, message, count FROM events WHERE kind IN"
+                           " ('emission_stop', 'test_spot_over_limit') ORDER BY id")
+    stop = ("emission_stop", "sent the console's stop command: the test spot reached the "
+            "site's limit of 1 pulses (test_spot_max_pulses)", 1)
+    over = [("test_spot_over_limit", f"{count} pulses arrived, {count - 1} more than the "
+             "site's limit of 1 for a test spot; all are recorded", count - 1)]
+    assert events == [stop, *(over if count > 1 else [])], events
+
+
 NO_GATE = SITE.replace("test_spot_required = true\n", "")
 
 
