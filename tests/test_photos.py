@@ -187,7 +187,20 @@ def _folder(folder: Path) -> Path:
     return folder / "album"
 
 
+def _named(name: str):  # type: ignore[no-untyped-def]
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(FRONT + name.encode())
+        return folder / name
+    return make
+
+
 HOSTILE = {
+    "line feed": (_named("front\n.jpg"), "front\\n.jpg: its name holds the invisible "
+                  "character U+000A"),
+    "C1 escape": (_named("front\x9b31m.jpg"), "front\\x9b31m.jpg: its name holds the "
+                  "invisible character U+009B"),
+    "direction override": (_named("front\u202egpj.exe"), "front\\u202egpj.exe: its name "
+                           "holds the invisible character U+202E (RIGHT-TO-LEFT OVERRIDE)"),
     "missing": (lambda f: f / "nowhere.jpg", "nowhere.jpg: no such file"),
     "folder": (_folder, "album: a folder is not a photo"),
     "fifo": (_fifo, "pipe.jpg: a FIFO is not a photo"),
@@ -215,6 +228,15 @@ def test_a_file_that_is_not_a_photo_of_the_folder_is_refused_naming_it(db, case)
         assert str(folder.resolve()) in err  # both named: the file and the folder
     if case == "escaping link":
         assert f"(it leads to {folder.parent.resolve() / 'elsewhere.jpg'})" in err
+    assert counts(db) == before
+
+
+def test_an_area_with_a_terminal_escape_is_refused_before_anything_is_written(db):
+    (db.parent / "photos" / "a.jpg").write_bytes(FRONT)
+    before = counts(db)
+    status, _, err = add(db, db.parent / "photos" / "a.jpg", "--area", "\x1b[31mcheek")
+    one_message(status, err)
+    assert "--area" in err and "control character U+001B" in err and "\x1b" not in err, err
     assert counts(db) == before
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,24 @@ class PhotoFile:
     size_bytes: int
 
 
+#: Unicode categories a photo's name may not hold: controls (an escape sequence would drive
+#: the terminal `photo list` prints to), format characters (a right-to-left override shows
+#: "x\u202egpj.exe" as "xexe.jpg"), line and paragraph separators.
+_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp"))
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE
+
+
 def shown(path: str | Path) -> str:
-    """Return a path as messages print it (bytes that are not UTF-8 as \\xNN)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """Return a path as messages print it: bytes that are not UTF-8 as \\xNN, invisible
+    characters (controls, direction overrides) as \\xNN or \\uNNNN."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if not any(_invisible(c) for c in text):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if _invisible(c) else c
+                   for c in text)
 
 
 def _readable_name(relative: str, given: str) -> str:
@@ -49,9 +65,12 @@ def _readable_name(relative: str, given: str) -> str:
     except UnicodeEncodeError:
         raise PhotoError(f"photo {shown(given)}: its name is not UTF-8 text; expected a file "
                          "name in UTF-8 (rename the file); nothing was written") from None
-    if any(ord(c) < 32 or ord(c) == 0x7f for c in relative):
-        raise PhotoError(f"photo {shown(given)}: its name holds a control character; expected "
-                         "a file name of printable characters; nothing was written")
+    odd = next((c for c in relative if _invisible(c)), None)
+    if odd is not None:
+        raise PhotoError(f"photo {shown(given)}: its name holds the invisible character "
+                         f"U+{ord(odd):04X} ({unicodedata.name(odd, 'a control')}); expected a "
+                         "file name of printable characters (rename the file); nothing was "
+                         "written")
     return relative
 
 
