@@ -108,9 +108,15 @@ def locate(given: str, folder: Path) -> tuple[Path, str]:
     return real, _readable_name(real.relative_to(folder).as_posix(), given)
 
 
-def hash_file(path: Path, what: str) -> tuple[str, int]:
+def hash_file(path: Path, what: str, size_bytes: int | None = None) -> tuple[str, int]:
     """Return a regular file's SHA-256 and size, read in chunks; raise PhotoError naming
-    `what` for anything else, without opening a FIFO or a device for reading first."""
+    `what` for anything else, without opening a FIFO or a device for reading first.
+
+    Only the bytes the file holds when it is opened are read, so a file that keeps growing
+    (or a sparse one of a terabyte) never holds the reader; one whose size or modification
+    time changed while it was read is refused. With `size_bytes` (a recorded size), a file of
+    another size is not read at all: its hash comes back as "".
+    """
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -127,19 +133,29 @@ def hash_file(path: Path, what: str) -> tuple[str, int]:
     buffer = bytearray(CHUNK_BYTES)
     view = memoryview(buffer)
     try:
-        mode = os.fstat(fd).st_mode  # swapped for something else since the check?
-        if not stat.S_ISREG(mode):
-            raise PhotoError(f"{what}: {kind_of_file(mode).removeprefix('not ')} is not a "
-                             "photo; expected an image file")
+        opened = os.fstat(fd)  # swapped for something else since the check?
+        if not stat.S_ISREG(opened.st_mode):
+            raise PhotoError(f"{what}: {kind_of_file(opened.st_mode).removeprefix('not ')} is "
+                             "not a photo; expected an image file")
+        if size_bytes is not None and opened.st_size != size_bytes:
+            return "", opened.st_size
         with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
-            while count := file.readinto(buffer):
+            while size < opened.st_size:
+                count = file.readinto(view[:min(CHUNK_BYTES, opened.st_size - size)])
+                if not count:
+                    break
                 digest.update(view[:count])
                 size += count
+        after = os.fstat(fd)
     except OSError as exc:
         raise PhotoError(f"{what}: cannot be read ({exc.strerror})") from None
     finally:
         view.release()
         os.close(fd)
+    if (size, after.st_size, after.st_mtime_ns) != (opened.st_size,) * 2 + (opened.st_mtime_ns,):
+        raise PhotoError(f"{what}: changed while it was read ({opened.st_size} bytes when "
+                         f"opened, {after.st_size} after); expected a file no program is "
+                         "writing (wait until it is copied or saved)")
     return digest.hexdigest(), size
 
 
