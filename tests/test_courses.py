@@ -655,3 +655,38 @@ def test_passes_marked_on_standard_input_are_totalled_per_pass(simulate, tmp_pat
     assert [(n, sub, int(c)) for n, sub, c in cells] == [
         ("before pass 1", "-", by_pass[0]), ("1", "forehead", by_pass[1]),
         ("2", "left cheek", by_pass[2])]
+
+
+GRADES = dict.fromkeys(("erythema", "oedema", "blister", "hyperpigmentation",
+                        "hypopigmentation"), 0)
+
+
+@pytest.mark.parametrize(("started", "skin", "shown"), [
+    ("2026-03-28T09:00:00.000Z", "III", "2026-03-30 11:00"),  # over spring forward: 48 h
+    ("2026-10-24T08:00:00.000Z", "II", "2026-10-26 09:00"),   # over fall back: 48 h
+])
+def test_an_uneventful_read_out_is_recorded_from_its_due_instant_across_a_dst_change(
+        started, skin, shown):
+    from zoneinfo import ZoneInfo
+
+    from laserlog.config.courses import CoursePolicy
+    from laserlog.domain import localtime
+
+    policy, paris = CoursePolicy(), ZoneInfo("Europe/Paris")
+    spot = {"id": 5, "started_utc": started, "skin_type": skin}
+    due = localtime.local(started, UTC) + timedelta(hours=48)
+    early = courses.early_readout_refusal(spot, GRADES, policy, due - timedelta(seconds=1),
+                                          paris)
+    assert f"before its due time {shown} (Europe/Paris), 48 h after" in early, early
+    assert courses.early_readout_refusal(spot, GRADES, policy, due, paris) == ""
+
+
+def test_a_test_spot_without_a_skin_type_waits_the_longest_wait_the_site_gives():
+    from laserlog.config.courses import DEFAULT_WAIT_HOURS, CoursePolicy
+
+    policy = CoursePolicy(wait_hours={**DEFAULT_WAIT_HOURS, "I": 200.0, "VI": 24.0})
+    spot = {"id": 5, "started_utc": "2026-03-02T09:00:00.000Z", "skin_type": None}
+    after_a_day = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # past type VI's wait, not type I's
+    early = courses.early_readout_refusal(spot, GRADES, policy, after_a_day, UTC)
+    assert "200 h after the test spot for skin type ? (the longest wait)" in early, early
+    assert courses.readout_due(spot["started_utc"], None, policy)[1] == 200.0
