@@ -690,3 +690,31 @@ def test_a_test_spot_without_a_skin_type_waits_the_longest_wait_the_site_gives()
     early = courses.early_readout_refusal(spot, GRADES, policy, after_a_day, UTC)
     assert "200 h after the test spot for skin type ? (the longest wait)" in early, early
     assert courses.readout_due(spot["started_utc"], None, policy)[1] == 200.0
+
+
+BAD_COURSE_KEYS = {
+    "test_spot_max_pulses = 5\ntest_spot_max_pulses = 6":
+        "courses.test_spot_max_pulses is given twice (lines 2 and 3); expected each key and "
+        "table once",
+    "baseline_photos = nan": "courses.baseline_photos: wrong type; got nan; expected a whole "
+                             "number",
+    "uneventful_max_grade = \"1\"": "courses.uneventful_max_grade: wrong type; got '1'; "
+                                    "expected a whole number",
+    "[courses.intervals]\npores = \"42-21\"": "courses.intervals.pores: window 42-21: inverted "
+        "window (minimum 42 > maximum 21); expected \"MIN-MAX\" or \"MIN-MAX/TARGET\" in days",
+    "[courses.test_spot_wait_hours]\nIV = 1\nIV = 2":
+        "courses.test_spot_wait_hours.IV is given twice (lines 3 and 4)",
+}
+
+
+@pytest.mark.parametrize("body", list(BAD_COURSE_KEYS))
+def test_a_bad_courses_key_is_one_message_naming_the_file_and_key(site_db, body):
+    site = site_db.parent / "site.toml"
+    site.write_text("[courses]\n" + body + "\n")
+    for argv in (["site"], ["course", "new", "--client", "C-1042", "--area", "left cheek",
+                            "--indication", "pores", "--sessions", "3"]):
+        status, _, err = cli(*argv, "--db", str(site_db))
+        assert status == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+        assert f"{site}: {BAD_COURSE_KEYS[body]}" in err, err
+        assert err.count("expected") == 1, err
+    assert not site_db.exists()  # nothing written, not even an empty database
