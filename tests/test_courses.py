@@ -198,6 +198,34 @@ def test_a_test_spot_stops_the_console_at_the_sites_pulse_limit_and_keeps_every_
         assert "test_spot_over_limit" not in events
 
 
+def test_a_test_spot_whose_limit_arrives_with_the_first_read_stops_the_console_once(
+        simulate, site_db, clock):
+    """At 20 kHz the read at the start already brings more than a limit of one pulse: the
+    console is told to stop then, once, and every pulse that arrived is recorded."""
+    (site_db.parent / "site.toml").write_text(SITE.replace("test_spot_required = true",
+                                                           "test_spot_max_pulses = 1"))
+    sim = simulate("ps755-ref", seed=4, rate_hz=20000.0)
+    sent: list[str] = []
+    run = sim.console.run
+    sim.console.run = lambda command: sent.append(command) or run(command)  # type: ignore[method-assign]
+    sim.console.firing = True
+    status, _, err = cli("record", "--profile", "ps755-ref", "--port", str(sim.path),
+                         "--operator", "tech-07", "--client", "C-1042", *START,
+                         "--test-spot", "--pulses", "500", "--db", str(site_db))
+    assert status == 0, err
+    assert sent.count("stop") == 1 and not sim.console.firing, sent
+    (count, stored), = rows(site_db, "SELECT pulse_count, (SELECT count(*) FROM pulses)"
+                                     " FROM sessions")
+    assert 1 <= count == stored
+    events = rows(site_db, "SELECT kind, message, count FROM events WHERE kind IN"
+                           " ('emission_stop', 'test_spot_over_limit') ORDER BY id")
+    stop = ("emission_stop", "sent the console's stop command: the test spot reached the "
+            "site's limit of 1 pulses (test_spot_max_pulses)", 1)
+    over = [("test_spot_over_limit", f"{count} pulses arrived, {count - 1} more than the "
+             "site's limit of 1 for a test spot; all are recorded", count - 1)]
+    assert events == [stop, *(over if count > 1 else [])], events
+
+
 NO_GATE = SITE.replace("test_spot_required = true\n", "")
 
 
@@ -627,3 +655,66 @@ def test_passes_marked_on_standard_input_are_totalled_per_pass(simulate, tmp_pat
     assert [(n, sub, int(c)) for n, sub, c in cells] == [
         ("before pass 1", "-", by_pass[0]), ("1", "forehead", by_pass[1]),
         ("2", "left cheek", by_pass[2])]
+
+
+GRADES = dict.fromkeys(("erythema", "oedema", "blister", "hyperpigmentation",
+                        "hypopigmentation"), 0)
+
+
+@pytest.mark.parametrize(("started", "skin", "shown"), [
+    ("2026-03-28T09:00:00.000Z", "III", "2026-03-30 11:00"),  # over spring forward: 48 h
+    ("2026-10-24T08:00:00.000Z", "II", "2026-10-26 09:00"),   # over fall back: 48 h
+])
+def test_an_uneventful_read_out_is_recorded_from_its_due_instant_across_a_dst_change(
+        started, skin, shown):
+    from zoneinfo import ZoneInfo
+
+    from laserlog.config.courses import CoursePolicy
+    from laserlog.domain import localtime
+
+    policy, paris = CoursePolicy(), ZoneInfo("Europe/Paris")
+    spot = {"id": 5, "started_utc": started, "skin_type": skin}
+    due = localtime.local(started, UTC) + timedelta(hours=48)
+    early = courses.early_readout_refusal(spot, GRADES, policy, due - timedelta(seconds=1),
+                                          paris)
+    assert f"before its due time {shown} (Europe/Paris), 48 h after" in early, early
+    assert courses.early_readout_refusal(spot, GRADES, policy, due, paris) == ""
+
+
+def test_a_test_spot_without_a_skin_type_waits_the_longest_wait_the_site_gives():
+    from laserlog.config.courses import DEFAULT_WAIT_HOURS, CoursePolicy
+
+    policy = CoursePolicy(wait_hours={**DEFAULT_WAIT_HOURS, "I": 200.0, "VI": 24.0})
+    spot = {"id": 5, "started_utc": "2026-03-02T09:00:00.000Z", "skin_type": None}
+    after_a_day = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # past type VI's wait, not type I's
+    early = courses.early_readout_refusal(spot, GRADES, policy, after_a_day, UTC)
+    assert "200 h after the test spot for skin type ? (the longest wait)" in early, early
+    assert courses.readout_due(spot["started_utc"], None, policy)[1] == 200.0
+
+
+BAD_COURSE_KEYS = {
+    "test_spot_max_pulses = 5\ntest_spot_max_pulses = 6":
+        "courses.test_spot_max_pulses is given twice (lines 2 and 3); expected each key and "
+        "table once",
+    "baseline_photos = nan": "courses.baseline_photos: wrong type; got nan; expected a whole "
+                             "number",
+    "uneventful_max_grade = \"1\"": "courses.uneventful_max_grade: wrong type; got '1'; "
+                                    "expected a whole number",
+    "[courses.intervals]\npores = \"42-21\"": "courses.intervals.pores: window 42-21: inverted "
+        "window (minimum 42 > maximum 21); expected \"MIN-MAX\" or \"MIN-MAX/TARGET\" in days",
+    "[courses.test_spot_wait_hours]\nIV = 1\nIV = 2":
+        "courses.test_spot_wait_hours.IV is given twice (lines 3 and 4)",
+}
+
+
+@pytest.mark.parametrize("body", list(BAD_COURSE_KEYS))
+def test_a_bad_courses_key_is_one_message_naming_the_file_and_key(site_db, body):
+    site = site_db.parent / "site.toml"
+    site.write_text("[courses]\n" + body + "\n")
+    for argv in (["site"], ["course", "new", "--client", "C-1042", "--area", "left cheek",
+                            "--indication", "pores", "--sessions", "3"]):
+        status, _, err = cli(*argv, "--db", str(site_db))
+        assert status == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+        assert f"{site}: {BAD_COURSE_KEYS[body]}" in err, err
+        assert err.count("expected") == 1, err
+    assert not site_db.exists()  # nothing written, not even an empty database

@@ -187,7 +187,20 @@ def _folder(folder: Path) -> Path:
     return folder / "album"
 
 
+def _named(name: str):  # type: ignore[no-untyped-def]
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(FRONT + name.encode())
+        return folder / name
+    return make
+
+
 HOSTILE = {
+    "line feed": (_named("front\n.jpg"), "front\\n.jpg: its name holds the invisible "
+                  "character U+000A"),
+    "C1 escape": (_named("front\x9b31m.jpg"), "front\\x9b31m.jpg: its name holds the "
+                  "invisible character U+009B"),
+    "direction override": (_named("front\u202egpj.exe"), "front\\u202egpj.exe: its name "
+                           "holds the invisible character U+202E (RIGHT-TO-LEFT OVERRIDE)"),
     "missing": (lambda f: f / "nowhere.jpg", "nowhere.jpg: no such file"),
     "folder": (_folder, "album: a folder is not a photo"),
     "fifo": (_fifo, "pipe.jpg: a FIFO is not a photo"),
@@ -215,6 +228,15 @@ def test_a_file_that_is_not_a_photo_of_the_folder_is_refused_naming_it(db, case)
         assert str(folder.resolve()) in err  # both named: the file and the folder
     if case == "escaping link":
         assert f"(it leads to {folder.parent.resolve() / 'elsewhere.jpg'})" in err
+    assert counts(db) == before
+
+
+def test_an_area_with_a_terminal_escape_is_refused_before_anything_is_written(db):
+    (db.parent / "photos" / "a.jpg").write_bytes(FRONT)
+    before = counts(db)
+    status, _, err = add(db, db.parent / "photos" / "a.jpg", "--area", "\x1b[31mcheek")
+    one_message(status, err)
+    assert "--area" in err and "control character U+001B" in err and "\x1b" not in err, err
     assert counts(db) == before
 
 
@@ -279,6 +301,86 @@ def test_unknown_courses_views_and_kinds_are_one_message(db, course, view, kind)
     one_message(status, err)
     assert ("--view" in err or "--kind" in err or "course" in err or "--course" in err), err
     assert counts(db) == before
+
+
+def test_verify_never_reads_a_photo_swapped_for_a_terabyte_or_a_link_out_of_the_folder(db):
+    folder = db.parent / "photos"
+    for name in ("grown.jpg", "linked.jpg"):
+        (folder / name).write_bytes(FRONT + name.encode())
+        assert add(db, folder / name)[0] == 0
+    with open(folder / "grown.jpg", "r+b") as f:  # sparse: a terabyte of zeros after it
+        f.truncate(2**40)
+    (db.parent / "elsewhere.jpg").write_bytes(FRONT + b"linked.jpg")  # the same bytes
+    (folder / "linked.jpg").unlink()
+    (folder / "linked.jpg").symlink_to(db.parent / "elsewhere.jpg")
+    result: list[tuple[int, str, str]] = []
+    worker = threading.Thread(target=lambda: result.append(cli("verify", "--photos", "--db",
+                                                               str(db))), daemon=True)
+    worker.start()
+    wait_until(lambda: result, timeout_s=10.0)  # a whole read of a terabyte takes minutes
+    status, out, _ = result[0]
+    assert status == 1, out
+    assert f"photo 1 (grown.jpg, course 1) changed since it was added: {2**40} bytes " \
+           f"(recorded {len(FRONT) + 9} bytes" in out, out
+    assert f"photo 2 linked.jpg: now leads to {(db.parent / 'elsewhere.jpg').resolve()}, " \
+           "outside the photo folder" in out, out
+
+
+def test_a_photo_written_while_it_is_hashed_is_refused(db, monkeypatch):
+    import hashlib as real
+    from types import SimpleNamespace
+
+    from laserlog.config import photos as photo_files
+
+    photo = db.parent / "photos" / "copying.jpg"
+    photo.write_bytes(FRONT)
+
+    class Growing:
+        """A digest whose first chunk finds the camera's copy still being written."""
+
+        def __init__(self) -> None:
+            self.digest = real.sha256()
+
+        def update(self, chunk: bytes) -> None:
+            if photo.stat().st_size == len(FRONT):
+                with open(photo, "ab") as f:
+                    f.write(b"more of the image")
+            self.digest.update(chunk)
+
+        def hexdigest(self) -> str:
+            return self.digest.hexdigest()
+
+    monkeypatch.setattr(photo_files, "hashlib", SimpleNamespace(sha256=Growing))
+    before = counts(db)
+    status, _, err = add(db, photo)
+    one_message(status, err)
+    assert f"copying.jpg: changed while it was read ({len(FRONT)} bytes when opened, " \
+           f"{len(FRONT) + 17} after); expected a file no program is writing" in err, err
+    assert counts(db) == before
+
+
+def test_verify_lists_at_most_fifty_missing_photos(db):
+    folder = db.parent / "photos"
+    for n in range(53):
+        (folder / f"p{n}.jpg").write_bytes(b"photo %d" % n)
+    from laserlog.config.photos import read_photo
+    from laserlog.recording import courses, photos
+    from laserlog.storage.store import Store
+
+    with Store(db) as store:
+        course = courses.find(store.conn, 1)
+        assert course is not None
+        for n in range(53):
+            photos.record(store, course, None, read_photo(str(folder / f"p{n}.jpg"),
+                                                          folder.resolve()),
+                          view="front", kind="after", area=None, added_by="tech-07")
+    for n in range(53):
+        (folder / f"p{n}.jpg").unlink()  # the folder was archived elsewhere
+    status, out, _ = cli("verify", "--photos", "--db", str(db))
+    assert status == 0, out
+    assert out.count("note: photo missing: photo ") == 50 and "p49.jpg" in out, out
+    assert "p50.jpg" not in out and "note: photo missing: ... 3 more" in out
+    assert "photos: 0 of 53 recorded photo(s) present" in out
 
 
 def test_a_huge_photo_is_hashed_in_chunks_never_read_whole(db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from laserlog.cli.args import Parser, db_arg, db_path, positive_int
+from laserlog.cli.args import Parser, db_arg, db_path, free_text, positive_int
 
 
 def add_commands(commands: Any) -> None:
@@ -24,7 +24,7 @@ def add_commands(commands: Any) -> None:
                    help="the session of that course it was taken at")
     p.add_argument("--view", required=True, choices=VIEWS)
     p.add_argument("--kind", required=True, choices=KINDS)
-    p.add_argument("--area", metavar="AREA", help="the sub-area shown, e.g. 'left cheek'")
+    p.add_argument("--area", type=free_text, metavar="AREA", help="the sub-area shown, e.g. 'left cheek'")
     p.add_argument("--user", required=True, metavar="ID", help="who adds it, e.g. tech-07")
     db_arg(p)
     p.set_defaults(func=cmd_add)
@@ -45,7 +45,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from laserlog.recording import courses, photos
 
     user = normal_id(args.user, "--user")
-    area = " ".join((args.area or "").split()) or None
+    area = args.area or None
     if area is not None and len(area) > 200:
         raise LaserlogError("--area: longer than 200 characters; expected a sub-area such as "
                             "'left cheek'; nothing was written")

@@ -494,11 +494,11 @@ def _verified(args: argparse.Namespace, testimony: Any):
 def _check_photos(args: argparse.Namespace, report: Any) -> None:
     """Add a finding for each recorded photo whose file changed (or cannot be read), and a
     note for each whose file is missing (a photo moved away is not a tampered record)."""
-    from laserlog.config.photos import photo_folder
+    from laserlog.config.photos import photo_folder, shown
     from laserlog.config.siteconfig import site_for
     from laserlog.recording import photos
     from laserlog.storage.store import Store
-    from laserlog.storage.verify import Finding
+    from laserlog.storage.verify import MAX_LISTED, Finding
 
     site = site_for(db_path(args))
     folder = photo_folder(site.photo_folder, site.source)
@@ -506,16 +506,21 @@ def _check_photos(args: argparse.Namespace, report: Any) -> None:
         held = store.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
                                   " name = 'photos'").fetchone()
         checks = photos.check(store.conn, folder) if held else []
+    missing = 0
     for c in checks:
-        where = f"photo {c.photo.id} ({c.photo.relative_path}, course {c.photo.course_id})"
+        where = f"photo {c.photo.id} ({shown(c.photo.relative_path)}, course {c.photo.course_id})"
         if c.state == "missing":
-            report.notes.append(f"photo missing: {where}: no file in {folder}")
+            missing += 1
+            if missing <= MAX_LISTED:  # a whole archived folder is not ten thousand lines
+                report.notes.append(f"photo missing: {where}: no file in {folder}")
         elif c.state == "changed":
             report.findings.append(Finding("photo", f"{where} changed since it was added: "
                                            f"{c.detail}", "photos", c.photo.id))
         elif c.state == "unreadable":
             report.findings.append(Finding("photo", c.detail, "photos", c.photo.id))
-    present = sum(c.state != "missing" for c in checks)
+    if missing > MAX_LISTED:
+        report.notes.append(f"photo missing: ... {missing - MAX_LISTED} more")
+    present = len(checks) - missing
     report.notes.append(f"photos: {present} of {len(checks)} recorded photo(s) present in "
                         f"{folder}, {sum(c.state == 'ok' for c in checks)} unchanged")
 

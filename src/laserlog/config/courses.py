@@ -131,9 +131,10 @@ def parse_policy(reader: Any) -> CoursePolicy:
         text = table.str(name)
         try:
             intervals[name] = parse_window(text, "window")
-        except LaserlogError as exc:
-            raise table.error(name, str(exc), expected="\"MIN-MAX\" or \"MIN-MAX/TARGET\" "
-                              "in days, e.g. \"21-42/28\"") from None
+        except LaserlogError as exc:  # its own "; expected ..." gives way to the file's
+            raise table.error(name, str(exc).partition("; expected ")[0],
+                              expected="\"MIN-MAX\" or \"MIN-MAX/TARGET\" in days, e.g. "
+                              "\"21-42/28\"") from None
     table.done()
     wait = dict(DEFAULT_WAIT_HOURS)
     waits = reader.sub("test_spot_wait_hours")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from laserlog.config.files import loads_toml, read_text
+from laserlog.config.tomlreader import syntax_problem
 from laserlog.errors import ProfileError
 
 #: How deep a chain of `extends` may go before it is taken for a mistake.
@@ -87,7 +88,7 @@ def read_toml(path: Path, source: str | None = None) -> tuple[dict[str, Any], st
         return loads_toml(text), text
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise ProfileError(source, "", f"TOML syntax error: {exc}",
+        raise ProfileError(source, "", syntax_problem(text, exc),
                            line=int(match.group(1)) if match else None) from None
     except ValueError as exc:
         raise ProfileError(source, "", str(exc)) from None

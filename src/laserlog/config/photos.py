@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,24 @@ class PhotoFile:
     size_bytes: int
 
 
+#: Unicode categories a photo's name may not hold: controls (an escape sequence would drive
+#: the terminal `photo list` prints to), format characters (a right-to-left override shows
+#: "x\u202egpj.exe" as "xexe.jpg"), line and paragraph separators.
+_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp"))
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE
+
+
 def shown(path: str | Path) -> str:
-    """Return a path as messages print it (bytes that are not UTF-8 as \\xNN)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """Return a path as messages print it: bytes that are not UTF-8 as \\xNN, invisible
+    characters (controls, direction overrides) as \\xNN or \\uNNNN."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if not any(_invisible(c) for c in text):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if _invisible(c) else c
+                   for c in text)
 
 
 def _readable_name(relative: str, given: str) -> str:
@@ -49,9 +65,12 @@ def _readable_name(relative: str, given: str) -> str:
     except UnicodeEncodeError:
         raise PhotoError(f"photo {shown(given)}: its name is not UTF-8 text; expected a file "
                          "name in UTF-8 (rename the file); nothing was written") from None
-    if any(ord(c) < 32 or ord(c) == 0x7f for c in relative):
-        raise PhotoError(f"photo {shown(given)}: its name holds a control character; expected "
-                         "a file name of printable characters; nothing was written")
+    odd = next((c for c in relative if _invisible(c)), None)
+    if odd is not None:
+        raise PhotoError(f"photo {shown(given)}: its name holds the invisible character "
+                         f"U+{ord(odd):04X} ({unicodedata.name(odd, 'a control')}); expected a "
+                         "file name of printable characters (rename the file); nothing was "
+                         "written")
     return relative
 
 
@@ -89,9 +108,15 @@ def locate(given: str, folder: Path) -> tuple[Path, str]:
     return real, _readable_name(real.relative_to(folder).as_posix(), given)
 
 
-def hash_file(path: Path, what: str) -> tuple[str, int]:
+def hash_file(path: Path, what: str, size_bytes: int | None = None) -> tuple[str, int]:
     """Return a regular file's SHA-256 and size, read in chunks; raise PhotoError naming
-    `what` for anything else, without opening a FIFO or a device for reading first."""
+    `what` for anything else, without opening a FIFO or a device for reading first.
+
+    Only the bytes the file holds when it is opened are read, so a file that keeps growing
+    (or a sparse one of a terabyte) never holds the reader; one whose size or modification
+    time changed while it was read is refused. With `size_bytes` (a recorded size), a file of
+    another size is not read at all: its hash comes back as "".
+    """
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -108,19 +133,29 @@ def hash_file(path: Path, what: str) -> tuple[str, int]:
     buffer = bytearray(CHUNK_BYTES)
     view = memoryview(buffer)
     try:
-        mode = os.fstat(fd).st_mode  # swapped for something else since the check?
-        if not stat.S_ISREG(mode):
-            raise PhotoError(f"{what}: {kind_of_file(mode).removeprefix('not ')} is not a "
-                             "photo; expected an image file")
+        opened = os.fstat(fd)  # swapped for something else since the check?
+        if not stat.S_ISREG(opened.st_mode):
+            raise PhotoError(f"{what}: {kind_of_file(opened.st_mode).removeprefix('not ')} is "
+                             "not a photo; expected an image file")
+        if size_bytes is not None and opened.st_size != size_bytes:
+            return "", opened.st_size
         with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
-            while count := file.readinto(buffer):
+            while size < opened.st_size:
+                count = file.readinto(view[:min(CHUNK_BYTES, opened.st_size - size)])
+                if not count:
+                    break
                 digest.update(view[:count])
                 size += count
+        after = os.fstat(fd)
     except OSError as exc:
         raise PhotoError(f"{what}: cannot be read ({exc.strerror})") from None
     finally:
         view.release()
         os.close(fd)
+    if (size, after.st_size, after.st_mtime_ns) != (opened.st_size,) * 2 + (opened.st_mtime_ns,):
+        raise PhotoError(f"{what}: changed while it was read ({opened.st_size} bytes when "
+                         f"opened, {after.st_size} after); expected a file no program is "
+                         "writing (wait until it is copied or saved)")
     return digest.hexdigest(), size
 
 

@@ -73,7 +73,7 @@ from zoneinfo import ZoneInfo
 from laserlog.config.courses import CoursePolicy, parse_policy
 from laserlog.config.envelopes import EnvelopePolicy, parse_envelopes
 from laserlog.config.files import loads_toml, read_text
-from laserlog.config.tomlreader import TableReader
+from laserlog.config.tomlreader import TableReader, syntax_problem
 from laserlog.domain import localtime
 from laserlog.errors import ProfileError
 
@@ -365,7 +365,7 @@ def load_site(path: str | Path | None) -> SiteConfig:
     try:
         data = loads_toml(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(str(path), "", f"TOML syntax error: {exc}") from None
+        raise ProfileError(str(path), "", syntax_problem(text, exc)) from None
     except ValueError as exc:
         raise ProfileError(str(path), "", str(exc)) from None
     return parse_site(data, str(path))

@@ -189,6 +189,13 @@ def key_lines(text: builtins.str) -> dict[builtins.str, builtins.int]:
     Best effort, for error messages: a key defined inside an inline table is not listed.
     """
     lines: dict[str, int] = {}
+    for path, number in _definitions(text):
+        lines.setdefault(path, number)
+    return lines
+
+
+def _definitions(text: builtins.str) -> Iterator[tuple[builtins.str, builtins.int]]:
+    """Yield the path and line of every table header and key definition of a TOML text."""
     table = ""
     counts: dict[str, int] = {}
     in_string: str | None = None
@@ -208,19 +215,38 @@ def key_lines(text: builtins.str) -> dict[builtins.str, builtins.int]:
                 counts[name] = counts.get(name, 0) + 1
             # A path below an array of tables points at its latest element.
             table = _resolve(name, counts)
-            lines.setdefault(table, number)
+            yield table, number
             continue
         key = _KEY.match(line)
         if not key:
             continue
         path = f"{table}.{_dotted(key.group(1))}" if table else _dotted(key.group(1))
-        lines.setdefault(path, number)
+        yield path, number
         rest = line[key.end():]
         for quote in ('"""', "'''"):
             if rest.count(quote) == 1:
                 in_string = quote
         depth = max(0, rest.split("#")[0].count("[") - rest.split("#")[0].count("]"))
-    return lines
+
+
+_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def syntax_problem(text: builtins.str, error: ValueError) -> builtins.str:
+    """Return a TOML syntax error as a message says it; a key or table given twice is
+    named, with the line of its first definition."""
+    problem = f"TOML syntax error: {error}"
+    found = _AT_LINE.search(builtins.str(error))
+    if found is None or not builtins.str(error).startswith(("Cannot overwrite", "Cannot declare")):
+        return problem
+    line = builtins.int(found[1])
+    seen: dict[builtins.str, builtins.int] = {}
+    for path, number in _definitions(text):
+        if number == line and path in seen:
+            return (f"{path} is given twice (lines {seen[path]} and {line}); expected each "
+                    "key and table once")
+        seen.setdefault(path, number)
+    return problem
 
 
 def _resolve(name: builtins.str, counts: dict[builtins.str, builtins.int]) -> builtins.str:

@@ -281,8 +281,9 @@ def spots_for(conn: sqlite3.Connection, client: str, profile_id: str, skin_type:
 def readout_due(started_utc: str, skin_type: str | None,
                 policy: CoursePolicy) -> tuple[datetime, float]:
     """Return when a test spot's read-out may clear the gate (UTC) and the skin type's wait
-    in hours (an unknown type waits as long as the longest)."""
-    wait_h = policy.wait_hours.get(skin_type or "VI", max(policy.wait_hours.values()))
+    in hours (a missing or unknown type waits as long as the longest, whichever type the
+    site gave it to)."""
+    wait_h = policy.wait_hours.get(skin_type or "", max(policy.wait_hours.values()))
     return localtime.local(started_utc, UTC) + timedelta(hours=wait_h), wait_h
 
 

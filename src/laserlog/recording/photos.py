@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from laserlog.config.photos import PhotoError, PhotoFile, hash_file
+from laserlog.config.photos import PhotoError, PhotoFile, hash_file, shown
 from laserlog.errors import LaserlogError
 from laserlog.recording import courses
 from laserlog.storage import chain
@@ -110,21 +110,33 @@ class PhotoCheck:
 
 
 def check(conn: sqlite3.Connection, folder: Path) -> list[PhotoCheck]:
-    """Return each recorded photo's state against its file in the (resolved) photo folder."""
+    """Return each recorded photo's state against its file in the (resolved) photo folder.
+
+    A file of another size than recorded is not read (it changed); a path that now leads
+    out of the folder (a link put in its place) is not read either.
+    """
     out = []
     for photo in listed(conn):
         path = folder / photo.relative_path
+        what = f"photo {photo.id} {shown(photo.relative_path)}"
         if not path.exists() and not path.is_symlink():
             out.append(PhotoCheck(photo, "missing"))
             continue
+        real = path.resolve()
+        if not real.is_relative_to(folder):
+            out.append(PhotoCheck(photo, "unreadable", f"{what}: now leads to {shown(real)}, "
+                                  f"outside the photo folder {shown(folder)}; expected the "
+                                  "file recorded inside it"))
+            continue
         try:
-            sha256, size = hash_file(path, f"photo {photo.id} {photo.relative_path}")
+            sha256, size = hash_file(path, what, photo.size_bytes)
         except PhotoError as exc:
             out.append(PhotoCheck(photo, "unreadable", str(exc)))
             continue
         if sha256 == photo.sha256 and size == photo.size_bytes:
             out.append(PhotoCheck(photo, "ok"))
         else:
-            out.append(PhotoCheck(photo, "changed", f"{size} bytes, SHA-256 {sha256[:12]}"
-                                  f" (recorded {photo.size_bytes} bytes, {photo.sha256[:12]})"))
+            now = f", SHA-256 {sha256[:12]}" if sha256 else ""
+            out.append(PhotoCheck(photo, "changed", f"{size} bytes{now} (recorded "
+                                  f"{photo.size_bytes} bytes, {photo.sha256[:12]})"))
     return out

@@ -404,7 +404,6 @@ class Recorder:
             assert self.driver is not None
             try:
                 self.ingest(self.driver.poll(timeout_s))
-                self._hold_limits()
             except PortError as exc:
                 self._lost(str(exc))
         else:
@@ -551,6 +550,9 @@ class Recorder:
             maxs = [f for f in (totals.max_fluence_j_cm2, batch.max_fluence_j_cm2) if f is not None]
             totals.min_fluence_j_cm2 = min(mins) if mins else None
             totals.max_fluence_j_cm2 = max(maxs) if maxs else None
+        # Held after every read, the one at the start included: a fast console may bring a
+        # test spot's whole limit with the first read, before the recording loop runs.
+        self._hold_limits()
 
     def add_event(self, event: EventRow) -> None:
         """Record an event (a note, a marker, an acknowledgement) in the current batch.
