@@ -180,7 +180,7 @@ class Driver(LineDriver):
     def read_status(self) -> StatusReading | None:
         return None
 
-    def start(self) -> None:
+    def start(self, *, settings_read: bool = False) -> None:
         raise ProtocolError(f"{self.profile.id} is an energy meter, not a console: use it with "
                             "`laserlog calibrate --meter`")
 

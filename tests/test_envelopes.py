@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_start_contract import cli as in_process
 
 from laserlog.config.profile import load_profile
 from laserlog.recording.contract import Contract
@@ -217,3 +218,106 @@ def test_the_alarm_bar_orders_an_envelope_alarm_with_the_dose_alarms_and_leaves_
     assert limit.safety_class == tested.safety_class == 3
     assert [a.kind for a in by_severity([gap, tested, limit, link])] == [
         "link_lost", "out_of_limit", "above_test_spot", "gap"]  # oldest first in a class
+
+
+# -- a two-wavelength console whose envelope avoids one of them ---------------------------------
+#: The 1064/532 nm console with its wavelength settable but not reported back.
+BLIND_WAVELENGTH = """format = 2
+extends = "ps1064-ref"
+
+[device]
+id = "ps1064-blind"
+name = "1064/532 nm console that does not report its selected wavelength"
+
+[parameters.wavelength]
+readable = false
+"""
+
+
+def record_v(sim, db: Path, *more: str) -> tuple[int, str]:
+    """Record a type V session of C-5001 on the simulator's console, in this process."""
+    start = [a if a != "III" else "V" for a in START]
+    return in_process("record", "--profile", str(sim.profile.source), "--port", str(sim.path),
+                      "--operator", "tech-01", "--client", "C-5001", *start, "--db", str(db),
+                      *more)
+
+
+def test_record_refuses_a_console_set_to_the_avoided_wavelength_and_touches_it_no_further(
+        simulate, db_path, monkeypatch):
+    site = db_path.parent / "site.toml"
+    site.write_text("[envelope.V.532]\navoid = true\n")
+    sim = simulate("ps1064-ref", seed=2, rate_hz=200)
+    assert sim.console.set("wavelength", 532) == 0
+    touched: list[str] = []
+    for name in ("set", "run"):
+        real = getattr(sim.console, name)
+        monkeypatch.setattr(sim.console, name, lambda *a, _real=real, _name=name: (
+            touched.append(f"{_name} {a}"), _real(*a))[1])
+    status, err = record_v(sim, db_path, "--pulses", "3")
+    assert status == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "laserlog: error: the session was not started: the console is set to 532 nm, which is "
+        f"not to be used on skin type V (site file {site} [envelope.V.532]): select another "
+        "wavelength on the console (a site may allow it with a warning: [envelope] on_avoid "
+        "= \"warn\")")
+    assert touched == [], "a refused start only reads the console"
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+    # Switched to 1064 nm on the console: the same start goes ahead, without a warning.
+    sim.console.params["wavelength"] = 1064.0
+    sim.console.firing = True
+    status, err = record_v(sim, db_path, "--pulses", "3")
+    assert status == 0, err
+    assert events(db_path, 1, "envelope_avoid") == []
+
+
+def test_pulses_at_the_avoided_wavelength_mid_session_still_raise_envelope_alarms(
+        simulate, db_path):
+    site = db_path.parent / "site.toml"
+    site.write_text("[envelope.V.532]\navoid = true\n")
+    sim = simulate("ps1064-ref", seed=3, rate_hz=200)
+
+    def switch(recorder) -> None:
+        if recorder.totals.pulses >= 10 and sim.console.params["wavelength"] != 532:
+            with sim._lock:
+                sim.console.set("wavelength", 532)
+
+    with Store(db_path) as store:
+        rec = record(store, sim, start_of("V"), pulses=40, during=switch)
+    with sqlite3.connect(db_path) as conn:
+        (at_532,) = conn.execute("SELECT count(*) FROM pulses WHERE session_id = ? AND "
+                                 "wavelength_nm = 532", (rec.session_id,)).fetchone()
+    assert at_532 >= 1
+    passed = events(db_path, rec.session_id, "out_of_envelope")
+    assert {severity for severity, _, _ in passed} == {"alarm"}
+    assert sum(count for _, count, _ in passed) == at_532, "each 532 nm pulse, no 1064 nm one"
+    assert all(f"at 532 nm, not to be used on skin type V (site file {site} [envelope.V.532])"
+               in message for _, _, message in passed)
+
+
+def test_an_unread_wavelength_starts_with_a_warning_unless_every_wavelength_is_avoided(
+        simulate, db_path, tmp_path):
+    path = tmp_path / "ps1064-blind.toml"
+    path.write_text(BLIND_WAVELENGTH)
+    profile = load_profile(path)
+    site = db_path.parent / "site.toml"
+    site.write_text("[envelope.V.532]\navoid = true\n")
+    sim = simulate(profile, seed=4, rate_hz=200, fire=True)
+    assert sim.console.set("wavelength", 532) == 0  # set, but not read: it does not refuse
+    status, err = record_v(sim, db_path, "--pulses", "3")
+    assert status == 0, err
+    warning = ("the console does not report its selected wavelength: 532 nm is not to be "
+               f"used on skin type V (site file {site} [envelope.V.532]); each pulse at it "
+               "raises an out_of_envelope alarm")
+    assert events(db_path, 1, "envelope_avoid") == [("warning", 1, warning)]
+    with Store(db_path) as store:
+        from laserlog.review.summary import format_session
+
+        assert f"  !  envelope avoid: {warning}" in format_session(store, 1).splitlines()
+    # Both wavelengths avoided: refused whatever the console is set to, nothing written.
+    site.write_text("[envelope.V]\navoid = true\n")
+    status, err = record_v(sim, db_path, "--pulses", "3")
+    assert status == 2 and "--skin-type: 1064 nm is not to be used on skin type V" in err, err
+    assert "532 nm is not to be used on skin type V" in err
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)

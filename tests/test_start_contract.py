@@ -417,3 +417,66 @@ def test_record_starts_over_a_fault_only_with_a_reason_and_a_registered_operator
                          "(interlock_open: Door or remote interlock open: emission stopped) and "
                          "the interlock "
                          "open; reason: interlock loop tested, fault latched")]
+
+
+# -- the form refuses what the console is set to, in record's words ----------------------------
+@pytest.mark.usefixtures("fast_keys")
+def test_the_form_refuses_an_avoided_wavelength_and_a_fluence_above_the_test_spot_as_record_does(
+        simulate, tmp_path, monkeypatch):
+    from test_tui_live import fill_form
+    from tui_support import wait_for
+
+    monkeypatch.delenv("LASERLOG_SITE", raising=False)
+    (tmp_path / "site.toml").write_text(
+        '[courses]\nabove_test_spot = "refuse"\n\n[envelope.V.532]\navoid = true\n')
+    db = tmp_path / "laserlog.db"
+    sim = simulate("ps1064-ref", seed=5, rate_hz=40.0)
+    sim.console.firing = True
+    params = sim.console.params
+    energy = params["energy"]
+    start = ["record", "--profile", "ps1064-ref", "--port", str(sim.path), "--operator",
+             "tech-07", "--client", "C-1042", *[a if a != "III" else "V" for a in START],
+             "--db", str(db), "--pulses", "4"]
+    assert cli("course", "new", "--client", "C-1042", "--area", "left cheek", "--indication",
+               "pores", "--sessions", "3", "--interval", "21-42", "--db", str(db))[0] == 0
+    params["energy"] = energy / 2
+    assert cli(*start, "--test-spot", "--course", "1")[0] == 0
+    # record's words: the fluence set above the test spot's, then the avoided wavelength.
+    params["energy"] = energy
+    status, above_err = cli(*start, "--course", "1")
+    assert status == 2 and "above the highest test spot 1 tested there" in above_err
+    params["energy"], params["wavelength"] = energy / 2, 532.0
+    status, avoid_err = cli(*start)
+    assert status == 2 and "the console is set to 532 nm, which is not to be used" in avoid_err
+    controller = LiveController(db, sim.profile, str(sim.path))
+    app = LaserlogApp(controller)
+    seen: dict[str, str] = {}
+
+    async def refused(form: SessionForm, pilot) -> str:
+        shown = form.query_one("#form-error", Static)
+        shown.update("")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: str(shown.render()).startswith("not started: "),
+                       what="the start to be refused")
+        assert controller.session is None
+        return str(shown.render()).removeprefix("not started: ")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 44)) as pilot:
+            form = await fill_form(pilot, skin="5")
+            seen["wavelength"] = await refused(form, pilot)
+            params["energy"], params["wavelength"] = energy, 1064.0
+            form.query_one("#course", Input).value = "1"
+            await pilot.pause()
+            seen["fluence"] = await refused(form, pilot)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        controller.shutdown()
+    assert seen["wavelength"].startswith("the session was not started: the console is set to "
+                                         "532 nm, which is not to be used on skin type V")
+    assert f"laserlog: error: {seen['wavelength']}" in avoid_err
+    assert seen["fluence"].startswith("the session was not started: the console is set to ")
+    assert f"laserlog: error: {seen['fluence']}" in above_err
+    assert sessions(db) == 1  # the test spot alone

@@ -169,9 +169,11 @@ class Driver:
                 self.pending.append(SettingReading(now, name, value))
         return dict(self.settings)
 
-    def start(self) -> None:
-        """Prepare for a session: read settings, start pushed pulses or take the counter baseline."""
-        self.read_settings()
+    def start(self, *, settings_read: bool = False) -> None:
+        """Prepare for a session: read settings (unless just read: `settings_read`), start
+        pushed pulses or take the counter baseline."""
+        if not settings_read:
+            self.read_settings()
         if self.profile.pulses.mode == "pushed":
             counter = self.profile.parameters.get(self.profile.pulses.counter or "")
             if counter is not None and (counter.get is not None or counter.code is not None):

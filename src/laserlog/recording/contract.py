@@ -2,7 +2,10 @@
 
 The session screen's form (field by field, as the technician types) and `laserlog record`
 (from its options) hold a session to this contract, and the recorder checks it once more
-before the session's row exists. What the one refuses, the other refuses, in the same words:
+before the session's row exists. What the one refuses, the other refuses, in the same words
+(`record` exits 2 and writes nothing). The rules, in the order a start meets them:
+
+**The fields** (`Contract.refusals`, `Contract.check`):
 
 - **operator**: the operator's ID (`domain.ids.normal_id`: 1-40 letters, digits, `.`, `_`, `-`);
 - **client**: a pseudonym, never a name. By default 1-4 letters, an optional `-`, then 3-10
@@ -17,19 +20,42 @@ before the session's row exists. What the one refuses, the other refuses, in the
 - **checklist**: every required item of the site's checklist answered (`--check KEY`;
   `--eyewear-checked` is the default eyewear item's older spelling).
 
-A console that reports a fault or an open interlock at the start (read then, never taken from
-an older reading) starts a session only with the operator's typed reason, and only when the
-operator is a registered user whose passphrase opens their key; the session records both.
+**The course rules** (`Contract.course_start`, before the console is touched). A session is
+a full session of a course (`--course ID`, the form's Course field), a test spot
+(`--test-spot`) or a one-off:
 
-A session is a full session of a course (`--course ID`, the form's Course field), a test
-spot (`--test-spot`) or a one-off; a site may require a course (`[courses] required`). The
-course rules (`Contract.course_start`) refuse in the same words on the form and for `record`:
-the course exists, is open, is the session's client's and area's; a full session does not
-start before the course's window opens unless an officer authorised it (the front end checks
-the officer's passphrase; the session records who and why) and warns after it closes; where
-the site requires it, an uneventful, read-out, unexpired test spot on the same console
-comes before the course's first full session, and so do the baseline photos it asks for
-(`[courses] baseline_photos`).
+- a site may require a course for every session (`[courses] required = true`);
+- the course exists, is open, and is the session's client's and area's;
+- a full session does not start before the course's window opens unless an officer
+  authorised it (the front end checks the officer's passphrase; the session records who and
+  why), and starts after the window closes with an `interval_late` warning;
+- where the site requires it (`[courses] test_spot_required = true`), an uneventful,
+  read-out, unexpired test spot of the client on the same console comes before a course's
+  first full session (a course planned on the form too: `new_course_refusal`), and so do
+  the baseline photos it asks for (`[courses] baseline_photos`). A course planned on the
+  form is written once these rules, the console's status and its wavelength have let the
+  start go ahead.
+
+**The console, read at the start** (never taken from an older reading):
+
+- a fault or an open interlock starts a session only with the operator's typed reason, and
+  only when the operator is a registered user whose passphrase opens their key; the session
+  records both (`console_trouble`);
+- the settings, read just before the session's row and before the console is asked for
+  pulses (`Contract.console_refusal`; a refused start leaves the console as it was but for
+  the reads): a selected wavelength the skin type's envelope says to avoid is refused,
+  naming the wavelength, the skin type and the rule (`Contract.wavelength_refusal`), unless
+  the site says `[envelope] on_avoid = "warn"`; where the console does not report its
+  wavelength (or the site says warn), the session starts with an `envelope_avoid` warning
+  naming the avoided wavelength (`Contract.wavelength_warning`), and each pulse at it raises
+  an `out_of_envelope` alarm;
+- where the site says `[courses] above_test_spot = "refuse"`, a full session's set fluence
+  above the highest its client's test spots tested at the selected wavelength and handpiece
+  (or at one they never tested) is refused; during the session a pulse above it sends the
+  profile's `stop` command once (`emission_stop` event).
+
+**A test spot** ends at the site's `[courses] test_spot_max_pulses`: the recorder sends the
+profile's `stop` command and ends the session; pulses already on their way are recorded.
 
 A headless session is steered by control lines on standard input (`CONTROLS`): `note TEXT`,
 `marker [TEXT]`, `pass N [SUB-AREA]`, `end`.
@@ -47,13 +73,13 @@ from pathlib import Path
 
 from laserlog.config.checklist import DEFAULT_ITEMS, EYEWEAR_KEY, CheckItem, label_for
 from laserlog.config.courses import CoursePolicy
-from laserlog.config.envelopes import EnvelopePolicy
+from laserlog.config.envelopes import EnvelopePolicy, EnvelopeRule
 from laserlog.config.profile import Profile
 from laserlog.domain import localtime
 from laserlog.domain.ids import normal_id
 from laserlog.errors import LaserlogError, SessionError
 from laserlog.recording import courses, photos
-from laserlog.recording.envelopes import Envelope, session_envelope
+from laserlog.recording.envelopes import Envelope, avoid_text, session_envelope
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 DEFAULT_CLIENT_PATTERN = r"[A-Za-z]{1,4}-?[0-9]{3,10}"
@@ -280,11 +306,16 @@ class Contract:
             raise type(exc)(f"the session was not started: --course: {exc}") from None
 
     def console_refusal(self, plan: CourseStart, settings: Mapping[str, float],
-                        profile: Profile) -> str:
+                        profile: Profile, skin: str | None = None) -> str:
         """Return why the console's settings, read at the start, refuse it ("" when they do
-        not): where the site says `[courses] above_test_spot = "refuse"`, a full session's set
-        fluence above the highest its test spots tested at the selected wavelength and
-        handpiece (or at one they never tested). The form and `record` both show it."""
+        not): the selected wavelength one the skin type is not to receive
+        (`wavelength_refusal`), or, where the site says `[courses] above_test_spot =
+        "refuse"`, a full session's set fluence above the highest its test spots tested at
+        the selected wavelength and handpiece (or at one they never tested). The form and
+        `record` both show it."""
+        avoided = self.wavelength_refusal(profile, skin, settings)
+        if avoided:
+            return avoided
         tested = plan.tested
         fluence = settings.get("fluence")
         if (self.courses.above_test_spot != "refuse" or plan.kind != "course"
@@ -307,6 +338,45 @@ class Contract:
                 f"refuses it (site file {self.site_source}, [courses] above_test_spot = "
                 "\"refuse\"): lower the fluence or test it on a test spot first")
 
+    def wavelength_refusal(self, profile: Profile, skin: str | None,
+                           settings: Mapping[str, float]) -> str:
+        """Return why the wavelength the console reports it is set to refuses the start (""
+        when it does not): the skin type's envelope says not to use it, and the site does
+        not say `[envelope] on_avoid = "warn"`."""
+        envelope = self.envelope(profile, skin)
+        wavelength = selected_wavelength_nm(profile, settings)
+        if envelope is None or envelope.warn_only or wavelength is None:
+            return ""
+        rule = _avoid_rule(envelope, wavelength, settings)
+        if rule is None:
+            return ""
+        return (f"the console is set to {_avoided(wavelength, rule)}: select another "
+                "wavelength on the console (a site may allow it with a warning: [envelope] "
+                "on_avoid = \"warn\")")
+
+    def wavelength_warning(self, profile: Profile, skin: str | None,
+                           settings: Mapping[str, float]) -> str:
+        """Return the warning a session starts with when the skin type is not to receive a
+        wavelength of the console that may be the one selected ("" when none): the console
+        does not report its wavelength, or reports an avoided one on a warn-only site."""
+        envelope = self.envelope(profile, skin)
+        if envelope is None:
+            return ""
+        wavelength = selected_wavelength_nm(profile, settings)
+        if wavelength is None:
+            avoided = envelope.avoided()
+            if not avoided:
+                return ""
+            return ("the console does not report its selected wavelength: "
+                    + "; ".join(avoid_text(w, rule) for w, rule in avoided)
+                    + "; each pulse at it raises an out_of_envelope alarm")
+        rule = _avoid_rule(envelope, wavelength, settings) if envelope.warn_only else None
+        if rule is None:
+            return ""
+        return (f"the console is set to {_avoided(wavelength, rule)}; this site lets it "
+                "start ([envelope] on_avoid = \"warn\"): each pulse at it raises an "
+                "out_of_envelope alarm")
+
     def answers(self, keys: Iterable[str], *, eyewear_checked: bool = False) -> dict[str, bool]:
         """Return the checklist as answered by `--check KEY` options (and the older
         `--eyewear-checked`); raise SessionError for a key the checklist does not have."""
@@ -323,6 +393,29 @@ class Contract:
                 raise SessionError(f"{what}; {hint}expected one of {', '.join(known)} "
                                    "(`laserlog checklist` lists them)")
         return {key: key in given for key in known}
+
+
+def selected_wavelength_nm(profile: Profile, settings: Mapping[str, float]) -> float | None:
+    """Return the wavelength the console reported it is set to (None: its profile reads
+    none, or a value laserlog only set, which is not a reading)."""
+    param = profile.parameters.get("wavelength")
+    if param is None or not param.readable:
+        return None
+    return settings.get("wavelength")
+
+
+def _avoid_rule(envelope: Envelope, wavelength_nm: float,
+                settings: Mapping[str, float]) -> EnvelopeRule | None:
+    """Return the rule that says not to use this wavelength with the console's handpiece and
+    spot as read (None: it may be used)."""
+    handpiece = settings.get("handpiece")
+    return envelope.bound(wavelength_nm, int(handpiece) if handpiece is not None else None,
+                          settings.get("spot")).avoid
+
+
+def _avoided(wavelength_nm: float, rule: EnvelopeRule) -> str:
+    return (f"{wavelength_nm:g} nm, which is not to be used on skin type {rule.skin_type} "
+            f"({rule.source})")
 
 
 class TooEarly(SessionError):

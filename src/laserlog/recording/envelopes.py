@@ -147,7 +147,7 @@ class Envelope:
         avoided = self.avoided()
         if self.warn_only or not avoided or len(avoided) < len(self.wavelengths_nm):
             return ""
-        return "; ".join(_avoid_text(w, rule) for w, rule in avoided) + (
+        return "; ".join(avoid_text(w, rule) for w, rule in avoided) + (
             ": no session starts on this console for this skin type (a site may allow it "
             "with a warning: [envelope] on_avoid = \"warn\")")
 
@@ -188,13 +188,14 @@ class Envelope:
                     rule if rule.recommended_fluence_j_cm2 is not None else None,
                     rule if rule.max_fluence_j_cm2 is not None else None)))
         for wavelength, rule in avoided.items():
-            parts.append(_avoid_text(wavelength, rule) + (
+            parts.append(avoid_text(wavelength, rule) + (
                 "; each pulse at it raises an out_of_envelope alarm"
                 if self.warn_only or len(avoided) < len(self.wavelengths_nm) else ""))
         return f"skin type {self.skin_type} envelope on {self.profile_id}: " + "; ".join(parts)
 
 
-def _avoid_text(wavelength_nm: float, rule: EnvelopeRule) -> str:
+def avoid_text(wavelength_nm: float, rule: EnvelopeRule) -> str:
+    """Return "532 nm is not to be used on skin type V (rule)"."""
     return (f"{wavelength_nm:g} nm is not to be used on skin type {rule.skin_type} "
             f"({rule.source})")
 

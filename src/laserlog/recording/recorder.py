@@ -208,15 +208,16 @@ class Recorder:
         trouble = self._trouble_now() if contract is not None else ""
         if trouble and not start_over.strip():
             raise ConsoleNotReady(f"{trouble}; to start anyway, give the reason")
-        counter_read_unix_s = time.time()  # at the latest: a later time would believe less
-        self.driver.start()
-        # The settings just read (never older ones) against the course rules' refusals.
-        refusal = (contract.console_refusal(plan, self.driver.settings, self.profile)
-                   if contract is not None else "")
+        # The settings the start is judged on are read now, never taken from older readings,
+        # and before the console is asked for pulses: a refused start leaves it as it was.
+        refusal = ""
+        if contract is not None:
+            settings = self.driver.read_settings()
+            refusal = contract.console_refusal(plan, settings, self.profile, info.skin_type)
         if refusal:
-            with contextlib.suppress(PortError, ProtocolError):
-                self.driver.stop()
             raise SessionError(f"the session was not started: {refusal}")
+        counter_read_unix_s = time.time()  # at the latest: a later time would believe less
+        self.driver.start(settings_read=contract is not None)
         if contract is not None:
             if plan.kind == "test_spot":
                 self.pulse_limit = contract.courses.test_spot_max_pulses
@@ -254,6 +255,11 @@ class Recorder:
         if envelope is not None:  # the envelope in force, as the session holds it
             self._event(EventRow(now, "envelope", "info", None, envelope.line(),
                                  raw=cells_json(envelope.cells())))
+        avoid = (contract.wavelength_warning(self.profile, info.skin_type, self.driver.settings)
+                 if contract is not None else "")
+        if avoid:
+            self._event(EventRow(now, "envelope_avoid", "warning", None, avoid))
+            self.warnings.append(avoid)
         for warning in plan.warnings:
             early = plan.override_by is not None and warning.startswith("started ")
             self._event(EventRow(now, "interval_override" if early else "interval_late",

@@ -153,12 +153,14 @@ def aftercare_lines(conn: sqlite3.Connection, session_id: int) -> list[str]:
 
 
 def envelope_lines(events: list[dict[str, Any]]) -> list[str]:
-    """Return the summary's lines on pulses outside the skin type's envelope (none within)."""
+    """Return the summary's lines on a wavelength to avoid the start warned of and on pulses
+    outside the skin type's envelope (none within)."""
     passed = {"alarm": 0, "warning": 0}
     for e in events:
         if e["kind"] == "out_of_envelope" and e["severity"] in passed:
             passed[e["severity"]] += e["count"]
-    lines = []
+    lines = [f"  !  envelope avoid: {e['message']}" for e in events
+             if e["kind"] == "envelope_avoid"]
     if passed["alarm"]:
         lines.append(f"  !! {passed['alarm']} pulse(s) beyond the skin type's envelope "
                      "(above its maximum, or at a wavelength to avoid)")

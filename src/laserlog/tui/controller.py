@@ -23,7 +23,7 @@ from typing import Any
 from laserlog.config.documents import Document
 from laserlog.config.profile import Profile
 from laserlog.domain.model import DeviceIdentity
-from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError
+from laserlog.errors import ConsoleNotReady, LaserlogError, PortError, ProtocolError, SessionError
 from laserlog.recording.completion import PulseCompleter
 from laserlog.recording.contract import Contract, CourseRequest, SessionInfo, console_trouble
 from laserlog.recording.course_plan import CoursePlan
@@ -532,6 +532,12 @@ class LiveController:
         self._latched.clear()
         self.calibration_warning = ""
         if new_course is not None:
+            # The course is written only once the console's wavelength lets the start go
+            # ahead (the recorder reads it once more before the session's row).
+            refusal = self.contract.wavelength_refusal(self.profile, info.skin_type,
+                                                       recorder.driver.read_settings())
+            if refusal:
+                raise SessionError(f"the session was not started: {refusal}")
             course = replace(course, course=str(self._create_course(new_course, witness)))
         try:
             session_id = recorder.start(info, contract=self.contract,
@@ -539,6 +545,8 @@ class LiveController:
         except LaserlogError as exc:
             if recorder.session_id is not None:  # the row exists: close it, never leave it open
                 recorder.end(f"could not start: {exc}", "interrupted")
+            else:  # refused before its row: let go of the port, or the next start finds it held
+                recorder.close()
             self._recorder = None
             self.link_state, self.link_detail = "down", str(exc)
             self._next_connect = time.monotonic() + RECONNECT_S
@@ -562,7 +570,6 @@ class LiveController:
         its consent's witness, unlocked (None without a consent)."""
         if new_course is None:
             return None
-        from laserlog.errors import SessionError
         from laserlog.recording.contract import new_course_refusal
         from laserlog.review.documents import unlock_witness
 
