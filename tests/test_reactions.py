@@ -283,6 +283,41 @@ def test_the_adverse_report_groups_by_skin_type_and_fluence_band_and_agrees_with
     assert "--by 'colour' is unknown" in err
 
 
+def test_the_adverse_report_reads_stored_doses_equal_to_those_from_the_pulses(db, monkeypatch):
+    from laserlog.review.adverse_report import session_doses
+    from laserlog.storage import doses
+    from laserlog.storage.store import Store
+
+    mean = rows(db, "SELECT avg(fluence_j_cm2) FROM pulses WHERE session_id = 1")[0][0]
+    assert rows(db, "SELECT session_id, pulse_count, mean_fluence_j_cm2, wavelength_nm,"
+                    " pass_fluence_j_cm2 FROM session_doses") == [(1, 10, mean, 755.0, None)]
+    with Store(db, readonly=True) as store:
+        stored = session_doses(store.conn)
+        monkeypatch.setattr(doses, "CURRENT_ROW", "0 = 1")  # as for sessions without rows
+        assert session_doses(store.conn) == stored
+    assert stored[0].dose_j_cm2 == round(mean, 9)
+
+
+@pytest.mark.parametrize("attack", ["edit", "append"])
+def test_a_dose_changed_behind_our_back_fails_verify_naming_the_session(db, attack):
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        if attack == "edit":
+            trigger = rows(db, "SELECT sql FROM sqlite_master WHERE name ="
+                               " 'session_doses_no_update'")[0][0]
+            conn.execute("DROP TRIGGER session_doses_no_update")
+            conn.execute("UPDATE session_doses SET mean_fluence_j_cm2 = mean_fluence_j_cm2 * 1.5")
+            conn.execute(trigger)
+        else:  # a newer row with the session's counts: the one the report would read
+            conn.execute("INSERT INTO session_doses (session_id, pulse_count, event_count,"
+                         " mean_fluence_j_cm2, wavelength_nm) SELECT session_id, pulse_count,"
+                         " event_count, mean_fluence_j_cm2 * 1.5, wavelength_nm"
+                         " FROM session_doses")
+    report = verify_database(db)
+    assert not report.ok
+    found = [f for f in report.findings if f.kind == "session_doses"]
+    assert len(found) == 1 and "session 1 mean_fluence_j_cm2" in found[0].message, found
+
+
 # -- a course end to end: reactions, a later PIH, two follow-ups; outcomes imported ------------
 def test_a_course_with_reactions_a_later_pih_and_two_follow_ups(simulate, tmp_path, clock,
                                                                  monkeypatch):
