@@ -298,6 +298,33 @@ def test_the_adverse_report_reads_stored_doses_equal_to_those_from_the_pulses(db
     assert stored[0].dose_j_cm2 == round(mean, 9)
 
 
+def test_pass_means_follow_the_pulse_passes_view(tmp_path):
+    """Pulses before the first mark belong to no pass, a repeated pass number is one pass,
+    and of two marks at the same moment the later recorded wins."""
+    from laserlog.storage import doses
+    from laserlog.storage.store import INSERT_PULSE, Store
+
+    with Store(tmp_path / "passes.db") as store:
+        sid = store.create_session(device_id=None, profile_id="ps755-ref", port="p",
+                                   operator_id="t", client_ref="C-1", area=None,
+                                   skin_type="III", eyewear_checked=True, checklist_json=None)
+        conn = store.conn
+        with conn:
+            conn.executemany(INSERT_PULSE, [(sid, k, 100.0 + k, 650.0, "ps", 0.1, 1.0 + k % 7,
+                                             4.0, 755.0, 5.0, 1, None, "") for k in range(60)])
+            conn.executemany("INSERT INTO events (session_id, received_unix_s, kind, code)"
+                             " VALUES (?, ?, 'pass', ?)",
+                             [(sid, 110.0, 1), (sid, 120.0, 9), (sid, 120.0, 2), (sid, 130.0, 1),
+                              (sid, 140.0, None), (sid, 150.0, 3)])
+        by_view = conn.execute(
+            "SELECT max(f) FROM (SELECT avg(p.fluence_j_cm2) AS f FROM pulse_passes pp"
+            " JOIN pulses p ON p.id = pp.pulse_id WHERE pp.pass_number IS NOT NULL"
+            " GROUP BY pp.pass_number)").fetchone()[0]
+        figures = doses.compute(conn, [sid])[sid]
+    assert figures.pass_fluence_j_cm2 == pytest.approx(by_view, rel=1e-12)
+    assert figures.dose_j_cm2 == figures.pass_fluence_j_cm2
+
+
 @pytest.mark.parametrize("attack", ["edit", "append"])
 def test_a_dose_changed_behind_our_back_fails_verify_naming_the_session(db, attack):
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:

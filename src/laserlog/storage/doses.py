@@ -23,15 +23,21 @@ COLUMNS = ("session_id", "pulse_count", "event_count", "mean_fluence_j_cm2", "wa
 CHUNK = 500
 ALL_AT_ONCE = 5000
 
-#: Each pulse's pass number (the newest pass started at or before it; the pulse_passes view's
-#: rule), read from the tables: a view is code in the file that anyone can redefine.
+#: Each pass's mean fluence. A pulse belongs to the newest pass started at or before it (the
+#: pulse_passes view's rule; of passes started at once, the last recorded), so each pass
+#: mark covers its session's pulses from its start up to the next mark's. Read from the
+#: tables (a view is code in the file that anyone can redefine), and as time ranges: asking
+#: for each pulse's newest mark searched back through every session's marks for a pulse
+#: before its session's first one. (`kind || ''` keeps SQLite on the session index rather
+#: than on every session's pass marks.)
 _PASS_MEANS = (
-    "SELECT p.session_id, avg(p.fluence_j_cm2) FROM pulses p JOIN events e ON e.id = ("
-    "SELECT e2.id FROM events e2 WHERE e2.session_id = p.session_id AND e2.kind = 'pass'"
-    " AND e2.received_unix_s <= p.received_unix_s"
-    " ORDER BY e2.received_unix_s DESC, e2.id DESC LIMIT 1)"
-    " WHERE e.code IS NOT NULL AND p.session_id IN ({sessions})"
-    " GROUP BY p.session_id, e.code")
+    "WITH marks AS (SELECT session_id, code, received_unix_s AS start_unix_s,"
+    " lead(received_unix_s) OVER (PARTITION BY session_id ORDER BY received_unix_s, id)"
+    " AS next_unix_s FROM events WHERE session_id IN ({sessions}) AND kind || '' = 'pass')"
+    " SELECT m.session_id, avg(p.fluence_j_cm2) FROM marks m JOIN pulses p"
+    " ON p.session_id = m.session_id AND p.received_unix_s >= m.start_unix_s"
+    " AND (m.next_unix_s IS NULL OR p.received_unix_s < m.next_unix_s)"
+    " WHERE m.code IS NOT NULL GROUP BY m.session_id, m.code")
 
 
 class Dose(NamedTuple):
