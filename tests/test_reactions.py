@@ -283,6 +283,68 @@ def test_the_adverse_report_groups_by_skin_type_and_fluence_band_and_agrees_with
     assert "--by 'colour' is unknown" in err
 
 
+def test_the_adverse_report_reads_stored_doses_equal_to_those_from_the_pulses(db, monkeypatch):
+    from laserlog.review.adverse_report import session_doses
+    from laserlog.storage import doses
+    from laserlog.storage.store import Store
+
+    mean = rows(db, "SELECT avg(fluence_j_cm2) FROM pulses WHERE session_id = 1")[0][0]
+    assert rows(db, "SELECT session_id, pulse_count, mean_fluence_j_cm2, wavelength_nm,"
+                    " pass_fluence_j_cm2 FROM session_doses") == [(1, 10, mean, 755.0, None)]
+    with Store(db, readonly=True) as store:
+        stored = session_doses(store.conn)
+        monkeypatch.setattr(doses, "CURRENT_ROW", "0 = 1")  # as for sessions without rows
+        assert session_doses(store.conn) == stored
+    assert stored[0].dose_j_cm2 == round(mean, 9)
+
+
+def test_pass_means_follow_the_pulse_passes_view(tmp_path):
+    """Pulses before the first mark belong to no pass, a repeated pass number is one pass,
+    and of two marks at the same moment the later recorded wins."""
+    from laserlog.storage import doses
+    from laserlog.storage.store import INSERT_PULSE, Store
+
+    with Store(tmp_path / "passes.db") as store:
+        sid = store.create_session(device_id=None, profile_id="ps755-ref", port="p",
+                                   operator_id="t", client_ref="C-1", area=None,
+                                   skin_type="III", eyewear_checked=True, checklist_json=None)
+        conn = store.conn
+        with conn:
+            conn.executemany(INSERT_PULSE, [(sid, k, 100.0 + k, 650.0, "ps", 0.1, 1.0 + k % 7,
+                                             4.0, 755.0, 5.0, 1, None, "") for k in range(60)])
+            conn.executemany("INSERT INTO events (session_id, received_unix_s, kind, code)"
+                             " VALUES (?, ?, 'pass', ?)",
+                             [(sid, 110.0, 1), (sid, 120.0, 9), (sid, 120.0, 2), (sid, 130.0, 1),
+                              (sid, 140.0, None), (sid, 150.0, 3)])
+        by_view = conn.execute(
+            "SELECT max(f) FROM (SELECT avg(p.fluence_j_cm2) AS f FROM pulse_passes pp"
+            " JOIN pulses p ON p.id = pp.pulse_id WHERE pp.pass_number IS NOT NULL"
+            " GROUP BY pp.pass_number)").fetchone()[0]
+        figures = doses.compute(conn, [sid])[sid]
+    assert figures.pass_fluence_j_cm2 == pytest.approx(by_view, rel=1e-12)
+    assert figures.dose_j_cm2 == figures.pass_fluence_j_cm2
+
+
+@pytest.mark.parametrize("attack", ["edit", "append"])
+def test_a_dose_changed_behind_our_back_fails_verify_naming_the_session(db, attack):
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        if attack == "edit":
+            trigger = rows(db, "SELECT sql FROM sqlite_master WHERE name ="
+                               " 'session_doses_no_update'")[0][0]
+            conn.execute("DROP TRIGGER session_doses_no_update")
+            conn.execute("UPDATE session_doses SET mean_fluence_j_cm2 = mean_fluence_j_cm2 * 1.5")
+            conn.execute(trigger)
+        else:  # a newer row with the session's counts: the one the report would read
+            conn.execute("INSERT INTO session_doses (session_id, pulse_count, event_count,"
+                         " mean_fluence_j_cm2, wavelength_nm) SELECT session_id, pulse_count,"
+                         " event_count, mean_fluence_j_cm2 * 1.5, wavelength_nm"
+                         " FROM session_doses")
+    report = verify_database(db)
+    assert not report.ok
+    found = [f for f in report.findings if f.kind == "session_doses"]
+    assert len(found) == 1 and "session 1 mean_fluence_j_cm2" in found[0].message, found
+
+
 # -- a course end to end: reactions, a later PIH, two follow-ups; outcomes imported ------------
 def test_a_course_with_reactions_a_later_pih_and_two_follow_ups(simulate, tmp_path, clock,
                                                                  monkeypatch):

@@ -60,7 +60,8 @@ def test_untouched_database_verifies_with_every_row_recomputed(db):
     assert report.ok, [f.message for f in report.findings]
     with sqlite3.connect(db) as conn:
         stored = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                     for t in ("pulses", "events", "settings", "session_kinds"))
+                     for t in ("pulses", "events", "settings", "session_kinds",
+                               "session_doses"))
     assert report.rows == stored
     assert report.sessions_sealed == 2
     result = cli("verify", "--db", str(db))

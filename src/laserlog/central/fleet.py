@@ -199,8 +199,6 @@ def adverse(url: str, by: tuple[str, ...], kind: str | None,
     Quartile bands need every dose at a wavelength at once, so the sessions of all consoles
     are grouped in one pass rather than per console and summed.
     """
-    from dataclasses import replace
-
     from laserlog.review import adverse_report as adverse_
 
     adverse_.check_kind(kind)
@@ -212,7 +210,7 @@ def adverse(url: str, by: tuple[str, ...], kind: str | None,
         # Session ids repeat across consoles: number the fleet's sessions afresh.
         for dose in console_doses:
             fleet_id = len(doses) + 1
-            doses.append(replace(dose, session_id=fleet_id))
+            doses.append(dose._replace(session_id=fleet_id))
             if dose.session_id in console_events:
                 events[fleet_id] = console_events[dose.session_id]
     report = adverse_.grouped(doses, events, by, kind=kind, edges=edges)

@@ -117,6 +117,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                ("view", "TEXT"), ("kind", "TEXT"), ("area", "TEXT"), ("relative_path", "TEXT"),
                ("sha256", "TEXT"), ("size_bytes", "INTEGER"), ("consent_id", "INTEGER"),
                ("consent_sha256", "TEXT"), ("added_by", "TEXT"), ("added_utc", "TEXT")),
+    # Each session's dose figures as its console computed them from its pulses (console
+    # schema 9), with the counts that say whether they are still current.
+    "session_doses": (("id", "INTEGER"), ("session_id", "INTEGER"), ("pulse_count", "INTEGER"),
+                      ("event_count", "INTEGER"), ("mean_fluence_j_cm2", "REAL"),
+                      ("wavelength_nm", "REAL"), ("pass_fluence_j_cm2", "REAL")),
     "chain": (("id", "INTEGER"), ("session_id", "INTEGER"), ("kind", "TEXT"),
               ("committed_unix_s", "REAL"), ("ranges", "TEXT"), ("snapshot", "TEXT"),
               ("row_crcs", "BLOB"), ("hash", "TEXT")),
@@ -144,6 +149,7 @@ SHIPPED_SINCE_V4 = ("courses", "course_closures", "session_kinds", "test_spot_re
                     "assessments", "adverse_events", "adverse_event_changes", "outcomes")
 SHIPPED_SINCE_V5 = ("documents", "course_consents", "session_aftercare")
 SHIPPED_SINCE_V6 = ("photos",)
+SHIPPED_SINCE_V7 = ("session_doses",)
 
 
 def _shipped_table(table: str) -> str:
@@ -172,7 +178,8 @@ def _v1() -> list[str]:
             last_id bigint NOT NULL,
             PRIMARY KEY (console_id, table_name))""",
     ]
-    later = SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4 + SHIPPED_SINCE_V5 + SHIPPED_SINCE_V6
+    later = (SHIPPED_SINCE_V3 + SHIPPED_SINCE_V4 + SHIPPED_SINCE_V5 + SHIPPED_SINCE_V6
+             + SHIPPED_SINCE_V7)
     out += [_shipped_table(table) for table in TABLES if table not in later]
     out += [
         f"CREATE INDEX sessions_started ON {SCHEMA}.sessions (started_utc)",
@@ -284,9 +291,18 @@ def _v6() -> list[str]:
     return [_shipped_table(t) for t in SHIPPED_SINCE_V6]
 
 
+def _v7() -> list[str]:
+    """Each session's dose figures (the dose-safety report reads them instead of every
+    pulse): shipped like every console table (in the consoles' hash chains)."""
+    return [*(_shipped_table(t) for t in SHIPPED_SINCE_V7),
+            f"CREATE INDEX session_doses_session ON {SCHEMA}.session_doses"
+            " (console_id, session_id, id)"]
+
+
 #: Migration N brings the server from version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(_v1()), tuple(_v2()), tuple(_v3()),
-                                           tuple(_v4()), tuple(_v5()), tuple(_v6()))
+                                           tuple(_v4()), tuple(_v5()), tuple(_v6()),
+                                           tuple(_v7()))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -90,6 +90,9 @@ CHAINED: dict[str, tuple[str, ...]] = {
     "photos": ("id", "course_id", "session_id", "view", "kind", "area", "relative_path",
                "sha256", "size_bytes", "consent_id", "consent_sha256", "added_by",
                "added_utc"),
+    # Schema 9: each session's dose figures (laserlog.storage.doses).
+    "session_doses": ("id", "session_id", "pulse_count", "event_count", "mean_fluence_j_cm2",
+                      "wavelength_nm", "pass_fluence_j_cm2"),
 }
 
 #: What a seal snapshots of a session and of its console.

@@ -548,6 +548,23 @@ CREATE INDEX photos_course ON photos (course_id, id);
 CREATE INDEX photos_sha256 ON photos (sha256);
 """ + "".join(_append_only(t) for t in _V8_TABLES)
 
+# Each session's dose figures (laserlog.storage.doses), appended when its totals are recounted
+# (its end, a recovery): the counts they were computed over say whether a row is still
+# current. Sessions recorded before have none; the report computes theirs from the pulses.
+_V9_TABLES = ("session_doses",)
+_V9 = """
+CREATE TABLE session_doses (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    pulse_count INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    mean_fluence_j_cm2 REAL,
+    wavelength_nm REAL,
+    pass_fluence_j_cm2 REAL
+);
+CREATE INDEX session_doses_session ON session_doses (session_id, id);
+""" + "".join(_append_only(t) for t in _V9_TABLES)
+
 #: Migration N brings a database from user_version N-1 to N. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     _V1 + "".join(_append_only(t) for t in LOG_TABLES),
@@ -558,6 +575,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V6,
     _V7,
     _V8,
+    _V9,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

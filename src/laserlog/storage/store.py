@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from laserlog.config.files import dangling_link, private_folders
 from laserlog.errors import StoreError
-from laserlog.storage import chain, definitions, signing
+from laserlog.storage import chain, definitions, doses, signing
 from laserlog.storage.rows import EVENT_COLUMNS, PULSE_COLUMNS, SETTING_COLUMNS
 from laserlog.storage.schema import MIGRATION_ROWS, MIGRATIONS, SCHEMA_VERSION
 
@@ -497,8 +497,8 @@ class Store:
         return rows[0] if rows else None
 
     def recount(self, session_id: int, *, give_up: Callable[[], bool] | None = None) -> None:
-        """Recompute a session's aggregates from its committed pulses and events; see `write`
-        for `give_up`."""
+        """Recompute a session's aggregates from its committed pulses and events, and append
+        its dose figures (laserlog.storage.doses); see `write` for `give_up`."""
         self.write(lambda: self._recount(session_id), give_up=give_up)
 
     def _recount(self, session_id: int) -> None:
@@ -514,8 +514,10 @@ class Store:
                      missing_pulses = (SELECT coalesce(sum(missing_pulses), 0) FROM events WHERE session_id = :s),
                      event_count = (SELECT count(*) FROM events WHERE session_id = :s)
                    WHERE id = :s""", {"s": session_id})
+            # Its dose figures as of these rows, so reports need not read its pulses again.
+            head = doses.record(self.conn, [session_id])
             # Recounted after it ended (rows recovered or added later): seal it again.
-            head = chain.reseal_if_sealed(self.conn, session_id)
+            head = chain.reseal_if_sealed(self.conn, session_id) or head
         chain.write_anchor(self.path, head)
 
     # -- reads ------------------------------------------------------------------------------

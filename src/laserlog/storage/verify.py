@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laserlog.storage import chain, definitions, vouch
+from laserlog.storage import chain, definitions, doses, vouch
 from laserlog.storage.chain import CHAINED, genesis_hash, parse_ranges
 from laserlog.storage.schema import SCHEMA_VERSION
 
@@ -31,7 +31,7 @@ APPEND_ONLY_TABLES = ("pulses", "events", "settings", "chain", "users", "signoff
                       "user_changes", "courses", "course_closures", "session_kinds",
                       "test_spot_readouts", "assessments", "adverse_events",
                       "adverse_event_changes", "outcomes", "documents", "course_consents",
-                      "session_aftercare", "photos")
+                      "session_aftercare", "photos", "session_doses")
 OTHER_TRIGGERS = ("sessions_no_delete", "sessions_no_replace", "sessions_fixed_details",
                   "devices_keep_first", "users_no_replace_id")
 #: Tables whose rows belong to a session's recording (checked against its seal).
@@ -660,6 +660,25 @@ def check_totals(conn: sqlite3.Connection, legacy_sessions: int) -> list[Finding
     return findings
 
 
+def check_doses(conn: sqlite3.Connection) -> list[Finding]:
+    """Recompute each current dose row (laserlog.storage.doses) from the session's pulses and
+    compare: a row the hash chain vouches for may still be one a chain's rewriter made."""
+    stored = {int(r[1]): (int(r[0]), r[2:]) for r in conn.execute(doses.CURRENT)}
+    findings: list[Finding] = []
+    recomputed = doses.compute(conn, stored)
+    for session_id, (row_id, values) in sorted(stored.items()):
+        dose = recomputed.get(session_id, doses.Dose(None, None, None))
+        for column, have, want in zip(doses.COLUMNS[3:], values, (
+                dose.mean_fluence_j_cm2, dose.wavelength_nm, dose.pass_fluence_j_cm2),
+                strict=True):
+            if not doses.agree(have, want):
+                findings.append(Finding("session_doses", f"session {session_id} {column}: "
+                                        f"stored {have!r} (session_doses row {row_id}), "
+                                        f"recomputed from its pulses {want!r}",
+                                        "session_doses", row_id))
+    return findings
+
+
 def check_anchor(conn: sqlite3.Connection, anchor: dict[str, Any] | None, head_link: int,
                  anchor_file: Path) -> tuple[list[Finding], list[str]]:
     """Compare the anchor file's chain head with the database's."""
@@ -769,6 +788,7 @@ def verify_database(path: str | Path, *, anchor_file: str | Path | None = None,
         findings += schema_findings
         findings += check_openings(conn, result.openings, result.seals)
         findings += check_totals(conn, legacy.get("sessions", 0))
+        findings += check_doses(conn)
         legacy_rows = sum(last for t, last in legacy.items() if t in CHAINED)
         if legacy_rows:
             notes.append(f"{legacy_rows} row(s) were recorded before the chain existed and are "

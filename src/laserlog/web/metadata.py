@@ -170,6 +170,12 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "consent_id": "the consent row then in force (course_consents.id)",
         "consent_sha256": "its consent version", "added_by": "who added it",
         "added_utc": "when (UTC)"}),
+    "session_doses": ("Each session's dose figures from its pulses, kept at its end.", {
+        "id": "row", "session_id": "session",
+        "pulse_count": "pulses they were computed over", "event_count": "events likewise",
+        "mean_fluence_j_cm2": "mean fluence, J/cm²",
+        "wavelength_nm": "wavelength most pulses had, nm",
+        "pass_fluence_j_cm2": "highest per-pass mean fluence, J/cm² (none without passes)"}),
 }
 
 #: Views over the course and reaction tables, described column by column.
