@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 
 import pytest
@@ -17,6 +16,7 @@ from laserlog.recording.shipping import ShipperStatus
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
 
+from ports import free_port
 from reviewkit import cli
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'laserlog[central]')")
@@ -29,10 +29,7 @@ url = test_sync.url
 
 
 def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"postgresql://console:secret@127.0.0.1:{port}/laserlog"
+    return f"postgresql://console:secret@127.0.0.1:{free_port()}/laserlog"
 
 
 def _run(app: LaserlogApp, scenario) -> None:
