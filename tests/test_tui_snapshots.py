@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
-from tui_support import add_events, frozen_app, wait_for
+from tui_support import add_events, frozen_app, steady_cursor, wait_for  # noqa: F401 (a fixture)
 
 from laserlog.tui.session_form import SessionForm
 from laserlog.tui.summary_screen import SummaryScreen
+
+pytestmark = pytest.mark.usefixtures("steady_cursor")
 
 SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 STATES = ("normal", "alarm")

@@ -9,7 +9,14 @@ import pytest
 import test_sync
 from test_sync import _server_count
 from textual.pilot import Pilot
-from tui_support import FROZEN_ELAPSED_S, T0, frozen_app, screen_text, wait_for
+from tui_support import (
+    FROZEN_ELAPSED_S,
+    T0,
+    frozen_app,
+    screen_text,
+    steady_cursor,  # noqa: F401 (a fixture)
+    wait_for,
+)
 
 from laserlog.recording.recorder import SessionInfo
 from laserlog.recording.shipping import ShipperStatus
@@ -104,6 +111,7 @@ class _FixedShipping:
         return self._status
 
 
+@pytest.mark.usefixtures("steady_cursor")
 def test_retrying_state_reads_at_80x24_without_colour(tmp_path, snap_compare, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
