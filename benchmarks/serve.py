@@ -26,18 +26,14 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from scale import build, median_ms  # noqa: E402 - a sibling benchmark script
 
+from ports import free_port  # noqa: E402 - a port no parallel test run takes meanwhile
+
 ENERGY_QUERIES = ("energy_by_client_area", "energy_by_device", "energy_by_operator",
                   "energy_by_month", "energy_by_device_operator_month", "energy_by_session")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_listening(port: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:

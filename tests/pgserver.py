@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ports import free_port
+
 SERVER_USER = "laserlog-pg"
 SUPERUSER = "laserlog_admin"
 PASSWORD = "test-admin-password"
@@ -38,12 +40,6 @@ def find_bindir() -> Path | None:
         if all(Path(folder, tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_server_user() -> list[str]:
@@ -107,7 +103,7 @@ def start() -> PgServer:
                         "--pwfile", str(pwfile), "--auth", "scram-sha-256", "-E", "UTF8",
                         "--locale", "C", "--no-sync"],
                        check=True, capture_output=True, text=True, timeout=120)
-        port = _free_port()
+        port = free_port()
         options = (f"-c listen_addresses=127.0.0.1 -c port={port} "
                    f"-c unix_socket_directories={root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from servekit import free_port
+from ports import free_port
 
 #: The greeting of Debian's /etc/ser2net.yaml (\p: the port, \d: the device, \B: its settings).
 BANNER = r"\r\nser2net port \p device \d [\B] (Debian GNU/Linux)\r\n\r\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 from laserlog.storage.store import Store
 
 from conftest import wait_until
+from ports import free_port
 from reviewkit import record_three_sessions, signer, user
 
 #: The site file beside the test database: the ps1064 console's fluence is capped low, so
@@ -56,13 +57,6 @@ def fill(folder: Path) -> Path:
                                       0.12, 0.12 * (1 + deviation), deviation, deviation, result,
                                       "laserlog", 0.1, 0.2, [shot]))
     return db
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _listening(port: int) -> bool:

@@ -367,6 +367,7 @@ def test_a_meter_is_never_recorded_as_a_console(simulate, db_path):
 
 
 # -- the meter driver's exchange, by transcript --------------------------------------------
+@pytest.mark.realtime
 def test_meter_answering_something_else_fails_at_once_naming_what_it_said():
     from laserlog.proving.transcript import expected_protocol
 

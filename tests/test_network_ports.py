@@ -57,6 +57,7 @@ def _stored(db_path: Path) -> tuple[list[int], list[tuple[str, str]]]:
     return seqs, events
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("scheme", ["socket", "rfc2217"])
 def test_record_through_ser2net_stores_every_shot_and_no_garbled_line(served, scheme, db_path,
                                                                      capsys):
@@ -133,6 +134,7 @@ def test_socket_reads_take_everything_waiting_in_one_read():
     assert len(chunks) == 1, [len(c) for c in chunks]  # a byte a read before: 2 300 reads
 
 
+@pytest.mark.realtime
 def test_opening_a_network_port_drops_the_banner_and_the_tail_of_a_line():
     # ser2net greets after the connection is up, and the console was mid-line when we joined.
     peer = _Peer([(0.01, b"\r\nser2net port 2000 device /dev/ttyUSB0\r\n\r\n"),

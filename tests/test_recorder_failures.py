@@ -230,6 +230,7 @@ def _locked(db) -> sqlite3.Connection:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.realtime
 def test_a_signal_while_waiting_for_a_locked_database_at_start_ends_it_within_2s(
         simulate, db_path, signum):
     Store(db_path).close()
@@ -336,6 +337,7 @@ def test_a_lock_let_go_while_the_session_ends_is_waited_for(simulate, db_path):
     assert not list(db_path.parent.glob("*.recovery-*"))
 
 
+@pytest.mark.realtime
 def test_ctrl_c_while_the_database_is_locked_ends_within_2s_and_recover_closes_the_session(
         simulate, db_path):
     sim = simulate("ps755-ref", rate_hz=100, fire=True)

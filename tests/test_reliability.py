@@ -88,6 +88,7 @@ def test_bad_fault_spec_is_named(spec):
     assert spec.split(",")[0] in result.stderr
 
 
+@pytest.mark.realtime
 def test_unplug_3s_mid_session_reconnects_within_1s_and_counts_the_gap(simulate, tmp_path):
     sim = simulate("ps755-ref", rate_hz=50, fire=True, faults=parse_spec("unplug=1.5+3"))
     db = tmp_path / "log.db"
@@ -166,6 +167,7 @@ def test_100k_garbage_frames_among_100k_pulses_store_every_valid_pulse_only(prof
     assert garbled >= total * 0.9  # adjacent garbage may frame as one run
 
 
+@pytest.mark.realtime
 def test_kill_9_at_random_moments_loses_at_most_one_flush_window(simulate, tmp_path):
     trials = 20
     rate_hz = 1000

@@ -21,6 +21,7 @@ from laserlog.review.reports import FAULT_KINDS, energy_report, faults_report, m
 from laserlog.storage.store import Store
 
 from conftest import START, wait_until
+from ports import free_port
 from reviewkit import LASERLOG, assert_clean_error, cli, record
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install "
@@ -211,13 +212,8 @@ def test_sync_killed_during_copy_leaves_nothing_and_the_rerun_completes(url, tmp
 
 
 def test_unreachable_server_is_a_clear_error(consoles, tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     result = cli("sync", "--db", str(consoles[0]), "--to",
-                 f"postgresql://u:secret@127.0.0.1:{port}/x")
+                 f"postgresql://u:secret@127.0.0.1:{free_port()}/x")
     assert_clean_error(result, "cannot reach the central server", "nothing was written")
     assert "secret" not in result.stderr
 

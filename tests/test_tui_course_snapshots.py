@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from test_tui_snapshots import drained, no_user_profiles  # noqa: F401 (a fixture)
 from textual.pilot import Pilot
-from tui_support import T0, add_events, frozen_app, wait_for
+from tui_support import T0, add_events, frozen_app, steady_cursor, wait_for  # noqa: F401 (steady_cursor is a fixture)
 
 from laserlog.config.courses import Window
 from laserlog.config.documents import read_document
@@ -46,6 +46,8 @@ EVENTS = [  # (kind, severity, count, message) as the recorder words them
     ("out_of_envelope", "alarm", 2, "2 pulses between pulse 40 and 41: fluence up to 1.21 "
      "J/cm2 above the skin type III maximum 1.2 J/cm2 at 755 nm"),
 ]
+
+pytestmark = pytest.mark.usefixtures("steady_cursor")
 
 
 @pytest.fixture

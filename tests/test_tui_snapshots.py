@@ -7,12 +7,18 @@ fixed clock, so they repeat. Regenerate after a deliberate change with
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from textual.pilot import Pilot
-from tui_support import add_events, add_reactions, frozen_app, wait_for
+from tui_support import add_events, add_reactions, frozen_app, steady_cursor, wait_for  # noqa: F401 (steady_cursor is a fixture)
 
 from laserlog.tui.session_form import SessionForm
 from laserlog.tui.summary_screen import SummaryScreen
+
+pytestmark = pytest.mark.usefixtures("steady_cursor")
 
 SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 STATES = ("normal", "alarm")
@@ -157,3 +163,20 @@ def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch)
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
     finally:
         app.controller.shutdown()
+
+
+def test_every_snapshot_file_belongs_to_a_test():
+    """No picture outlives its test. (The snapshot plugin's own check of unused pictures is
+    off when the tests run on several processes, so this one asks pytest for the tests.)"""
+    folder = Path(__file__).parent / "__snapshots__"
+    modules = sorted(f.name for f in folder.iterdir() if f.is_dir())
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider",
+         *(str(folder.parent / f"{m}.py") for m in modules)],
+        capture_output=True, text=True, timeout=120, cwd=folder.parent.parent)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    tests = {tuple(line.split("::")) for line in collected.stdout.splitlines() if "::" in line}
+    pictures = {(f"tests/{svg.parent.name}.py", svg.stem) for svg in folder.glob("*/*.svg")}
+    assert pictures, "no snapshot pictures found"
+    assert pictures - tests == set(), ("pictures of no test: delete them, or run "
+                                       "`pytest -n 0 --snapshot-update`")

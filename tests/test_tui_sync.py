@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 
 import pytest
 import test_sync
 from test_sync import _server_count
 from textual.pilot import Pilot
-from tui_support import FROZEN_ELAPSED_S, T0, frozen_app, screen_text, wait_for
+from tui_support import (
+    FROZEN_ELAPSED_S,
+    T0,
+    frozen_app,
+    screen_text,
+    steady_cursor,  # noqa: F401 (a fixture)
+    wait_for,
+)
 
 from laserlog.recording.recorder import SessionInfo
 from laserlog.recording.shipping import ShipperStatus
 from laserlog.tui.app import LaserlogApp
 from laserlog.tui.controller import LiveController
 
+from ports import free_port
 from reviewkit import cli
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'laserlog[central]')")
@@ -29,10 +36,7 @@ url = test_sync.url
 
 
 def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"postgresql://console:secret@127.0.0.1:{port}/laserlog"
+    return f"postgresql://console:secret@127.0.0.1:{free_port()}/laserlog"
 
 
 def _run(app: LaserlogApp, scenario) -> None:
@@ -107,6 +111,7 @@ class _FixedShipping:
         return self._status
 
 
+@pytest.mark.usefixtures("steady_cursor")
 def test_retrying_state_reads_at_80x24_without_colour(tmp_path, snap_compare, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

@@ -52,6 +52,15 @@ def fast_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)
 
 
+@pytest.fixture
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a focused field's cursor shown instead of blinking, so a picture does not depend
+    on how long the machine took to draw it (half a second on a loaded machine hides it)."""
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
 def burst(pilot: Pilot, *keys: str) -> None:
     """Send keys the way a scanner or a fast typist does: all queued before any is handled."""
     for key in keys:
