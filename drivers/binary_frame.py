@@ -54,6 +54,10 @@ Frame = tuple[int, bytes]  # (opcode, payload)
 CRC_SEED = 0xFFFF
 #: Bytes a frame adds around opcode + payload: start, length, two CRC bytes.
 OVERHEAD_BYTES = 4
+#: How long the line must stay silent before the start of a frame with no whole frame behind
+#: it is abandoned: a loaded USB adapter or console may pause inside a frame far longer than
+#: frame_timeout_ms and still send the rest.
+ABANDON_AFTER_S = 1.0
 #: Most of a skipped run kept in a garbled event, so junk floods cannot fill memory.
 MAX_REPORTED_BYTES = 200
 
@@ -105,6 +109,20 @@ class FrameSplitter:
         """Return the complete frames in what has arrived so far."""
         self._buffer += data
         return self._split(abandon_first=False)
+
+    def frame_behind_first(self) -> bool:
+        """Return whether a whole frame with a good CRC waits behind the first byte held: then
+        what the first start byte promised is not coming, and it holds back a real frame."""
+        buf, size = self._buffer, len(self._buffer)
+        at = buf.find(self.start_byte, 1)
+        while 0 < at < size - 1:
+            length = buf[at + 1]
+            end = at + length + OVERHEAD_BYTES
+            if 0 < length <= self.max_length and end <= size and crc_hqx(
+                    buf[at + 1:end - 2], CRC_SEED) == (buf[end - 2] << 8 | buf[end - 1]):
+                return True
+            at = buf.find(self.start_byte, at + 1)
+        return False
 
     def expire(self) -> list[Frame]:
         """Abandon an incomplete frame that stopped arriving; return frames found behind it.
@@ -485,9 +503,15 @@ class Driver(BaseDriver):
         if data:
             self._last_byte_s = time.monotonic()
             self.feed(data)
-        elif (self.framer.holding
-              and time.monotonic() - self._last_byte_s >= self.layout.frame_timeout_s):
-            self.abandon_partial_frame()
+        elif self.framer.holding:
+            # A console that pauses inside a frame finishes it later: its start is abandoned
+            # only when a whole frame waits behind it (so it was a stray start byte), or after
+            # the line stayed silent ABANDON_AFTER_S (nothing more is coming).
+            silent_s = time.monotonic() - self._last_byte_s
+            if silent_s >= self.layout.frame_timeout_s and (
+                    silent_s >= max(ABANDON_AFTER_S, self.layout.frame_timeout_s)
+                    or self.framer.frame_behind_first()):
+                self.abandon_partial_frame()
 
     def abandon_partial_frame(self) -> None:
         """Drop an incomplete frame, as after frame_timeout_ms of silence; keep what follows."""

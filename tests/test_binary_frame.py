@@ -561,3 +561,27 @@ def test_arbitrary_bytes_never_raise_and_every_byte_is_accounted_for(profile: Pr
         driver.abandon_partial_frame()
     assert pulses_in(driver.poll(0)) == []
     Device(profile, Console(profile)).receive(data)
+
+
+def test_a_console_pausing_inside_a_pulse_frame_loses_no_pulse(profile: Profile) -> None:
+    # A loaded console or USB adapter may stop for longer than frame_timeout_ms inside a frame
+    # and then send the rest: with no whole frame behind it, its start is kept until the line
+    # has been silent ABANDON_AFTER_S.
+    from laserlog.drivers import binary_frame
+
+    wire = pulse_frame(7, 120_000, 950, 4_000)
+    driver = _driver(profile)
+    driver.feed(wire[:6])
+    timeout_s = driver.layout.frame_timeout_s
+    driver._last_byte_s = time.monotonic() - 5 * timeout_s  # a pause well past the timeout
+    assert 5 * timeout_s < binary_frame.ABANDON_AFTER_S
+    driver.pump(0)
+    assert driver.framer.holding == 6
+    driver.feed(wire[6:])
+    observed = driver.poll(0)
+    assert [p.seq for p in pulses_in(observed)] == [7] and not garbled_in(observed)
+    driver.feed(wire[:6])  # and a start that never finishes is let go after ABANDON_AFTER_S
+    driver._last_byte_s = time.monotonic() - binary_frame.ABANDON_AFTER_S
+    driver.pump(0)
+    assert driver.framer.holding == 0
+    assert any("incomplete frame abandoned" in e.detail for e in garbled_in(driver.poll(0)))
