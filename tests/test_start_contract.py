@@ -423,6 +423,7 @@ def test_record_starts_over_a_fault_only_with_a_reason_and_a_registered_operator
 @pytest.mark.usefixtures("fast_keys")
 def test_the_form_refuses_an_avoided_wavelength_and_a_fluence_above_the_test_spot_as_record_does(
         simulate, tmp_path, monkeypatch):
+    from test_tui_courses import plan_course
     from test_tui_live import fill_form
     from tui_support import wait_for
 
@@ -469,6 +470,10 @@ def test_the_form_refuses_an_avoided_wavelength_and_a_fluence_above_the_test_spo
             form.query_one("#course", Input).value = "1"
             await pilot.pause()
             seen["fluence"] = await refused(form, pilot)
+            # A course planned on the form is held to the same settings before it is written.
+            form.query_one("#course", Input).value = ""
+            await plan_course(pilot, form, interval="21-42", witness="", passphrase="")
+            seen["new course"] = await refused(form, pilot)
 
     try:
         asyncio.run(scenario())
@@ -479,4 +484,7 @@ def test_the_form_refuses_an_avoided_wavelength_and_a_fluence_above_the_test_spo
     assert f"laserlog: error: {seen['wavelength']}" in avoid_err
     assert seen["fluence"].startswith("the session was not started: the console is set to ")
     assert f"laserlog: error: {seen['fluence']}" in above_err
+    assert seen["new course"] == seen["fluence"]
     assert sessions(db) == 1  # the test spot alone
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM courses").fetchone()[0] == 1  # none written

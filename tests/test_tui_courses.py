@@ -73,9 +73,10 @@ async def plan_course(pilot: Pilot, form: SessionForm, *, indication: str = "por
     """Tick New course and fill its plan: typed key by key, or (faster) set."""
     form.query_one("#new-course").focus()
     await pilot.press("space")
-    for name, text in (("indication", indication), ("sessions", sessions),
-                       ("interval", interval), ("witness", witness),
-                       ("witness-passphrase", passphrase)):
+    fields = [("indication", indication), ("sessions", sessions), ("interval", interval)]
+    if witness:  # the witness rows are there only where the site keeps a consent document
+        fields += [("witness", witness), ("witness-passphrase", passphrase)]
+    for name, text in fields:
         box = form.query_one(f"#{name}", Input)
         if typed:
             box.focus()

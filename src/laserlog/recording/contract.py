@@ -553,6 +553,19 @@ def new_course_refusal(contract: Contract, conn: sqlite3.Connection, client: str
     return ""
 
 
+def new_course_start(contract: Contract, conn: sqlite3.Connection, client: str,
+                     skin: str | None, profile_id: str, test_spot: bool) -> CourseStart:
+    """Return what the first session of a course planned at its start would be held to: its
+    kind and the fluence the client's test spots on this console bound, so the console's
+    settings can be judged (`Contract.console_refusal`) before the course is written."""
+    if test_spot:
+        return CourseStart("test_spot")
+    spots = courses.spots_for(conn, client, profile_id, normalise_skin_type(skin),
+                              contract.courses, courses.now())
+    return CourseStart("course", None, None, (),
+                       spots.tested if spots.tested.fluence_j_cm2 else None)
+
+
 def console_trouble(profile: Profile, interlock_open: bool, fault_code: int) -> str:
     """Return what a console's status says against starting a session ("" when nothing)."""
     parts = []

@@ -532,10 +532,15 @@ class LiveController:
         self._latched.clear()
         self.calibration_warning = ""
         if new_course is not None:
-            # The course is written only once the console's wavelength lets the start go
-            # ahead (the recorder reads it once more before the session's row).
-            refusal = self.contract.wavelength_refusal(self.profile, info.skin_type,
-                                                       recorder.driver.read_settings())
+            # The course is written only once the console's settings let the start go ahead
+            # (its wavelength, and the fluence the client's test spots tested where the site
+            # refuses above it); the recorder reads them once more before the session's row.
+            from laserlog.recording.contract import new_course_start
+
+            first = new_course_start(self.contract, self.store.conn, info.client_ref,
+                                     info.skin_type, self.profile.id, course.test_spot)
+            refusal = self.contract.console_refusal(first, recorder.driver.read_settings(),
+                                                    self.profile, info.skin_type)
             if refusal:
                 raise SessionError(f"the session was not started: {refusal}")
             course = replace(course, course=str(self._create_course(new_course, witness)))
