@@ -184,8 +184,15 @@ def test_a_test_spot_from_the_form_stops_at_the_sites_limit(app, site):
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.controller.last_session_id is not None
                        and app.controller.session is None, what="the test spot to stop")
+        # Nobody ended it through the end dialog: the screen asks about aftercare once.
+        await wait_for(pilot, lambda: "ended by itself. Aftercare" in screen_text(app),
+                       what="the aftercare question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: rows(site, "SELECT count(*) FROM session_aftercare")
+                       == [(1,)], what="the aftercare row")
 
     run(app, scenario, size=(100, 50))
+    assert rows(site, "SELECT session_id, how FROM session_aftercare") == [(1, "end")]
     assert rows(site, "SELECT kind, course_id FROM session_kinds") == [("test_spot", None)]
     pulses, reason = rows(site, "SELECT pulse_count, end_reason FROM sessions")[0]
     assert 5 <= pulses < 15 and reason == "test spot: the site's limit of 5 pulses reached"

@@ -184,6 +184,7 @@ class LiveScreen(Screen):
                 self.refresh_bindings()
             header = (f"Session {controller.last_session_id} ended.  s: start a session   "
                       "F3: history")
+            self._ask_aftercare()
         elif controller.link_state == "down":
             header = f"No session. {controller.link_problem()}"
         else:
@@ -287,6 +288,29 @@ class LiveScreen(Screen):
         self.app.push_screen(ConfirmDialog(question,
                                            "y: end it and show the summary   n: keep recording"),
                              confirmed)
+
+    def _ask_aftercare(self) -> None:
+        """Ask once whether the client of a session that ended by itself (a test spot at its
+        limit) was given the aftercare, as the end dialog asks when a person ends one."""
+        from laserlog.tui.dialogs import ConfirmDialog
+
+        controller = self.laserlog.controller
+        unasked = controller.aftercare_unasked
+        if unasked is None or self.app.screen is not self:
+            return
+        controller.aftercare_unasked = None
+        session_id, document = unasked
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._record(
+                    controller.record_aftercare_given(session_id, document), "aftercare"))
+
+        self.app.push_screen(ConfirmDialog(
+            f"Session {session_id} ended by itself. Aftercare {document.version} "
+            f"({document.path.name}): given to the client?",
+            "y: record it as given   n: not given (laserlog aftercare records it later)"),
+            answered)
 
     async def _end(self, aftercare_given: bool = False) -> None:
         from laserlog.tui.summary_screen import SummaryScreen
