@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 
 from laserlog.review.summary import format_session
 from laserlog.tui.alarm_bar import AlarmBar
+from laserlog.tui.text import hanging
 from laserlog.tui.top_bar import TopBar
 
 if TYPE_CHECKING:
@@ -48,9 +49,10 @@ class SummaryScreen(Screen):
             yield Static(self._text(), id="summary", markup=False)
         yield Footer(compact=True)
 
-    def _text(self, events_shown: int = 12) -> str:
-        return format_session(cast("SessionHost", self.app).reader, self.session_id,
+    def _text(self, events_shown: int = 12, width: int = 0) -> str:
+        text = format_session(cast("SessionHost", self.app).reader, self.session_id,
                               events_shown)
+        return hanging(text, width) if width else text
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.fit_events)
@@ -83,7 +85,7 @@ class SummaryScreen(Screen):
         if width <= 0 or height <= 0:
             return
         def fits(shown: int) -> bool:
-            return Content(self._text(shown)).get_height({}, width) <= height  # wraps as Static
+            return Content(self._text(shown, width)).get_height({}, width) <= height
 
         # The most events that fit (more events, more lines): a search, not one try each.
         low, high = 0, len(cast("SessionHost", self.app).reader.events(self.session_id))
@@ -91,4 +93,4 @@ class SummaryScreen(Screen):
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle) else (low, middle - 1)
         self.events_shown = low
-        summary.update(self._text(low))
+        summary.update(self._text(low, width))

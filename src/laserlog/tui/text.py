@@ -131,3 +131,27 @@ def current_settings(profile: Profile, settings: dict[str, float],
 def energy_text(energy_j: float) -> str:
     """Return a cumulative energy in J with sensible digits."""
     return f"{energy_j:,.3f} J" if energy_j < 1000 else f"{energy_j / 1000:,.3f} kJ"
+
+
+def hanging(text: str, width: int) -> str:
+    """Return text with each line longer than `width` wrapped under its own words, indented
+    past its marker (`!`, `!!`) so a wrapped warning still reads as one item."""
+    import textwrap
+
+    if width < 20:
+        return text
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        body = line.lstrip(" ")
+        indent = line[:len(line) - len(body)]
+        if body[:1] == "!":  # under the words after the marker
+            rest = body.lstrip("!")
+            under = " " * (len(line) - len(rest.lstrip(" ")))
+        else:
+            under = indent + "  "
+        out.extend(textwrap.wrap(line, width, subsequent_indent=under,
+                                 break_on_hyphens=False) or [line])
+    return "\n".join(out)
