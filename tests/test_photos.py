@@ -448,3 +448,9 @@ def test_a_schema_7_database_migrates_and_takes_photos(tmp_path, monkeypatch):
     assert rows(db, "SELECT relative_path FROM photos") == [("front.jpg",)]
     report = verify_database(db)
     assert report.ok, [f.message for f in report.findings]
+
+
+def test_verify_photos_against_a_central_server_says_where_to_run_it():
+    status, _, err = cli("verify", "--photos", "--db", "postgresql://127.0.0.1:1/laserlog")
+    one_message(status, err)
+    assert "--photos checks the photo files where they are kept" in err

@@ -433,7 +433,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if _central(args):
         from laserlog.cli.central import verify
+        from laserlog.errors import LaserlogError
 
+        if args.photos:
+            raise LaserlogError("--photos checks the photo files where they are kept: run it "
+                                "against the console's database file (--db FILE) on the "
+                                "clinic's machine; the central server holds no photo files")
         return verify(args)
     testimony = None
     if args.witness:
