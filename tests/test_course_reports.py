@@ -90,3 +90,21 @@ def test_web_last_n_counts_full_sessions_and_lists_test_spots_apart(course_db):
     assert re.search(r'id="answer-sessions">4<', html)
     assert re.findall(r'<tr id="test-spot-(\d+)"', html) == ["1"]
     assert 'href="/-/laserlog/courses/1"' in html
+
+
+def test_the_printable_record_says_what_each_session_was(course_db, tmp_path):
+    kinds = dict(sql(course_db, "SELECT session_id, kind FROM session_kind"))
+    said = {}
+    for session in kinds:
+        out = tmp_path / f"s{session}.html"
+        status, _, err = cli("export", "--format", "html", "--session", str(session),
+                             "--out", str(out), "--db", str(course_db))
+        assert status == 0, err
+        said[session] = re.search(r"<td>Kind</td><td>(.*?)</td>", out.read_text()).group(1)
+    early = dict(sql(course_db, "SELECT session_id, override_by FROM session_kind"))
+    for session, kind in kinds.items():
+        start = {"one_off": "one-off (no course)", "test_spot": "test spot of course 1",
+                 "course": "full session of course 1"}[kind]
+        assert said[session].startswith(start), said[session]
+        assert ("EARLY</span> authorised by " in said[session]) == bool(early[session])
+    assert any(early.values()) and set(kinds.values()) == {"one_off", "test_spot", "course"}

@@ -307,6 +307,7 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
                     + (f" ({_e(s['end_reason'])})" if s["end_reason"] else "")),
         ("Client (pseudonym)", detail("client_ref")),
         ("Operator", _e(s["operator_id"])),
+        ("Kind", _kind(conn, sid)),
         ("Treatment area", detail("area")),
         ("Skin type (Fitzpatrick)", detail("skin_type")),
         ("Started", when(s["started_utc"], where)),
@@ -392,6 +393,26 @@ def _session(conn: sqlite3.Connection, s: dict[str, Any], sigs: list[Any],
         yield (f"<p>The {int(s['pulse_count'])} pulse(s) are summarised above; the full pulse "
                "table is printed with <code>laserlog export --pulses</code>.</p>")
     yield "</div>"
+
+
+def _kind(conn: sqlite3.Connection, session_id: int) -> str:
+    """Return what the session was: a one-off, a test spot, or a full session of a course
+    (with its plan, and an officer's early start where one authorised it)."""
+    row = conn.execute("SELECT k.kind, k.course_id, k.override_by, k.override_reason,"
+                       " c.indication, c.planned_sessions, c.min_interval_days, c.max_interval_days"
+                       " FROM session_kind k LEFT JOIN courses c ON c.id = k.course_id"
+                       " WHERE k.session_id = ?", (session_id,)).fetchone()
+    if row is None or row[0] == "one_off":
+        return "one-off (no course)"
+    kind, course_id, override_by, reason, indication, planned, low, high = row
+    text = "test spot" if kind == "test_spot" else "full session"
+    if course_id is not None:
+        text += (f" of course {course_id} ({_e(indication)}, {planned} planned, window "
+                 f"{low}&ndash;{high} days)")
+    if override_by:
+        text += (f' &middot; <span class="flag">EARLY</span> authorised by {_e(override_by)}:'
+                 f" {_e(reason)}")
+    return text
 
 
 def _envelope(conn: sqlite3.Connection, s: dict[str, Any], delivered_nm: set[float | None],
