@@ -309,7 +309,7 @@ class LiveScreen(Screen):
         self.app.push_screen(ConfirmDialog(
             f"Session {session_id} ended by itself. Aftercare {document.version} "
             f"({document.path.name}): given to the client?",
-            "y: record it as given   n: not given (laserlog aftercare records it later)"),
+            f"y: given   n: not given (later: laserlog aftercare {session_id})"),
             answered)
 
     async def _end(self, aftercare_given: bool = False) -> None:
