@@ -133,3 +133,21 @@ def test_a_burst_of_ticks_and_arrows_ticks_the_boxes_it_was_typed_to(tmp_path):
             raise
 
     run(app, scenario)
+
+
+def test_ticking_new_course_from_the_keyboard_moves_on_to_its_plan(tmp_path):
+    app = frozen_app(tmp_path)
+
+    async def scenario(pilot: Pilot) -> None:
+        form = await open_form(pilot)
+        form.query_one("#new-course").focus()
+        await pilot.pause()
+        await pilot.press("space")
+        indication = form.query_one("#indication", Input)
+        await wait_for(pilot, lambda: form.focused is indication, timeout_s=5,
+                       what="the Indication field focused, not the Test spot box")
+        await pilot.press(*"pores")
+        assert indication.value == "pores"
+        assert not form.query_one("#test-spot", TickBox).value
+
+    run(app, scenario)

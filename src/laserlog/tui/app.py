@@ -245,7 +245,7 @@ class LaserlogApp(App[None]):
         try:
             count = await asyncio.wrap_future(self.controller.acknowledge(who, numbers))
         except LaserlogError as exc:
-            self.notify(str(exc), title="not acknowledged", severity="error")
+            self.notify(str(exc), title="not acknowledged", severity="error", markup=False)
             return
         self.show_alarms()
         self.notify(f"{count} alarm(s) acknowledged by {who}", timeout=3)

@@ -282,14 +282,17 @@ class LiveController:
     def add_pass(self, text: str, at_unix_s: float | None = None) -> Future[None]:
         """Record the start of a pass, "N [SUB-AREA]" as the headless `pass` control line
         takes it (parse_control's rules), timed when it was asked for (default now)."""
-        from laserlog.recording.contract import parse_control
+        from laserlog.recording.contract import MAX_PASS, parse_control
 
         at = time.time() if at_unix_s is None else at_unix_s
         future: Future[None] = Future()
         try:
             _, parsed = parse_control(f"pass {text.strip()}")
-        except LaserlogError as exc:
-            future.set_exception(exc)
+        except LaserlogError:
+            # In the screen's words: nobody typed a control line here.
+            future.set_exception(SessionError(
+                f"pass {text.strip()[:60]!r}: expected the pass number (1 to {MAX_PASS}), "
+                "then a sub-area if any, e.g. 2 forehead"))
             return future
         return self._submit(self._note, at, "pass", parsed)
 

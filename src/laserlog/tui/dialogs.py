@@ -91,7 +91,10 @@ class TextDialog(ModalScreen[str | None]):
             yield Static(self.title_text, classes="dialog-title", markup=False)
             if self.body:
                 yield Static(self.body, id="dialog-body", classes="dialog-body", markup=False)
-            yield Input(self.value, placeholder=self.hint, id="text", compact=True)
+            # A suggested start ("2 " for the next pass) is kept and typed after, not
+            # selected and typed over.
+            yield Input(self.value, placeholder=self.hint, id="text", compact=True,
+                        select_on_focus=not self.value)
             yield Static(self.hint, classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:

@@ -309,7 +309,7 @@ class LiveScreen(Screen):
         self.app.push_screen(ConfirmDialog(
             f"Session {session_id} ended by itself. Aftercare {document.version} "
             f"({document.path.name}): given to the client?",
-            "y: record it as given   n: not given (laserlog aftercare records it later)"),
+            f"y: given   n: not given (later: laserlog aftercare {session_id})"),
             answered)
 
     async def _end(self, aftercare_given: bool = False) -> None:
@@ -319,7 +319,7 @@ class LiveScreen(Screen):
             session_id = await asyncio.wrap_future(
                 self.laserlog.controller.end_session(aftercare_given=aftercare_given))
         except LaserlogError as exc:
-            self.notify(str(exc), title="session not ended", severity="error")
+            self.notify(str(exc), title="session not ended", severity="error", markup=False)
             return
         self.laserlog.drain()
         self.refresh_bindings()
@@ -369,7 +369,9 @@ class LiveScreen(Screen):
         try:
             await asyncio.wrap_future(future)  # type: ignore[arg-type]
         except LaserlogError as exc:
-            self.notify(str(exc), title=f"{what} not recorded", severity="error")
+            # Not markup: a message's own brackets (a site file key, "[envelope.IV.755]") show.
+            self.notify(str(exc), title=f"{what} not recorded", severity="error",
+                        markup=False)
 
     def action_pause(self) -> None:
         if self.paused:

@@ -111,7 +111,7 @@ class SessionForm(ModalScreen[int | None]):
             with Grid(id="fields"):
                 for name, label, hint in (
                         ("operator", "Operator", "your ID, e.g. tech-07"),
-                        ("client", "Client", "pseudonym, e.g. C-1042, never a name"),
+                        ("client", "Client", "e.g. C-1042; never a name"),
                         ("area", "Area", "e.g. left cheek"),
                         ("skin", "Skin type", "Fitzpatrick I-VI (or 1-6)")):
                     yield Label(label, classes="field-label")
@@ -344,7 +344,7 @@ class SessionForm(ModalScreen[int | None]):
         indication = self.query_one("#indication", Input).value.strip().lower()
         window = policy.intervals.get(indication)
         self.query_one("#interval", Input).placeholder = (
-            f"empty: the site's {window.min_days}-{window.max_days}"
+            f"empty: site's {window.min_days}-{window.max_days} days"
             if window is not None else "MIN-MAX days, e.g. 21-42")
         for row in self.query(".early"):
             row.display = False
@@ -367,9 +367,11 @@ class SessionForm(ModalScreen[int | None]):
         plan, _ = self.plan()
         line = self.query_one("#course-line", Static)
         if plan is None:
-            line.update("new course: type its indication and planned sessions")
+            # The field is too narrow for the list: the line across the form holds it.
+            line.update("new course: type its indication ("
+                        + ", ".join(policy.indications) + ") and planned sessions")
         else:
-            target = (f", target {plan.window.target_days}"
+            target = (f", target {plan.window.target_days} days"
                       if plan.window.target_days is not None else "")
             line.update(f"new course: {plan.indication}, session 1 of {plan.sessions} \u00b7 "
                         f"window {plan.window.text()} days{target} \u00b7 recorded when the "
@@ -462,6 +464,10 @@ class SessionForm(ModalScreen[int | None]):
         if name == "new-course":
             self.query_one("#plan-fields").display = event.value
             self._show_consent()
+            if event.value and self.focused is event.checkbox:
+                # Ticked from the keyboard: the plan it opened is what comes next, not the
+                # Test spot box beside it.
+                self.query_one("#indication", Input).focus()
         if name in ("new-course", "test-spot"):
             self._show_course()
             self._show_history()
@@ -490,8 +496,8 @@ class SessionForm(ModalScreen[int | None]):
         history = client_history(self.laserlog.reader, client)
         self.history = history
         if not history.sessions:
-            box.update(f"New client {client}: no earlier sessions. This is session 1 of the "
-                       "course.")
+            # The course line says which session of a course this is, when it is one.
+            box.update(f"New client {client}: no earlier sessions.")
             use_last.display = False
             return
         lines = [f"Returning client {client}: {history.sessions} earlier session(s), "

@@ -45,7 +45,7 @@ def session_head(s: dict[str, Any], reactions: SessionReactions | None = None) -
         + (f"  ({s['end_reason']})" if s["end_reason"] else "") + "\n"
         f"pulses {s['pulse_count']:,}  energy {s['total_energy_j']:.4f} J  fluence "
         f"{num(s['min_fluence_j_cm2'], '.3f')}..{num(s['max_fluence_j_cm2'], '.3f')} J/cm2  "
-        f"regimes {regimes}  missing {s['missing_pulses']}  events {s['event_count']}"
+        f"regimes {regimes}  missing {s['missing_pulses']} pulse(s)  events {s['event_count']}"
         + (f"\n{reactions_line(reactions)}" if reactions else ""))
 
 
