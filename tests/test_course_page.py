@@ -161,6 +161,12 @@ def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course
             client = browser.evaluate(read + "(['#session-2', '#session-3', '#session-4'])")
             browser.open(base + "/-/laserlog/courses/1")
             course = browser.evaluate(read + "(['#detail-2', '#detail-3', '#detail-4'])")
+            wait_until(lambda: browser.evaluate(
+                "document.querySelectorAll('#chart-outcome-time svg, #chart-outcome-time "
+                "canvas, #chart-outcome-dose svg, #chart-outcome-dose canvas').length") == 2,
+                30, "the outcome charts")
+            drawn = browser.evaluate("laserlogCharts['outcome-dose'].data.values")
+            browser.screenshot(tmp_path / "course-outcomes.png", 1280)
             shown = browser.evaluate("""({
                 photos: [...document.querySelectorAll('#course-photos tbody tr')].map(
                   tr => [...tr.cells].map(td => td.innerText)),
@@ -193,4 +199,12 @@ def test_the_client_and_course_pages_show_reactions_beside_their_sessions(course
         assert gone["line"] == "line-through", page
         assert f"outcome {third_day}: gais 4 by tech-07" in third["text"], page
         assert "gais" not in second["text"] and fourth["text"] == "", page
+    # The outcome charts: the GAIS score at the cumulative energy of the sessions by its day.
+    with sqlite3.connect(db) as conn:
+        energy_j = conn.execute("SELECT sum(s.total_energy_j) FROM session_kind k JOIN sessions s"
+                                " ON s.id = k.session_id WHERE k.course_id = 1 AND k.kind ="
+                                " 'course' AND substr(s.started_utc, 1, 10) <= ?",
+                                (third_day,)).fetchone()[0]
+    assert [(d["metric"], d["value"], d["date"]) for d in drawn] == [("gais", 4.0, third_day)]
+    assert drawn[0]["cumulative_energy_j"] == pytest.approx(energy_j)
     assert browser.errors == []

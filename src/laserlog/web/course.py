@@ -47,6 +47,7 @@ def page_context(conn: sqlite3.Connection, course_id: int, zone: tzinfo | None) 
                       _KIND.get(e["kind"], e["kind"]) if e["pulses"] else "no pulses")
     reactions.attach(conn, entries)
     upcoming = coursepage.next_window(course, entries)
+    followed = outcomes.for_course(conn, course)
     return {"course": course, "entries": entries,
             "delivered": full[-1]["number"] if full else 0,
             "energy_j": full[-1]["cumulative_energy_j"] if full else 0.0,
@@ -54,9 +55,10 @@ def page_context(conn: sqlite3.Connection, course_id: int, zone: tzinfo | None) 
             "overrides": [e for e in entries if e["override_by"]],
             "late": [e for e in entries if e["late"] or e["status"] == "late"],
             "next_window": upcoming,
-            "outcomes_before": [o for o in outcomes.for_course(conn, course)
-                                if o["after_session"] is None],
-            "charts": json.dumps(charts(entries, upcoming)).replace("<", "\\u003c"),
+            "outcomes_before": [o for o in followed if o["after_session"] is None],
+            "has_outcomes": bool(followed),
+            "charts": json.dumps({**charts(entries, upcoming), **outcome_charts(followed)}
+                                 ).replace("<", "\\u003c"),
             "photos": photo_rows(photos.listed(conn, course.id))}
 
 
@@ -152,6 +154,38 @@ def charts(entries: list[dict[str, Any]], upcoming: tuple[str, str] | None) -> d
                         {"mark": {"type": "tick", "thickness": 2},
                          "encoding": {"y": {**fluence, "field": "mean_fluence_j_cm2"},
                                       "color": {"field": "kind", "type": "nominal"}}}]},
+    }
+
+
+def outcome_charts(followed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the course's outcomes drawn against time and against the cumulative energy of
+    the full sessions delivered by their date (none without outcomes): one line per scale
+    or skin-analysis metric."""
+    if not followed:
+        return {}
+    values = [{"date": o["date"], "metric": o["metric"], "value": o["value"],
+               "cumulative_energy_j": o["energy_j"], "sessions": o["sessions"],
+               "days": o["days"]} for o in followed]
+    tooltip = [{"field": "metric"}, {"field": "value", "title": "score or value"},
+               {"field": "date", "type": "temporal", "format": "%Y-%m-%d"},
+               {"field": "sessions", "title": "full sessions by then"},
+               {"field": "cumulative_energy_j", "title": "cumulative energy (J)",
+                "format": ".3f"}]
+    y = {"field": "value", "type": "quantitative", "title": "score or value",
+         "scale": {"zero": False}}
+    color = {"field": "metric", "type": "nominal", "title": ""}
+    base = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+            "width": "container", "height": 150, "data": {"values": values},
+            "mark": {"type": "line", "point": {"filled": True, "size": 60}}}
+    return {
+        "outcome-time": {**base, "encoding": {
+            "x": {"field": "date", "type": "temporal", "title": "date (site's time zone)",
+                  "axis": {"format": "%Y-%m-%d", "labelAngle": -20}},
+            "y": y, "color": color, "tooltip": tooltip}},
+        "outcome-dose": {**base, "encoding": {
+            "x": {"field": "cumulative_energy_j", "type": "quantitative",
+                  "title": "cumulative energy of the full sessions by then (J)"},
+            "y": y, "color": color, "tooltip": tooltip}},
     }
 
 
