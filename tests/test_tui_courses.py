@@ -121,7 +121,7 @@ def test_a_course_planned_on_the_form_is_recorded_at_the_start_and_aftercare_at_
     run(app, scenario, size=(100, 50))
     assert seen["after_cancel"] == before
     assert seen["line"] == ("new course: pores, session 1 of 6 \u00b7 window 21\u201342 days, "
-                            "target 28 \u00b7 recorded when the session starts")
+                            "target 28 days \u00b7 recorded when the session starts")
     assert f"Consent {sha(CONSENT)[:12]} (consent.md)" in str(seen["consent"])
     assert f"Aftercare {sha(AFTERCARE)[:12]} (aftercare.md): given" in str(seen["dialog"])
     assert rows(site, "SELECT id, client_ref, area, indication, profile_id, planned_sessions,"
