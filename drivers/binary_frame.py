@@ -75,6 +75,12 @@ OPTION_KEYS = frozenset({"start_byte", "byte_order", "max_length", "frame_timeou
 ENCODING_EXPECTED = "one struct code of " + " ".join([*INTEGER_BOUNDS, *FLOAT_CODES])
 
 
+def _crc_holds(buf: bytearray, at: int, end: int) -> bool:
+    """Return whether the frame from `at` to `end` carries the CRC of its length, opcode and
+    payload."""
+    return crc_hqx(buf[at + 1:end - 2], CRC_SEED) == (buf[end - 2] << 8 | buf[end - 1])
+
+
 def encode_frame(start_byte: int, opcode: int, payload: bytes = b"") -> bytes:
     """Return opcode + payload framed with start byte, length and CRC."""
     body = bytes((len(payload) + 1, opcode)) + payload
@@ -118,8 +124,7 @@ class FrameSplitter:
         while 0 < at < size - 1:
             length = buf[at + 1]
             end = at + length + OVERHEAD_BYTES
-            if 0 < length <= self.max_length and end <= size and crc_hqx(
-                    buf[at + 1:end - 2], CRC_SEED) == (buf[end - 2] << 8 | buf[end - 1]):
+            if 0 < length <= self.max_length and end <= size and _crc_holds(buf, at, end):
                 return True
             at = buf.find(self.start_byte, at + 1)
         return False
@@ -183,7 +188,7 @@ class FrameSplitter:
             if end > size:
                 pos = at
                 break
-            if crc_hqx(buf[at + 1:end - 2], CRC_SEED) != (buf[end - 2] << 8 | buf[end - 1]):
+            if not _crc_holds(buf, at, end):
                 self.bad_crc += 1
                 skip(at, "bad CRC")
                 pos = at + 1
