@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from laserlog.cli.args import Parser, db_arg, db_path, free_text, positive_int
+from laserlog.cli.args import Parser, db_arg, db_path, free_text, person, positive_int
 
 
 def add_commands(commands: Any) -> None:
@@ -25,7 +25,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--view", required=True, choices=VIEWS)
     p.add_argument("--kind", required=True, choices=KINDS)
     p.add_argument("--area", type=free_text, metavar="AREA", help="the sub-area shown, e.g. 'left cheek'")
-    p.add_argument("--user", required=True, metavar="ID", help="who adds it, e.g. tech-07")
+    p.add_argument("--user", required=True, type=person, metavar="ID",
+                   help="who adds it, e.g. tech-07")
     db_arg(p)
     p.set_defaults(func=cmd_add)
 
@@ -40,11 +41,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     from laserlog.cli.review import _write_store
     from laserlog.config.photos import photo_folder, read_photo
     from laserlog.config.siteconfig import site_for
-    from laserlog.domain.ids import normal_id
     from laserlog.errors import LaserlogError
     from laserlog.recording import courses, photos
 
-    user = normal_id(args.user, "--user")
     area = args.area or None
     if area is not None and len(area) > 200:
         raise LaserlogError("--area: longer than 200 characters; expected a sub-area such as "
@@ -63,7 +62,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                                     "of the course's sessions (`laserlog course show "
                                     f"{course.id}`); nothing was written")
         new_id = photos.record(store, course, args.session, found, view=args.view,
-                               kind=args.kind, area=area, added_by=user)
+                               kind=args.kind, area=area, added_by=args.user)
         consent = store.conn.execute("SELECT consent_sha256 FROM photos WHERE id = ?",
                                      (new_id,)).fetchone()[0]
     covered = f"consent {consent[:12]}" if consent else "no consent recorded for the course"
