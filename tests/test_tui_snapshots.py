@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from tui_support import add_events, add_reactions, frozen_app, steady_cursor, wait_for  # noqa: F401 (steady_cursor is a fixture)
+from tui_support import (  # noqa: F401 (steady_cursor is a fixture)
+    add_events,
+    add_reactions,
+    frozen_app,
+    snapshot_then_shut,
+    steady_cursor,
+    wait_for,
+)
 
 from laserlog.tui.session_form import SessionForm
 from laserlog.tui.summary_screen import SummaryScreen
@@ -86,10 +93,7 @@ def test_screen_snapshot(screen, state, size, tmp_path, snap_compare):
         await pilot.pause()
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
-    finally:
-        app.controller.shutdown()
+    assert snapshot_then_shut(snap_compare, app, SIZES[size], run_before)
 
 
 def test_assessment_form_at_the_end_of_a_session(tmp_path, snap_compare):
@@ -111,10 +115,7 @@ def test_assessment_form_at_the_end_of_a_session(tmp_path, snap_compare):
         await pilot.pause()
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-    finally:
-        app.controller.shutdown()
+    assert snapshot_then_shut(snap_compare, app, (80, 24), run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -134,10 +135,7 @@ def test_session_reactions_tab(size, tmp_path, snap_compare):
         await pilot.pause()
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
-    finally:
-        app.controller.shutdown()
+    assert snapshot_then_shut(snap_compare, app, SIZES[size], run_before)
 
 
 @pytest.mark.parametrize("screen", ["live", "form"])
@@ -159,10 +157,7 @@ def test_alarm_reads_without_colour(screen, tmp_path, snap_compare, monkeypatch)
             form.query_one("#check-consent").focus()  # leaving the skin field shows its reason
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-    finally:
-        app.controller.shutdown()
+    assert snapshot_then_shut(snap_compare, app, (80, 24), run_before)
 
 
 def test_every_snapshot_file_belongs_to_a_test():

@@ -14,6 +14,7 @@ from tui_support import (
     T0,
     frozen_app,
     screen_text,
+    snapshot_then_shut,
     steady_cursor,  # noqa: F401 (a fixture)
     wait_for,
 )
@@ -135,7 +136,4 @@ def test_retrying_state_reads_at_80x24_without_colour(tmp_path, snap_compare, mo
         await pilot.pause()
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-    finally:
-        app.controller.shutdown()
+    assert snapshot_then_shut(snap_compare, app, (80, 24), run_before)

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual import events
@@ -59,6 +60,16 @@ def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import Input
 
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+def snapshot_then_shut(snap_compare: Any, app: LaserlogApp, size: tuple[int, int],
+                       run_before: Any) -> bool:
+    """Return whether the app's picture at `size` after `run_before` matches its stored one;
+    the app's recorder is shut down whatever happens."""
+    try:
+        return bool(snap_compare(app, terminal_size=size, run_before=run_before))
+    finally:
+        app.controller.shutdown()
 
 
 def burst(pilot: Pilot, *keys: str) -> None:
