@@ -28,7 +28,7 @@ from laserlog.domain.reactions import SCALES
 from laserlog.errors import LaserlogError
 from laserlog.recording import courses
 from laserlog.recording.contract import Contract
-from laserlog.review.reactions import Unlock
+from laserlog.review.reactions import Unlock, today
 from laserlog.storage import chain
 from laserlog.storage.store import Store
 
@@ -63,8 +63,8 @@ EARLIEST_DAY = date(2000, 1, 1)
 
 
 def _today(store: Store) -> date:
-    """Return today in the site's time zone, by the course rules' clock."""
-    return courses.now().astimezone(site_for(store.path).zone).date()
+    """Return today in the site's time zone of this database, by the course rules' clock."""
+    return today(site_for(store.path).zone)
 
 
 def add(store: Store, course: courses.Course, scale: str, score: int, day_text: str,
